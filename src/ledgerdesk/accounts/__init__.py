@@ -1,0 +1,1 @@
+"""Users, API keys, authentication and what a key may reach."""

@@ -1,0 +1,82 @@
+"""Every query about users and keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from ledgerdesk.db.models import ApiKey, User
+
+
+@dataclass(frozen=True)
+class KeyUse:
+    key_id: int
+    count: int
+    last_used_at: int
+
+
+class AccountRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_user(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def find_user_by_email(self, email: str) -> User | None:
+        return self.session.scalars(
+            select(User).where(User.email == email).order_by(User.id).limit(1)
+        ).first()
+
+    def list_users(self) -> Sequence[User]:
+        return self.session.scalars(select(User).order_by(User.id)).all()
+
+    def add_user(self, user: User) -> User:
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def get_key(self, key_id: int) -> ApiKey | None:
+        return self.session.get(ApiKey, key_id)
+
+    def list_keys(self, user_id: int | None) -> Sequence[ApiKey]:
+        query = select(ApiKey).order_by(ApiKey.id)
+        if user_id is not None:
+            query = query.where(ApiKey.user_id == user_id)
+        return self.session.scalars(query).all()
+
+    def add_key(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def usable_keys_of_customer(self, user_id: int) -> Sequence[ApiKey]:
+        """The unrevoked keys of a customer (staff never use the customer API)."""
+        return self.session.scalars(
+            select(ApiKey)
+            .join(User, User.id == ApiKey.user_id)
+            .where(
+                ApiKey.user_id == user_id,
+                ApiKey.revoked_at.is_(None),
+                User.is_staff.is_(False),
+            )
+        ).all()
+
+    def record_uses(self, uses: Iterable[KeyUse]) -> None:
+        rows = [
+            {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at}
+            for use in uses
+        ]
+        if not rows:
+            return
+        statement = (
+            update(ApiKey)
+            .where(ApiKey.id == bindparam("b_id"))
+            .values(
+                use_count=ApiKey.use_count + bindparam("b_count"),
+                last_used_at=bindparam("b_last"),
+            )
+        )
+        self.session.connection().execute(statement, rows)

@@ -1,0 +1,157 @@
+"""Accounts and keys: administration, and authentication of customer requests."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from ledgerdesk.accounts.keys import generate_key, hash_key, hashes_match, is_well_formed_key
+from ledgerdesk.accounts.repository import AccountRepository
+from ledgerdesk.config import ConfigError, IPNetwork, parse_networks
+from ledgerdesk.db.models import ApiKey, User
+from ledgerdesk.errors import (
+    AddressForbidden,
+    AuthenticationFailed,
+    CategoryForbidden,
+    NotFound,
+    invalid,
+)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_CATEGORY = re.compile(r"[a-z][a-zA-Z0-9_-]{0,63}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the customer the key belongs to, and the key itself."""
+
+    user_id: int
+    key_id: int
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: ApiKey
+    secret: str
+
+
+class AccountService:
+    def __init__(self, repository: AccountRepository) -> None:
+        self.repository = repository
+
+    # -- administration ---------------------------------------------------------------
+
+    def create_user(self, *, name: str, email: str | None, staff: bool, now: int) -> User:
+        name = name.strip()
+        if not 1 <= len(name) <= 200:
+            raise invalid("name", "must be 1 to 200 characters")
+        if email is not None and (len(email) > 320 or not _EMAIL.fullmatch(email)):
+            raise invalid("email", "is not an email address")
+        return self.repository.add_user(
+            User(name=name, email=email, is_staff=staff, created_at=now)
+        )
+
+    def require_user(self, user_id: int) -> User:
+        user = self.repository.get_user(user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} does not exist.")
+        return user
+
+    def create_key(
+        self,
+        *,
+        user_id: int,
+        categories: Sequence[str],
+        ip_ranges: Sequence[str],
+        expires_on: date | None,
+        note: str,
+        now: int,
+        today: date,
+    ) -> NewKey:
+        user = self.require_user(user_id)
+        if user.is_staff:
+            raise invalid("user", "staff users answer tickets through the admin CLI, not API keys")
+        for category in categories:
+            if not _CATEGORY.fullmatch(category):
+                raise invalid("category", f"{category!r} is not a category name")
+        try:
+            networks = parse_networks(tuple(ip_ranges), "ip-range")
+        except ConfigError as exc:
+            raise invalid("ip-range", str(exc).removeprefix("ip-range: ")) from None
+        if expires_on is not None and expires_on < today:
+            raise invalid("expires", "the expiry date is in the past")
+        if len(note) > 500:
+            raise invalid("note", "must be at most 500 characters")
+        secret = generate_key()
+        key = self.repository.add_key(
+            ApiKey(
+                user_id=user.id,
+                key_hash=hash_key(secret),
+                categories=sorted(set(categories)) or None,
+                ip_ranges=[str(n) for n in networks] or None,
+                expires_on=expires_on,
+                note=note,
+                created_at=now,
+                use_count=0,
+            )
+        )
+        return NewKey(key=key, secret=secret)
+
+    def revoke_key(self, key_id: int, *, now: int) -> ApiKey:
+        key = self.repository.get_key(key_id)
+        if key is None:
+            raise NotFound(f"API key {key_id} does not exist.")
+        if key.revoked_at is None:
+            key.revoked_at = now
+        return key
+
+    def list_keys(self, user_id: int | None) -> Sequence[ApiKey]:
+        if user_id is not None:
+            self.require_user(user_id)
+        return self.repository.list_keys(user_id)
+
+    # -- authentication ---------------------------------------------------------------
+
+    def authenticate(
+        self,
+        *,
+        user_id: int | None,
+        api_key: object,
+        category: str,
+        client_ip: IPAddress | None,
+        today: date,
+    ) -> Principal:
+        """The caller behind these credentials, or the error that refuses them.
+
+        Every key of the user is compared, in constant time, so that the time taken
+        says nothing about which characters of a guess were right.
+        """
+        if user_id is None or not is_well_formed_key(api_key):
+            raise AuthenticationFailed()
+        assert isinstance(api_key, str)
+        candidate = hash_key(api_key)
+        found: ApiKey | None = None
+        for key in self.repository.usable_keys_of_customer(user_id):
+            if hashes_match(key.key_hash, candidate):
+                found = key
+        if found is None or (found.expires_on is not None and today > found.expires_on):
+            raise AuthenticationFailed()
+        if found.categories is not None and category not in found.categories:
+            raise CategoryForbidden()
+        if found.ip_ranges is not None and not _address_allowed(client_ip, found.ip_ranges):
+            raise AddressForbidden()
+        return Principal(user_id=user_id, key_id=found.id)
+
+
+def _address_allowed(client_ip: IPAddress | None, ranges: Sequence[str]) -> bool:
+    if client_ip is None:
+        return False
+    if isinstance(client_ip, ipaddress.IPv6Address) and client_ip.ipv4_mapped is not None:
+        client_ip = client_ip.ipv4_mapped
+    networks: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(r) for r in ranges)
+    return any(client_ip in network for network in networks)

@@ -1,0 +1,151 @@
+"""The ASGI application: routes, middleware and error handlers; no import-time side effects."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+
+import anyio
+from anyio import to_thread
+from pydantic_core import to_json
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
+
+from ledgerdesk.clock import Clock
+from ledgerdesk.config import Settings
+from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
+from ledgerdesk.invoices import actions as invoice_actions
+from ledgerdesk.runtime import Runtime
+from ledgerdesk.wire.dispatch import CATEGORY, ActionEndpoint, error_response, json_response
+from ledgerdesk.wire.openapi import build_openapi
+from ledgerdesk.wire.registry import ActionRegistry
+
+log = logging.getLogger("ledgerdesk")
+
+KEY_USAGE_FLUSH_SECONDS = 5.0
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def build_registry() -> ActionRegistry:
+    return ActionRegistry([*invoice_actions.ACTIONS])
+
+
+class RequestIdMiddleware:
+    """Echo a well-formed ``X-Request-Id`` or make one; every response carries it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate = value.decode("latin-1")
+                if _REQUEST_ID.fullmatch(candidate):
+                    request_id = candidate
+                break
+        if request_id is None:
+            request_id = secrets.token_hex(16)
+        scope["ledgerdesk.request_id"] = request_id
+        header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ledgerdesk API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
+</body></html>"""
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+    """The application for these settings; one engine and pool for its whole life."""
+    runtime = Runtime.build(settings, clock)
+    registry = build_registry()
+    endpoint = ActionEndpoint(runtime, registry)
+    openapi_body = to_json(build_openapi(registry, CATEGORY))
+
+    async def openapi(_: Request) -> Response:
+        return json_response(openapi_body)
+
+    async def docs(_: Request) -> Response:
+        return HTMLResponse(_DOCS_PAGE)
+
+    async def healthz(_: Request) -> Response:
+        def ping() -> None:
+            with runtime.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        try:
+            await to_thread.run_sync(ping)
+        except Exception:
+            log.exception("health check failed")
+            return json_response(b'{"status":"unavailable"}', 503)
+        return json_response(b'{"status":"ok"}')
+
+    async def not_found(_: Request, exc: Exception) -> Response:
+        error: LedgerdeskError = UnknownCategory("No such endpoint; use POST /api/rest/v2/administration.")
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            error = MethodNotAllowed()
+        return error_response(error)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_flush_key_usage_forever, runtime)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+        await to_thread.run_sync(runtime.close)
+
+    app = Starlette(
+        routes=[
+            Route("/api/rest/v2/{category}", endpoint),
+            Route("/api/rest/v2/{category}/{action}", endpoint),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+            Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="docs-static"),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        exception_handlers={404: not_found, 405: not_found},
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.state.runtime = runtime
+    return app
+
+
+async def _flush_key_usage_forever(runtime: Runtime) -> None:
+    while True:
+        await anyio.sleep(KEY_USAGE_FLUSH_SECONDS)
+        try:
+            await to_thread.run_sync(runtime.flush_key_usage)
+        except Exception:
+            log.exception("could not write API key usage; will retry")
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for ``uvicorn --factory`` (used by ``ledgerdesk serve --workers N``)."""
+    return create_app(Settings.from_env())

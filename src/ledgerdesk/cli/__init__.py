@@ -1,0 +1,1 @@
+"""The ``ledgerdesk`` command: serve, migrations, demo, and server-side administration."""

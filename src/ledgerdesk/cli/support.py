@@ -1,0 +1,123 @@
+"""What every command shares: settings, the database, output and error reporting."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.orm import Session
+
+from ledgerdesk.clock import today
+from ledgerdesk.config import ConfigError, Settings
+from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.migrate import is_current
+from ledgerdesk.errors import LedgerdeskError
+from ledgerdesk.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class CliState:
+    """Overrides from global flags, applied on top of the environment."""
+
+    overrides: dict[str, str] = field(default_factory=dict)
+    _runtime: Runtime | None = None
+
+    def settings(self) -> Settings:
+        return Settings.from_env({**os.environ, **self.overrides})
+
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime.build(self.settings())
+        return self._runtime
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.engine.dispose()
+            self._runtime = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[Session, Runtime]]:
+        """A write transaction on a database that must already be migrated."""
+        runtime = self.runtime()
+        if not is_current(runtime.engine):
+            raise click.ClickException(
+                "the database schema is not current; run `ledgerdesk db upgrade` first"
+            )
+        with unit_of_work(runtime.sessions, write=True) as session:
+            yield session, runtime
+
+    def today(self) -> date:
+        runtime = self.runtime()
+        return today(runtime.clock, runtime.settings.timezone)
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+class ReportingGroup(click.Group):
+    """Turns domain and configuration errors into one line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LedgerdeskError as exc:
+            detail = "; ".join(f"{e.property}: {e.message}" for e in exc.errors)
+            raise click.ClickException(detail or exc.message) from None
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def json_option(command: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON object instead of prose."
+    )(command)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def emit(as_json: bool, payload: dict[str, Any], prose: str) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, default=_default, ensure_ascii=False))
+    else:
+        click.echo(prose)
+
+
+class IsoDate(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
+
+
+class Parsed(click.ParamType):
+    """A value parsed by a domain function that raises ValueError with a clear message."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.parse(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)

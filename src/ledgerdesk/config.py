@@ -1,0 +1,140 @@
+"""Settings built once from ``LEDGERDESK_*`` environment variables.
+
+Every value is checked here, at start-up, so that a typo in a deployment fails with one
+clear line instead of surfacing as odd behaviour under load.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_DATA_DIR = "./ledgerdesk-data"
+SQLITE_FILE_NAME = "ledgerdesk.sqlite3"
+
+_SUPPORTED_DRIVERS = {
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or impossible; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = 150 * 1024 * 1024
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    rate_limit: int = 600
+    auth_failure_limit: int = 10
+    redis_url: str | None = None
+    db_pool_size: int = 10
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some values replaced, checked like the original."""
+        return replace(self, **changes)
+
+    def __post_init__(self) -> None:
+        if self.max_attachment_bytes < 1:
+            raise ConfigError("LEDGERDESK_MAX_ATTACHMENT_BYTES must be at least 1")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("LEDGERDESK_MAX_BODY_BYTES must be at least 1024")
+        if self.rate_limit < 1:
+            raise ConfigError("LEDGERDESK_RATE_LIMIT must be at least 1")
+        if self.auth_failure_limit < 1:
+            raise ConfigError("LEDGERDESK_AUTH_FAILURE_LIMIT must be at least 1")
+        if self.db_pool_size < 1:
+            raise ConfigError("LEDGERDESK_DB_POOL_SIZE must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("LEDGERDESK_DATA_DIR") or DEFAULT_DATA_DIR)
+        return cls(
+            database_url=normalize_database_url(
+                env.get("LEDGERDESK_DATABASE_URL") or sqlite_url(data_dir)
+            ),
+            data_dir=data_dir,
+            timezone=_timezone(env.get("LEDGERDESK_TIMEZONE") or "UTC"),
+            max_attachment_bytes=_int(env, "LEDGERDESK_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024),
+            max_body_bytes=_int(env, "LEDGERDESK_MAX_BODY_BYTES", 150 * 1024 * 1024),
+            trusted_proxies=parse_networks(
+                env.get("LEDGERDESK_TRUSTED_PROXIES", ""), "LEDGERDESK_TRUSTED_PROXIES"
+            ),
+            rate_limit=_int(env, "LEDGERDESK_RATE_LIMIT", 600),
+            auth_failure_limit=_int(env, "LEDGERDESK_AUTH_FAILURE_LIMIT", 10),
+            redis_url=env.get("LEDGERDESK_REDIS_URL") or None,
+            db_pool_size=_int(env, "LEDGERDESK_DB_POOL_SIZE", 10),
+        )
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return str(URL.create("sqlite+pysqlite", database=str(data_dir / SQLITE_FILE_NAME)))
+
+
+def normalize_database_url(raw: str) -> str:
+    """Check a database URL and pin the driver ledgerdesk ships with."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(f"LEDGERDESK_DATABASE_URL is not a database URL: {raw!r}") from None
+    driver = _SUPPORTED_DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ConfigError(
+            "LEDGERDESK_DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://..., "
+            f"not {url.drivername!r}"
+        )
+    if driver.startswith("sqlite") and url.database in (None, "", ":memory:"):
+        # Every pooled connection would get its own empty in-memory database.
+        raise ConfigError("LEDGERDESK_DATABASE_URL must name an SQLite file, not memory")
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def parse_networks(raw: str | list[str] | tuple[str, ...], what: str) -> tuple[IPNetwork, ...]:
+    """Parse CIDRs (comma- or space-separated); a bare address is a one-address network."""
+    parts = raw.replace(",", " ").split() if isinstance(raw, str) else list(raw)
+    networks = []
+    for part in parts:
+        try:
+            networks.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{what}: {part!r} is not an IP address or CIDR range") from None
+    return tuple(networks)
+
+
+def _timezone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"LEDGERDESK_TIMEZONE: unknown time zone {name!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None

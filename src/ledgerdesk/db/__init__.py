@@ -1,0 +1,1 @@
+"""Storage: engine, sessions, the ORM schema and its Alembic migrations."""

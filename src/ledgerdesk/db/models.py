@@ -1,0 +1,98 @@
+"""The ORM schema. Alembic migrations in ``migrations/`` build it; tests never use create_all.
+
+Conventions: times are unix seconds (integers), calendar dates are ``DATE``, money is
+integer cents and percentages are integer hundredths, so nothing exact is ever a float.
+Relationships load with ``lazy="raise"``: an accidental N+1 query fails loudly in tests.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the key, hex. Keys are 20 random characters (about 119 bits), so a fast
+    # hash is enough: there is no low-entropy secret for a slow hash to protect.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # None means "every category" / "any address".
+    categories: Mapped[list[str] | None] = mapped_column(JSON)
+    ip_ranges: Mapped[list[str] | None] = mapped_column(JSON)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    use_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (Index("ix_invoices_user_id_created_on", "user_id", "created_on", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_on: Mapped[date] = mapped_column(Date)
+    pay_before: Mapped[date] = mapped_column(Date)
+    amount_excl_vat_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_perc_hundredths: Mapped[int] = mapped_column(Integer)
+    paid_on: Mapped[date | None] = mapped_column(Date)
+
+
+class InvoiceCounter(Base):
+    """The last invoice sequence number handed out per year.
+
+    Incremented inside the transaction that inserts the invoice, so a rolled-back
+    creation gives its number back and the numbering stays gapless.
+    """
+
+    __tablename__ = "invoice_counters"
+
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+

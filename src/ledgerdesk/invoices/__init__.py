@@ -1,0 +1,1 @@
+"""Invoices: numbering, exact money, and the two read actions."""

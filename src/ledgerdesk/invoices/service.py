@@ -1,0 +1,148 @@
+"""Invoice rules: numbering, amounts, and what a customer may read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from ledgerdesk.db.models import Invoice, User
+from ledgerdesk.errors import NotFound, invalid
+from ledgerdesk.invoices.money import cents_to_decimal, hundredths_to_decimal, vat_cents
+from ledgerdesk.invoices.repository import InvoiceRepository
+
+DEFAULT_WINDOW = timedelta(days=30)
+MAX_TITLE = 255
+MAX_DESCRIPTION = 65535
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """An invoice with its derived amounts; money as exact Decimals."""
+
+    id: int
+    user_id: int
+    number: str
+    title: str
+    description: str
+    created_on: date
+    pay_before: date
+    amount_excl_vat: Decimal
+    vat: Decimal
+    vat_perc: Decimal
+    amount_net: Decimal
+    paid_on: date | None
+
+    @property
+    def status(self) -> Literal["paid", "unpaid"]:
+        return "unpaid" if self.paid_on is None else "paid"
+
+    @classmethod
+    def of(cls, invoice: Invoice) -> InvoiceView:
+        vat = vat_cents(invoice.amount_excl_vat_cents, invoice.vat_perc_hundredths)
+        return cls(
+            id=invoice.id,
+            user_id=invoice.user_id,
+            number=invoice.number,
+            title=invoice.title,
+            description=invoice.description,
+            created_on=invoice.created_on,
+            pay_before=invoice.pay_before,
+            amount_excl_vat=cents_to_decimal(invoice.amount_excl_vat_cents),
+            vat=cents_to_decimal(vat),
+            vat_perc=hundredths_to_decimal(invoice.vat_perc_hundredths),
+            amount_net=cents_to_decimal(invoice.amount_excl_vat_cents + vat),
+            paid_on=invoice.paid_on,
+        )
+
+
+def invoice_number(year: int, sequence: int) -> str:
+    """``F26-0000042``: the year's last two digits and a gapless sequence."""
+    return f"F{year % 100:02d}-{sequence:07d}"
+
+
+class InvoiceService:
+    def __init__(self, repository: InvoiceRepository) -> None:
+        self.repository = repository
+
+    # -- customer reads ---------------------------------------------------------------
+
+    def ids_of_customer(
+        self,
+        user_id: int,
+        *,
+        status: int,
+        date_start: date | None,
+        date_end: date | None,
+        today: date,
+    ) -> list[int]:
+        last = date_end if date_end is not None else today
+        first = date_start if date_start is not None else today - DEFAULT_WINDOW
+        if first > last:
+            raise invalid("dateStart", "must not be after dateEnd")
+        paid = None if status == -1 else status == 1
+        return self.repository.ids_of_customer(user_id, paid=paid, first=first, last=last)
+
+    def details_for_customer(self, user_id: int, invoice_id: int) -> InvoiceView:
+        invoice = self.repository.get_of_customer(user_id, invoice_id)
+        if invoice is None:
+            raise NotFound(f"Invoice {invoice_id} not found.")
+        return InvoiceView.of(invoice)
+
+    # -- administration ---------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        customer: User,
+        title: str,
+        description: str,
+        amount_excl_vat_cents: int,
+        vat_perc_hundredths: int,
+        created_on: date,
+        pay_within_days: int,
+    ) -> InvoiceView:
+        if customer.is_staff:
+            raise invalid("user", "invoices belong to customers, not staff")
+        title = title.strip()
+        if not 1 <= len(title) <= MAX_TITLE:
+            raise invalid("title", f"must be 1 to {MAX_TITLE} characters")
+        if len(description) > MAX_DESCRIPTION:
+            raise invalid("description", f"must be at most {MAX_DESCRIPTION} characters")
+        if amount_excl_vat_cents < 0:
+            raise invalid("amount-excl-vat", "must not be negative")
+        if not 0 <= vat_perc_hundredths <= 10_000:
+            raise invalid("vat-perc", "must be between 0 and 100")
+        if not 0 <= pay_within_days <= 3650:
+            raise invalid("pay-within-days", "must be between 0 and 3650")
+        sequence = self.repository.take_sequence_number(created_on.year)
+        invoice = self.repository.add(
+            Invoice(
+                user_id=customer.id,
+                number=invoice_number(created_on.year, sequence),
+                title=title,
+                description=description,
+                created_on=created_on,
+                pay_before=created_on + timedelta(days=pay_within_days),
+                amount_excl_vat_cents=amount_excl_vat_cents,
+                vat_perc_hundredths=vat_perc_hundredths,
+                paid_on=None,
+            )
+        )
+        return InvoiceView.of(invoice)
+
+    def mark_paid(self, invoice_id: int, *, paid_on: date) -> InvoiceView:
+        """Mark an invoice paid; an invoice already paid keeps its original date."""
+        invoice = self.repository.get(invoice_id)
+        if invoice is None:
+            raise NotFound(f"Invoice {invoice_id} does not exist.")
+        if invoice.paid_on is None:
+            if paid_on < invoice.created_on:
+                raise invalid("date", "an invoice cannot be paid before it was created")
+            invoice.paid_on = paid_on
+        return InvoiceView.of(invoice)
+
+    def list(self, user_id: int | None) -> Sequence[InvoiceView]:
+        return [InvoiceView.of(invoice) for invoice in self.repository.list(user_id)]

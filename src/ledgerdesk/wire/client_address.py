@@ -1,0 +1,45 @@
+"""Who is calling: the socket peer, or X-Forwarded-For when the peer is a trusted proxy."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ledgerdesk.config import IPNetwork
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _parse(raw: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(raw.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(address: IPAddress, proxies: tuple[IPNetwork, ...]) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in proxies)
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, proxies: tuple[IPNetwork, ...]
+) -> IPAddress | None:
+    """The caller's address, or None when it cannot be known.
+
+    X-Forwarded-For is read from the right, skipping trusted proxies: the first hop
+    that is not ours is the client. Entries further left were written by the client
+    itself and prove nothing.
+    """
+    address = _parse(peer) if peer else None
+    if address is None or not proxies or not forwarded_for or not _trusted(address, proxies):
+        return address
+    for hop in reversed(forwarded_for.split(",")):
+        hop_address = _parse(hop)
+        if hop_address is None:
+            # A malformed hop: nothing to its left can be trusted either.
+            return address
+        address = hop_address
+        if not _trusted(address, proxies):
+            return address
+    return address

@@ -1,0 +1,93 @@
+"""The action registry: one table from which dispatch, alias routes and OpenAPI are built.
+
+Each domain's ``actions.py`` declares its actions; ``build_registry`` gathers them.
+Nothing else knows the list of actions, so the routes and the documentation can't drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from ledgerdesk.accounts.service import Principal
+from ledgerdesk.config import Settings
+from ledgerdesk.errors import InvalidParameters, LedgerdeskError, ParamError
+from ledgerdesk.wire.types import Params, Result
+
+P = TypeVar("P", bound=Params)
+R = TypeVar("R", bound=Result)
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    """What a handler may use: the caller, its transaction, and the request's clock."""
+
+    principal: Principal
+    session: Session
+    settings: Settings
+    now: int
+    today: date
+
+
+@dataclass(frozen=True)
+class Action(Generic[P, R]):
+    name: str
+    summary: str
+    params: type[P]
+    result: type[R]
+    handler: Callable[[ActionContext, P], R]
+    # The errors this action can answer besides the ones every request can (auth, body).
+    errors: tuple[type[LedgerdeskError], ...] = ()
+    # Writers take the database write lock up front (see db.engine).
+    writes: bool = False
+    # Accepts multipart/form-data with file parts.
+    accepts_files: bool = False
+    description: str = field(default="")
+
+    def run(self, context: ActionContext, raw: dict[str, Any]) -> R:
+        try:
+            params = self.params.model_validate(raw)
+        except ValidationError as exc:
+            raise parameter_errors(exc) from None
+        return self.handler(context, params)
+
+
+class ActionRegistry:
+    def __init__(self, actions: Iterable[Action[Any, Any]]) -> None:
+        self._actions: dict[str, Action[Any, Any]] = {}
+        for action in actions:
+            if action.name in self._actions:
+                raise ValueError(f"action {action.name!r} registered twice")
+            self._actions[action.name] = action
+
+    def get(self, name: object) -> Action[Any, Any] | None:
+        return self._actions.get(name) if isinstance(name, str) else None
+
+    def __iter__(self) -> Iterator[Action[Any, Any]]:
+        return iter(self._actions.values())
+
+    def names(self) -> list[str]:
+        return list(self._actions)
+
+
+def parameter_errors(exc: ValidationError) -> InvalidParameters:
+    """Every offending parameter of a failed validation, named as the wire names it."""
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        ).lstrip(".")
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "value_error":
+            message = str(error["ctx"]["error"])
+        else:
+            message = error["msg"][:1].lower() + error["msg"][1:]
+        errors.append(ParamError(name, message))
+    names = ", ".join(dict.fromkeys(e.property for e in errors))
+    return InvalidParameters(f"Invalid parameters: {names}.", errors)

@@ -1,0 +1,68 @@
+"""Parameter and result types as the i3D protocol spells them.
+
+Integers also arrive as decimal strings (the seed types replyTicket's ``ticketId`` as a
+string, and form and multipart fields are always strings), but never as floats, booleans
+or anything else. Strings are strict: a number where text belongs is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+INT64_MAX = 2**63 - 1
+_DECIMAL_INT = re.compile(r"-?[0-9]{1,19}")
+
+
+def _int_from_wire(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DECIMAL_INT.fullmatch(value.strip()):
+        return int(value.strip())
+    raise ValueError("must be an integer")
+
+
+def _dmy_date(value: Any) -> date:
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value.strip(), "%d-%m-%Y").date()
+        except ValueError:
+            pass
+    raise ValueError("must be a date in the form DD-MM-YYYY")
+
+
+def _wire_number(value: Decimal) -> int | float:
+    # Money is exact until this point; a value with at most two decimals survives the
+    # conversion to a float unchanged in its shortest printed form.
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+WireInt = Annotated[int, BeforeValidator(_int_from_wire)]
+Id = Annotated[WireInt, Field(ge=1, le=INT64_MAX)]
+DmyDate = Annotated[
+    date,
+    BeforeValidator(_dmy_date),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{2}-\d{2}-\d{4}$", "examples": ["31-12-2026"]}),
+]
+Text = Annotated[str, Field(strict=True)]
+Number = Annotated[
+    Decimal,
+    PlainSerializer(_wire_number, return_type=int | float),
+    WithJsonSchema({"type": "number"}),
+]
+
+
+class Params(BaseModel):
+    """Base for an action's parameters: unknown fields are ignored, as old clients send extras."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Result(BaseModel):
+    """Base for an action's ``data``."""
+
+    model_config = ConfigDict(frozen=True)
