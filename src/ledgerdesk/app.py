@@ -105,7 +105,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
         return json_response(b'{"status":"ok"}')
 
     async def not_found(_: Request, exc: Exception) -> Response:
-        error: LedgerdeskError = UnknownCategory("No such endpoint; use POST /api/rest/v2/administration.")
+        error: LedgerdeskError = UnknownCategory(
+            "No such endpoint; use POST /api/rest/v2/administration."
+        )
         if isinstance(exc, HTTPException) and exc.status_code == 405:
             error = MethodNotAllowed()
         return error_response(error)

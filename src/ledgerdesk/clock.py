@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -21,4 +21,4 @@ class SystemClock:
 
 def today(clock: Clock, tz: ZoneInfo) -> date:
     """The calendar date now in the configured time zone."""
-    return datetime.fromtimestamp(clock.timestamp(), tz=timezone.utc).astimezone(tz).date()
+    return datetime.fromtimestamp(clock.timestamp(), tz=UTC).astimezone(tz).date()

@@ -145,4 +145,6 @@ ALL_ERRORS: tuple[type[LedgerdeskError], ...] = (
 
 def invalid(property: str, message: str) -> InvalidParameters:
     """The common case of one bad parameter."""
-    return InvalidParameters(f"Invalid parameter {property}: {message}.", [ParamError(property, message)])
+    return InvalidParameters(
+        f"Invalid parameter {property}: {message}.", [ParamError(property, message)]
+    )

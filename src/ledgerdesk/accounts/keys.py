@@ -41,8 +41,4 @@ def parse_user_id(raw: object) -> int | None:
 
 
 def is_well_formed_key(raw: object) -> bool:
-    return (
-        isinstance(raw, str)
-        and len(raw) == KEY_LENGTH
-        and all(ch in KEY_ALPHABET for ch in raw)
-    )
+    return isinstance(raw, str) and len(raw) == KEY_LENGTH and all(ch in KEY_ALPHABET for ch in raw)

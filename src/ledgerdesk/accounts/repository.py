@@ -66,8 +66,7 @@ class AccountRepository:
 
     def record_uses(self, uses: Iterable[KeyUse]) -> None:
         rows = [
-            {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at}
-            for use in uses
+            {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at} for use in uses
         ]
         if not rows:
             return

@@ -59,8 +59,7 @@ def user_list(state: CliState, as_json: bool) -> None:
     with state.transaction() as (session, _):
         users = AccountRepository(session).list_users()
         rows = [
-            {"userId": u.id, "name": u.name, "email": u.email, "isStaff": u.is_staff}
-            for u in users
+            {"userId": u.id, "name": u.name, "email": u.email, "isStaff": u.is_staff} for u in users
         ]
         prose = "\n".join(
             f"{u.id:>6}  {'staff   ' if u.is_staff else 'customer'}  {u.name}  {u.email or ''}"
@@ -178,11 +177,17 @@ def invoice() -> None:
 @click.option("--title", required=True)
 @click.option("--description", default="", help="Multi-line text of what was bought.")
 @click.option(
-    "--amount-excl-vat", "amount_cents", type=Parsed("AMOUNT", parse_amount), required=True,
+    "--amount-excl-vat",
+    "amount_cents",
+    type=Parsed("AMOUNT", parse_amount),
+    required=True,
     help="Amount excluding VAT, e.g. 350.00.",
 )
 @click.option(
-    "--vat-perc", "vat_hundredths", type=Parsed("PERCENT", parse_percentage), required=True,
+    "--vat-perc",
+    "vat_hundredths",
+    type=Parsed("PERCENT", parse_percentage),
+    required=True,
     help="VAT percentage, e.g. 21.",
 )
 @click.option("--date", "created_on", type=IsoDate(), default=None, help="Default: today.")
@@ -225,7 +230,9 @@ def invoice_create(
 @click.option("--date", "paid_on", type=IsoDate(), default=None, help="Default: today.")
 @json_option
 @pass_state
-def invoice_mark_paid(state: CliState, invoice_id: int, paid_on: date | None, as_json: bool) -> None:
+def invoice_mark_paid(
+    state: CliState, invoice_id: int, paid_on: date | None, as_json: bool
+) -> None:
     """Mark an invoice paid."""
     with state.transaction() as (session, _):
         view = InvoiceService(InvoiceRepository(session)).mark_paid(

@@ -9,19 +9,23 @@ import click
 from ledgerdesk import __version__
 from ledgerdesk.cli.admin import admin
 from ledgerdesk.cli.demo import demo
-from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.cli.server import run_server
+from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
 
 
 @click.group(cls=ReportingGroup)
 @click.version_option(__version__, prog_name="ledgerdesk")
 @click.option(
-    "--database-url", default=None, metavar="URL",
+    "--database-url",
+    default=None,
+    metavar="URL",
     help="Overrides LEDGERDESK_DATABASE_URL.",
 )
 @click.option(
-    "--data-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+    "--data-dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
     help="Overrides LEDGERDESK_DATA_DIR.",
 )
 @click.pass_context

@@ -97,7 +97,7 @@ def emit(as_json: bool, payload: dict[str, Any], prose: str) -> None:
         click.echo(prose)
 
 
-class IsoDate(click.ParamType):
+class IsoDate(click.ParamType[date, Any]):
     name = "YYYY-MM-DD"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
@@ -109,7 +109,7 @@ class IsoDate(click.ParamType):
             self.fail(f"{value!r} is not a date in the form YYYY-MM-DD", param, ctx)
 
 
-class Parsed(click.ParamType):
+class Parsed(click.ParamType[Any, Any]):
     """A value parsed by a domain function that raises ValueError with a clear message."""
 
     def __init__(self, name: str, parse: Callable[[str], Any]) -> None:

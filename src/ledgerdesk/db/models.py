@@ -8,6 +8,7 @@ Relationships load with ``lazy="raise"``: an accidental N+1 query fails loudly i
 from __future__ import annotations
 
 from datetime import date
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -53,7 +54,9 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     # SHA-256 of the key, hex. Keys are 20 random characters (about 119 bits), so a fast
     # hash is enough: there is no low-entropy secret for a slow hash to protect.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -73,7 +76,7 @@ class Invoice(Base):
     __table_args__ = (Index("ix_invoices_user_id_created_on", "user_id", "created_on", "id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
     number: Mapped[str] = mapped_column(String(32), unique=True)
     title: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -95,4 +98,3 @@ class InvoiceCounter(Base):
 
     year: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(Integer)
-

@@ -82,7 +82,9 @@ def check_declared_length(content_length: str | None, limit: int) -> None:
 
 async def read_body(request: Request, *, max_files: int, max_file_bytes: int) -> Body:
     media_type = media_type_of(request.headers.get("content-type"))
-    if media_type == JSON or (media_type.startswith("application/") and media_type.endswith("+json")):
+    if media_type == JSON or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
         return Body(fields=_json_object(await request.body()), media_type=JSON)
     if media_type == FORM:
         return Body(fields=_form_fields(await request.body()), media_type=FORM)
@@ -109,7 +111,10 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 def _form_fields(raw: bytes) -> dict[str, Any]:
     try:
         pairs = parse_qsl(
-            raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+            raw.decode("utf-8"),
+            keep_blank_values=True,
+            max_num_fields=MAX_FORM_FIELDS,
+            errors="strict",
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidBody("The form body is not valid UTF-8 form data.") from None

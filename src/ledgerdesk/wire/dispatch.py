@@ -49,7 +49,9 @@ MAX_ATTACHMENTS = 10
 JSON_MEDIA_TYPE = "application/json"
 
 
-def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     return Response(body, status_code=status, media_type=JSON_MEDIA_TYPE, headers=headers)
 
 

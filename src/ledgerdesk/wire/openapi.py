@@ -96,7 +96,10 @@ def build_openapi(registry: ActionRegistry, category: str) -> dict[str, Any]:
                 "description": action.description or action.summary,
                 "tags": [category],
                 "security": [{}, {"basic": []}],
-                "requestBody": {"required": True, "content": _request_content(action, request_schema)},
+                "requestBody": {
+                    "required": True,
+                    "content": _request_content(action, request_schema),
+                },
                 "responses": _responses(action, result_ref),
             }
         }
@@ -206,7 +209,8 @@ def _error_responses(errors: tuple[type[LedgerdeskError], ...]) -> dict[str, Any
     return {
         str(status): {
             "description": "; ".join(
-                f"{e.error_code}: {e.default_message}" for e in sorted(group, key=lambda e: e.error_code)
+                f"{e.error_code}: {e.default_message}"
+                for e in sorted(group, key=lambda e: e.error_code)
             ),
             "content": {
                 "application/json": {"schema": {"$ref": _REF.format(model="ErrorEnvelope")}}

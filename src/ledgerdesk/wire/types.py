@@ -46,7 +46,9 @@ Id = Annotated[WireInt, Field(ge=1, le=INT64_MAX)]
 DmyDate = Annotated[
     date,
     BeforeValidator(_dmy_date),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{2}-\d{2}-\d{4}$", "examples": ["31-12-2026"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^\d{2}-\d{2}-\d{4}$", "examples": ["31-12-2026"]}
+    ),
 ]
 Text = Annotated[str, Field(strict=True)]
 Number = Annotated[

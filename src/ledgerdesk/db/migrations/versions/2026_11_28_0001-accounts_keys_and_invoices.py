@@ -68,9 +68,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invoices")),
         sa.UniqueConstraint("number", name=op.f("uq_invoices_number")),
     )
-    op.create_index(
-        "ix_invoices_user_id_created_on", "invoices", ["user_id", "created_on", "id"]
-    )
+    op.create_index("ix_invoices_user_id_created_on", "invoices", ["user_id", "created_on", "id"])
     op.create_table(
         "invoice_counters",
         sa.Column("year", sa.SmallInteger(), autoincrement=False, nullable=False),

@@ -1,0 +1,5 @@
+"""``python -m ledgerdesk`` is the ``ledgerdesk`` command."""
+
+from ledgerdesk.cli.main import main
+
+main()

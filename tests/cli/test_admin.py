@@ -1,0 +1,274 @@
+"""The admin CLI of SPEC section 5, through the ``ledgerdesk`` entry point."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ledgerdesk.cli.main import cli
+
+
+@pytest.fixture
+def run(database_url: str) -> Any:
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--database-url", database_url, *args])
+
+    return invoke
+
+
+def ok_json(result: Result) -> dict[str, Any]:
+    assert result.exit_code == 0, result.output
+    payload: dict[str, Any] = json.loads(result.stdout)
+    return payload
+
+
+def one_line_error(result: Result, exit_code: int = 1) -> str:
+    assert result.exit_code == exit_code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines, "an error must say what went wrong"
+    return lines[-1]
+
+
+def make_customer(run: Any) -> int:
+    user_id: int = ok_json(run("admin", "user", "create", "--name", "Jane Doe", "--json"))["userId"]
+    return user_id
+
+
+def test_user_create_prints_the_new_id(run: Any) -> None:
+    first = ok_json(run("admin", "user", "create", "--name", "Jane", "--email", "j@x.io", "--json"))
+    second = ok_json(run("admin", "user", "create", "--name", "Sam", "--staff", "--json"))
+    assert set(first) == {"userId"}
+    assert second["userId"] > first["userId"]
+    listed = ok_json(run("admin", "user", "list", "--json"))["users"]
+    assert [(u["name"], u["isStaff"]) for u in listed] == [("Jane", False), ("Sam", True)]
+
+
+def test_user_create_without_json_prints_prose(run: Any) -> None:
+    result = run("admin", "user", "create", "--name", "Jane Doe")
+    assert result.exit_code == 0
+    assert "Created customer" in result.stdout
+    assert "Jane Doe" in result.stdout
+
+
+def test_user_create_refuses_a_bad_email(run: Any) -> None:
+    line = one_line_error(run("admin", "user", "create", "--name", "X", "--email", "nope"))
+    assert "email" in line
+
+
+def test_key_create_prints_the_key_once(run: Any) -> None:
+    user_id = make_customer(run)
+    created = ok_json(
+        run(
+            "admin",
+            "key",
+            "create",
+            "--user",
+            str(user_id),
+            "--category",
+            "administration",
+            "--ip-range",
+            "10.0.0.0/8",
+            "--ip-range",
+            "2001:db8::/32",
+            "--expires",
+            "2030-01-01",
+            "--note",
+            "billing",
+            "--json",
+        )
+    )
+    assert set(created) == {"keyId", "apiKey"}
+    assert len(created["apiKey"]) == 20
+    assert created["apiKey"].isalnum()
+    (listed,) = ok_json(run("admin", "key", "list", "--user", str(user_id), "--json"))["keys"]
+    assert listed["categories"] == ["administration"]
+    assert listed["ipRanges"] == ["10.0.0.0/8", "2001:db8::/32"]
+    assert listed["expires"] == "2030-01-01"
+    assert listed["note"] == "billing"
+    assert created["apiKey"] not in json.dumps(listed)
+
+
+def test_key_revoke(run: Any) -> None:
+    user_id = make_customer(run)
+    key_id = ok_json(run("admin", "key", "create", "--user", str(user_id), "--json"))["keyId"]
+    assert ok_json(run("admin", "key", "revoke", str(key_id), "--json")) == {
+        "keyId": key_id,
+        "revoked": True,
+    }
+    (listed,) = ok_json(run("admin", "key", "list", "--json"))["keys"]
+    assert listed["revoked"] is True
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--ip-range", "10.0.0.0/33", "10.0.0.0/33"),
+        ("--category", "Not A Category", "category"),
+        ("--expires", "2001-01-01", "past"),
+    ],
+)
+def test_key_create_refuses_bad_input(run: Any, flag: str, value: str, needle: str) -> None:
+    user_id = make_customer(run)
+    assert needle in one_line_error(
+        run("admin", "key", "create", "--user", str(user_id), flag, value)
+    )
+    assert ok_json(run("admin", "key", "list", "--json")) == {"keys": []}
+
+
+def test_key_create_for_unknown_user_fails(run: Any) -> None:
+    assert "999999" in one_line_error(run("admin", "key", "create", "--user", "999999"))
+
+
+def test_key_create_refuses_a_malformed_date(run: Any) -> None:
+    user_id = make_customer(run)
+    result = run("admin", "key", "create", "--user", str(user_id), "--expires", "31-12-2030")
+    assert "YYYY-MM-DD" in one_line_error(result, exit_code=2)
+
+
+def test_key_revoke_of_unknown_key_fails(run: Any) -> None:
+    assert "does not exist" in one_line_error(run("admin", "key", "revoke", "424242"))
+
+
+def test_invoice_create_and_mark_paid(run: Any) -> None:
+    user_id = make_customer(run)
+    created = ok_json(
+        run(
+            "admin",
+            "invoice",
+            "create",
+            "--user",
+            str(user_id),
+            "--title",
+            "Server",
+            "--description",
+            "Line one\nLine two",
+            "--amount-excl-vat",
+            "350.00",
+            "--vat-perc",
+            "21",
+            "--date",
+            "2026-07-07",
+            "--pay-within-days",
+            "30",
+            "--json",
+        )
+    )
+    assert created == {"invoiceId": created["invoiceId"], "number": "F26-0000001"}
+    paid = ok_json(
+        run(
+            "admin",
+            "invoice",
+            "mark-paid",
+            str(created["invoiceId"]),
+            "--date",
+            "2026-07-10",
+            "--json",
+        )
+    )
+    assert paid == {"invoiceId": created["invoiceId"], "status": "paid"}
+    (listed,) = ok_json(run("admin", "invoice", "list", "--json"))["invoices"]
+    assert listed["amountNet"] == "423.50"
+    assert listed["vat"] == "73.50"
+    assert listed["payBefore"] == "2026-08-06"
+    assert listed["paidOn"] == "2026-07-10"
+
+
+INVOICE_OPTIONS = {"--title": "T", "--amount-excl-vat": "10", "--vat-perc": "21"}
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--amount-excl-vat", "-5", "negative"),
+        ("--amount-excl-vat", "1.005", "two decimals"),
+        ("--amount-excl-vat", "lots", "not a valid amount"),
+        ("--vat-perc", "150", "between 0 and 100"),
+        ("--date", "2026-13-01", "YYYY-MM-DD"),
+        ("--pay-within-days", "-3", "-3"),
+    ],
+)
+def test_invoice_create_refuses_bad_input(run: Any, flag: str, value: str, needle: str) -> None:
+    user_id = make_customer(run)
+    options = [part for pair in {**INVOICE_OPTIONS, flag: value}.items() for part in pair]
+    result = run("admin", "invoice", "create", "--user", str(user_id), *options)
+    assert needle in one_line_error(result, exit_code=2)
+    assert ok_json(run("admin", "invoice", "list", "--json")) == {"invoices": []}
+
+
+def test_invoice_for_unknown_user_fails(run: Any) -> None:
+    result = run(
+        "admin",
+        "invoice",
+        "create",
+        "--user",
+        "987654",
+        "--title",
+        "T",
+        "--amount-excl-vat",
+        "1",
+        "--vat-perc",
+        "0",
+    )
+    assert "987654" in one_line_error(result)
+
+
+def test_invoice_for_staff_fails(run: Any) -> None:
+    staff = ok_json(run("admin", "user", "create", "--name", "Sam", "--staff", "--json"))["userId"]
+    result = run(
+        "admin",
+        "invoice",
+        "create",
+        "--user",
+        str(staff),
+        "--title",
+        "T",
+        "--amount-excl-vat",
+        "1",
+        "--vat-perc",
+        "0",
+    )
+    assert "staff" in one_line_error(result)
+
+
+def test_mark_paid_of_unknown_invoice_fails(run: Any) -> None:
+    assert "does not exist" in one_line_error(run("admin", "invoice", "mark-paid", "55555"))
+
+
+def test_mark_paid_before_creation_fails(run: Any) -> None:
+    user_id = make_customer(run)
+    invoice_id = ok_json(
+        run(
+            "admin",
+            "invoice",
+            "create",
+            "--user",
+            str(user_id),
+            "--title",
+            "T",
+            "--amount-excl-vat",
+            "1",
+            "--vat-perc",
+            "0",
+            "--date",
+            "2026-05-05",
+            "--json",
+        )
+    )["invoiceId"]
+    line = one_line_error(
+        run("admin", "invoice", "mark-paid", str(invoice_id), "--date", "2026-05-04")
+    )
+    assert "before it was created" in line
+
+
+def test_admin_on_an_unmigrated_database_says_what_to_do(tmp_path: Any) -> None:
+    url = f"sqlite+pysqlite:///{tmp_path / 'fresh.sqlite3'}"
+    result = CliRunner().invoke(cli, ["--database-url", url, "admin", "user", "list"])
+    assert "ledgerdesk db upgrade" in one_line_error(result)
+
+
+def test_bad_database_url_is_one_line(tmp_path: Any) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", "mysql://x/y", "admin", "user", "list"])
+    assert "LEDGERDESK_DATABASE_URL" in one_line_error(result)

@@ -1,0 +1,122 @@
+"""``ledgerdesk demo`` and ``ledgerdesk serve`` as a newcomer runs them: real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+LEDGERDESK = [sys.executable, "-m", "ledgerdesk"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running(args: list[str], port: int) -> Iterator[subprocess.Popen[str]]:
+    env = {
+        **os.environ,
+        "LEDGERDESK_DATABASE_URL": "",
+        "LEDGERDESK_DATA_DIR": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [*LEDGERDESK, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_demo_serves_and_its_printed_curl_command_works(tmp_path: Path) -> None:
+    port = free_port()
+    args = ["--data-dir", str(tmp_path / "demo"), "demo", "--port", str(port)]
+    with running(args, port) as process:
+        assert process.stdout is not None
+        printed = []
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("API documentation"):
+                break
+        text = "".join(printed)
+        curl = next(line.strip() for line in printed if line.strip().startswith("curl "))
+        answer = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, check=True)
+    body = json.loads(answer.stdout)
+    assert body["status"] == "Success"
+    assert len(body["data"]["invoiceIds"]) == 3
+    assert re.search(r"apiKey: [A-Za-z0-9]{20}", text)
+    assert (tmp_path / "demo" / "ledgerdesk.sqlite3").is_file()
+
+
+def test_demo_run_twice_reuses_the_data_and_makes_a_new_key(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "demo")
+    outputs = [
+        subprocess.run(
+            [*LEDGERDESK, "--data-dir", data_dir, "demo", "--no-serve"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    keys = [re.search(r"apiKey: (\w{20})", out).group(1) for out in outputs]  # type: ignore[union-attr]
+    assert keys[0] != keys[1]
+    listed = subprocess.run(
+        [*LEDGERDESK, "--data-dir", data_dir, "admin", "invoice", "list", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert len(json.loads(listed)["invoices"]) == 3
+
+
+def test_serve_migrates_then_serves(database_url: str) -> None:
+    port = free_port()
+    with running(["--database-url", database_url, "serve", "--port", str(port)], port):
+        document = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=5).json()
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/api/rest/v2/administration",
+            json={"userId": 1, "apiKey": "x" * 20, "action": "getInvoiceIds"},
+            timeout=5,
+        )
+    assert "/api/rest/v2/administration/getInvoiceIds" in document["paths"]
+    assert response.status_code == 401
+    assert response.headers["x-request-id"]
+
+
+def test_version_runs_through_the_console_script() -> None:
+    script = Path(sys.executable).parent / "ledgerdesk"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert "ledgerdesk" in result.stdout

@@ -1,0 +1,126 @@
+"""Fixtures: a database per backend built by the migrations, and the app on top of it.
+
+Every test that asks for ``database_url`` (directly or through ``app``/``client``) runs
+once on SQLite and once on PostgreSQL. The PostgreSQL database is created fresh for the
+test session from ``LEDGERDESK_TEST_POSTGRES_URL`` (default: the local server) and
+dropped at the end. ``LEDGERDESK_TEST_BACKENDS=sqlite`` limits a local run to SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, delete
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from ledgerdesk.app import create_app
+from ledgerdesk.config import Settings
+from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.db.models import Base
+from ledgerdesk.runtime import Runtime
+from tests.support import FrozenClock
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LEDGERDESK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = [
+    b.strip() for b in os.environ.get("LEDGERDESK_TEST_BACKENDS", "sqlite,postgresql").split(",")
+]
+CLIENT_ADDRESS = "203.0.113.7"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def migrated_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database URL, migrated to head once per test session and backend."""
+    backend = request.param
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "ledgerdesk.sqlite3"
+        url = f"sqlite+pysqlite:///{path}"
+        _migrate(url)
+        yield url
+        return
+    if backend != "postgresql":
+        raise ValueError(f"unknown backend {backend!r} in LEDGERDESK_TEST_BACKENDS")
+    name = f"ledgerdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _migrate(url: str) -> None:
+    runtime = Runtime.build(Settings(database_url=url, data_dir=Path("/nonexistent")))
+    try:
+        upgrade(runtime.engine)
+    finally:
+        runtime.engine.dispose()
+
+
+@pytest.fixture
+def database_url(migrated_database: str) -> str:
+    """The migrated database, emptied of rows before the test."""
+    engine = create_engine(migrated_database)
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(delete(table))
+    engine.dispose()
+    return migrated_database
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # 2026-11-28 12:00:00 UTC
+    return FrozenClock(1795867200)
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FrozenClock) -> Iterator[Starlette]:
+    application = create_app(settings, clock=clock)
+    yield application
+    application.state.runtime.engine.dispose()
+
+
+@pytest.fixture
+def runtime(app: Starlette) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+@pytest.fixture
+def client(app: Starlette) -> httpx.AsyncClient:
+    return make_client(app, CLIENT_ADDRESS)
+
+
+def make_client(app: Starlette, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")

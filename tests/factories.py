@@ -1,0 +1,91 @@
+"""Factories: real rows made through the real services, one small function per thing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from ledgerdesk.accounts.repository import AccountRepository
+from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.clock import today
+from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.models import User
+from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.invoices.service import InvoiceService, InvoiceView
+from ledgerdesk.runtime import Runtime
+from tests.support import Caller
+
+
+def make_user(runtime: Runtime, *, name: str = "John Smith", staff: bool = False) -> int:
+    with unit_of_work(runtime.sessions, write=True) as session:
+        user = AccountService(AccountRepository(session)).create_user(
+            name=name, email=None, staff=staff, now=runtime.clock.timestamp()
+        )
+        return user.id
+
+
+def make_key(
+    runtime: Runtime,
+    user_id: int,
+    *,
+    categories: Sequence[str] = (),
+    ip_ranges: Sequence[str] = (),
+    expires_on: date | None = None,
+) -> tuple[int, Caller]:
+    with unit_of_work(runtime.sessions, write=True) as session:
+        new = AccountService(AccountRepository(session)).create_key(
+            user_id=user_id,
+            categories=categories,
+            ip_ranges=ip_ranges,
+            expires_on=expires_on,
+            note="test",
+            now=runtime.clock.timestamp(),
+            today=today(runtime.clock, runtime.settings.timezone),
+        )
+        return new.key.id, Caller(user_id, new.secret)
+
+
+def make_customer(
+    runtime: Runtime,
+    name: str = "John Smith",
+    *,
+    categories: Sequence[str] = (),
+    ip_ranges: Sequence[str] = (),
+    expires_on: date | None = None,
+) -> Caller:
+    """A customer with one API key, as the caller of the customer API."""
+    user_id = make_user(runtime, name=name)
+    _, caller = make_key(
+        runtime, user_id, categories=categories, ip_ranges=ip_ranges, expires_on=expires_on
+    )
+    return caller
+
+
+def make_invoice(
+    runtime: Runtime,
+    user_id: int,
+    *,
+    created_on: date,
+    title: str = "Dell PowerEdge R410 / EU: Rotterdam",
+    description: str = "Server Type: Dell PowerEdge R410\nLocation: EU: Rotterdam",
+    amount_cents: int = 35000,
+    vat_hundredths: int = 2100,
+    pay_within_days: int = 30,
+    paid_on: date | None = None,
+) -> InvoiceView:
+    with unit_of_work(runtime.sessions, write=True) as session:
+        customer = session.get(User, user_id)
+        assert customer is not None
+        service = InvoiceService(InvoiceRepository(session))
+        view = service.create(
+            customer=customer,
+            title=title,
+            description=description,
+            amount_excl_vat_cents=amount_cents,
+            vat_perc_hundredths=vat_hundredths,
+            created_on=created_on,
+            pay_within_days=pay_within_days,
+        )
+        if paid_on is not None:
+            view = service.mark_paid(view.id, paid_on=paid_on)
+        return view

@@ -1,0 +1,73 @@
+"""Invoice numbers: unique and gapless per year, also under concurrent creation."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import pytest
+
+from ledgerdesk.config import Settings
+from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.models import User
+from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.invoices.service import InvoiceService
+from ledgerdesk.runtime import Runtime
+from tests.factories import make_invoice, make_user
+
+
+def test_numbers_count_up_per_year(runtime: Runtime) -> None:
+    user_id = make_user(runtime)
+    numbers = [
+        make_invoice(runtime, user_id, created_on=day).number
+        for day in (date(2026, 1, 5), date(2026, 3, 1), date(2025, 12, 31), date(2026, 12, 31))
+    ]
+    assert numbers == ["F26-0000001", "F26-0000002", "F25-0000001", "F26-0000003"]
+
+
+def test_a_failed_creation_gives_its_number_back(runtime: Runtime) -> None:
+    user_id = make_user(runtime)
+    make_invoice(runtime, user_id, created_on=date(2026, 5, 1))
+
+    def create_then_fail() -> None:
+        with unit_of_work(runtime.sessions, write=True) as session:
+            customer = session.get(User, user_id)
+            assert customer is not None
+            created = InvoiceService(InvoiceRepository(session)).create(
+                customer=customer,
+                title="doomed",
+                description="",
+                amount_excl_vat_cents=100,
+                vat_perc_hundredths=0,
+                created_on=date(2026, 5, 2),
+                pay_within_days=30,
+            )
+            assert created.number == "F26-0000002"
+            raise RuntimeError("the transaction fails after the number was taken")
+
+    with pytest.raises(RuntimeError, match="after the number"):
+        create_then_fail()
+    assert make_invoice(runtime, user_id, created_on=date(2026, 5, 3)).number == "F26-0000002"
+
+
+def test_concurrent_creation_from_several_processes_is_gapless(settings: Settings) -> None:
+    # Separate runtimes have separate engines and pools, as separate server processes do.
+    runtimes = [Runtime.build(settings) for _ in range(3)]
+    try:
+        user_id = make_user(runtimes[0])
+        per_runtime = 10
+        barrier = threading.Barrier(len(runtimes) * per_runtime)
+
+        def create(runtime: Runtime) -> str:
+            barrier.wait(timeout=30)
+            return make_invoice(runtime, user_id, created_on=date(2026, 6, 1)).number
+
+        with ThreadPoolExecutor(max_workers=len(runtimes) * per_runtime) as pool:
+            futures = [pool.submit(create, r) for r in runtimes for _ in range(per_runtime)]
+            numbers = sorted(f.result(timeout=120) for f in futures)
+        total = len(runtimes) * per_runtime
+        assert numbers == [f"F26-{n:07d}" for n in range(1, total + 1)]
+    finally:
+        for runtime in runtimes:
+            runtime.engine.dispose()

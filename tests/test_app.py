@@ -1,0 +1,64 @@
+"""Health, the OpenAPI document and its UI."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from ledgerdesk.app import build_registry, create_app
+from ledgerdesk.config import Settings
+from tests.conftest import make_client
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_healthz_answers_when_the_database_does(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_healthz_is_503_when_the_database_is_gone(settings: Settings) -> None:
+    broken = replace(settings, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    app = create_app(broken)
+    try:
+        response = await make_client(app, "127.0.0.1").get("/healthz")
+    finally:
+        app.state.runtime.engine.dispose()
+    assert response.status_code == 503
+    assert "nobody" not in response.text
+
+
+async def test_openapi_documents_every_action_alias(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.")
+    for action in build_registry():
+        operation = document["paths"][f"/api/rest/v2/administration/{action.name}"]["post"]
+        assert operation["operationId"] == action.name
+        request = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert request["allOf"][0] == {"$ref": "#/components/schemas/Credentials"}
+        success = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert success["properties"]["data"]["$ref"].endswith(action.result.__name__)
+        assert "401" in operation["responses"]
+        assert "400" in operation["responses"]
+    schemas = document["components"]["schemas"]
+    assert schemas["GetInvoiceIdsParams"]["properties"]["dateStart"]
+    assert schemas["InvoiceDetails"]["properties"]["amountNet"]["type"] == "number"
+
+
+async def test_openapi_lists_the_declared_errors_of_an_action(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    details = document["paths"]["/api/rest/v2/administration/getInvoiceDetails"]["post"]
+    assert "3001" in details["responses"]["404"]["description"]
+
+
+async def test_docs_page_is_served_without_a_cdn(client: httpx.AsyncClient) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "/openapi.json" in page.text
+    assert "https://" not in page.text
+    script = await client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert len(script.content) > 100_000

@@ -1,0 +1,80 @@
+"""Settings from the environment: defaults, and a clear refusal of nonsense."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from ledgerdesk.config import ConfigError, Settings
+
+
+def test_defaults_follow_the_spec() -> None:
+    settings = Settings.from_env({})
+    assert settings.data_dir == Path("ledgerdesk-data")
+    assert settings.database_url == "sqlite+pysqlite:///ledgerdesk-data/ledgerdesk.sqlite3"
+    assert settings.timezone.key == "UTC"
+    assert settings.max_attachment_bytes == 10485760
+    assert settings.max_body_bytes == 157286400
+    assert settings.trusted_proxies == ()
+    assert settings.rate_limit == 600
+    assert settings.auth_failure_limit == 10
+    assert settings.redis_url is None
+
+
+def test_every_variable_is_read() -> None:
+    settings = Settings.from_env(
+        {
+            "LEDGERDESK_DATABASE_URL": "postgresql://app@db.internal/ledger",
+            "LEDGERDESK_DATA_DIR": "/srv/ledgerdesk",
+            "LEDGERDESK_TIMEZONE": "Europe/Amsterdam",
+            "LEDGERDESK_MAX_ATTACHMENT_BYTES": "2048",
+            "LEDGERDESK_MAX_BODY_BYTES": "4096",
+            "LEDGERDESK_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32 192.0.2.1",
+            "LEDGERDESK_RATE_LIMIT": "60",
+            "LEDGERDESK_AUTH_FAILURE_LIMIT": "3",
+            "LEDGERDESK_REDIS_URL": "redis://127.0.0.1:6379/0",
+        }
+    )
+    # The driver ledgerdesk ships with is pinned.
+    assert settings.database_url == "postgresql+psycopg://app@db.internal/ledger"
+    assert settings.data_dir == Path("/srv/ledgerdesk")
+    assert settings.timezone.key == "Europe/Amsterdam"
+    assert (settings.max_attachment_bytes, settings.max_body_bytes) == (2048, 4096)
+    assert settings.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("2001:db8::/32"),
+        ipaddress.ip_network("192.0.2.1/32"),
+    )
+    assert (settings.rate_limit, settings.auth_failure_limit) == (60, 3)
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert not settings.is_sqlite
+
+
+def test_sqlite_file_follows_the_data_dir() -> None:
+    settings = Settings.from_env({"LEDGERDESK_DATA_DIR": "/var/lib/ld"})
+    assert settings.database_url == "sqlite+pysqlite:////var/lib/ld/ledgerdesk.sqlite3"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("LEDGERDESK_DATABASE_URL", "not a url", "not a database URL"),
+        ("LEDGERDESK_DATABASE_URL", "mysql://root@localhost/x", "mysql"),
+        ("LEDGERDESK_DATABASE_URL", "sqlite://", "memory"),
+        ("LEDGERDESK_TIMEZONE", "Mars/Olympus", "Mars/Olympus"),
+        ("LEDGERDESK_MAX_ATTACHMENT_BYTES", "ten", "whole number"),
+        ("LEDGERDESK_MAX_ATTACHMENT_BYTES", "0", "at least 1"),
+        ("LEDGERDESK_MAX_BODY_BYTES", "-5", "at least"),
+        ("LEDGERDESK_TRUSTED_PROXIES", "10.0.0.0/99", "10.0.0.0/99"),
+        ("LEDGERDESK_RATE_LIMIT", "0", "at least 1"),
+        ("LEDGERDESK_AUTH_FAILURE_LIMIT", "1.5", "whole number"),
+    ],
+)
+def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=r".") as caught:
+        Settings.from_env({name: value})
+    message = str(caught.value)
+    assert needle in message
+    assert "\n" not in message
