@@ -1,0 +1,177 @@
+"""Throughput of the request path against a bare ASGI app, one worker each.
+
+    python bench/throughput.py [--seconds 10] [--rounds 2] [--database-url URL]
+
+Needs `wrk` (Debian: apt-get install wrk). Both servers run under the same uvicorn
+settings on loopback; wrk drives each in turn with a bounded duration, alternating
+rounds so that noise from the shared machine hits both alike. The figure that matters
+is the ratio measured in one run, not the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from ledgerdesk.accounts.repository import AccountRepository
+from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.clock import SystemClock, today
+from ledgerdesk.config import Settings
+from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.invoices.service import InvoiceService
+from ledgerdesk.runtime import Runtime
+
+HERE = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def seed(settings: Settings) -> tuple[int, str]:
+    runtime = Runtime.build(settings)
+    upgrade(runtime.engine)
+    clock = SystemClock()
+    day = today(clock, settings.timezone)
+    with unit_of_work(runtime.sessions, write=True) as session:
+        accounts = AccountService(AccountRepository(session))
+        user = accounts.create_user(name="Bench", email=None, staff=False, now=clock.timestamp())
+        invoices = InvoiceService(InvoiceRepository(session))
+        for days_ago in (20, 10, 1):
+            invoices.create(
+                customer=user,
+                title="Bench server",
+                description="",
+                amount_excl_vat_cents=35000,
+                vat_perc_hundredths=2100,
+                created_on=day - timedelta(days=days_ago),
+                pay_within_days=30,
+            )
+        new = accounts.create_key(
+            user_id=user.id,
+            categories=(),
+            ip_ranges=(),
+            expires_on=None,
+            note="bench",
+            now=clock.timestamp(),
+            today=day,
+        )
+        user_id = user.id
+    runtime.engine.dispose()
+    return user_id, new.secret
+
+
+def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"server on {port} did not start: {process.stderr.read() if process.stderr else ''}")
+
+
+def wrk(url: str, body: str, seconds: int, connections: int) -> float:
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+    script.write(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+    )
+    script.close()
+    output = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    if "Non-2xx" in output:
+        raise SystemExit(f"non-2xx answers from {url}:\n{output}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="ledgerdesk-bench-"))
+    env = {**os.environ, "LEDGERDESK_DATA_DIR": str(data_dir)}
+    if args.database_url:
+        env["LEDGERDESK_DATABASE_URL"] = args.database_url
+    settings = Settings.from_env(env)
+    user_id, api_key = seed(settings)
+    body = json.dumps({"userId": user_id, "apiKey": api_key, "action": "getInvoiceIds"})
+
+    ledger_port, bare_port = free_port(), free_port()
+    uvicorn_flags = ["--no-access-log", "--loop", "uvloop", "--http", "httptools", "--workers", "1"]
+    ledger = start(
+        [sys.executable, "-m", "ledgerdesk", "serve", "--port", str(ledger_port)], ledger_port, env
+    )
+    answer = httpx.post(
+        f"http://127.0.0.1:{ledger_port}/api/rest/v2/administration",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    ).text
+    bare = start(
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(HERE),
+         "--port", str(bare_port), *uvicorn_flags],
+        bare_port,
+        {**env, "BARE_BODY": answer},
+    )
+    results: dict[str, list[float]] = {"bare": [], "ledgerdesk": []}
+    try:
+        for _ in range(args.rounds):
+            results["bare"].append(
+                wrk(f"http://127.0.0.1:{bare_port}/", body, args.seconds, args.connections)
+            )
+            results["ledgerdesk"].append(
+                wrk(
+                    f"http://127.0.0.1:{ledger_port}/api/rest/v2/administration",
+                    body,
+                    args.seconds,
+                    args.connections,
+                )
+            )
+    finally:
+        for process in (ledger, bare):
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=15)
+    bare_rps = max(results["bare"])
+    ledger_rps = max(results["ledgerdesk"])
+    backend = "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"
+    print(f"answer: {answer}")
+    print(f"backend: {backend}, {args.rounds} rounds of {args.seconds}s, {args.connections} connections")
+    print(f"bare ASGI   : {', '.join(f'{r:,.0f}' for r in results['bare'])} req/s")
+    print(f"ledgerdesk  : {', '.join(f'{r:,.0f}' for r in results['ledgerdesk'])} req/s")
+    print(f"ratio (best of each): {ledger_rps / bare_rps:.2f}")
+
+
+if __name__ == "__main__":
+    main()
