@@ -26,6 +26,7 @@ from ledgerdesk.config import Settings
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.tickets import actions as ticket_actions
 from ledgerdesk.wire.dispatch import CATEGORY, ActionEndpoint, error_response, json_response
 from ledgerdesk.wire.openapi import build_openapi
 from ledgerdesk.wire.registry import ActionRegistry
@@ -37,7 +38,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 def build_registry() -> ActionRegistry:
-    return ActionRegistry([*invoice_actions.ACTIONS])
+    return ActionRegistry([*invoice_actions.ACTIONS, *ticket_actions.ACTIONS])
 
 
 class RequestIdMiddleware:

@@ -46,6 +46,9 @@ class Settings:
     auth_failure_limit: int = 10
     redis_url: str | None = None
     db_pool_size: int = 10
+    # "local" (a directory under data_dir) or "database" (the blobs table); by default
+    # the database when it is PostgreSQL, so that several servers can share it.
+    attachment_store: str = ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -66,6 +69,13 @@ class Settings:
             raise ConfigError("LEDGERDESK_AUTH_FAILURE_LIMIT must be at least 1")
         if self.db_pool_size < 1:
             raise ConfigError("LEDGERDESK_DB_POOL_SIZE must be at least 1")
+        if not self.attachment_store:
+            object.__setattr__(self, "attachment_store", "local" if self.is_sqlite else "database")
+        if self.attachment_store not in ("local", "database"):
+            raise ConfigError(
+                "LEDGERDESK_ATTACHMENT_STORE must be 'local' or 'database', "
+                f"not {self.attachment_store!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +96,7 @@ class Settings:
             auth_failure_limit=_int(env, "LEDGERDESK_AUTH_FAILURE_LIMIT", 10),
             redis_url=env.get("LEDGERDESK_REDIS_URL") or None,
             db_pool_size=_int(env, "LEDGERDESK_DB_POOL_SIZE", 10),
+            attachment_store=(env.get("LEDGERDESK_ATTACHMENT_STORE") or "").strip().lower(),
         )
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.accounts.usage import KeyUsageRecorder
+from ledgerdesk.attachments.incoming import incoming_directory
+from ledgerdesk.attachments.storage import BlobStore, DatabaseBlobStore, LocalBlobStore
 from ledgerdesk.clock import Clock, SystemClock
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import build_engine, build_session_factory
@@ -18,18 +22,33 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    blobs: BlobStore
     clock: Clock = field(default_factory=SystemClock)
     key_usage: KeyUsageRecorder = field(default_factory=KeyUsageRecorder)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         engine = build_engine(settings)
+        sessions = build_session_factory(engine)
+        blobs: BlobStore = (
+            LocalBlobStore(settings.data_dir / "attachments", sessions)
+            if settings.attachment_store == "local"
+            else DatabaseBlobStore()
+        )
         return cls(
             settings=settings,
             engine=engine,
-            sessions=build_session_factory(engine),
+            sessions=sessions,
+            blobs=blobs,
             clock=clock or SystemClock(),
         )
+
+    @cached_property
+    def incoming_dir(self) -> Path:
+        """Where uploads are written as they arrive (created on first use)."""
+        directory = incoming_directory(self.settings.data_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
 
     def flush_key_usage(self) -> int:
         return self.key_usage.flush(self.sessions)

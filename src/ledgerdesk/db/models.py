@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -98,3 +99,78 @@ class InvoiceCounter(Base):
 
     year: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(Integer)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_user_id_status", "user_id", "status"),
+        Index("ix_tickets_user_id_created_at", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # Random and unique; the customer-facing code must not reveal how many tickets exist.
+    code: Mapped[int] = mapped_column(Integer, unique=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
+    title: Mapped[str] = mapped_column(String(255))
+    reference: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[int] = mapped_column(SmallInteger)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    status_updated_at: Mapped[int] = mapped_column(BigInteger)
+    last_updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Reply(Base):
+    __tablename__ = "ticket_replies"
+    __table_args__ = (Index("ix_ticket_replies_ticket_id_id", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    title: Mapped[str] = mapped_column(String(255))
+    content: Mapped[str] = mapped_column(Text)
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+    __table_args__ = (
+        Index("ix_attachments_ticket_id_id", "ticket_id", "id"),
+        Index("ix_attachments_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # The ticket is stored beside the reply so that every lookup can be scoped to the
+    # ticket (and through it to the owner) without a join through the reply.
+    ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"))
+    reply_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("ticket_replies.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Blob(Base):
+    """Attachment bytes, for the PostgreSQL-backed store (content-addressed)."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class IdempotentRequest(Base):
+    """The first answer to a write sent with an Idempotency-Key, kept for 24 hours."""
+
+    __tablename__ = "idempotent_requests"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[int] = mapped_column(BigInteger)

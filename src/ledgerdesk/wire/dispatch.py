@@ -9,15 +9,18 @@ in one worker thread and one database transaction.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService, IPAddress
+from ledgerdesk.attachments.incoming import RequestFiles
 from ledgerdesk.clock import today
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.errors import (
@@ -28,19 +31,15 @@ from ledgerdesk.errors import (
     UnknownCategory,
     UnsupportedMediaType,
 )
+from ledgerdesk.idempotency.repository import IdempotencyRepository
+from ledgerdesk.idempotency.service import IdempotencyService, check_key, fingerprint
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import envelope
-from ledgerdesk.wire.body import (
-    MULTIPART,
-    Body,
-    check_declared_length,
-    limited_receive,
-    read_body,
-)
+from ledgerdesk.wire.body import MULTIPART, Body, check_declared_length, limited_receive, read_body
 from ledgerdesk.wire.client_address import client_address
+from ledgerdesk.wire.content_disposition import attachment_disposition
 from ledgerdesk.wire.credentials import Credentials, credentials_from
-from ledgerdesk.wire.registry import Action, ActionContext, ActionRegistry
-from ledgerdesk.wire.types import Result
+from ledgerdesk.wire.registry import Action, ActionContext, ActionRegistry, FileDownload
 
 log = logging.getLogger("ledgerdesk.wire")
 
@@ -53,6 +52,18 @@ def json_response(
     body: bytes, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(body, status_code=status, media_type=JSON_MEDIA_TYPE, headers=headers)
+
+
+def file_response(download: FileDownload) -> Response:
+    return StreamingResponse(
+        download.content.chunks(),
+        media_type=download.content_type,
+        headers={
+            "Content-Length": str(download.content.size),
+            "Content-Disposition": attachment_disposition(download.name),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def error_response(exc: LedgerdeskError) -> Response:
@@ -92,8 +103,14 @@ class ActionEndpoint:
         check_declared_length(request.headers.get("content-length"), settings.max_body_bytes)
         body = await read_body(
             request,
+            upload_dir=self.runtime.incoming_dir,
             max_files=MAX_ATTACHMENTS,
             max_file_bytes=settings.max_attachment_bytes,
+        )
+        files = RequestFiles(
+            directory=self.runtime.incoming_dir,
+            limit=settings.max_attachment_bytes,
+            uploaded=body.uploads,
         )
         try:
             name = path_params.get("action") or body.fields.get("action")
@@ -102,49 +119,109 @@ class ActionEndpoint:
                 raise UnsupportedMediaType(
                     f"{action.name} takes application/json or form data, not multipart."
                 )
-            credentials = credentials_from(body.fields, request.headers.get("authorization"))
-            address = client_address(
-                scope["client"][0] if scope.get("client") else None,
-                request.headers.get("x-forwarded-for"),
-                settings.trusted_proxies,
+            idempotency_key = request.headers.get("idempotency-key")
+            request_ = _Request(
+                action=action,
+                body=body,
+                files=files,
+                credentials=credentials_from(body.fields, request.headers.get("authorization")),
+                address=client_address(
+                    scope["client"][0] if scope.get("client") else None,
+                    request.headers.get("x-forwarded-for"),
+                    settings.trusted_proxies,
+                ),
+                idempotency_key=(
+                    check_key(idempotency_key)
+                    if idempotency_key is not None and action is not None and action.idempotent
+                    else None
+                ),
             )
-            result = await to_thread.run_sync(self._execute, action, body, credentials, address)
-        finally:
-            await body.close()
-        return json_response(envelope.success(result))
+            answer = await to_thread.run_sync(self._execute, request_)
+        except BaseException:
+            files.discard()
+            raise
+        if isinstance(answer, FileDownload):
+            # The temporary files are not needed to send a stored file.
+            files.discard()
+            return file_response(answer)
+        files.discard()
+        return json_response(answer)
 
-    def _execute(
-        self,
-        action: Action[Any, Any] | None,
-        body: Body,
-        credentials: Credentials,
-        address: IPAddress | None,
-    ) -> Result:
+    def _execute(self, request: _Request) -> bytes | FileDownload:
+        try:
+            return self._execute_once(request)
+        except IntegrityError:
+            if request.idempotency_key is None:
+                raise
+            # A concurrent request with the same Idempotency-Key committed first; this
+            # attempt was rolled back whole. Run again: it now finds the first answer.
+            return self._execute_once(request)
+
+    def _execute_once(self, request: _Request) -> bytes | FileDownload:
         runtime = self.runtime
+        action = request.action
         now = runtime.clock.timestamp()
         day = today(runtime.clock, runtime.settings.timezone)
-        write = action is not None and action.writes
-        with unit_of_work(runtime.sessions, write=write) as session:
-            principal = AccountService(AccountRepository(session)).authenticate(
-                user_id=credentials.user_id,
-                api_key=credentials.api_key,
-                category=CATEGORY,
-                client_ip=address,
-                today=day,
-            )
-            runtime.key_usage.record(principal.key_id, now)
-            if action is None:
-                raise UnknownAction(
-                    "Unknown or missing action; known actions: "
-                    + ", ".join(self.registry.names())
-                    + "."
+        blobs = runtime.blobs.batch()
+        try:
+            with unit_of_work(
+                runtime.sessions, write=action is not None and action.writes
+            ) as session:
+                principal = AccountService(AccountRepository(session)).authenticate(
+                    user_id=request.credentials.user_id,
+                    api_key=request.credentials.api_key,
+                    category=CATEGORY,
+                    client_ip=request.address,
+                    today=day,
                 )
-            context = ActionContext(
-                principal=principal,
-                session=session,
-                settings=runtime.settings,
-                now=now,
-                today=day,
-            )
-            result: Result = action.run(context, body.fields)
-        return result
+                runtime.key_usage.record(principal.key_id, now)
+                if action is None:
+                    raise UnknownAction(
+                        "Unknown or missing action; known actions: "
+                        + ", ".join(self.registry.names())
+                        + "."
+                    )
+                replay = idempotency = digest = None
+                if request.idempotency_key is not None:
+                    idempotency = IdempotencyService(IdempotencyRepository(session))
+                    digest = fingerprint(action.name, request.body.fields, request.body.uploads)
+                    replay = idempotency.replay(
+                        principal.user_id, request.idempotency_key, digest, now=now
+                    )
+                if replay is not None:
+                    return replay
+                context = ActionContext(
+                    principal=principal,
+                    session=session,
+                    settings=runtime.settings,
+                    now=now,
+                    today=day,
+                    files=request.files,
+                    blob_store=runtime.blobs,
+                    blobs=blobs,
+                )
+                result = action.run(context, request.body.fields)
+                if isinstance(result, FileDownload):
+                    return result
+                answer = envelope.success(result)
+                if idempotency is not None and digest is not None and request.idempotency_key:
+                    idempotency.remember(
+                        principal.user_id, request.idempotency_key, digest, answer, now=now
+                    )
+        except BaseException:
+            blobs.rolled_back()
+            raise
+        blobs.committed()
+        return answer
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What the worker thread needs of a request whose body has been read."""
+
+    action: Action[Any, Any] | None
+    body: Body
+    files: RequestFiles
+    credentials: Credentials
+    address: IPAddress | None
+    idempotency_key: str | None

@@ -199,6 +199,11 @@ def _responses(action: Action[Any, Any], result_ref: dict[str, Any]) -> dict[str
             }
         },
     }
+    if action.returns_file:
+        success["description"] = "The file itself, or the JSON envelope when asked for base64"
+        success["content"]["application/octet-stream"] = {  # type: ignore[index]
+            "schema": {"type": "string", "format": "binary"}
+        }
     return {"200": success} | _error_responses(COMMON_ERRORS + action.errors)
 
 

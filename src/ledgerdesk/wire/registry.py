@@ -7,7 +7,7 @@ Nothing else knows the list of actions, so the routes and the documentation can'
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar
 
@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from ledgerdesk.accounts.service import Principal
+from ledgerdesk.attachments.incoming import RequestFiles
+from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import InvalidParameters, LedgerdeskError, ParamError
 from ledgerdesk.wire.types import Params, Result
@@ -24,14 +26,26 @@ R = TypeVar("R", bound=Result)
 
 
 @dataclass(frozen=True)
+class FileDownload:
+    """A handler's answer that is a file itself rather than an envelope."""
+
+    name: str
+    content_type: str
+    content: BlobContent
+
+
+@dataclass(frozen=True)
 class ActionContext:
-    """What a handler may use: the caller, its transaction, and the request's clock."""
+    """What a handler may use: the caller, its transaction, the request's clock and files."""
 
     principal: Principal
     session: Session
     settings: Settings
     now: int
     today: date
+    files: RequestFiles
+    blob_store: BlobStore
+    blobs: BlobBatch
 
 
 @dataclass(frozen=True)
@@ -40,18 +54,24 @@ class Action(Generic[P, R]):
     summary: str
     params: type[P]
     result: type[R]
-    handler: Callable[[ActionContext, P], R]
+    handler: Callable[[ActionContext, P], R | FileDownload]
     # The errors this action can answer besides the ones every request can (auth, body).
     errors: tuple[type[LedgerdeskError], ...] = ()
     # Writers take the database write lock up front (see db.engine).
     writes: bool = False
     # Accepts multipart/form-data with file parts.
     accepts_files: bool = False
-    description: str = field(default="")
+    # Honours an Idempotency-Key header (SPEC section 1).
+    idempotent: bool = False
+    # May answer with a file instead of the envelope (the result model is the envelope).
+    returns_file: bool = False
+    description: str = ""
 
-    def run(self, context: ActionContext, raw: dict[str, Any]) -> R:
+    def run(self, context: ActionContext, raw: dict[str, Any]) -> R | FileDownload:
         try:
-            params = self.params.model_validate(raw)
+            params = self.params.model_validate(
+                raw, context={"max_attachment_bytes": context.settings.max_attachment_bytes}
+            )
         except ValidationError as exc:
             raise parameter_errors(exc) from None
         return self.handler(context, params)

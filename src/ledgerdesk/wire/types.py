@@ -12,7 +12,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 INT64_MAX = 2**63 - 1
 _DECIMAL_INT = re.compile(r"-?[0-9]{1,19}")
@@ -50,7 +58,25 @@ DmyDate = Annotated[
         {"type": "string", "pattern": r"^\d{2}-\d{2}-\d{4}$", "examples": ["31-12-2026"]}
     ),
 ]
-Text = Annotated[str, Field(strict=True)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and no legitimate title or message contains one.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Text = Annotated[str, Field(strict=True), AfterValidator(_no_nul)]
+"""Any string without NUL characters (may be empty)."""
+RequiredText = Annotated[Text, AfterValidator(_not_blank)]
+"""A string that must hold more than white space."""
 Number = Annotated[
     Decimal,
     PlainSerializer(_wire_number, return_type=int | float),

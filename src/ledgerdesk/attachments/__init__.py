@@ -1,0 +1,1 @@
+"""Attachment bytes: incoming uploads, and the stores that keep them outside the rows."""

@@ -1,0 +1,32 @@
+"""Queries about stored attachment bytes (the metadata rows live with the tickets)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ledgerdesk.db.models import Attachment, Blob
+
+
+class BlobRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def in_use(self, sha256: str) -> bool:
+        """Whether any committed attachment row still points at these bytes."""
+        found = self.session.scalars(
+            select(Attachment.id).where(Attachment.sha256 == sha256).limit(1)
+        ).first()
+        return found is not None
+
+    def put(self, sha256: str, data: bytes) -> None:
+        insert = (
+            postgresql.insert
+            if self.session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert
+        )
+        self.session.execute(insert(Blob).values(sha256=sha256, data=data).on_conflict_do_nothing())
+
+    def get(self, sha256: str) -> bytes | None:
+        return self.session.scalars(select(Blob.data).where(Blob.sha256 == sha256)).first()

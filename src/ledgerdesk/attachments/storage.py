@@ -1,0 +1,146 @@
+"""Where attachment bytes live: a content-addressed directory, or the database.
+
+A store works in step with the request's transaction through a ``BlobBatch``:
+
+- ``add`` runs inside the transaction. The local store links the complete incoming
+  file under its SHA-256 name (a real name only ever holds a whole file); the database
+  store inserts the bytes in the same transaction as the rows.
+- ``committed`` runs after a commit: the local store makes sure every file it relied
+  on is still in place (a concurrent failed request may have removed a file with the
+  same content that it had created itself).
+- ``rolled_back`` runs after a rollback: the local store removes the files this batch
+  created, unless a committed row uses the same bytes. Nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.attachments.repository import BlobRepository
+from ledgerdesk.db.engine import unit_of_work
+
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class BlobContent:
+    """Bytes to send: from a file (streamed in chunks) or already in memory."""
+
+    size: int
+    path: Path | None = None
+    data: bytes | None = None
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.data is not None:
+            yield self.data
+            return
+        assert self.path is not None
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+
+class BlobBatch(Protocol):
+    def add(self, session: Session, incoming: IncomingFile) -> None: ...
+    def committed(self) -> None: ...
+    def rolled_back(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    name: str
+
+    def batch(self) -> BlobBatch: ...
+    def open(self, session: Session, sha256: str) -> BlobContent | None: ...
+
+
+class LocalBlobStore:
+    """Files named by their SHA-256 under ``<data dir>/attachments/ab/cd/<sha256>``."""
+
+    name = "local"
+
+    def __init__(self, root: Path, sessions: sessionmaker[Session]) -> None:
+        self.root = root
+        self.sessions = sessions
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def batch(self) -> LocalBatch:
+        return LocalBatch(self)
+
+    def open(self, session: Session, sha256: str) -> BlobContent | None:
+        path = self.path_of(sha256)
+        try:
+            return BlobContent(size=path.stat().st_size, path=path)
+        except FileNotFoundError:
+            return None
+
+
+@dataclass
+class LocalBatch:
+    store: LocalBlobStore
+    used: list[IncomingFile] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+    def add(self, session: Session, incoming: IncomingFile) -> None:
+        target = self.store.path_of(incoming.sha256)
+        self.used.append(incoming)
+        if _link(incoming.path, target):
+            self.created.append(incoming.sha256)
+
+    def committed(self) -> None:
+        for incoming in self.used:
+            _link(incoming.path, self.store.path_of(incoming.sha256))
+
+    def rolled_back(self) -> None:
+        if not self.created:
+            return
+        with unit_of_work(self.store.sessions, write=False) as session:
+            blobs = BlobRepository(session)
+            for sha256 in self.created:
+                if not blobs.in_use(sha256):
+                    self.store.path_of(sha256).unlink(missing_ok=True)
+
+
+def _link(source: Path, target: Path) -> bool:
+    """Give ``source`` the name ``target`` unless it exists; True when this call made it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        return False
+    return True
+
+
+class DatabaseBlobStore:
+    """Bytes in the ``blobs`` table, for servers that share one PostgreSQL database."""
+
+    name = "database"
+
+    def batch(self) -> DatabaseBatch:
+        return DatabaseBatch()
+
+    def open(self, session: Session, sha256: str) -> BlobContent | None:
+        data = BlobRepository(session).get(sha256)
+        return None if data is None else BlobContent(size=len(data), data=data)
+
+
+class DatabaseBatch:
+    def add(self, session: Session, incoming: IncomingFile) -> None:
+        BlobRepository(session).put(incoming.sha256, incoming.path.read_bytes())
+
+    def committed(self) -> None:
+        """The bytes were committed with the rows."""
+
+    def rolled_back(self) -> None:
+        """The bytes were rolled back with the rows."""

@@ -1,0 +1,1 @@
+"""Support tickets: threads, replies, attachments and the status machine."""

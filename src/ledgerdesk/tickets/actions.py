@@ -1,0 +1,254 @@
+"""The ticket actions of the administration category (SPEC 3.3 to 3.9)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.db.models import Attachment, Ticket, User
+from ledgerdesk.errors import (
+    InvalidParameters,
+    InvalidState,
+    NotFound,
+    ParamError,
+    PayloadTooLarge,
+)
+from ledgerdesk.tickets.schemas import (
+    AttachmentContent,
+    AttachmentEnvelope,
+    AttachmentIn,
+    AttachmentInfo,
+    CreateTicketParams,
+    GetTicketAttachmentParams,
+    GetTicketOverviewParams,
+    ReplyOut,
+    ReplyTicketParams,
+    TicketId,
+    TicketIdParams,
+    TicketMessage,
+    TicketOverview,
+    TicketSummary,
+    TicketThread,
+    check_file_name,
+    check_media_type,
+)
+from ledgerdesk.tickets.service import MAX_ATTACHMENTS, TicketService
+from ledgerdesk.wire.registry import Action, ActionContext, FileDownload
+
+
+def summary(ticket: Ticket) -> TicketSummary:
+    return TicketSummary(
+        userId=ticket.user_id,
+        ticketId=ticket.id,
+        ticketCode=ticket.code,
+        created=ticket.created_at,
+        title=ticket.title,
+        reference=ticket.reference,
+        status=ticket.status,
+        statusUpdateTime=ticket.status_updated_at,
+        timeLastUpdated=ticket.last_updated_at,
+        priorityId=ticket.priority,
+    )
+
+
+def attachment_info(attachment: Attachment) -> AttachmentInfo:
+    return AttachmentInfo(
+        attachmentId=attachment.id,
+        name=attachment.name,
+        contentType=attachment.content_type,
+        size=attachment.size,
+    )
+
+
+def incoming_files(context: ActionContext, attachments: list[AttachmentIn]) -> list[IncomingFile]:
+    """Every attachment of the request as an incoming file, checked like the JSON ones."""
+    uploaded = context.files.uploaded
+    if len(uploaded) + len(attachments) > MAX_ATTACHMENTS:
+        raise InvalidParameters(
+            f"At most {MAX_ATTACHMENTS} attachments per request.",
+            [ParamError("attachments", f"at most {MAX_ATTACHMENTS} files")],
+        )
+    errors = []
+    for index, upload in enumerate(uploaded):
+        for field, message in (
+            ("name", check_file_name(upload.name)),
+            ("contentType", check_media_type(upload.content_type)),
+        ):
+            if message:
+                errors.append(ParamError(f"attachments[{index}].{field}", message))
+    if errors:
+        raise InvalidParameters("Invalid attachments.", errors)
+    decoded = [context.files.from_base64(a.name, a.contentType, a.content) for a in attachments]
+    return [*uploaded, *decoded]
+
+
+def _customer(context: ActionContext) -> User:
+    user = context.session.get(User, context.principal.user_id)
+    assert user is not None, "an authenticated principal always has a user row"
+    return user
+
+
+def get_ticket_overview(context: ActionContext, params: GetTicketOverviewParams) -> TicketOverview:
+    tickets = TicketService.of(context.session).overview(
+        user_id=context.principal.user_id, status=None if params.status == -1 else params.status
+    )
+    return TicketOverview(tickets=[summary(t) for t in tickets])
+
+
+def get_ticket(context: ActionContext, params: TicketIdParams) -> TicketThread:
+    thread = TicketService.of(context.session).thread(
+        params.ticketId, user_id=context.principal.user_id
+    )
+    return TicketThread(
+        thread=summary(thread.ticket),
+        replies=[
+            ReplyOut(
+                by=view.author_name,
+                userId=view.reply.author_id,
+                created=view.reply.created_at,
+                title=view.reply.title,
+                content=view.reply.content,
+                attachments=[attachment_info(a) for a in view.attachments],
+            )
+            for view in thread.replies
+        ],
+    )
+
+
+def get_ticket_attachment(
+    context: ActionContext, params: GetTicketAttachmentParams
+) -> AttachmentEnvelope | FileDownload:
+    attachment, content = TicketService.of(context.session).attachment(
+        params.ticketId,
+        params.attachmentId,
+        user_id=context.principal.user_id,
+        store=context.blob_store,
+    )
+    if params.encoding != "base64":
+        return FileDownload(attachment.name, attachment.content_type, content)
+    return AttachmentEnvelope(
+        tickets=AttachmentContent(
+            attachmentId=attachment.id,
+            name=attachment.name,
+            contentType=attachment.content_type,
+            size=attachment.size,
+            content=base64.b64encode(content.read()).decode("ascii"),
+        )
+    )
+
+
+def create_ticket(context: ActionContext, params: CreateTicketParams) -> TicketId:
+    ticket = TicketService.of(context.session).create(
+        customer_id=context.principal.user_id,
+        title=params.title,
+        content=params.content,
+        reference=params.reference,
+        priority=params.priorityId,
+        files=incoming_files(context, params.attachments),
+        blobs=context.blobs,
+        now=context.now,
+    )
+    return TicketId(ticketId=ticket.id)
+
+
+def reply_ticket(context: ActionContext, params: ReplyTicketParams) -> TicketId:
+    ticket = TicketService.of(context.session).reply(
+        params.ticketId,
+        author=_customer(context),
+        content=params.content,
+        files=incoming_files(context, params.attachments),
+        blobs=context.blobs,
+        now=context.now,
+    )
+    return TicketId(ticketId=ticket.id)
+
+
+def reopen_ticket(context: ActionContext, params: TicketIdParams) -> TicketMessage:
+    ticket = TicketService.of(context.session).reopen(
+        params.ticketId, user_id=context.principal.user_id, now=context.now
+    )
+    return TicketMessage(ticket=f"Ticket thread {ticket.id} has been reopened")
+
+
+def close_ticket(context: ActionContext, params: TicketIdParams) -> TicketMessage:
+    ticket = TicketService.of(context.session).close(
+        params.ticketId, user_id=context.principal.user_id, now=context.now
+    )
+    return TicketMessage(ticket=f"Ticket thread {ticket.id} has been closed")
+
+
+ACTIONS: tuple[Action[Any, Any], ...] = (
+    Action(
+        name="getTicketOverview",
+        summary="Get a list of tickets, opened, closed or any status",
+        description="The caller's tickets, newest first.",
+        params=GetTicketOverviewParams,
+        result=TicketOverview,
+        handler=get_ticket_overview,
+    ),
+    Action(
+        name="getTicket",
+        summary="Get a ticket thread and replies",
+        description="The thread and its replies in the order they were stored.",
+        params=TicketIdParams,
+        result=TicketThread,
+        handler=get_ticket,
+        errors=(NotFound,),
+    ),
+    Action(
+        name="getTicketAttachment",
+        summary="Download an attachment",
+        description="The file itself (its stored Content-Type, Content-Disposition: "
+        'attachment), or with "encoding": "base64" the JSON envelope below.',
+        params=GetTicketAttachmentParams,
+        result=AttachmentEnvelope,
+        handler=get_ticket_attachment,
+        errors=(NotFound,),
+        returns_file=True,
+    ),
+    Action(
+        name="createTicket",
+        summary="Create a new ticket thread",
+        description="The ticket and its attachments are stored together or not at all. "
+        "Honours an Idempotency-Key header.",
+        params=CreateTicketParams,
+        result=TicketId,
+        handler=create_ticket,
+        errors=(PayloadTooLarge,),
+        writes=True,
+        accepts_files=True,
+        idempotent=True,
+    ),
+    Action(
+        name="replyTicket",
+        summary="Reply to an existing ticket thread",
+        description="A reply to a closed ticket reopens it; a forcibly closed ticket takes "
+        "no replies. Honours an Idempotency-Key header.",
+        params=ReplyTicketParams,
+        result=TicketId,
+        handler=reply_ticket,
+        errors=(NotFound, InvalidState, PayloadTooLarge),
+        writes=True,
+        accepts_files=True,
+        idempotent=True,
+    ),
+    Action(
+        name="reopenTicket",
+        summary="Reopen a closed ticket thread",
+        params=TicketIdParams,
+        result=TicketMessage,
+        handler=reopen_ticket,
+        errors=(NotFound, InvalidState),
+        writes=True,
+    ),
+    Action(
+        name="closeTicket",
+        summary="Close a ticket thread",
+        params=TicketIdParams,
+        result=TicketMessage,
+        handler=close_ticket,
+        errors=(NotFound,),
+        writes=True,
+    ),
+)

@@ -1,0 +1,176 @@
+"""Wire parameters and results of the ticket actions (SPEC 3.3 to 3.9)."""
+
+from __future__ import annotations
+
+import binascii
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+
+from ledgerdesk.attachments.incoming import decode_base64
+from ledgerdesk.errors import PayloadTooLarge
+from ledgerdesk.wire.types import INT64_MAX, Id, Params, RequiredText, Result, Text, WireInt
+
+MAX_ATTACHMENTS = 10
+MAX_CONTENT = 65535
+MAX_FILE_NAME = 200
+# The validation context carries the configured limit (see wire.registry.Action.run).
+ATTACHMENT_LIMIT = "max_attachment_bytes"
+
+_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(
+    rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[^\"\\\r\n]*\"|[A-Za-z0-9!#$&^_.+-]+))*"
+)
+
+
+def check_media_type(value: str) -> str | None:
+    """What is wrong with a media type, or None when it is a well-formed one."""
+    if len(value) > 255 or not _MEDIA_TYPE.fullmatch(value):
+        return "must be a media type such as image/png"
+    return None
+
+
+def check_file_name(value: str) -> str | None:
+    """What is wrong with a file name, or None. Names are kept as given, never used as paths."""
+    if not value.strip():
+        return "must not be blank"
+    if len(value) > MAX_FILE_NAME:
+        return f"must be at most {MAX_FILE_NAME} characters"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
+def _media_type(value: str) -> str:
+    value = value.strip()
+    problem = check_media_type(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+MediaType = Annotated[Text, AfterValidator(_media_type)]
+FileName = Annotated[RequiredText, Field(max_length=MAX_FILE_NAME)]
+TicketStatus = Annotated[WireInt, Field(ge=0, le=2)]
+Priority = Annotated[WireInt, Field(ge=1, le=4, description="1 Low, 2 Normal, 3 High, 4 Highest")]
+Content = Annotated[RequiredText, Field(max_length=MAX_CONTENT)]
+
+
+class AttachmentIn(Params):
+    name: FileName
+    content: Annotated[str, Field(strict=True, description="Base64 of the file's bytes")]
+    contentType: MediaType
+    size: Annotated[WireInt, Field(ge=0, le=INT64_MAX, description="Decoded size in bytes")]
+
+    @field_validator("size")
+    @classmethod
+    def _within_limit(cls, size: int, info: ValidationInfo) -> int:
+        limit = (info.context or {}).get(ATTACHMENT_LIMIT)
+        if limit is not None and size > limit:
+            # Not a 1003: the protocol answers an attachment over its limit with 4001.
+            raise PayloadTooLarge(f"An attachment is larger than {limit} bytes.")
+        return size
+
+    @model_validator(mode="after")
+    def _content_matches_size(self) -> AttachmentIn:
+        try:
+            decoded = len(decode_base64(self.content))
+        except (binascii.Error, ValueError):
+            raise ValueError("content must be valid base64") from None
+        if decoded != self.size:
+            raise ValueError(f"size is {self.size} but the content holds {decoded} bytes")
+        return self
+
+
+Attachments = Annotated[list[AttachmentIn], Field(max_length=MAX_ATTACHMENTS)]
+
+
+class GetTicketOverviewParams(Params):
+    status: Annotated[
+        WireInt, Field(ge=-1, le=2, description="0 closed, 1 open, 2 forcibly closed, -1 all")
+    ] = -1
+
+
+class TicketSummary(Result):
+    userId: int
+    ticketId: int
+    ticketCode: int
+    created: int
+    title: str
+    reference: str
+    status: int = Field(description="0 closed, 1 open, 2 forcibly closed")
+    statusUpdateTime: int
+    timeLastUpdated: int
+    priorityId: int
+
+
+class TicketOverview(Result):
+    tickets: list[TicketSummary]
+
+
+class TicketIdParams(Params):
+    ticketId: Id
+
+
+class AttachmentInfo(Result):
+    attachmentId: int
+    name: str
+    contentType: str
+    size: int
+
+
+class ReplyOut(Result):
+    by: str = Field(description="The author's real name")
+    userId: int
+    created: int
+    title: str
+    content: str
+    attachments: list[AttachmentInfo]
+
+
+class TicketThread(Result):
+    thread: TicketSummary
+    replies: list[ReplyOut]
+
+
+class CreateTicketParams(Params):
+    title: Annotated[RequiredText, Field(max_length=255)]
+    content: Content
+    reference: Annotated[Text, Field(max_length=64)] = ""
+    priorityId: Priority = 2
+    attachments: Attachments = Field(default_factory=list)
+
+
+class ReplyTicketParams(Params):
+    ticketId: Id
+    content: Content
+    attachments: Attachments = Field(default_factory=list)
+
+
+class TicketId(Result):
+    ticketId: int
+
+
+class GetTicketAttachmentParams(Params):
+    ticketId: Id
+    attachmentId: Id
+    encoding: Literal["base64"] | None = Field(
+        default=None, description='"base64" for the JSON envelope instead of the file itself'
+    )
+
+
+class AttachmentContent(Result):
+    attachmentId: int
+    name: str
+    contentType: str
+    size: int
+    content: str = Field(description="Standard padded base64, no line breaks")
+
+
+class AttachmentEnvelope(Result):
+    tickets: AttachmentContent
+
+
+class TicketMessage(Result):
+    ticket: str

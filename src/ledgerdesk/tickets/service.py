@@ -1,0 +1,225 @@
+"""Ticket rules: the status machine, replies with attachments, and who may see what.
+
+Status machine (SPEC 3.6, 3.8, 3.9):
+
+    open (1) --close--> closed (0) --reopen / customer reply--> open (1)
+    any ------staff force-close------> forcibly closed (2): final for the customer
+
+Closing a closed ticket, reopening an open one and closing a forcibly closed one
+succeed and change nothing. Every real status change sets ``status_updated_at``; every
+reply sets ``last_updated_at``. Staff replies never change the status.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
+from ledgerdesk.db.models import Attachment, Reply, Ticket, User
+from ledgerdesk.errors import InternalError, InvalidState, NotFound, invalid
+from ledgerdesk.tickets.repository import TicketRepository
+
+log = logging.getLogger(__name__)
+
+CLOSED, OPEN, FORCE_CLOSED = 0, 1, 2
+STATUS_NAMES = {CLOSED: "closed", OPEN: "open", FORCE_CLOSED: "forcibly closed"}
+MAX_TITLE = 255
+MAX_CONTENT = 65535
+MAX_ATTACHMENTS = 10
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    reply: Reply
+    author_name: str
+    attachments: Sequence[Attachment]
+
+
+@dataclass(frozen=True)
+class ThreadView:
+    ticket: Ticket
+    replies: Sequence[ReplyView]
+
+
+class TicketService:
+    def __init__(self, repository: TicketRepository) -> None:
+        self.repository = repository
+
+    @classmethod
+    def of(cls, session: Session) -> TicketService:
+        return cls(TicketRepository(session))
+
+    @property
+    def session(self) -> Session:
+        return self.repository.session
+
+    # -- reading ----------------------------------------------------------------------
+
+    def overview(self, *, user_id: int | None, status: int | None) -> Sequence[Ticket]:
+        return self.repository.list_all(user_id=user_id, status=status)
+
+    def thread(self, ticket_id: int, *, user_id: int | None) -> ThreadView:
+        """A ticket with its replies and their attachments, in three queries."""
+        ticket = self._require(ticket_id, user_id=user_id)
+        by_reply: dict[int, list[Attachment]] = defaultdict(list)
+        for attachment in self.repository.attachments(ticket.id):
+            by_reply[attachment.reply_id].append(attachment)
+        replies = [
+            ReplyView(row.reply, row.author_name, by_reply.get(row.reply.id, []))
+            for row in self.repository.replies(ticket.id)
+        ]
+        return ThreadView(ticket, replies)
+
+    def attachment(
+        self, ticket_id: int, attachment_id: int, *, user_id: int, store: BlobStore
+    ) -> tuple[Attachment, BlobContent]:
+        attachment = self.repository.attachment(ticket_id, attachment_id, user_id=user_id)
+        if attachment is None:
+            raise NotFound(f"Attachment {attachment_id} of ticket {ticket_id} not found.")
+        content = store.open(self.session, attachment.sha256)
+        if content is None:
+            log.error("bytes of attachment %s (%s) are missing", attachment.id, attachment.sha256)
+            raise InternalError()
+        return attachment, content
+
+    # -- writing ----------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        customer_id: int,
+        title: str,
+        content: str,
+        reference: str,
+        priority: int,
+        files: Sequence[IncomingFile],
+        blobs: BlobBatch,
+        now: int,
+    ) -> Ticket:
+        """A new open ticket whose first reply holds the content and the files."""
+        _check_text(title=title, content=content, files=files)
+        ticket = Ticket(
+            code=self._unused_code(),
+            user_id=customer_id,
+            title=title,
+            reference=reference,
+            status=OPEN,
+            priority=priority,
+            created_at=now,
+            status_updated_at=now,
+            last_updated_at=now,
+        )
+        self.repository.add(ticket)
+        self._add_reply(ticket, customer_id, content, files, blobs, now)
+        return ticket
+
+    def reply(
+        self,
+        ticket_id: int,
+        *,
+        author: User,
+        content: str,
+        files: Sequence[IncomingFile],
+        blobs: BlobBatch,
+        now: int,
+    ) -> Ticket:
+        """Add a reply. A customer's reply reopens a closed ticket; staff replies anywhere."""
+        _check_text(content=content, files=files)
+        ticket = self._require(ticket_id, user_id=None if author.is_staff else author.id, lock=True)
+        if not author.is_staff:
+            if ticket.status == FORCE_CLOSED:
+                raise InvalidState(f"Ticket {ticket_id} was closed by staff and takes no replies.")
+            if ticket.status == CLOSED:
+                ticket.status = OPEN
+                ticket.status_updated_at = now
+        ticket.last_updated_at = now
+        self._add_reply(ticket, author.id, content, files, blobs, now)
+        return ticket
+
+    def close(self, ticket_id: int, *, user_id: int, now: int) -> Ticket:
+        ticket = self._require(ticket_id, user_id=user_id, lock=True)
+        if ticket.status == OPEN:
+            self._set_status(ticket, CLOSED, now)
+        return ticket
+
+    def reopen(self, ticket_id: int, *, user_id: int, now: int) -> Ticket:
+        ticket = self._require(ticket_id, user_id=user_id, lock=True)
+        if ticket.status == FORCE_CLOSED:
+            raise InvalidState(f"Ticket {ticket_id} was closed by staff and cannot be reopened.")
+        if ticket.status == CLOSED:
+            self._set_status(ticket, OPEN, now)
+        return ticket
+
+    def force_close(self, ticket_id: int, *, now: int) -> Ticket:
+        ticket = self._require(ticket_id, user_id=None, lock=True)
+        if ticket.status != FORCE_CLOSED:
+            self._set_status(ticket, FORCE_CLOSED, now)
+        return ticket
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _require(self, ticket_id: int, *, user_id: int | None, lock: bool = False) -> Ticket:
+        ticket = self.repository.get(ticket_id, user_id=user_id, lock=lock)
+        if ticket is None:
+            raise NotFound(f"Ticket {ticket_id} not found.")
+        return ticket
+
+    def _set_status(self, ticket: Ticket, status: int, now: int) -> None:
+        ticket.status = status
+        ticket.status_updated_at = now
+
+    def _unused_code(self) -> int:
+        # Random, so that codes say nothing about ids or volumes; the unique constraint
+        # backs up the check against a concurrent writer drawing the same number.
+        while True:
+            code = 10_000_000 + secrets.randbelow(90_000_000)
+            if not self.repository.code_in_use(code):
+                return code
+
+    def _add_reply(
+        self,
+        ticket: Ticket,
+        author_id: int,
+        content: str,
+        files: Sequence[IncomingFile],
+        blobs: BlobBatch,
+        now: int,
+    ) -> Reply:
+        reply = Reply(
+            ticket_id=ticket.id,
+            author_id=author_id,
+            created_at=now,
+            title=ticket.title,
+            content=content,
+        )
+        self.repository.add(reply)
+        for incoming in files:
+            blobs.add(self.session, incoming)
+            self.repository.add(
+                Attachment(
+                    ticket_id=ticket.id,
+                    reply_id=reply.id,
+                    name=incoming.name,
+                    content_type=incoming.content_type,
+                    size=incoming.size,
+                    sha256=incoming.sha256,
+                )
+            )
+        return reply
+
+
+def _check_text(*, content: str, files: Sequence[IncomingFile], title: str | None = None) -> None:
+    """The rules the wire schemas enforce, enforced again for callers that skip them (CLI)."""
+    if title is not None and not (title.strip() and len(title) <= MAX_TITLE):
+        raise invalid("title", f"must be 1 to {MAX_TITLE} characters")
+    if not content.strip() or len(content) > MAX_CONTENT or "\x00" in content:
+        raise invalid("content", f"must be 1 to {MAX_CONTENT} characters")
+    if len(files) > MAX_ATTACHMENTS:
+        raise invalid("attachments", f"at most {MAX_ATTACHMENTS} files")
