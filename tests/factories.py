@@ -13,6 +13,7 @@ from ledgerdesk.db.models import User
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService, InvoiceView
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.tickets.service import TicketService
 from tests.support import Caller
 
 
@@ -89,3 +90,45 @@ def make_invoice(
         if paid_on is not None:
             view = service.mark_paid(view.id, paid_on=paid_on)
         return view
+
+
+def make_ticket(
+    runtime: Runtime,
+    user_id: int,
+    *,
+    title: str = "Server unreachable",
+    content: str = "It stopped answering at 07:12.",
+    reference: str = "",
+    priority: int = 2,
+) -> int:
+    with runtime.transaction(write=True) as (session, blobs):
+        ticket = TicketService.of(session).create(
+            customer_id=user_id,
+            title=title,
+            content=content,
+            reference=reference,
+            priority=priority,
+            files=[],
+            blobs=blobs,
+            now=runtime.clock.timestamp(),
+        )
+        return ticket.id
+
+
+def staff_reply(runtime: Runtime, ticket_id: int, staff_id: int, content: str = "On it.") -> None:
+    with runtime.transaction(write=True) as (session, blobs):
+        staff = session.get(User, staff_id)
+        assert staff is not None
+        TicketService.of(session).reply(
+            ticket_id,
+            author=staff,
+            content=content,
+            files=[],
+            blobs=blobs,
+            now=runtime.clock.timestamp(),
+        )
+
+
+def force_close(runtime: Runtime, ticket_id: int) -> None:
+    with runtime.transaction(write=True) as (session, _):
+        TicketService.of(session).force_close(ticket_id, now=runtime.clock.timestamp())

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
+from ledgerdesk.attachments.incoming import sweep_incoming
 from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
@@ -115,6 +116,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Uploads of a process that crashed mid-request; an hour is far longer than any
+        # request of a live process can take.
+        await to_thread.run_sync(sweep_incoming, runtime.incoming_dir, 3600.0)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_flush_key_usage_forever, runtime)
             try:

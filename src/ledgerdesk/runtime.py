@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -11,10 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.accounts.usage import KeyUsageRecorder
 from ledgerdesk.attachments.incoming import incoming_directory
-from ledgerdesk.attachments.storage import BlobStore, DatabaseBlobStore, LocalBlobStore
+from ledgerdesk.attachments.storage import BlobBatch, BlobStore, DatabaseBlobStore, LocalBlobStore
 from ledgerdesk.clock import Clock, SystemClock
 from ledgerdesk.config import Settings
-from ledgerdesk.db.engine import build_engine, build_session_factory
+from ledgerdesk.db.engine import build_engine, build_session_factory, unit_of_work
 
 
 @dataclass
@@ -49,6 +51,18 @@ class Runtime:
         directory = incoming_directory(self.settings.data_dir)
         directory.mkdir(parents=True, exist_ok=True)
         return directory
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[tuple[Session, BlobBatch]]:
+        """A unit of work whose attachment bytes are kept or dropped together with it."""
+        blobs = self.blobs.batch()
+        try:
+            with unit_of_work(self.sessions, write=write) as session:
+                yield session, blobs
+        except BaseException:
+            blobs.rolled_back()
+            raise
+        blobs.committed()
 
     def flush_key_usage(self) -> int:
         return self.key_usage.flush(self.sessions)

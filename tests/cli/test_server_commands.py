@@ -71,11 +71,17 @@ def test_demo_serves_and_its_printed_curl_command_works(tmp_path: Path) -> None:
             if line.startswith("API documentation"):
                 break
         text = "".join(printed)
-        curl = next(line.strip() for line in printed if line.strip().startswith("curl "))
-        answer = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, check=True)
-    body = json.loads(answer.stdout)
-    assert body["status"] == "Success"
-    assert len(body["data"]["invoiceIds"]) == 3
+        curls = [line.strip() for line in printed if line.strip().startswith("curl ")]
+        answers = [
+            json.loads(
+                subprocess.run(["bash", "-c", c], capture_output=True, text=True, check=True).stdout
+            )
+            for c in curls
+        ]
+    invoices, tickets = answers
+    assert invoices["status"] == tickets["status"] == "Success"
+    assert len(invoices["data"]["invoiceIds"]) == 3
+    assert [t["status"] for t in tickets["data"]["tickets"]] == [1, 0]
     assert re.search(r"apiKey: [A-Za-z0-9]{20}", text)
     assert (tmp_path / "demo" / "ledgerdesk.sqlite3").is_file()
 

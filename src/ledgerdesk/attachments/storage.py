@@ -99,8 +99,11 @@ class LocalBatch:
             self.created.append(incoming.sha256)
 
     def committed(self) -> None:
+        # The incoming files live until the request ends, after this runs.
         for incoming in self.used:
-            _link(incoming.path, self.store.path_of(incoming.sha256))
+            target = self.store.path_of(incoming.sha256)
+            if not target.exists():
+                _link(incoming.path, target)
 
     def rolled_back(self) -> None:
         if not self.created:

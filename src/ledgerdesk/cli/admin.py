@@ -17,6 +17,7 @@ from ledgerdesk.cli.support import (
     json_option,
     pass_state,
 )
+from ledgerdesk.cli.tickets import ticket
 from ledgerdesk.invoices.money import parse_amount, parse_percentage
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService, InvoiceView
@@ -25,6 +26,9 @@ from ledgerdesk.invoices.service import InvoiceService, InvoiceView
 @click.group(cls=ReportingGroup)
 def admin() -> None:
     """Administer accounts, API keys and invoices."""
+
+
+admin.add_command(ticket)
 
 
 # -- users ------------------------------------------------------------------------------

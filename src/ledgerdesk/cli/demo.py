@@ -1,8 +1,8 @@
 """``ledgerdesk demo``: a newcomer's first command.
 
-It migrates the database, makes sure a demo customer with a few invoices exists, gives
-it a fresh API key (keys are stored hashed, so an old one cannot be shown again), prints
-the credentials and a ready-to-paste curl command, and serves.
+It migrates the database, makes sure a demo customer with a few invoices and tickets
+exists, gives it a fresh API key (keys are stored hashed, so an old one cannot be shown
+again), prints the credentials and ready-to-paste curl commands, and serves.
 """
 
 from __future__ import annotations
@@ -12,16 +12,27 @@ import shlex
 from datetime import timedelta
 
 import click
+from sqlalchemy.orm import Session
 
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
+from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.cli.server import run_server
 from ledgerdesk.cli.support import CliState, pass_state
 from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.db.models import User
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService
+from ledgerdesk.tickets.service import TicketService
 
 DEMO_EMAIL = "demo@example.com"
+STAFF_EMAIL = "support@example.com"
+TRACEROUTE = b"""traceroute to 203.0.113.10, 30 hops max
+ 1  gw.example.net (198.51.100.1)  0.412 ms
+ 2  core1.rtm.example.net (198.51.100.9)  1.204 ms
+ 3  * * *
+"""
 
 DEMO_INVOICES = (
     # days ago, title, description, cents excl. VAT, VAT hundredths, paid
@@ -47,7 +58,12 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
     """Set up a demo customer with an API key and invoices, then serve."""
     settings = state.settings()
     upgrade(state.runtime().engine)
-    with state.transaction() as (session, runtime):
+    state.require_current_schema()
+    runtime = state.runtime()
+    writer = IncomingWriter(runtime.incoming_dir, runtime.settings.max_attachment_bytes, "t")
+    writer.write(TRACEROUTE)
+    traceroute = writer.finish("traceroute.txt", "text/plain")
+    with runtime.transaction(write=True) as (session, blobs):
         accounts = AccountService(AccountRepository(session))
         now = runtime.clock.timestamp()
         today = state.today()
@@ -70,6 +86,14 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                 )
                 if paid:
                     invoices.mark_paid(created.id, paid_on=created.created_on)
+        tickets = TicketService.of(session)
+        if not tickets.overview(user_id=customer.id, status=None):
+            staff = AccountRepository(session).find_user_by_email(STAFF_EMAIL)
+            if staff is None:
+                staff = accounts.create_user(
+                    name="Sam Support", email=STAFF_EMAIL, staff=True, now=now
+                )
+            _seed_tickets(session, blobs, customer, staff, traceroute, now)
         new_key = accounts.create_key(
             user_id=customer.id,
             categories=(),
@@ -80,10 +104,18 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
             today=today,
         )
         user_id = customer.id
+    traceroute.discard()
     state.close()
 
     base = f"http://{host}:{port}"
-    body = json.dumps({"userId": user_id, "apiKey": new_key.secret, "action": "getInvoiceIds"})
+
+    def curl(action: str) -> str:
+        body = json.dumps({"userId": user_id, "apiKey": new_key.secret, "action": action})
+        return (
+            f"  curl -s {base}/api/rest/v2/administration "
+            f"-H 'Content-Type: application/json' -d {shlex.quote(body)}"
+        )
+
     click.echo(
         "\n".join(
             [
@@ -92,8 +124,10 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                 f"  apiKey: {new_key.secret}",
                 "",
                 "List the demo customer's invoices:",
-                f"  curl -s {base}/api/rest/v2/administration "
-                f"-H 'Content-Type: application/json' -d {shlex.quote(body)}",
+                curl("getInvoiceIds"),
+                "",
+                "List the demo customer's support tickets:",
+                curl("getTicketOverview"),
                 "",
                 f"API documentation: {base}/docs",
             ]
@@ -101,3 +135,51 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
     )
     if not no_serve:
         run_server(settings, environment=state.overrides, host=host, port=port)
+
+
+def _seed_tickets(
+    session: Session,
+    blobs: BlobBatch,
+    customer: User,
+    staff: User,
+    traceroute: IncomingFile,
+    now: int,
+) -> None:
+    tickets = TicketService.of(session)
+    closed = tickets.create(
+        customer_id=customer.id,
+        title="Request for reverse DNS on 203.0.113.10",
+        content="Please set the PTR record of 203.0.113.10 to mail.example.com.",
+        reference="",
+        priority=1,
+        files=[],
+        blobs=blobs,
+        now=now - 5 * 86400,
+    )
+    tickets.reply(
+        closed.id,
+        author=staff,
+        content="Done: 203.0.113.10 now resolves to mail.example.com.",
+        files=[],
+        blobs=blobs,
+        now=now - 4 * 86400,
+    )
+    tickets.close(closed.id, user_id=customer.id, now=now - 4 * 86400)
+    urgent = tickets.create(
+        customer_id=customer.id,
+        title="Server unreachable since this morning",
+        content="Our server in Rotterdam stopped answering at 07:12 UTC.",
+        reference="INC-2026-0042",
+        priority=4,
+        files=[],
+        blobs=blobs,
+        now=now - 3600,
+    )
+    tickets.reply(
+        urgent.id,
+        author=staff,
+        content="We see packet loss at our core router and are on it; traceroute attached.",
+        files=[traceroute],
+        blobs=blobs,
+        now=now - 1800,
+    )

@@ -44,14 +44,17 @@ class CliState:
             self._runtime.engine.dispose()
             self._runtime = None
 
-    @contextmanager
-    def transaction(self) -> Iterator[tuple[Session, Runtime]]:
-        """A write transaction on a database that must already be migrated."""
-        runtime = self.runtime()
-        if not is_current(runtime.engine):
+    def require_current_schema(self) -> None:
+        if not is_current(self.runtime().engine):
             raise click.ClickException(
                 "the database schema is not current; run `ledgerdesk db upgrade` first"
             )
+
+    @contextmanager
+    def transaction(self) -> Iterator[tuple[Session, Runtime]]:
+        """A write transaction on a database that must already be migrated."""
+        self.require_current_schema()
+        runtime = self.runtime()
         with unit_of_work(runtime.sessions, write=True) as session:
             yield session, runtime
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -22,7 +23,6 @@ from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService, IPAddress
 from ledgerdesk.attachments.incoming import RequestFiles
 from ledgerdesk.clock import today
-from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.errors import (
     InternalError,
     LedgerdeskError,
@@ -162,57 +162,65 @@ class ActionEndpoint:
         action = request.action
         now = runtime.clock.timestamp()
         day = today(runtime.clock, runtime.settings.timezone)
-        blobs = runtime.blobs.batch()
-        try:
-            with unit_of_work(
-                runtime.sessions, write=action is not None and action.writes
-            ) as session:
-                principal = AccountService(AccountRepository(session)).authenticate(
-                    user_id=request.credentials.user_id,
-                    api_key=request.credentials.api_key,
-                    category=CATEGORY,
-                    client_ip=request.address,
-                    today=day,
+        with runtime.transaction(write=action is not None and action.writes) as (session, blobs):
+            principal = AccountService(AccountRepository(session)).authenticate(
+                user_id=request.credentials.user_id,
+                api_key=request.credentials.api_key,
+                category=CATEGORY,
+                client_ip=request.address,
+                today=day,
+            )
+            runtime.key_usage.record(principal.key_id, now)
+            if action is None:
+                raise UnknownAction(
+                    f"Unknown or missing action; known actions: {', '.join(self.registry.names())}."
                 )
-                runtime.key_usage.record(principal.key_id, now)
-                if action is None:
-                    raise UnknownAction(
-                        "Unknown or missing action; known actions: "
-                        + ", ".join(self.registry.names())
-                        + "."
-                    )
-                replay = idempotency = digest = None
-                if request.idempotency_key is not None:
-                    idempotency = IdempotencyService(IdempotencyRepository(session))
-                    digest = fingerprint(action.name, request.body.fields, request.body.uploads)
-                    replay = idempotency.replay(
-                        principal.user_id, request.idempotency_key, digest, now=now
-                    )
-                if replay is not None:
-                    return replay
-                context = ActionContext(
-                    principal=principal,
-                    session=session,
-                    settings=runtime.settings,
-                    now=now,
-                    today=day,
-                    files=request.files,
-                    blob_store=runtime.blobs,
-                    blobs=blobs,
-                )
-                result = action.run(context, request.body.fields)
-                if isinstance(result, FileDownload):
-                    return result
-                answer = envelope.success(result)
-                if idempotency is not None and digest is not None and request.idempotency_key:
-                    idempotency.remember(
-                        principal.user_id, request.idempotency_key, digest, answer, now=now
-                    )
-        except BaseException:
-            blobs.rolled_back()
-            raise
-        blobs.committed()
+            remembered = _Remembered.of(session, principal.user_id, action, request, now)
+            if remembered is not None and remembered.first_answer is not None:
+                return remembered.first_answer
+            context = ActionContext(
+                principal=principal,
+                session=session,
+                settings=runtime.settings,
+                now=now,
+                today=day,
+                files=request.files,
+                blob_store=runtime.blobs,
+                blobs=blobs,
+            )
+            result = action.run(context, request.body.fields)
+            if isinstance(result, FileDownload):
+                return result
+            answer = envelope.success(result)
+            if remembered is not None:
+                remembered.remember(answer)
         return answer
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    """An Idempotency-Key's record for this request: the first answer, if there was one."""
+
+    service: IdempotencyService
+    user_id: int
+    key: str
+    digest: str
+    now: int
+    first_answer: bytes | None
+
+    @classmethod
+    def of(
+        cls, session: Session, user_id: int, action: Action[Any, Any], request: _Request, now: int
+    ) -> _Remembered | None:
+        if request.idempotency_key is None:
+            return None
+        service = IdempotencyService(IdempotencyRepository(session))
+        digest = fingerprint(action.name, request.body.fields, request.body.uploads)
+        first = service.replay(user_id, request.idempotency_key, digest, now=now)
+        return cls(service, user_id, request.idempotency_key, digest, now, first)
+
+    def remember(self, answer: bytes) -> None:
+        self.service.remember(self.user_id, self.key, self.digest, answer, now=self.now)
 
 
 @dataclass(frozen=True)
