@@ -88,7 +88,9 @@ def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Pope
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise SystemExit(f"server on {port} did not start: {process.stderr.read() if process.stderr else ''}")
+    raise SystemExit(
+        f"server on {port} did not start: {process.stderr.read() if process.stderr else ''}"
+    )
 
 
 def wrk(url: str, body: str, seconds: int, connections: int) -> float:
@@ -140,8 +142,17 @@ def main() -> None:
         headers={"Content-Type": "application/json"},
     ).text
     bare = start(
-        [sys.executable, "-m", "uvicorn", "bare_app:app", "--app-dir", str(HERE),
-         "--port", str(bare_port), *uvicorn_flags],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--app-dir",
+            str(HERE),
+            "--port",
+            str(bare_port),
+            *uvicorn_flags,
+        ],
         bare_port,
         {**env, "BARE_BODY": answer},
     )
@@ -167,7 +178,7 @@ def main() -> None:
     ledger_rps = max(results["ledgerdesk"])
     backend = "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"
     print(f"answer: {answer}")
-    print(f"backend: {backend}, {args.rounds} rounds of {args.seconds}s, {args.connections} connections")
+    print(f"backend: {backend}, {args.rounds} rounds of {args.seconds}s, {args.connections} conns")
     print(f"bare ASGI   : {', '.join(f'{r:,.0f}' for r in results['bare'])} req/s")
     print(f"ledgerdesk  : {', '.join(f'{r:,.0f}' for r in results['ledgerdesk'])} req/s")
     print(f"ratio (best of each): {ledger_rps / bare_rps:.2f}")
