@@ -52,18 +52,6 @@ class AccountRepository:
         self.session.flush()
         return key
 
-    def usable_keys_of_customer(self, user_id: int) -> Sequence[ApiKey]:
-        """The unrevoked keys of a customer (staff never use the customer API)."""
-        return self.session.scalars(
-            select(ApiKey)
-            .join(User, User.id == ApiKey.user_id)
-            .where(
-                ApiKey.user_id == user_id,
-                ApiKey.revoked_at.is_(None),
-                User.is_staff.is_(False),
-            )
-        ).all()
-
     def record_uses(self, uses: Iterable[KeyUse]) -> None:
         rows = [
             {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at} for use in uses

@@ -7,8 +7,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 from ledgerdesk.accounts.keys import generate_key, hash_key, hashes_match, is_well_formed_key
+from ledgerdesk.accounts.queries import AccountQueries, KeyRecord
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.config import ConfigError, IPNetwork, parse_networks
 from ledgerdesk.db.models import ApiKey, User
@@ -115,7 +117,10 @@ class AccountService:
             self.require_user(user_id)
         return self.repository.list_keys(user_id)
 
-    # -- authentication ---------------------------------------------------------------
+
+class Authenticator:
+    def __init__(self, queries: AccountQueries) -> None:
+        self.queries = queries
 
     def authenticate(
         self,
@@ -135,8 +140,8 @@ class AccountService:
             raise AuthenticationFailed()
         assert isinstance(api_key, str)
         candidate = hash_key(api_key)
-        found: ApiKey | None = None
-        for key in self.repository.usable_keys_of_customer(user_id):
+        found: KeyRecord | None = None
+        for key in self.queries.usable_keys(user_id):
             if hashes_match(key.key_hash, candidate):
                 found = key
         if found is None or (found.expires_on is not None and today > found.expires_on):
@@ -153,5 +158,10 @@ def _address_allowed(client_ip: IPAddress | None, ranges: Sequence[str]) -> bool
         return False
     if isinstance(client_ip, ipaddress.IPv6Address) and client_ip.ipv4_mapped is not None:
         client_ip = client_ip.ipv4_mapped
-    networks: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(r) for r in ranges)
-    return any(client_ip in network for network in networks)
+    return any(client_ip in network for network in _networks(tuple(ranges)))
+
+
+@lru_cache(maxsize=4096)
+def _networks(ranges: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    # Parsed once per distinct list: keys are few, requests are many.
+    return tuple(ipaddress.ip_network(r) for r in ranges)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import Attachment, Blob
+from ledgerdesk.db.prepared import Db, Prepared
 
 
 class BlobRepository:
@@ -28,5 +29,11 @@ class BlobRepository:
         )
         self.session.execute(insert(Blob).values(sha256=sha256, data=data).on_conflict_do_nothing())
 
-    def get(self, sha256: str) -> bytes | None:
-        return self.session.scalars(select(Blob.data).where(Blob.sha256 == sha256)).first()
+
+_BLOB = Prepared(select(Blob.data).where(Blob.sha256 == bindparam("sha256")))
+
+
+def read_blob(db: Db, sha256: str) -> bytes | None:
+    """The bytes kept in the database store (a read on the request path)."""
+    row = db.first(_BLOB, sha256=sha256)
+    return None if row is None else bytes(row[0])

@@ -23,8 +23,9 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.attachments.repository import BlobRepository
+from ledgerdesk.attachments.repository import BlobRepository, read_blob
 from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.prepared import Db
 
 CHUNK = 64 * 1024
 
@@ -60,7 +61,7 @@ class BlobStore(Protocol):
     name: str
 
     def batch(self) -> BlobBatch: ...
-    def open(self, session: Session, sha256: str) -> BlobContent | None: ...
+    def open(self, db: Db, sha256: str) -> BlobContent | None: ...
 
 
 class LocalBlobStore:
@@ -78,7 +79,7 @@ class LocalBlobStore:
     def batch(self) -> LocalBatch:
         return LocalBatch(self)
 
-    def open(self, session: Session, sha256: str) -> BlobContent | None:
+    def open(self, db: Db, sha256: str) -> BlobContent | None:
         path = self.path_of(sha256)
         try:
             return BlobContent(size=path.stat().st_size, path=path)
@@ -133,8 +134,8 @@ class DatabaseBlobStore:
     def batch(self) -> DatabaseBatch:
         return DatabaseBatch()
 
-    def open(self, session: Session, sha256: str) -> BlobContent | None:
-        data = BlobRepository(session).get(sha256)
+    def open(self, db: Db, sha256: str) -> BlobContent | None:
+        data = read_blob(db, sha256)
         return None if data is None else BlobContent(size=len(data), data=data)
 
 

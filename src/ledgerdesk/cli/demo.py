@@ -22,9 +22,11 @@ from ledgerdesk.cli.server import run_server
 from ledgerdesk.cli.support import CliState, pass_state
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import User
+from ledgerdesk.db.prepared import Db
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService
-from ledgerdesk.tickets.service import TicketService
+from ledgerdesk.tickets.queries import TicketQueries
+from ledgerdesk.tickets.service import TicketReader, TicketService
 
 DEMO_EMAIL = "demo@example.com"
 STAFF_EMAIL = "support@example.com"
@@ -86,8 +88,9 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                 )
                 if paid:
                     invoices.mark_paid(created.id, paid_on=created.created_on)
-        tickets = TicketService.of(session)
-        if not tickets.overview(user_id=customer.id, status=None):
+        connection = session.connection()
+        db = Db(connection.connection.driver_connection, connection.dialect)
+        if not TicketReader(TicketQueries(db)).overview(user_id=customer.id, status=None):
             staff = AccountRepository(session).find_user_by_email(STAFF_EMAIL)
             if staff is None:
                 staff = accounts.create_user(

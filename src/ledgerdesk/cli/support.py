@@ -18,6 +18,7 @@ from ledgerdesk.clock import today
 from ledgerdesk.config import ConfigError, Settings
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.migrate import is_current
+from ledgerdesk.db.prepared import Db, read_transaction
 from ledgerdesk.errors import LedgerdeskError
 from ledgerdesk.runtime import Runtime
 
@@ -57,6 +58,13 @@ class CliState:
         runtime = self.runtime()
         with unit_of_work(runtime.sessions, write=True) as session:
             yield session, runtime
+
+    @contextmanager
+    def reading(self) -> Iterator[Db]:
+        """A read transaction on a database that must already be migrated."""
+        self.require_current_schema()
+        with read_transaction(self.runtime().engine) as db:
+            yield db
 
     def today(self) -> date:
         runtime = self.runtime()

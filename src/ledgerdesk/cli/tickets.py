@@ -12,11 +12,11 @@ from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
-from ledgerdesk.db.models import Ticket
 from ledgerdesk.errors import invalid
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.actions import attachment_info, summary
-from ledgerdesk.tickets.service import STATUS_NAMES, TicketService
+from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
+from ledgerdesk.tickets.service import STATUS_NAMES, TicketReader, TicketService
 
 READ_CHUNK = 1024 * 1024
 
@@ -33,8 +33,8 @@ def ticket() -> None:
 @pass_state
 def ticket_list(state: CliState, status: int, user_id: int | None, as_json: bool) -> None:
     """List tickets, newest first."""
-    with state.transaction() as (session, _):
-        tickets = TicketService.of(session).overview(
+    with state.reading() as db:
+        tickets = TicketReader(TicketQueries(db)).overview(
             user_id=user_id, status=None if status == -1 else status
         )
         emit(
@@ -50,11 +50,11 @@ def ticket_list(state: CliState, status: int, user_id: int | None, as_json: bool
 @pass_state
 def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
     """Show a ticket with all its replies."""
-    with state.transaction() as (session, _):
-        thread = TicketService.of(session).thread(ticket_id, user_id=None)
+    with state.reading() as db:
+        thread = TicketReader(TicketQueries(db)).thread(ticket_id, user_id=None)
         replies = [
             {
-                "by": view.author_name,
+                "by": view.reply.author_name,
                 "userId": view.reply.author_id,
                 "created": view.reply.created_at,
                 "content": view.reply.content,
@@ -65,7 +65,7 @@ def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
         prose = [_line(thread.ticket), ""]
         for view in thread.replies:
             prose.append(
-                f"--- {view.author_name} (user {view.reply.author_id}), "
+                f"--- {view.reply.author_name} (user {view.reply.author_id}), "
                 f"{_when(view.reply.created_at)}"
             )
             prose.append(view.reply.content)
@@ -167,7 +167,7 @@ def _when(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _line(ticket: Ticket) -> str:
+def _line(ticket: TicketRecord) -> str:
     return (
         f"{ticket.id:>6}  #{ticket.code}  user {ticket.user_id}  "
         f"{STATUS_NAMES[ticket.status]:<15}  prio {ticket.priority}  "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledgerdesk.errors import NotFound
-from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.schemas import (
     GetInvoiceDetailsParams,
     GetInvoiceIdsParams,
@@ -13,16 +13,16 @@ from ledgerdesk.invoices.schemas import (
     InvoiceIds,
     InvoiceList,
 )
-from ledgerdesk.invoices.service import InvoiceService
+from ledgerdesk.invoices.service import InvoiceReader
 from ledgerdesk.wire.registry import Action, ActionContext
 
 
-def _service(context: ActionContext) -> InvoiceService:
-    return InvoiceService(InvoiceRepository(context.session))
+def _reader(context: ActionContext) -> InvoiceReader:
+    return InvoiceReader(InvoiceQueries(context.db))
 
 
 def get_invoice_ids(context: ActionContext, params: GetInvoiceIdsParams) -> InvoiceIds:
-    ids = _service(context).ids_of_customer(
+    ids = _reader(context).ids_of_customer(
         context.principal.user_id,
         status=params.status,
         date_start=params.dateStart,
@@ -33,7 +33,7 @@ def get_invoice_ids(context: ActionContext, params: GetInvoiceIdsParams) -> Invo
 
 
 def get_invoice_details(context: ActionContext, params: GetInvoiceDetailsParams) -> InvoiceList:
-    view = _service(context).details_for_customer(context.principal.user_id, params.invoiceId)
+    view = _reader(context).details_for_customer(context.principal.user_id, params.invoiceId)
     return InvoiceList(
         invoices=[
             InvoiceDetails(

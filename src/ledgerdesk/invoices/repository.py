@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -15,26 +14,6 @@ from ledgerdesk.db.models import Invoice, InvoiceCounter
 class InvoiceRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    def ids_of_customer(
-        self, user_id: int, *, paid: bool | None, first: date, last: date
-    ) -> list[int]:
-        query = select(Invoice.id).where(
-            Invoice.user_id == user_id,
-            Invoice.created_on >= first,
-            Invoice.created_on <= last,
-        )
-        if paid is True:
-            query = query.where(Invoice.paid_on.is_not(None))
-        elif paid is False:
-            query = query.where(Invoice.paid_on.is_(None))
-        return list(self.session.scalars(query.order_by(Invoice.created_on, Invoice.id)))
-
-    def get_of_customer(self, user_id: int, invoice_id: int) -> Invoice | None:
-        # Scoped in the query: another customer's invoice is simply not found.
-        return self.session.scalars(
-            select(Invoice).where(Invoice.id == invoice_id, Invoice.user_id == user_id)
-        ).one_or_none()
 
     def get(self, invoice_id: int) -> Invoice | None:
         return self.session.get(Invoice, invoice_id)

@@ -11,6 +11,7 @@ from typing import Literal
 from ledgerdesk.db.models import Invoice, User
 from ledgerdesk.errors import NotFound, invalid
 from ledgerdesk.invoices.money import cents_to_decimal, hundredths_to_decimal, vat_cents
+from ledgerdesk.invoices.queries import InvoiceQueries, InvoiceRecord
 from ledgerdesk.invoices.repository import InvoiceRepository
 
 DEFAULT_WINDOW = timedelta(days=30)
@@ -40,7 +41,7 @@ class InvoiceView:
         return "unpaid" if self.paid_on is None else "paid"
 
     @classmethod
-    def of(cls, invoice: Invoice) -> InvoiceView:
+    def of(cls, invoice: Invoice | InvoiceRecord) -> InvoiceView:
         vat = vat_cents(invoice.amount_excl_vat_cents, invoice.vat_perc_hundredths)
         return cls(
             id=invoice.id,
@@ -63,11 +64,11 @@ def invoice_number(year: int, sequence: int) -> str:
     return f"F{year % 100:02d}-{sequence:07d}"
 
 
-class InvoiceService:
-    def __init__(self, repository: InvoiceRepository) -> None:
-        self.repository = repository
+class InvoiceReader:
+    """What a customer may read of their invoices."""
 
-    # -- customer reads ---------------------------------------------------------------
+    def __init__(self, queries: InvoiceQueries) -> None:
+        self.queries = queries
 
     def ids_of_customer(
         self,
@@ -83,13 +84,20 @@ class InvoiceService:
         if first > last:
             raise invalid("dateStart", "must not be after dateEnd")
         paid = None if status == -1 else status == 1
-        return self.repository.ids_of_customer(user_id, paid=paid, first=first, last=last)
+        return self.queries.ids_of_customer(user_id, paid=paid, first=first, last=last)
 
     def details_for_customer(self, user_id: int, invoice_id: int) -> InvoiceView:
-        invoice = self.repository.get_of_customer(user_id, invoice_id)
+        invoice = self.queries.details_of_customer(user_id, invoice_id)
         if invoice is None:
             raise NotFound(f"Invoice {invoice_id} not found.")
         return InvoiceView.of(invoice)
+
+
+class InvoiceService:
+    """Administration: creating invoices and marking them paid."""
+
+    def __init__(self, repository: InvoiceRepository) -> None:
+        self.repository = repository
 
     # -- administration ---------------------------------------------------------------
 

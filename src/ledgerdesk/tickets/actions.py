@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.db.models import Attachment, Ticket, User
+from ledgerdesk.db.models import User
 from ledgerdesk.errors import (
     InvalidParameters,
     InvalidState,
@@ -14,6 +14,7 @@ from ledgerdesk.errors import (
     ParamError,
     PayloadTooLarge,
 )
+from ledgerdesk.tickets.queries import AttachmentRecord, TicketQueries, TicketRecord
 from ledgerdesk.tickets.schemas import (
     AttachmentContent,
     AttachmentEnvelope,
@@ -33,11 +34,11 @@ from ledgerdesk.tickets.schemas import (
     check_file_name,
     check_media_type,
 )
-from ledgerdesk.tickets.service import MAX_ATTACHMENTS, TicketService
+from ledgerdesk.tickets.service import MAX_ATTACHMENTS, TicketReader, TicketService
 from ledgerdesk.wire.registry import Action, ActionContext, FileDownload
 
 
-def summary(ticket: Ticket) -> TicketSummary:
+def summary(ticket: TicketRecord) -> TicketSummary:
     return TicketSummary(
         userId=ticket.user_id,
         ticketId=ticket.id,
@@ -52,7 +53,7 @@ def summary(ticket: Ticket) -> TicketSummary:
     )
 
 
-def attachment_info(attachment: Attachment) -> AttachmentInfo:
+def attachment_info(attachment: AttachmentRecord) -> AttachmentInfo:
     return AttachmentInfo(
         attachmentId=attachment.id,
         name=attachment.name,
@@ -83,6 +84,10 @@ def incoming_files(context: ActionContext, attachments: list[AttachmentIn]) -> l
     return [*uploaded, *decoded]
 
 
+def _reader(context: ActionContext) -> TicketReader:
+    return TicketReader(TicketQueries(context.db))
+
+
 def _customer(context: ActionContext) -> User:
     user = context.session.get(User, context.principal.user_id)
     assert user is not None, "an authenticated principal always has a user row"
@@ -90,21 +95,19 @@ def _customer(context: ActionContext) -> User:
 
 
 def get_ticket_overview(context: ActionContext, params: GetTicketOverviewParams) -> TicketOverview:
-    tickets = TicketService.of(context.session).overview(
+    tickets = _reader(context).overview(
         user_id=context.principal.user_id, status=None if params.status == -1 else params.status
     )
     return TicketOverview(tickets=[summary(t) for t in tickets])
 
 
 def get_ticket(context: ActionContext, params: TicketIdParams) -> TicketThread:
-    thread = TicketService.of(context.session).thread(
-        params.ticketId, user_id=context.principal.user_id
-    )
+    thread = _reader(context).thread(params.ticketId, user_id=context.principal.user_id)
     return TicketThread(
         thread=summary(thread.ticket),
         replies=[
             ReplyOut(
-                by=view.author_name,
+                by=view.reply.author_name,
                 userId=view.reply.author_id,
                 created=view.reply.created_at,
                 title=view.reply.title,
@@ -119,7 +122,7 @@ def get_ticket(context: ActionContext, params: TicketIdParams) -> TicketThread:
 def get_ticket_attachment(
     context: ActionContext, params: GetTicketAttachmentParams
 ) -> AttachmentEnvelope | FileDownload:
-    attachment, content = TicketService.of(context.session).attachment(
+    attachment, content = _reader(context).attachment(
         params.ticketId,
         params.attachmentId,
         user_id=context.principal.user_id,
@@ -206,6 +209,7 @@ ACTIONS: tuple[Action[Any, Any], ...] = (
         handler=get_ticket_attachment,
         errors=(NotFound,),
         returns_file=True,
+        offload=True,
     ),
     Action(
         name="createTicket",

@@ -24,6 +24,12 @@ from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
 from ledgerdesk.db.models import Attachment, Reply, Ticket, User
 from ledgerdesk.errors import InternalError, InvalidState, NotFound, invalid
+from ledgerdesk.tickets.queries import (
+    AttachmentRecord,
+    ReplyRecord,
+    TicketQueries,
+    TicketRecord,
+)
 from ledgerdesk.tickets.repository import TicketRepository
 
 log = logging.getLogger(__name__)
@@ -37,18 +43,55 @@ MAX_ATTACHMENTS = 10
 
 @dataclass(frozen=True)
 class ReplyView:
-    reply: Reply
-    author_name: str
-    attachments: Sequence[Attachment]
+    reply: ReplyRecord
+    attachments: Sequence[AttachmentRecord]
 
 
 @dataclass(frozen=True)
 class ThreadView:
-    ticket: Ticket
+    ticket: TicketRecord
     replies: Sequence[ReplyView]
 
 
+class TicketReader:
+    """What may be read of tickets: a customer's own, or (``user_id`` None) all, for staff."""
+
+    def __init__(self, queries: TicketQueries) -> None:
+        self.queries = queries
+
+    def overview(self, *, user_id: int | None, status: int | None) -> list[TicketRecord]:
+        return self.queries.tickets(user_id=user_id, status=status)
+
+    def thread(self, ticket_id: int, *, user_id: int | None) -> ThreadView:
+        """A ticket with its replies and their attachments, in three queries."""
+        ticket = self.queries.ticket(ticket_id, user_id=user_id)
+        if ticket is None:
+            raise NotFound(f"Ticket {ticket_id} not found.")
+        by_reply: dict[int, list[AttachmentRecord]] = defaultdict(list)
+        for attachment in self.queries.attachments(ticket.id):
+            by_reply[attachment.reply_id].append(attachment)
+        replies = [
+            ReplyView(reply, by_reply.get(reply.id, []))
+            for reply in self.queries.replies(ticket.id)
+        ]
+        return ThreadView(ticket, replies)
+
+    def attachment(
+        self, ticket_id: int, attachment_id: int, *, user_id: int, store: BlobStore
+    ) -> tuple[AttachmentRecord, BlobContent]:
+        attachment = self.queries.attachment(ticket_id, attachment_id, user_id=user_id)
+        if attachment is None:
+            raise NotFound(f"Attachment {attachment_id} of ticket {ticket_id} not found.")
+        content = store.open(self.queries.db, attachment.sha256)
+        if content is None:
+            log.error("bytes of attachment %s (%s) are missing", attachment.id, attachment.sha256)
+            raise InternalError()
+        return attachment, content
+
+
 class TicketService:
+    """Changes to tickets: creating, replying, and the status machine."""
+
     def __init__(self, repository: TicketRepository) -> None:
         self.repository = repository
 
@@ -59,35 +102,6 @@ class TicketService:
     @property
     def session(self) -> Session:
         return self.repository.session
-
-    # -- reading ----------------------------------------------------------------------
-
-    def overview(self, *, user_id: int | None, status: int | None) -> Sequence[Ticket]:
-        return self.repository.list_all(user_id=user_id, status=status)
-
-    def thread(self, ticket_id: int, *, user_id: int | None) -> ThreadView:
-        """A ticket with its replies and their attachments, in three queries."""
-        ticket = self._require(ticket_id, user_id=user_id)
-        by_reply: dict[int, list[Attachment]] = defaultdict(list)
-        for attachment in self.repository.attachments(ticket.id):
-            by_reply[attachment.reply_id].append(attachment)
-        replies = [
-            ReplyView(row.reply, row.author_name, by_reply.get(row.reply.id, []))
-            for row in self.repository.replies(ticket.id)
-        ]
-        return ThreadView(ticket, replies)
-
-    def attachment(
-        self, ticket_id: int, attachment_id: int, *, user_id: int, store: BlobStore
-    ) -> tuple[Attachment, BlobContent]:
-        attachment = self.repository.attachment(ticket_id, attachment_id, user_id=user_id)
-        if attachment is None:
-            raise NotFound(f"Attachment {attachment_id} of ticket {ticket_id} not found.")
-        content = store.open(self.session, attachment.sha256)
-        if content is None:
-            log.error("bytes of attachment %s (%s) are missing", attachment.id, attachment.sha256)
-            raise InternalError()
-        return attachment, content
 
     # -- writing ----------------------------------------------------------------------
 
@@ -132,7 +146,7 @@ class TicketService:
     ) -> Ticket:
         """Add a reply. A customer's reply reopens a closed ticket; staff replies anywhere."""
         _check_text(content=content, files=files)
-        ticket = self._require(ticket_id, user_id=None if author.is_staff else author.id, lock=True)
+        ticket = self._require(ticket_id, user_id=None if author.is_staff else author.id)
         if not author.is_staff:
             if ticket.status == FORCE_CLOSED:
                 raise InvalidState(f"Ticket {ticket_id} was closed by staff and takes no replies.")
@@ -144,13 +158,13 @@ class TicketService:
         return ticket
 
     def close(self, ticket_id: int, *, user_id: int, now: int) -> Ticket:
-        ticket = self._require(ticket_id, user_id=user_id, lock=True)
+        ticket = self._require(ticket_id, user_id=user_id)
         if ticket.status == OPEN:
             self._set_status(ticket, CLOSED, now)
         return ticket
 
     def reopen(self, ticket_id: int, *, user_id: int, now: int) -> Ticket:
-        ticket = self._require(ticket_id, user_id=user_id, lock=True)
+        ticket = self._require(ticket_id, user_id=user_id)
         if ticket.status == FORCE_CLOSED:
             raise InvalidState(f"Ticket {ticket_id} was closed by staff and cannot be reopened.")
         if ticket.status == CLOSED:
@@ -158,15 +172,15 @@ class TicketService:
         return ticket
 
     def force_close(self, ticket_id: int, *, now: int) -> Ticket:
-        ticket = self._require(ticket_id, user_id=None, lock=True)
+        ticket = self._require(ticket_id, user_id=None)
         if ticket.status != FORCE_CLOSED:
             self._set_status(ticket, FORCE_CLOSED, now)
         return ticket
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _require(self, ticket_id: int, *, user_id: int | None, lock: bool = False) -> Ticket:
-        ticket = self.repository.get(ticket_id, user_id=user_id, lock=lock)
+    def _require(self, ticket_id: int, *, user_id: int | None) -> Ticket:
+        ticket = self.repository.locked(ticket_id, user_id=user_id)
         if ticket is None:
             raise NotFound(f"Ticket {ticket_id} not found.")
         return ticket

@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ledgerdesk.accounts.repository import AccountRepository
-from ledgerdesk.accounts.service import AccountService, IPAddress
+from ledgerdesk.accounts.queries import AccountQueries
+from ledgerdesk.accounts.service import Authenticator, IPAddress
 from ledgerdesk.attachments.incoming import RequestFiles
 from ledgerdesk.clock import today
+from ledgerdesk.db.prepared import Db, read_transaction
 from ledgerdesk.errors import (
     InternalError,
     LedgerdeskError,
@@ -39,7 +40,13 @@ from ledgerdesk.wire.body import MULTIPART, Body, check_declared_length, limited
 from ledgerdesk.wire.client_address import client_address
 from ledgerdesk.wire.content_disposition import attachment_disposition
 from ledgerdesk.wire.credentials import Credentials, credentials_from
-from ledgerdesk.wire.registry import Action, ActionContext, ActionRegistry, FileDownload
+from ledgerdesk.wire.registry import (
+    Action,
+    ActionContext,
+    ActionRegistry,
+    FileDownload,
+    WriteScope,
+)
 
 log = logging.getLogger("ledgerdesk.wire")
 
@@ -80,6 +87,10 @@ class ActionEndpoint:
     def __init__(self, runtime: Runtime, registry: ActionRegistry) -> None:
         self.runtime = runtime
         self.registry = registry
+        self.inline_reads = runtime.settings.is_sqlite
+        self.unknown_action_message = (
+            f"Unknown or missing action; known actions: {', '.join(registry.names())}."
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -136,7 +147,14 @@ class ActionEndpoint:
                     else None
                 ),
             )
-            answer = await to_thread.run_sync(self._execute, request_)
+            if action is not None and action.writes:
+                answer = await to_thread.run_sync(self._write, request_)
+            elif self.inline_reads and not (action is not None and action.offload):
+                # SQLite reads take microseconds and never wait for writers (WAL):
+                # a hop to a worker thread would cost more than the query itself.
+                answer = self._read(request_)
+            else:
+                answer = await to_thread.run_sync(self._read, request_)
         except BaseException:
             files.discard()
             raise
@@ -147,53 +165,65 @@ class ActionEndpoint:
         files.discard()
         return json_response(answer)
 
-    def _execute(self, request: _Request) -> bytes | FileDownload:
+    def _read(self, request: _Request) -> bytes | FileDownload:
+        with read_transaction(self.runtime.engine) as db:
+            return self._perform(request, db, None)
+
+    def _write(self, request: _Request) -> bytes | FileDownload:
         try:
-            return self._execute_once(request)
+            return self._write_once(request)
         except IntegrityError:
             if request.idempotency_key is None:
                 raise
             # A concurrent request with the same Idempotency-Key committed first; this
             # attempt was rolled back whole. Run again: it now finds the first answer.
-            return self._execute_once(request)
+            return self._write_once(request)
 
-    def _execute_once(self, request: _Request) -> bytes | FileDownload:
+    def _write_once(self, request: _Request) -> bytes | FileDownload:
+        with self.runtime.transaction(write=True) as (session, blobs):
+            connection = session.connection()
+            db = Db(connection.connection.driver_connection, connection.dialect)
+            return self._perform(request, db, WriteScope(session, blobs))
+
+    def _perform(self, request: _Request, db: Db, write: WriteScope | None) -> bytes | FileDownload:
+        """Authenticate, then run the action, inside the caller's transaction."""
         runtime = self.runtime
         action = request.action
         now = runtime.clock.timestamp()
         day = today(runtime.clock, runtime.settings.timezone)
-        with runtime.transaction(write=action is not None and action.writes) as (session, blobs):
-            principal = AccountService(AccountRepository(session)).authenticate(
-                user_id=request.credentials.user_id,
-                api_key=request.credentials.api_key,
-                category=CATEGORY,
-                client_ip=request.address,
-                today=day,
-            )
-            runtime.key_usage.record(principal.key_id, now)
-            if action is None:
-                raise UnknownAction(
-                    f"Unknown or missing action; known actions: {', '.join(self.registry.names())}."
-                )
-            remembered = _Remembered.of(session, principal.user_id, action, request, now)
-            if remembered is not None and remembered.first_answer is not None:
-                return remembered.first_answer
-            context = ActionContext(
-                principal=principal,
-                session=session,
-                settings=runtime.settings,
-                now=now,
-                today=day,
-                files=request.files,
-                blob_store=runtime.blobs,
-                blobs=blobs,
-            )
-            result = action.run(context, request.body.fields)
-            if isinstance(result, FileDownload):
-                return result
-            answer = envelope.success(result)
-            if remembered is not None:
-                remembered.remember(answer)
+        principal = Authenticator(AccountQueries(db)).authenticate(
+            user_id=request.credentials.user_id,
+            api_key=request.credentials.api_key,
+            category=CATEGORY,
+            client_ip=request.address,
+            today=day,
+        )
+        runtime.key_usage.record(principal.key_id, now)
+        if action is None:
+            raise UnknownAction(self.unknown_action_message)
+        remembered = (
+            _Remembered.of(write.session, principal.user_id, action, request, now)
+            if write is not None
+            else None
+        )
+        if remembered is not None and remembered.first_answer is not None:
+            return remembered.first_answer
+        context = ActionContext(
+            principal=principal,
+            db=db,
+            settings=runtime.settings,
+            now=now,
+            today=day,
+            files=request.files,
+            blob_store=runtime.blobs,
+            write=write,
+        )
+        result = action.run(context, request.body.fields)
+        if isinstance(result, FileDownload):
+            return result
+        answer = envelope.success(result)
+        if remembered is not None:
+            remembered.remember(answer)
         return answer
 
 

@@ -18,6 +18,7 @@ from ledgerdesk.accounts.service import Principal
 from ledgerdesk.attachments.incoming import RequestFiles
 from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
 from ledgerdesk.config import Settings
+from ledgerdesk.db.prepared import Db
 from ledgerdesk.errors import InvalidParameters, LedgerdeskError, ParamError
 from ledgerdesk.wire.types import Params, Result
 
@@ -35,17 +36,42 @@ class FileDownload:
 
 
 @dataclass(frozen=True)
+class WriteScope:
+    """The ORM session and attachment batch of an action that writes."""
+
+    session: Session
+    blobs: BlobBatch
+
+
+@dataclass(frozen=True)
 class ActionContext:
-    """What a handler may use: the caller, its transaction, the request's clock and files."""
+    """What a handler may use: the caller, its transaction, the request's clock and files.
+
+    Every action reads through ``db`` (prepared statements, see db.prepared); only
+    actions registered with ``writes=True`` get ``session`` and ``blobs``.
+    """
 
     principal: Principal
-    session: Session
+    db: Db
     settings: Settings
     now: int
     today: date
     files: RequestFiles
     blob_store: BlobStore
-    blobs: BlobBatch
+    write: WriteScope | None = None
+
+    @property
+    def session(self) -> Session:
+        return self._write_scope().session
+
+    @property
+    def blobs(self) -> BlobBatch:
+        return self._write_scope().blobs
+
+    def _write_scope(self) -> WriteScope:
+        if self.write is None:
+            raise RuntimeError("this action is registered as read-only (writes=False)")
+        return self.write
 
 
 @dataclass(frozen=True)
@@ -65,6 +91,8 @@ class Action(Generic[P, R]):
     idempotent: bool = False
     # May answer with a file instead of the envelope (the result model is the envelope).
     returns_file: bool = False
+    # Does blocking file I/O: runs in a worker thread even where reads run inline.
+    offload: bool = False
     description: str = ""
 
     def run(self, context: ActionContext, raw: dict[str, Any]) -> R | FileDownload:

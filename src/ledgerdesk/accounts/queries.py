@@ -1,0 +1,40 @@
+"""Reads on the request path for accounts: the keys a customer may authenticate with."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, select
+
+from ledgerdesk.db.models import ApiKey, User
+from ledgerdesk.db.prepared import Db, Prepared
+
+
+class KeyRecord(NamedTuple):
+    id: int
+    key_hash: str
+    categories: list[str] | None
+    ip_ranges: list[str] | None
+    expires_on: date | None
+
+
+_USABLE_KEYS = Prepared(
+    select(ApiKey.id, ApiKey.key_hash, ApiKey.categories, ApiKey.ip_ranges, ApiKey.expires_on)
+    .join(User, User.id == ApiKey.user_id)
+    .where(
+        ApiKey.user_id == bindparam("user_id"),
+        ApiKey.revoked_at.is_(None),
+        # Staff answer tickets through the admin CLI and never use the customer API.
+        User.is_staff.is_(False),
+    )
+)
+
+
+class AccountQueries:
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    def usable_keys(self, user_id: int) -> list[KeyRecord]:
+        """The unrevoked keys of a customer."""
+        return [KeyRecord(*row) for row in self.db.rows(_USABLE_KEYS, user_id=user_id)]
