@@ -17,9 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, delete
 from sqlalchemy.engine import make_url
-from starlette.applications import Starlette
 
-from ledgerdesk.app import create_app
+from ledgerdesk.app import LedgerdeskApp, create_app
 from ledgerdesk.config import Settings
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import Base
@@ -104,23 +103,23 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: FrozenClock) -> Iterator[Starlette]:
+def app(settings: Settings, clock: FrozenClock) -> Iterator[LedgerdeskApp]:
     application = create_app(settings, clock=clock)
     yield application
     application.state.runtime.engine.dispose()
 
 
 @pytest.fixture
-def runtime(app: Starlette) -> Runtime:
+def runtime(app: LedgerdeskApp) -> Runtime:
     runtime: Runtime = app.state.runtime
     return runtime
 
 
 @pytest.fixture
-def client(app: Starlette) -> httpx.AsyncClient:
+def client(app: LedgerdeskApp) -> httpx.AsyncClient:
     return make_client(app, CLIENT_ADDRESS)
 
 
-def make_client(app: Starlette, address: str) -> httpx.AsyncClient:
+def make_client(app: LedgerdeskApp, address: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")

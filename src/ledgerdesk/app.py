@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
-import secrets
 from collections.abc import AsyncIterator
 
 import anyio
@@ -28,14 +26,21 @@ from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
-from ledgerdesk.wire.dispatch import CATEGORY, ActionEndpoint, error_response, json_response
+from ledgerdesk.wire.dispatch import (
+    API_PREFIX,
+    CATEGORY,
+    ActionEndpoint,
+    error_response,
+    json_response,
+    request_headers,
+    request_id_of,
+)
 from ledgerdesk.wire.openapi import build_openapi
 from ledgerdesk.wire.registry import ActionRegistry
 
 log = logging.getLogger("ledgerdesk")
 
 KEY_USAGE_FLUSH_SECONDS = 5.0
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 def build_registry() -> ActionRegistry:
@@ -43,7 +48,7 @@ def build_registry() -> ActionRegistry:
 
 
 class RequestIdMiddleware:
-    """Echo a well-formed ``X-Request-Id`` or make one; every response carries it."""
+    """Every response of the routes outside the protocol carries ``X-Request-Id`` too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,17 +57,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _REQUEST_ID.fullmatch(candidate):
-                    request_id = candidate
-                break
-        if request_id is None:
-            request_id = secrets.token_hex(16)
-        scope["ledgerdesk.request_id"] = request_id
-        header = (b"x-request-id", request_id.encode("latin-1"))
+        header = (b"x-request-id", request_id_of(request_headers(scope)).encode("latin-1"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -70,6 +65,26 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class LedgerdeskApp:
+    """The ASGI application: the protocol endpoint first, everything else through Starlette.
+
+    API calls go straight to ``ActionEndpoint``, skipping the framework's routing and
+    middleware layers; documentation, health and lifespan are Starlette's.
+    """
+
+    def __init__(self, api: ActionEndpoint, site: Starlette, runtime: Runtime) -> None:
+        self.api = api
+        self.site = site
+        self.runtime = runtime
+        self.state = site.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+            await self.api(scope, receive, send)
+        else:
+            await self.site(scope, receive, send)
 
 
 _DOCS_PAGE = """<!doctype html>
@@ -81,7 +96,7 @@ _DOCS_PAGE = """<!doctype html>
 </body></html>"""
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskApp:
     """The application for these settings; one engine and pool for its whole life."""
     runtime = Runtime.build(settings, clock)
     registry = build_registry()
@@ -129,8 +144,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/api/rest/v2/{category}", endpoint),
-            Route("/api/rest/v2/{category}/{action}", endpoint),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="docs-static"),
@@ -141,7 +154,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
     )
     app.add_middleware(RequestIdMiddleware)
     app.state.runtime = runtime
-    return app
+    return LedgerdeskApp(endpoint, app, runtime)
 
 
 async def _flush_key_usage_forever(runtime: Runtime) -> None:
@@ -153,6 +166,6 @@ async def _flush_key_usage_forever(runtime: Runtime) -> None:
             log.exception("could not write API key usage; will retry")
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> LedgerdeskApp:
     """Factory for ``uvicorn --factory`` (used by ``ledgerdesk serve --workers N``)."""
     return create_app(Settings.from_env())

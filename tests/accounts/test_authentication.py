@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from sqlalchemy import select
-from starlette.applications import Starlette
 
 from ledgerdesk.accounts.keys import KEY_ALPHABET, KEY_LENGTH
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
-from ledgerdesk.app import create_app
+from ledgerdesk.app import LedgerdeskApp, create_app
 from ledgerdesk.config import Settings, parse_networks
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import ApiKey
@@ -153,7 +152,7 @@ async def test_key_limited_to_administration_is_allowed(
     ],
 )
 async def test_ip_ranges_limit_where_a_key_may_be_used(
-    app: Starlette, runtime: Runtime, ranges: list[str], address: str, allowed: bool
+    app: LedgerdeskApp, runtime: Runtime, ranges: list[str], address: str, allowed: bool
 ) -> None:
     caller = make_customer(runtime, ip_ranges=ranges)
     response = await call(make_client(app, address), caller, "getInvoiceIds")
@@ -164,7 +163,7 @@ async def test_ip_ranges_limit_where_a_key_may_be_used(
 
 
 async def test_x_forwarded_for_is_ignored_from_untrusted_peers(
-    app: Starlette, runtime: Runtime
+    app: LedgerdeskApp, runtime: Runtime
 ) -> None:
     caller = make_customer(runtime, ip_ranges=["198.51.100.0/24"])
     client = make_client(app, "203.0.113.7")

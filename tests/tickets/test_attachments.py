@@ -13,9 +13,8 @@ from urllib.parse import unquote
 import httpx
 import pytest
 from sqlalchemy import func, select
-from starlette.applications import Starlette
 
-from ledgerdesk.app import create_app
+from ledgerdesk.app import LedgerdeskApp, create_app
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import Attachment, Blob, Reply, Ticket
@@ -326,7 +325,7 @@ async def test_multipart_with_a_bad_content_type_is_1003(
 
 
 @pytest.fixture
-def small_limits(settings: Settings, clock: FrozenClock) -> Iterator[Starlette]:
+def small_limits(settings: Settings, clock: FrozenClock) -> Iterator[LedgerdeskApp]:
     app = create_app(
         replace(settings, max_attachment_bytes=1000, max_body_bytes=64 * 1024), clock=clock
     )
@@ -335,7 +334,7 @@ def small_limits(settings: Settings, clock: FrozenClock) -> Iterator[Starlette]:
 
 
 async def test_declared_size_over_the_limit_is_4001(
-    small_limits: Starlette, caller: Caller
+    small_limits: LedgerdeskApp, caller: Caller
 ) -> None:
     client = make_client(small_limits, CLIENT_ADDRESS)
     response = await call(
@@ -349,7 +348,9 @@ async def test_declared_size_over_the_limit_is_4001(
     assert_error(response, 4001, 413)
 
 
-async def test_attachment_at_the_limit_is_accepted(small_limits: Starlette, caller: Caller) -> None:
+async def test_attachment_at_the_limit_is_accepted(
+    small_limits: LedgerdeskApp, caller: Caller
+) -> None:
     client = make_client(small_limits, CLIENT_ADDRESS)
     response = await call(
         client,
@@ -363,7 +364,7 @@ async def test_attachment_at_the_limit_is_accepted(small_limits: Starlette, call
 
 
 async def test_multipart_file_over_the_limit_is_4001_and_leaves_nothing(
-    small_limits: Starlette, caller: Caller, settings: Settings
+    small_limits: LedgerdeskApp, caller: Caller, settings: Settings
 ) -> None:
     client = make_client(small_limits, CLIENT_ADDRESS)
     ticket_id = await new_ticket(client, caller)
@@ -377,7 +378,7 @@ async def test_multipart_file_over_the_limit_is_4001_and_leaves_nothing(
 
 
 async def test_multipart_body_over_the_limit_is_4001(
-    small_limits: Starlette, caller: Caller, settings: Settings
+    small_limits: LedgerdeskApp, caller: Caller, settings: Settings
 ) -> None:
     client = make_client(small_limits, CLIENT_ADDRESS)
     ticket_id = await new_ticket(client, caller)
@@ -424,7 +425,7 @@ async def test_failure_after_files_were_stored_removes_them(
 @pytest.fixture(params=["local", "database"])
 def store_app(
     request: pytest.FixtureRequest, settings: Settings, clock: FrozenClock
-) -> Iterator[Starlette]:
+) -> Iterator[LedgerdeskApp]:
     """The app with each attachment store in turn (on each database)."""
     app = create_app(replace(settings, attachment_store=request.param), clock=clock)
     yield app
@@ -436,7 +437,9 @@ def blob_rows(runtime: Runtime) -> int:
         return int(session.scalar(select(func.count()).select_from(Blob)) or 0)
 
 
-async def test_identical_files_are_stored_once(store_app: Starlette, settings: Settings) -> None:
+async def test_identical_files_are_stored_once(
+    store_app: LedgerdeskApp, settings: Settings
+) -> None:
     runtime: Runtime = store_app.state.runtime
     caller = make_customer(runtime)
     client = make_client(store_app, CLIENT_ADDRESS)
@@ -487,7 +490,7 @@ async def test_no_temporary_files_are_left_behind(
 
 
 async def test_both_stores_round_trip_on_both_databases(
-    store_app: Starlette, settings: Settings
+    store_app: LedgerdeskApp, settings: Settings
 ) -> None:
     runtime: Runtime = store_app.state.runtime
     caller = make_customer(runtime)
@@ -523,7 +526,7 @@ async def test_local_file_lost_behind_the_database_is_an_internal_error(
 
 
 async def test_memory_stays_bounded_for_large_multipart_uploads(
-    runtime: Runtime, app: Starlette, caller: Caller
+    runtime: Runtime, app: LedgerdeskApp, caller: Caller
 ) -> None:
     import tracemalloc
 

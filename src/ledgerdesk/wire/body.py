@@ -1,4 +1,4 @@
-"""Request bodies: JSON, form-urlencoded and multipart, under a size limit.
+"""Request bodies, read straight from ASGI: JSON, form-urlencoded and multipart, under a limit.
 
 The limit is enforced twice: a declared Content-Length over it is refused before any
 byte is read, and the bytes actually received are counted as they arrive, so a client
@@ -7,14 +7,14 @@ that lies about (or omits) the length is cut off at the limit too.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from pydantic_core import from_json
-from starlette.requests import Request
-from starlette.types import Message, Receive
+from starlette.types import Receive
 
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
@@ -36,24 +36,12 @@ class Body:
             upload.discard()
 
 
+class ClientDisconnected(Exception):
+    """The client went away before its body arrived; there is no one to answer."""
+
+
 def media_type_of(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def limited_receive(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises PayloadTooLarge once more than ``limit`` bytes arrived."""
-    received = 0
-
-    async def wrapped() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        return message
-
-    return wrapped
 
 
 def check_declared_length(content_length: str | None, limit: int) -> None:
@@ -67,22 +55,51 @@ def check_declared_length(content_length: str | None, limit: int) -> None:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
 
 
+async def body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
+    """The body as it arrives, refused with 4001 the moment it passes ``limit`` bytes."""
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk: bytes = message.get("body", b"")
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def _whole(receive: Receive, limit: int) -> bytes:
+    chunks = [chunk async for chunk in body_chunks(receive, limit)]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def read_body(
-    request: Request, *, upload_dir: Path, max_files: int, max_file_bytes: int
+    headers: Mapping[str, str],
+    receive: Receive,
+    *,
+    limit: int,
+    upload_dir: Path,
+    max_files: int,
+    max_file_bytes: int,
 ) -> Body:
-    content_type = request.headers.get("content-type", "")
+    check_declared_length(headers.get("content-length"), limit)
+    content_type = headers.get("content-type", "")
     media_type = media_type_of(content_type)
     if media_type == JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
-        return Body(fields=_json_object(await request.body()), media_type=JSON)
+        return Body(fields=_json_object(await _whole(receive, limit)), media_type=JSON)
     if media_type == FORM:
-        return Body(fields=_form_fields(await request.body()), media_type=FORM)
+        return Body(fields=_form_fields(await _whole(receive, limit)), media_type=FORM)
     if media_type == MULTIPART:
         reader = MultipartReader(
             directory=upload_dir, max_files=max_files, max_file_bytes=max_file_bytes
         )
-        uploads = await reader.read(content_type, request.stream())
+        uploads = await reader.read(content_type, body_chunks(receive, limit))
         return Body(fields=dict(reader.fields), media_type=MULTIPART, uploads=uploads)
     if not media_type:
         raise UnsupportedMediaType(
