@@ -19,6 +19,11 @@ class SystemClock:
         return int(time.time())
 
 
+def day_of(timestamp: int, tz: ZoneInfo) -> date:
+    """The calendar date at ``timestamp`` in the time zone ``tz``."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).astimezone(tz).date()
+
+
 def today(clock: Clock, tz: ZoneInfo) -> date:
-    """The calendar date now in the configured time zone."""
-    return datetime.fromtimestamp(clock.timestamp(), tz=UTC).astimezone(tz).date()
+    """The calendar date now in the time zone ``tz``."""
+    return day_of(clock.timestamp(), tz)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ledgerdesk.accounts.usage import KeyUsageRecorder
 from ledgerdesk.attachments.incoming import incoming_directory
 from ledgerdesk.attachments.storage import BlobBatch, BlobStore, DatabaseBlobStore, LocalBlobStore
-from ledgerdesk.clock import Clock, SystemClock
+from ledgerdesk.clock import Clock, SystemClock, day_of
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import build_engine, build_session_factory, unit_of_work
 
@@ -27,6 +28,7 @@ class Runtime:
     blobs: BlobStore
     clock: Clock = field(default_factory=SystemClock)
     key_usage: KeyUsageRecorder = field(default_factory=KeyUsageRecorder)
+    _last_day: tuple[int, date] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -63,6 +65,15 @@ class Runtime:
             blobs.rolled_back()
             raise
         blobs.committed()
+
+    def day_of(self, timestamp: int) -> date:
+        """The date at ``timestamp`` in the configured time zone, memoised for the second."""
+        cached = self._last_day
+        if cached is not None and cached[0] == timestamp:
+            return cached[1]
+        day = day_of(timestamp, self.settings.timezone)
+        self._last_day = (timestamp, day)
+        return day
 
     def flush_key_usage(self) -> int:
         return self.key_usage.flush(self.sessions)

@@ -12,6 +12,7 @@ KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 20
 
 _USER_ID = re.compile(r"[Kk]?([0-9]{1,18})")
+_KEY = re.compile(f"[A-Za-z0-9]{{{KEY_LENGTH}}}")
 
 
 def generate_key() -> str:
@@ -41,4 +42,4 @@ def parse_user_id(raw: object) -> int | None:
 
 
 def is_well_formed_key(raw: object) -> bool:
-    return isinstance(raw, str) and len(raw) == KEY_LENGTH and all(ch in KEY_ALPHABET for ch in raw)
+    return isinstance(raw, str) and _KEY.fullmatch(raw) is not None

@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import Protocol
 
 from ledgerdesk.accounts.keys import generate_key, hash_key, hashes_match, is_well_formed_key
-from ledgerdesk.accounts.queries import AccountQueries, KeyRecord
+from ledgerdesk.accounts.queries import KeyRecord
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.config import ConfigError, IPNetwork, parse_networks
 from ledgerdesk.db.models import ApiKey, User
@@ -118,8 +119,12 @@ class AccountService:
         return self.repository.list_keys(user_id)
 
 
+class KeySource(Protocol):
+    def usable_keys(self, user_id: int) -> list[KeyRecord]: ...
+
+
 class Authenticator:
-    def __init__(self, queries: AccountQueries) -> None:
+    def __init__(self, queries: KeySource) -> None:
         self.queries = queries
 
     def authenticate(

@@ -62,8 +62,8 @@ class ApiKey(Base):
     # hash is enough: there is no low-entropy secret for a slow hash to protect.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # None means "every category" / "any address".
-    categories: Mapped[list[str] | None] = mapped_column(JSON)
-    ip_ranges: Mapped[list[str] | None] = mapped_column(JSON)
+    categories: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    ip_ranges: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     expires_on: Mapped[date | None] = mapped_column(Date)
     note: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[int] = mapped_column(BigInteger)

@@ -36,20 +36,26 @@ class _Compiled:
     readers: tuple[Processor | None, ...]
 
     def parameters(self, given: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        values = {**self.defaults, **given}
+        values = {**self.defaults, **given} if self.defaults else dict(given)
         for name, bind in self.binders.items():
             values[name] = bind(values[name])
         if self.positional is not None:
-            return tuple(values[name] for name in self.positional)
+            return tuple([values[name] for name in self.positional])
         return values
 
-    def convert(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
-        if not any(self.readers):
-            return row
-        return tuple(
-            value if read is None or value is None else read(value)
-            for read, value in zip(self.readers, row, strict=True)
-        )
+    def convert(self, rows: list[Any]) -> list[Any]:
+        readers = self.readers
+        if not any(readers):
+            return rows
+        return [
+            tuple(
+                [
+                    value if read is None or value is None else read(value)
+                    for read, value in zip(readers, row, strict=True)
+                ]
+            )
+            for row in rows
+        ]
 
 
 class Prepared:
@@ -93,20 +99,30 @@ class Prepared:
 
 
 class Db:
-    """A driver connection inside one transaction, for prepared reads."""
+    """A driver connection inside one transaction, for prepared reads.
 
-    __slots__ = ("connection", "dialect")
+    With ``begin``, the transaction is only begun by the first query: a request whose
+    reads were all answered from memory never touches the database.
+    """
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
+    __slots__ = ("begin", "connection", "dialect")
+
+    def __init__(
+        self, connection: Any, dialect: Dialect, begin: Callable[[], None] | None = None
+    ) -> None:
         self.connection = connection
         self.dialect = dialect
+        self.begin = begin
 
     def rows(self, query: Prepared, **params: Any) -> list[tuple[Any, ...]]:
+        if self.begin is not None:
+            self.begin()
+            self.begin = None
         compiled = query.compiled(self.dialect)
         cursor = self.connection.cursor()
         try:
             cursor.execute(compiled.sql, compiled.parameters(params))
-            return [compiled.convert(row) for row in cursor.fetchall()]
+            return compiled.convert(cursor.fetchall())
         finally:
             cursor.close()
 
@@ -138,3 +154,56 @@ def read_transaction(engine: Engine) -> Iterator[Db]:
                 connection.rollback()
     finally:
         pooled.close()
+
+
+class PinnedReader:
+    """Read transactions on one connection kept out of the pool, for a single thread.
+
+    The event loop runs SQLite reads itself (see wire.dispatch); taking a connection
+    from the pool and giving it back for each request would cost more than the reads.
+    The connection still counts against the pool. It is replaced after any error.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pooled: Any = None
+
+    def _connection(self) -> Any:
+        if self._pooled is None:
+            self._pooled = self.engine.raw_connection()
+        return self._pooled.driver_connection
+
+    def data_version(self) -> int:
+        """Changes whenever another connection has committed (SQLite's data_version)."""
+        try:
+            version: int = self._connection().execute("PRAGMA data_version").fetchone()[0]
+        except BaseException:
+            self.close()
+            raise
+        return version
+
+    @contextmanager
+    def transaction(self) -> Iterator[Db]:
+        """A read transaction, begun by the first query that needs it."""
+        connection = self._connection()
+        begun = False
+
+        def begin() -> None:
+            nonlocal begun
+            connection.execute("BEGIN")
+            begun = True
+
+        try:
+            try:
+                yield Db(connection, self.engine.dialect, begin)
+            finally:
+                if begun:
+                    connection.execute("COMMIT")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        pooled, self._pooled = self._pooled, None
+        if pooled is not None:
+            pooled.close()

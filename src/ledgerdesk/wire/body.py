@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from pydantic_core import from_json
-from starlette.types import Receive
+from starlette.types import Message, Receive
 
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
@@ -73,8 +73,21 @@ async def body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
 
 
 async def _whole(receive: Receive, limit: int) -> bytes:
-    chunks = [chunk async for chunk in body_chunks(receive, limit)]
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the usual case: one message
+        if len(body) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        return body
+
+    pending: Message | None = message
+
+    async def replayed() -> Message:
+        nonlocal pending
+        first, pending = pending, None
+        return first if first is not None else await receive()
+
+    return b"".join([chunk async for chunk in body_chunks(replayed, limit)])
 
 
 async def read_body(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from ledgerdesk.config import IPNetwork
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@lru_cache(maxsize=65536)
 def _parse(raw: str) -> IPAddress | None:
+    # Callers come back: parsing each distinct address once keeps this off the hot path.
     try:
         return ipaddress.ip_address(raw.strip())
     except ValueError:

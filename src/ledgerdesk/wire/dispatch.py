@@ -9,6 +9,7 @@ faster run where they are.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -25,8 +26,7 @@ from starlette.types import Receive, Scope, Send
 from ledgerdesk.accounts.queries import AccountQueries
 from ledgerdesk.accounts.service import Authenticator, IPAddress
 from ledgerdesk.attachments.incoming import RequestFiles
-from ledgerdesk.clock import today
-from ledgerdesk.db.prepared import Db, read_transaction
+from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction
 from ledgerdesk.errors import (
     InternalError,
     LedgerdeskError,
@@ -43,6 +43,7 @@ from ledgerdesk.wire.body import MULTIPART, Body, ClientDisconnected, read_body
 from ledgerdesk.wire.client_address import client_address
 from ledgerdesk.wire.content_disposition import attachment_disposition
 from ledgerdesk.wire.credentials import Credentials, credentials_from
+from ledgerdesk.wire.read_cache import CachedKeys, ReadCache
 from ledgerdesk.wire.registry import (
     Action,
     ActionContext,
@@ -98,12 +99,18 @@ def request_headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
+# Fresh request ids: a random per-process prefix and a counter. Unique without asking the
+# operating system for randomness on every request; they need not be unguessable.
+_REQUEST_ID_PREFIX = secrets.token_hex(8)
+_request_numbers = itertools.count(1)
+
+
 def request_id_of(headers: Mapping[str, str]) -> str:
     """A well-formed ``X-Request-Id`` from the client, or a fresh one."""
     candidate = headers.get("x-request-id")
     if candidate is not None and _REQUEST_ID.fullmatch(candidate):
         return candidate
-    return secrets.token_hex(16)
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers):016x}"
 
 
 class ActionEndpoint:
@@ -118,6 +125,8 @@ class ActionEndpoint:
         self.runtime = runtime
         self.registry = registry
         self.inline_reads = runtime.settings.is_sqlite
+        self.loop_reader = PinnedReader(runtime.engine)
+        self.read_cache = ReadCache(self.loop_reader.data_version)
         self.unknown_action_message = (
             f"Unknown or missing action; known actions: {', '.join(registry.names())}."
         )
@@ -206,7 +215,9 @@ class ActionEndpoint:
             if self.inline_reads and not (action is not None and action.offload):
                 # SQLite reads take microseconds and never wait for writers (WAL):
                 # a hop to a worker thread would cost more than the query itself.
-                return self._read(request)
+                self.read_cache.refresh()
+                with self.loop_reader.transaction() as db:
+                    return self._perform(request, db, None, self.read_cache)
             return await to_thread.run_sync(self._read, request)
         finally:
             # Stored bytes were linked or copied; a file to send is read from the store.
@@ -232,13 +243,20 @@ class ActionEndpoint:
             db = Db(connection.connection.driver_connection, connection.dialect)
             return self._perform(request, db, WriteScope(session, blobs))
 
-    def _perform(self, request: _Request, db: Db, write: WriteScope | None) -> bytes | FileDownload:
+    def _perform(
+        self,
+        request: _Request,
+        db: Db,
+        write: WriteScope | None,
+        cache: ReadCache | None = None,
+    ) -> bytes | FileDownload:
         """Authenticate, then run the action, inside the caller's transaction."""
         runtime = self.runtime
         action = request.action
         now = runtime.clock.timestamp()
-        day = today(runtime.clock, runtime.settings.timezone)
-        principal = Authenticator(AccountQueries(db)).authenticate(
+        day = runtime.day_of(now)
+        keys = AccountQueries(db)
+        principal = Authenticator(keys if cache is None else CachedKeys(keys, cache)).authenticate(
             user_id=request.credentials.user_id,
             api_key=request.credentials.api_key,
             category=CATEGORY,
@@ -265,12 +283,25 @@ class ActionEndpoint:
             blob_store=runtime.blobs,
             write=write,
         )
-        result = action.run(context, request.body.fields)
+        cache_key = (
+            cache.answer_key(principal.user_id, action.name, request.body.fields, day)
+            if cache is not None and action.cacheable
+            else None
+        )
+        if cache_key is not None:
+            assert cache is not None
+            cached = cache.answer(cache_key)
+            if cached is not None:
+                return cached
+        result = action.handler(context, action.parse(request.body.fields, runtime.settings))
         if isinstance(result, FileDownload):
             return result
         answer = envelope.success(result)
         if remembered is not None:
             remembered.remember(answer)
+        if cache_key is not None:
+            assert cache is not None
+            cache.keep_answer(cache_key, answer)
         return answer
 
 

@@ -95,14 +95,21 @@ class Action(Generic[P, R]):
     offload: bool = False
     description: str = ""
 
-    def run(self, context: ActionContext, raw: dict[str, Any]) -> R | FileDownload:
+    @property
+    def cacheable(self) -> bool:
+        """Whether equal parameters on an unchanged database give an equal answer."""
+        return not self.writes and not self.returns_file
+
+    def parse(self, raw: dict[str, Any], settings: Settings) -> P:
         try:
-            params = self.params.model_validate(
-                raw, context={"max_attachment_bytes": context.settings.max_attachment_bytes}
+            return self.params.model_validate(
+                raw, context={"max_attachment_bytes": settings.max_attachment_bytes}
             )
         except ValidationError as exc:
             raise parameter_errors(exc) from None
-        return self.handler(context, params)
+
+    def run(self, context: ActionContext, raw: dict[str, Any]) -> R | FileDownload:
+        return self.handler(context, self.parse(raw, context.settings))
 
 
 class ActionRegistry:
