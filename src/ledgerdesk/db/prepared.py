@@ -136,22 +136,29 @@ class Db:
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Db]:
-    """A pooled connection in a read-only transaction, ended when the block ends."""
+    """A pooled connection for the reads of one request.
+
+    SQLite: one snapshot for all of them (our connections run in autocommit mode, see
+    db.engine, so it takes an explicit BEGIN). PostgreSQL: each statement on its own
+    (autocommit), which saves the BEGIN and ROLLBACK round trips; every read of a
+    request is scoped by id, so a commit landing between two of them cannot mix
+    customers or invent rows, at worst show the newer state in the later read.
+    """
     pooled = engine.raw_connection()
     try:
         connection: Any = pooled.driver_connection
-        sqlite = engine.dialect.name == "sqlite"
-        if sqlite:
-            # Our SQLite connections run in autocommit mode (see db.engine); one snapshot
-            # for all the reads of a request needs an explicit BEGIN.
+        if engine.dialect.name == "sqlite":
             connection.execute("BEGIN")
-        try:
-            yield Db(connection, engine.dialect)
-        finally:
-            if sqlite:
+            try:
+                yield Db(connection, engine.dialect)
+            finally:
                 connection.execute("COMMIT")
-            else:
-                connection.rollback()
+        else:
+            connection.autocommit = True
+            try:
+                yield Db(connection, engine.dialect)
+            finally:
+                connection.autocommit = False
     finally:
         pooled.close()
 

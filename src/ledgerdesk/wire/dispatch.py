@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response, StreamingResponse
@@ -127,6 +127,10 @@ class ActionEndpoint:
         self.inline_reads = runtime.settings.is_sqlite
         self.loop_reader = PinnedReader(runtime.engine)
         self.read_cache = ReadCache(self.loop_reader.data_version)
+        # No more request threads at the database than the pool has connections: a
+        # thread beyond that would wait for one, or force an overflow connection that
+        # is opened and closed again for a single request.
+        self.database_threads = CapacityLimiter(runtime.settings.db_pool_size)
         self.unknown_action_message = (
             f"Unknown or missing action; known actions: {', '.join(registry.names())}."
         )
@@ -211,14 +215,14 @@ class ActionEndpoint:
                 ),
             )
             if action is not None and action.writes:
-                return await to_thread.run_sync(self._write, request)
+                return await to_thread.run_sync(self._write, request, limiter=self.database_threads)
             if self.inline_reads and not (action is not None and action.offload):
                 # SQLite reads take microseconds and never wait for writers (WAL):
                 # a hop to a worker thread would cost more than the query itself.
                 self.read_cache.refresh()
                 with self.loop_reader.transaction() as db:
                     return self._perform(request, db, None, self.read_cache)
-            return await to_thread.run_sync(self._read, request)
+            return await to_thread.run_sync(self._read, request, limiter=self.database_threads)
         finally:
             # Stored bytes were linked or copied; a file to send is read from the store.
             files.discard()
