@@ -62,3 +62,14 @@ async def test_docs_page_is_served_without_a_cdn(client: httpx.AsyncClient) -> N
     script = await client.get("/docs/static/swagger-ui-bundle.js")
     assert script.status_code == 200
     assert len(script.content) > 100_000
+
+
+async def test_openapi_describes_file_uploads_and_downloads(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    reply = paths["/api/rest/v2/administration/replyTicket"]["post"]
+    assert "multipart/form-data" in reply["requestBody"]["content"]
+    assert "409" in reply["responses"]
+    download = paths["/api/rest/v2/administration/getTicketAttachment"]["post"]
+    assert "application/octet-stream" in download["responses"]["200"]["content"]
+    overview = paths["/api/rest/v2/administration/getTicketOverview"]["post"]
+    assert "multipart/form-data" not in overview["requestBody"]["content"]

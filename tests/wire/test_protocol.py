@@ -351,3 +351,24 @@ async def test_basic_auth_with_non_utf8_is_2001(client: httpx.AsyncClient) -> No
         ENDPOINT, json={"action": "getInvoiceIds"}, headers={"Authorization": f"Basic {token}"}
     )
     assert_error(response, 2001, 401)
+
+
+async def test_paths_below_an_alias_are_unknown(client: httpx.AsyncClient, caller: Caller) -> None:
+    response = await client.post(f"{ENDPOINT}/getInvoiceIds/more", json=caller.body("x"))
+    assert_error(response, 1005, 404)
+
+
+async def test_trailing_slash_is_the_category_endpoint(
+    client: httpx.AsyncClient, caller: Caller
+) -> None:
+    response = await client.post(f"{ENDPOINT}/", json=caller.body("getInvoiceIds"))
+    assert assert_success(response) == {"invoiceIds": []}
+
+
+async def test_api_errors_carry_the_request_id_too(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        ENDPOINT,
+        content=b"[]",
+        headers={"Content-Type": "application/json", "X-Request-Id": "trace-7"},
+    )
+    assert response.headers["x-request-id"] == "trace-7"
