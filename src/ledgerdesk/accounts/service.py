@@ -59,6 +59,12 @@ class AccountService:
             User(name=name, email=email, is_staff=staff, created_at=now)
         )
 
+    def list_users(self) -> Sequence[User]:
+        return self.repository.list_users()
+
+    def find_user_by_email(self, email: str) -> User | None:
+        return self.repository.find_user_by_email(email)
+
     def require_user(self, user_id: int) -> User:
         user = self.repository.get_user(user_id)
         if user is None:

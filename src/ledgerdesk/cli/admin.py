@@ -61,7 +61,7 @@ def user_create(state: CliState, name: str, email: str | None, staff: bool, as_j
 def user_list(state: CliState, as_json: bool) -> None:
     """List users."""
     with state.transaction() as (session, _):
-        users = AccountRepository(session).list_users()
+        users = AccountService(AccountRepository(session)).list_users()
         rows = [
             {"userId": u.id, "name": u.name, "email": u.email, "isStaff": u.is_staff} for u in users
         ]

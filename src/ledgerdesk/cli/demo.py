@@ -69,7 +69,7 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
         accounts = AccountService(AccountRepository(session))
         now = runtime.clock.timestamp()
         today = state.today()
-        customer = AccountRepository(session).find_user_by_email(DEMO_EMAIL)
+        customer = accounts.find_user_by_email(DEMO_EMAIL)
         if customer is None:
             customer = accounts.create_user(
                 name="Demo Customer", email=DEMO_EMAIL, staff=False, now=now
@@ -91,7 +91,7 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
         connection = session.connection()
         db = Db(connection.connection.driver_connection, connection.dialect)
         if not TicketReader(TicketQueries(db)).overview(user_id=customer.id, status=None):
-            staff = AccountRepository(session).find_user_by_email(STAFF_EMAIL)
+            staff = accounts.find_user_by_email(STAFF_EMAIL)
             if staff is None:
                 staff = accounts.create_user(
                     name="Sam Support", email=STAFF_EMAIL, staff=True, now=now

@@ -108,9 +108,6 @@ class Action(Generic[P, R]):
         except ValidationError as exc:
             raise parameter_errors(exc) from None
 
-    def run(self, context: ActionContext, raw: dict[str, Any]) -> R | FileDownload:
-        return self.handler(context, self.parse(raw, context.settings))
-
 
 class ActionRegistry:
     def __init__(self, actions: Iterable[Action[Any, Any]]) -> None:
