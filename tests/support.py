@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,18 @@ def assert_success(response: httpx.Response) -> dict[str, Any]:
     assert body["msg"] == "OK"
     data: dict[str, Any] = body["data"]
     return data
+
+
+def json_attachment(
+    name: str, data: bytes, content_type: str = "application/octet-stream"
+) -> dict[str, Any]:
+    """An attachment as createTicket and replyTicket take it in JSON."""
+    return {
+        "name": name,
+        "content": base64.b64encode(data).decode(),
+        "contentType": content_type,
+        "size": len(data),
+    }
 
 
 def error_properties(response: httpx.Response) -> list[str]:

@@ -21,7 +21,15 @@ from ledgerdesk.db.models import Attachment, Blob, Reply, Ticket
 from ledgerdesk.runtime import Runtime
 from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import make_customer
-from tests.support import ENDPOINT, Caller, FrozenClock, assert_error, assert_success, call
+from tests.support import (
+    ENDPOINT,
+    Caller,
+    FrozenClock,
+    assert_error,
+    assert_success,
+    call,
+    json_attachment,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -31,17 +39,6 @@ EVERY_BYTE = bytes(range(256)) * 3
 @pytest.fixture
 def caller(runtime: Runtime) -> Caller:
     return make_customer(runtime)
-
-
-def as_json(
-    name: str, data: bytes, content_type: str = "application/octet-stream"
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "content": base64.b64encode(data).decode(),
-        "contentType": content_type,
-        "size": len(data),
-    }
 
 
 async def new_ticket(client: httpx.AsyncClient, caller: Caller, *files: dict[str, Any]) -> int:
@@ -76,7 +73,7 @@ def stored_files(settings: Settings) -> list[Path]:
 async def test_download_is_the_file_itself_byte_for_byte(
     client: httpx.AsyncClient, caller: Caller
 ) -> None:
-    ticket_id = await new_ticket(client, caller, as_json("dump.bin", EVERY_BYTE))
+    ticket_id = await new_ticket(client, caller, json_attachment("dump.bin", EVERY_BYTE))
     (attachment_id,) = await attachment_ids(client, caller, ticket_id)
     response = await call(
         client, caller, "getTicketAttachment", ticketId=ticket_id, attachmentId=attachment_id
@@ -95,7 +92,9 @@ async def test_unicode_names_are_kept_and_encoded_per_rfc_5987(
     client: httpx.AsyncClient, caller: Caller
 ) -> None:
     name = 'Überweisung "März" 2026 ✓.pdf'
-    ticket_id = await new_ticket(client, caller, as_json(name, b"%PDF-1.7", "application/pdf"))
+    ticket_id = await new_ticket(
+        client, caller, json_attachment(name, b"%PDF-1.7", "application/pdf")
+    )
     (attachment_id,) = await attachment_ids(client, caller, ticket_id)
     listed = assert_success(await call(client, caller, "getTicket", ticketId=ticket_id))
     assert listed["replies"][0]["attachments"][0]["name"] == name
@@ -113,7 +112,7 @@ async def test_path_like_names_are_only_names(
     client: httpx.AsyncClient, caller: Caller, settings: Settings
 ) -> None:
     name = "../../../etc/passwd"
-    ticket_id = await new_ticket(client, caller, as_json(name, b"root:x:0:0"))
+    ticket_id = await new_ticket(client, caller, json_attachment(name, b"root:x:0:0"))
     (attachment_id,) = await attachment_ids(client, caller, ticket_id)
     response = await call(
         client,
@@ -131,7 +130,7 @@ async def test_path_like_names_are_only_names(
 
 async def test_base64_download_is_the_envelope(client: httpx.AsyncClient, caller: Caller) -> None:
     data = EVERY_BYTE * 100  # long enough that MIME encoders would wrap lines
-    ticket_id = await new_ticket(client, caller, as_json("a.bin", data, "image/png"))
+    ticket_id = await new_ticket(client, caller, json_attachment("a.bin", data, "image/png"))
     (attachment_id,) = await attachment_ids(client, caller, ticket_id)
     response = await call(
         client,
@@ -154,7 +153,7 @@ async def test_base64_download_is_the_envelope(client: httpx.AsyncClient, caller
 
 
 async def test_unknown_encoding_is_1003(client: httpx.AsyncClient, caller: Caller) -> None:
-    ticket_id = await new_ticket(client, caller, as_json("a.bin", b"x"))
+    ticket_id = await new_ticket(client, caller, json_attachment("a.bin", b"x"))
     (attachment_id,) = await attachment_ids(client, caller, ticket_id)
     response = await call(
         client,
@@ -170,7 +169,7 @@ async def test_unknown_encoding_is_1003(client: httpx.AsyncClient, caller: Calle
 async def test_attachment_of_another_ticket_is_3001(
     client: httpx.AsyncClient, caller: Caller
 ) -> None:
-    first = await new_ticket(client, caller, as_json("a.bin", b"x"))
+    first = await new_ticket(client, caller, json_attachment("a.bin", b"x"))
     second = await new_ticket(client, caller)
     (attachment_id,) = await attachment_ids(client, caller, first)
     response = await call(
@@ -343,7 +342,7 @@ async def test_declared_size_over_the_limit_is_4001(
         "createTicket",
         title="T",
         content="C",
-        attachments=[as_json("big.bin", b"x" * 1001)],
+        attachments=[json_attachment("big.bin", b"x" * 1001)],
     )
     assert_error(response, 4001, 413)
 
@@ -358,7 +357,7 @@ async def test_attachment_at_the_limit_is_accepted(
         "createTicket",
         title="T",
         content="C",
-        attachments=[as_json("max.bin", b"x" * 1000)],
+        attachments=[json_attachment("max.bin", b"x" * 1000)],
     )
     assert_success(response)
 
@@ -398,8 +397,8 @@ async def test_multipart_body_over_the_limit_is_4001(
 async def test_invalid_tenth_attachment_stores_no_ticket_reply_or_file(
     client: httpx.AsyncClient, caller: Caller, runtime: Runtime, settings: Settings
 ) -> None:
-    files = [as_json(f"{i}.bin", f"file {i}".encode()) for i in range(9)]
-    files.append({**as_json("9.bin", b"tenth"), "size": 999})
+    files = [json_attachment(f"{i}.bin", f"file {i}".encode()) for i in range(9)]
+    files.append({**json_attachment("9.bin", b"tenth"), "size": 999})
     before = counts(runtime)
     response = await call(client, caller, "createTicket", title="T", content="C", attachments=files)
     assert_error(response, 1003, 400)
@@ -443,8 +442,10 @@ async def test_identical_files_are_stored_once(
     runtime: Runtime = store_app.state.runtime
     caller = make_customer(runtime)
     client = make_client(store_app, CLIENT_ADDRESS)
-    await new_ticket(client, caller, as_json("a.bin", b"same"), as_json("b.bin", b"same"))
-    await new_ticket(client, caller, as_json("c.bin", b"same"))
+    await new_ticket(
+        client, caller, json_attachment("a.bin", b"same"), json_attachment("b.bin", b"same")
+    )
+    await new_ticket(client, caller, json_attachment("c.bin", b"same"))
     stored = len(stored_files(settings)) + blob_rows(runtime)
     assert stored == 1
 
@@ -452,7 +453,7 @@ async def test_identical_files_are_stored_once(
 async def test_failed_upload_keeps_bytes_that_a_committed_row_uses(
     client: httpx.AsyncClient, runtime: Runtime, caller: Caller, settings: Settings
 ) -> None:
-    ticket_id = await new_ticket(client, caller, as_json("keep.bin", b"shared bytes"))
+    ticket_id = await new_ticket(client, caller, json_attachment("keep.bin", b"shared bytes"))
     with unit_of_work(runtime.sessions, write=True) as session:
         session.get(Ticket, ticket_id).status = 2  # type: ignore[union-attr]
     response = await call(
@@ -461,7 +462,7 @@ async def test_failed_upload_keeps_bytes_that_a_committed_row_uses(
         "replyTicket",
         ticketId=ticket_id,
         content="x",
-        attachments=[as_json("again.bin", b"shared bytes")],
+        attachments=[json_attachment("again.bin", b"shared bytes")],
     )
     assert_error(response, 3002, 409)
     (attachment_id,) = await attachment_ids(client, caller, ticket_id)
@@ -474,14 +475,19 @@ async def test_failed_upload_keeps_bytes_that_a_committed_row_uses(
 async def test_no_temporary_files_are_left_behind(
     client: httpx.AsyncClient, caller: Caller, runtime: Runtime
 ) -> None:
-    ticket_id = await new_ticket(client, caller, as_json("a.bin", b"a"))
+    ticket_id = await new_ticket(client, caller, json_attachment("a.bin", b"a"))
     await client.post(
         ENDPOINT,
         data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x"),
         files={"attachment": ("b.bin", b"b", "text/plain")},
     )
     await call(
-        client, caller, "createTicket", title="", content="C", attachments=[as_json("c", b"c")]
+        client,
+        caller,
+        "createTicket",
+        title="",
+        content="C",
+        attachments=[json_attachment("c", b"c")],
     )
     assert list(runtime.incoming_dir.iterdir()) == []
 
@@ -495,7 +501,7 @@ async def test_both_stores_round_trip_on_both_databases(
     runtime: Runtime = store_app.state.runtime
     caller = make_customer(runtime)
     client = make_client(store_app, CLIENT_ADDRESS)
-    ticket_id = await new_ticket(client, caller, as_json("x.bin", EVERY_BYTE))
+    ticket_id = await new_ticket(client, caller, json_attachment("x.bin", EVERY_BYTE))
     (attachment_id,) = await attachment_ids(client, caller, ticket_id)
     response = await call(
         client, caller, "getTicketAttachment", ticketId=ticket_id, attachmentId=attachment_id
@@ -513,7 +519,7 @@ async def test_local_file_lost_behind_the_database_is_an_internal_error(
     try:
         caller = make_customer(app.state.runtime)
         client = make_client(app, CLIENT_ADDRESS)
-        ticket_id = await new_ticket(client, caller, as_json("gone.bin", b"soon gone"))
+        ticket_id = await new_ticket(client, caller, json_attachment("gone.bin", b"soon gone"))
         (attachment_id,) = await attachment_ids(client, caller, ticket_id)
         for path in stored_files(settings):
             path.unlink()

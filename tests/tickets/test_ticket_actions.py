@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ from tests.support import (
     assert_success,
     call,
     error_properties,
+    json_attachment,
 )
 
 pytestmark = pytest.mark.anyio
@@ -26,17 +26,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def caller(runtime: Runtime) -> Caller:
     return make_customer(runtime, "John Smith")
-
-
-def attachment(
-    name: str, data: bytes, content_type: str = "application/octet-stream"
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "content": base64.b64encode(data).decode(),
-        "contentType": content_type,
-        "size": len(data),
-    }
 
 
 async def create(client: httpx.AsyncClient, caller: Caller, **params: Any) -> int:
@@ -191,7 +180,7 @@ async def test_limits_are_inclusive(client: httpx.AsyncClient, caller: Caller) -
 async def test_bad_attachments_are_1003(
     client: httpx.AsyncClient, caller: Caller, override: dict[str, Any], needle: str
 ) -> None:
-    bad = {**attachment("a.txt", b"hello", "text/plain"), **override}
+    bad = {**json_attachment("a.txt", b"hello", "text/plain"), **override}
     response = await call(client, caller, "createTicket", title="T", content="C", attachments=[bad])
     body = assert_error(response, 1003, 400)
     assert needle in str(body["data"]["errors"])
@@ -199,7 +188,7 @@ async def test_bad_attachments_are_1003(
 
 
 async def test_more_than_ten_attachments_is_1003(client: httpx.AsyncClient, caller: Caller) -> None:
-    files = [attachment(f"{i}.txt", b"x") for i in range(11)]
+    files = [json_attachment(f"{i}.txt", b"x") for i in range(11)]
     response = await call(client, caller, "createTicket", title="T", content="C", attachments=files)
     assert_error(response, 1003, 400)
     assert error_properties(response) == ["attachments"]
@@ -217,7 +206,7 @@ async def test_get_ticket_returns_thread_and_opening_reply(
         caller,
         title="Api created ticket",
         content="This is a ticket with a question",
-        attachments=[attachment("image.png", data, "image/png")],
+        attachments=[json_attachment("image.png", data, "image/png")],
     )
     result = await thread(client, caller, ticket_id)
     assert result["thread"]["ticketId"] == ticket_id
@@ -319,7 +308,7 @@ async def test_reply_to_a_forcibly_closed_ticket_is_3002_and_stores_nothing(
         "replyTicket",
         ticketId=ticket_id,
         content="hello?",
-        attachments=[attachment("a.txt", b"data")],
+        attachments=[json_attachment("a.txt", b"data")],
     )
     assert_error(response, 3002, 409)
     result = await thread(client, caller, ticket_id)
