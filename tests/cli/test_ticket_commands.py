@@ -21,10 +21,11 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 def run(settings: Settings) -> Any:
-    def invoke(*args: str) -> Result:
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
         return CliRunner().invoke(
             cli,
             ["--database-url", settings.database_url, "--data-dir", str(settings.data_dir), *args],
+            env=env,
         )
 
     return invoke
@@ -139,30 +140,23 @@ def test_reply_with_a_missing_file_fails_before_anything(
 
 
 def test_reply_with_a_file_over_the_limit_fails(
-    settings: Settings, runtime: Runtime, caller: Caller, tmp_path: Path
+    run: Any, runtime: Runtime, caller: Caller, tmp_path: Path
 ) -> None:
     staff_id = make_user(runtime, name="Sam", staff=True)
     ticket_id = make_ticket(runtime, caller.user_id)
     big = tmp_path / "big.bin"
     big.write_bytes(b"x" * 2048)
-    result = CliRunner().invoke(
-        cli,
-        [
-            "--database-url",
-            settings.database_url,
-            "--data-dir",
-            str(settings.data_dir),
-            "admin",
-            "ticket",
-            "reply",
-            str(ticket_id),
-            "--staff-user",
-            str(staff_id),
-            "--content",
-            "x",
-            "--attach",
-            str(big),
-        ],
+    result = run(
+        "admin",
+        "ticket",
+        "reply",
+        str(ticket_id),
+        "--staff-user",
+        str(staff_id),
+        "--content",
+        "x",
+        "--attach",
+        str(big),
         env={"LEDGERDESK_MAX_ATTACHMENT_BYTES": "1024"},
     )
     assert "limit" in failure(result)

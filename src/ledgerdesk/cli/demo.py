@@ -22,7 +22,7 @@ from ledgerdesk.cli.server import run_server
 from ledgerdesk.cli.support import CliState, pass_state
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import User
-from ledgerdesk.db.prepared import Db
+from ledgerdesk.db.prepared import session_db
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService
 from ledgerdesk.tickets.queries import TicketQueries
@@ -88,8 +88,7 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                 )
                 if paid:
                     invoices.mark_paid(created.id, paid_on=created.created_on)
-        connection = session.connection()
-        db = Db(connection.connection.driver_connection, connection.dialect)
+        db = session_db(session)
         if not TicketReader(TicketQueries(db)).overview(user_id=customer.id, status=None):
             staff = accounts.find_user_by_email(STAFF_EMAIL)
             if staff is None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -132,6 +133,12 @@ class Db:
 
     def column(self, query: Prepared, **params: Any) -> list[Any]:
         return [row[0] for row in self.rows(query, **params)]
+
+
+def session_db(session: Session) -> Db:
+    """Prepared reads inside an ORM session's transaction (for actions that write)."""
+    connection = session.connection()
+    return Db(connection.connection.driver_connection, connection.dialect)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from ledgerdesk.accounts.queries import AccountQueries
 from ledgerdesk.accounts.service import Authenticator, IPAddress
 from ledgerdesk.attachments.incoming import RequestFiles
-from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction
+from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction, session_db
 from ledgerdesk.errors import (
     InternalError,
     LedgerdeskError,
@@ -243,9 +243,7 @@ class ActionEndpoint:
 
     def _write_once(self, request: _Request) -> bytes | FileDownload:
         with self.runtime.transaction(write=True) as (session, blobs):
-            connection = session.connection()
-            db = Db(connection.connection.driver_connection, connection.dialect)
-            return self._perform(request, db, WriteScope(session, blobs))
+            return self._perform(request, session_db(session), WriteScope(session, blobs))
 
     def _perform(
         self,
