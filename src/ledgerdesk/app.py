@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 from anyio import to_thread
@@ -19,7 +19,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from ledgerdesk.attachments.incoming import sweep_incoming
 from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
@@ -41,6 +40,7 @@ from ledgerdesk.wire.registry import ActionRegistry
 log = logging.getLogger("ledgerdesk")
 
 KEY_USAGE_FLUSH_SECONDS = 5.0
+AUDIT_FLUSH_SECONDS = 1.0
 
 
 def build_registry() -> ActionRegistry:
@@ -131,11 +131,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        # Uploads of a process that crashed mid-request; an hour is far longer than any
-        # request of a live process can take.
-        await to_thread.run_sync(sweep_incoming, runtime.incoming_dir, 3600.0)
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_flush_key_usage_forever, runtime)
+            tasks.start_soon(_clean_storage, runtime)
+            tasks.start_soon(_every, KEY_USAGE_FLUSH_SECONDS, runtime.flush_key_usage, "key usage")
+            tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
             try:
                 yield
             finally:
@@ -157,13 +156,32 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     return LedgerdeskApp(endpoint, app, runtime)
 
 
-async def _flush_key_usage_forever(runtime: Runtime) -> None:
+async def _every(seconds: float, flush: Callable[[], int], what: str) -> None:
     while True:
-        await anyio.sleep(KEY_USAGE_FLUSH_SECONDS)
+        await anyio.sleep(seconds)
         try:
-            await to_thread.run_sync(runtime.flush_key_usage)
+            await to_thread.run_sync(flush)
         except Exception:
-            log.exception("could not write API key usage; will retry")
+            log.exception("could not write %s; will retry", what)
+
+
+async def _clean_storage(runtime: Runtime) -> None:
+    """Leftovers of earlier runs: dead processes' uploads and orphaned bytes.
+
+    In the background, so a large store does not delay start-up; safe beside live
+    requests and other workers (see attachments.maintenance).
+    """
+    try:
+        leftovers, orphans = await to_thread.run_sync(runtime.maintenance.clean)
+    except Exception:
+        log.exception("could not clean attachment storage at start-up")
+        return
+    if leftovers or orphans:
+        log.warning(
+            "removed %d upload leftovers and %d orphaned attachment files of earlier runs",
+            len([p for p in leftovers if p.suffix != ".lock"]),
+            len(orphans),
+        )
 
 
 def create_app_from_env() -> LedgerdeskApp:

@@ -46,6 +46,16 @@ class Settings:
     auth_failure_limit: int = 10
     redis_url: str | None = None
     db_pool_size: int = 10
+    # Request-body bytes held in memory at once (JSON and form bodies count twice: raw
+    # and parsed). 256 MiB leaves room for a few workers on a 2 GiB server.
+    body_memory_bytes: int = 256 * 1024 * 1024
+    # Slow clients: the request line and headers must arrive within header_timeout;
+    # the body may pause at most body_timeout between two pieces; an idle keep-alive
+    # connection is closed after keepalive_timeout; at most max_connections at once.
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    keepalive_timeout: float = 5.0
+    max_connections: int = 1000
     # "local" (a directory under data_dir) or "database" (the blobs table); by default
     # the database when it is PostgreSQL, so that several servers can share it.
     attachment_store: str = ""
@@ -69,6 +79,17 @@ class Settings:
             raise ConfigError("LEDGERDESK_AUTH_FAILURE_LIMIT must be at least 1")
         if self.db_pool_size < 1:
             raise ConfigError("LEDGERDESK_DB_POOL_SIZE must be at least 1")
+        if self.body_memory_bytes < 1024 * 1024:
+            raise ConfigError("LEDGERDESK_BODY_MEMORY_BYTES must be at least 1048576")
+        for name, value in (
+            ("LEDGERDESK_HEADER_TIMEOUT", self.header_timeout),
+            ("LEDGERDESK_BODY_TIMEOUT", self.body_timeout),
+            ("LEDGERDESK_KEEPALIVE_TIMEOUT", self.keepalive_timeout),
+        ):
+            if not 0 < value <= 3600:
+                raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds")
+        if self.max_connections < 1:
+            raise ConfigError("LEDGERDESK_MAX_CONNECTIONS must be at least 1")
         if not self.attachment_store:
             object.__setattr__(self, "attachment_store", "local" if self.is_sqlite else "database")
         if self.attachment_store not in ("local", "database"):
@@ -96,6 +117,11 @@ class Settings:
             auth_failure_limit=_int(env, "LEDGERDESK_AUTH_FAILURE_LIMIT", 10),
             redis_url=env.get("LEDGERDESK_REDIS_URL") or None,
             db_pool_size=_int(env, "LEDGERDESK_DB_POOL_SIZE", 10),
+            body_memory_bytes=_int(env, "LEDGERDESK_BODY_MEMORY_BYTES", 256 * 1024 * 1024),
+            header_timeout=_float(env, "LEDGERDESK_HEADER_TIMEOUT", 10.0),
+            body_timeout=_float(env, "LEDGERDESK_BODY_TIMEOUT", 30.0),
+            keepalive_timeout=_float(env, "LEDGERDESK_KEEPALIVE_TIMEOUT", 5.0),
+            max_connections=_int(env, "LEDGERDESK_MAX_CONNECTIONS", 1000),
             attachment_store=(env.get("LEDGERDESK_ATTACHMENT_STORE") or "").strip().lower(),
         )
 
@@ -149,3 +175,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw.strip())
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value != value:  # NaN
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}")
+    return value

@@ -29,6 +29,10 @@ class LedgerdeskError(Exception):
         self.errors = tuple(errors)
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers this answer must carry besides the usual ones."""
+        return {}
+
 
 class InvalidBody(LedgerdeskError):
     error_code = 1001
@@ -64,6 +68,17 @@ class MethodNotAllowed(LedgerdeskError):
     error_code = 1006
     http_status = 405
     default_message = "Method not allowed; use POST."
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": "POST"}
+
+
+class RequestTimeout(LedgerdeskError):
+    """The body stopped arriving: an incomplete body, answered like a malformed one."""
+
+    error_code = 1001
+    http_status = 408
+    default_message = "The request body did not arrive in time."
 
 
 class AuthenticationFailed(LedgerdeskError):
@@ -119,9 +134,27 @@ class RateLimited(LedgerdeskError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class InternalError(LedgerdeskError):
     pass
+
+
+class ServerBusy(LedgerdeskError):
+    """Over the memory budget for request bodies (or another bound): retry shortly."""
+
+    error_code = 5000
+    http_status = 503
+    default_message = "The server is busy; retry shortly."
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 ALL_ERRORS: tuple[type[LedgerdeskError], ...] = (
@@ -140,6 +173,8 @@ ALL_ERRORS: tuple[type[LedgerdeskError], ...] = (
     PayloadTooLarge,
     RateLimited,
     InternalError,
+    ServerBusy,
+    RequestTimeout,
 )
 
 

@@ -13,8 +13,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.accounts.usage import KeyUsageRecorder
-from ledgerdesk.attachments.incoming import incoming_directory
+from ledgerdesk.attachments.incoming import IncomingArea, incoming_directory
+from ledgerdesk.attachments.maintenance import StorageMaintenance
 from ledgerdesk.attachments.storage import BlobBatch, BlobStore, DatabaseBlobStore, LocalBlobStore
+from ledgerdesk.audit.service import AuditLog
 from ledgerdesk.clock import Clock, SystemClock, day_of
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import build_engine, build_session_factory, unit_of_work
@@ -28,6 +30,7 @@ class Runtime:
     blobs: BlobStore
     clock: Clock = field(default_factory=SystemClock)
     key_usage: KeyUsageRecorder = field(default_factory=KeyUsageRecorder)
+    audit: AuditLog = field(default_factory=AuditLog)
     _last_day: tuple[int, date] | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -48,11 +51,13 @@ class Runtime:
         )
 
     @cached_property
+    def incoming(self) -> IncomingArea:
+        return IncomingArea(incoming_directory(self.settings.data_dir))
+
+    @property
     def incoming_dir(self) -> Path:
-        """Where uploads are written as they arrive (created on first use)."""
-        directory = incoming_directory(self.settings.data_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
+        """This process's folder for uploads as they arrive (created on first use)."""
+        return self.incoming.path
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[tuple[Session, BlobBatch]]:
@@ -75,9 +80,22 @@ class Runtime:
         self._last_day = (timestamp, day)
         return day
 
+    @property
+    def maintenance(self) -> StorageMaintenance:
+        return StorageMaintenance(
+            self.blobs, self.sessions, incoming_directory(self.settings.data_dir)
+        )
+
     def flush_key_usage(self) -> int:
         return self.key_usage.flush(self.sessions)
 
+    def flush_audit(self) -> int:
+        return self.audit.flush(self.sessions)
+
     def close(self) -> None:
-        self.flush_key_usage()
-        self.engine.dispose()
+        try:
+            self.flush_key_usage()
+            self.flush_audit()
+        finally:
+            self.incoming.close()
+            self.engine.dispose()

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter, sweep_incoming
+from ledgerdesk.attachments.incoming import (
+    IncomingArea,
+    IncomingFile,
+    IncomingWriter,
+    sweep_incoming,
+)
 from ledgerdesk.attachments.storage import LocalBlobStore
 from ledgerdesk.errors import PayloadTooLarge
 from ledgerdesk.runtime import Runtime
@@ -41,17 +48,54 @@ def test_incoming_file_over_the_limit_is_refused_and_removed(tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sweep_removes_only_old_leftovers(tmp_path: Path) -> None:
+def test_sweep_removes_the_folders_of_dead_processes_only(tmp_path: Path) -> None:
+    alive = IncomingArea(tmp_path)
+    (alive.path / "in-1.part").write_bytes(b"x")
+    dead = tmp_path / "p999999-0123456789ab"
+    dead.mkdir()
+    (dead / "in-2.part").write_bytes(b"y")
+    (tmp_path / "p999999-0123456789ab.lock").write_bytes(b"")  # nobody holds it
+    removed = sweep_incoming(tmp_path)
+    assert dead in removed
+    assert not dead.exists()
+    assert (alive.path / "in-1.part").exists()
+    alive.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_keeps_recent_loose_files_and_removes_old_ones(tmp_path: Path) -> None:
     old = tmp_path / "in-old.part"
     fresh = tmp_path / "in-fresh.part"
-    other = tmp_path / "keep.txt"
-    for path in (old, fresh, other):
+    for path in (old, fresh):
         path.write_bytes(b"x")
-    an_hour_ago = time.time() - 7200
-    os.utime(old, (an_hour_ago, an_hour_ago))
-    os.utime(other, (an_hour_ago, an_hour_ago))
-    assert sweep_incoming(tmp_path, 3600) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in-fresh.part", "keep.txt"]
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert sweep_incoming(tmp_path) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in-fresh.part"]
+
+
+def test_a_lock_held_in_another_process_keeps_its_folder(tmp_path: Path) -> None:
+    script = (
+        "import sys, time; from pathlib import Path; "
+        "from ledgerdesk.attachments.incoming import IncomingArea; "
+        "a = IncomingArea(Path(sys.argv[1])); print(a.path, flush=True); time.sleep(30)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        folder = Path(child.stdout.readline().strip())
+        assert sweep_incoming(tmp_path) == []
+        assert folder.is_dir()
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+    # Killed: its lock went with it, and the next sweep takes the folder.
+    assert folder in sweep_incoming(tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture

@@ -64,7 +64,10 @@ def counts(runtime: Runtime) -> tuple[int, int, int]:
 
 def stored_files(settings: Settings) -> list[Path]:
     root = settings.data_dir / "attachments"
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    incoming = root / "incoming"
+    if not root.exists():
+        return []
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_relative_to(incoming)]
 
 
 # -- downloads ---------------------------------------------------------------------------

@@ -88,11 +88,6 @@ def test_answers_are_bounded_in_number_and_size(monkeypatch: pytest.MonkeyPatch)
     assert cache.answer("huge") is None
 
 
-def test_requests_with_unhashable_fields_are_not_cached() -> None:
-    assert ReadCache.answer_key(1, "getTicket", {"ticketId": [1]}, None) is None  # type: ignore[arg-type]
-    assert ReadCache.answer_key(1, "getTicket", {"ticketId": 1}, None) is not None  # type: ignore[arg-type]
-
-
 async def test_repeated_reads_are_served_from_memory(
     app: LedgerdeskApp, client: httpx.AsyncClient, runtime: Runtime, backend: str
 ) -> None:

@@ -2,17 +2,67 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
+from collections.abc import Iterable, Iterator
+
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import Attachment, Blob
 from ledgerdesk.db.prepared import Db, Prepared
 
+# PostgreSQL advisory lock between requests that store attachment bytes (shared) and
+# the collector of orphaned bytes (exclusive). On SQLite both run in write transactions,
+# which exclude each other already.
+_BLOB_LOCK = 0x6C64_626C_6F62  # "ldblob"
+_CHUNK = 500
+
 
 class BlobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    @property
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    def lock_for_storing(self) -> None:
+        """Held until commit by a transaction that stores bytes: no collection meanwhile."""
+        if self._postgresql:
+            self.session.execute(select(func.pg_advisory_xact_lock_shared(_BLOB_LOCK)))
+
+    def lock_for_collecting(self) -> None:
+        """Held until commit by the collector: waits for transactions storing bytes."""
+        if self._postgresql:
+            self.session.execute(select(func.pg_advisory_xact_lock(_BLOB_LOCK)))
+
+    def used(self, hashes: Iterable[str]) -> set[str]:
+        """Which of these hashes a committed attachment row points at."""
+        found: set[str] = set()
+        batch = list(hashes)
+        for start in range(0, len(batch), _CHUNK):
+            chunk = batch[start : start + _CHUNK]
+            found.update(
+                self.session.scalars(
+                    select(Attachment.sha256).where(Attachment.sha256.in_(chunk)).distinct()
+                )
+            )
+        return found
+
+    def referenced(self) -> Iterator[tuple[str, int]]:
+        """Every distinct (sha256, size) that attachment rows point at."""
+        rows = self.session.execute(
+            select(Attachment.sha256, Attachment.size).distinct().order_by(Attachment.sha256)
+        )
+        yield from rows.tuples()
+
+    def stored_blobs(self) -> list[str]:
+        return list(self.session.scalars(select(Blob.sha256)))
+
+    def delete_blobs(self, hashes: Iterable[str]) -> None:
+        batch = list(hashes)
+        for start in range(0, len(batch), _CHUNK):
+            self.session.execute(delete(Blob).where(Blob.sha256.in_(batch[start : start + _CHUNK])))
 
     def in_use(self, sha256: str) -> bool:
         """Whether any committed attachment row still points at these bytes."""

@@ -15,7 +15,8 @@ A store works in step with the request's transaction through a ``BlobBatch``:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -27,7 +28,8 @@ from ledgerdesk.attachments.repository import BlobRepository, read_blob
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.prepared import Db
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class BlobContent:
     path: Path | None = None
     data: bytes | None = None
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         if self.data is not None:
             yield self.data
             return
@@ -62,6 +64,13 @@ class BlobStore(Protocol):
 
     def batch(self) -> BlobBatch: ...
     def open(self, db: Db, sha256: str) -> BlobContent | None: ...
+    def stored(self, session: Session) -> list[str]:
+        """The hashes of every stored blob (for verifying and collecting)."""
+        ...
+
+    def remove(self, session: Session, hashes: list[str]) -> None:
+        """Remove these blobs (the collector holds the lock; see maintenance)."""
+        ...
 
 
 class LocalBlobStore:
@@ -79,6 +88,19 @@ class LocalBlobStore:
     def batch(self) -> LocalBatch:
         return LocalBatch(self)
 
+    def stored(self, session: Session) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return [
+            path.name
+            for path in self.root.glob("[0-9a-f][0-9a-f]/[0-9a-f][0-9a-f]/*")
+            if _SHA256.fullmatch(path.name) and path.name.startswith(path.parent.parent.name)
+        ]
+
+    def remove(self, session: Session, hashes: list[str]) -> None:
+        for sha256 in hashes:
+            self.path_of(sha256).unlink(missing_ok=True)
+
     def open(self, db: Db, sha256: str) -> BlobContent | None:
         path = self.path_of(sha256)
         try:
@@ -94,6 +116,7 @@ class LocalBatch:
     created: list[str] = field(default_factory=list)
 
     def add(self, session: Session, incoming: IncomingFile) -> None:
+        BlobRepository(session).lock_for_storing()
         target = self.store.path_of(incoming.sha256)
         self.used.append(incoming)
         if _link(incoming.path, target):
@@ -134,6 +157,12 @@ class DatabaseBlobStore:
     def batch(self) -> DatabaseBatch:
         return DatabaseBatch()
 
+    def stored(self, session: Session) -> list[str]:
+        return BlobRepository(session).stored_blobs()
+
+    def remove(self, session: Session, hashes: list[str]) -> None:
+        BlobRepository(session).delete_blobs(hashes)
+
     def open(self, db: Db, sha256: str) -> BlobContent | None:
         data = read_blob(db, sha256)
         return None if data is None else BlobContent(size=len(data), data=data)
@@ -141,7 +170,9 @@ class DatabaseBlobStore:
 
 class DatabaseBatch:
     def add(self, session: Session, incoming: IncomingFile) -> None:
-        BlobRepository(session).put(incoming.sha256, incoming.path.read_bytes())
+        repository = BlobRepository(session)
+        repository.lock_for_storing()
+        repository.put(incoming.sha256, incoming.path.read_bytes())
 
     def committed(self) -> None:
         """The bytes were committed with the rows."""

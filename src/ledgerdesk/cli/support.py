@@ -42,6 +42,7 @@ class CliState:
 
     def close(self) -> None:
         if self._runtime is not None:
+            self._runtime.incoming.close()
             self._runtime.engine.dispose()
             self._runtime = None
 

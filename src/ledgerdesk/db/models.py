@@ -174,3 +174,29 @@ class IdempotentRequest(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     response: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEvent(Base):
+    """One write or failed authentication: who, from where, what, on what, and how it ended.
+
+    Never a key, a key's hash or attachment bytes. ``user_id`` is the account the
+    request named, which for a failed authentication may not exist (no foreign key).
+    """
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_user_id_id", "user_id", "id"),
+        Index("ix_audit_events_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))  # "api" or "admin"
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
+    key_id: Mapped[int | None] = mapped_column(BigInteger)
+    client_address: Mapped[str | None] = mapped_column(String(45))
+    action: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))  # "ok", "replayed" or "error"
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(128))

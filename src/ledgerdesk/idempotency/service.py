@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+
+from pydantic import BaseModel
 
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.db.models import IdempotentRequest
@@ -15,8 +16,6 @@ from ledgerdesk.idempotency.repository import IdempotencyRepository
 
 WINDOW_SECONDS = 24 * 60 * 60
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
-# Credentials say who asks, not what is asked: a repeat may authenticate differently.
-_NOT_PART_OF_THE_REQUEST = frozenset({"userId", "apiKey"})
 
 
 def check_key(raw: str) -> str:
@@ -25,11 +24,19 @@ def check_key(raw: str) -> str:
     return raw
 
 
-def fingerprint(action: str, fields: Mapping[str, Any], files: Sequence[IncomingFile]) -> str:
-    """A digest of what the request asks for: action, parameters and file contents."""
+def fingerprint(action: str, params: BaseModel, files: Sequence[IncomingFile]) -> str:
+    """A digest of what the request means: action, parsed parameters and file contents.
+
+    Taken from the parsed parameters, not the body, so that a retry is recognised
+    however it is encoded: JSON or form, ``"2"`` or ``2``, the category URL with an
+    ``action`` field or the alias URL, an attachment as base64 or as a multipart part.
+    Credentials say who asks, not what is asked, and are not parameters.
+    """
     described = {
         "action": action,
-        "params": {k: v for k, v in fields.items() if k not in _NOT_PART_OF_THE_REQUEST},
+        # Files are described by their names, types and SHA-256 below, not by how they
+        # were encoded in the body.
+        "params": params.model_dump(mode="json", exclude={"attachments"}),
         "files": [[f.name, f.content_type, f.sha256] for f in files],
     }
     canonical = json.dumps(described, sort_keys=True, separators=(",", ":"), default=str)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.db.models import User
 from ledgerdesk.errors import (
     InvalidParameters,
@@ -13,12 +13,12 @@ from ledgerdesk.errors import (
     NotFound,
     ParamError,
     PayloadTooLarge,
+    invalid,
 )
 from ledgerdesk.tickets.queries import AttachmentRecord, TicketQueries, TicketRecord
 from ledgerdesk.tickets.schemas import (
     AttachmentContent,
     AttachmentEnvelope,
-    AttachmentIn,
     AttachmentInfo,
     CreateTicketParams,
     GetTicketAttachmentParams,
@@ -62,9 +62,16 @@ def attachment_info(attachment: AttachmentRecord) -> AttachmentInfo:
     )
 
 
-def incoming_files(context: ActionContext, attachments: list[AttachmentIn]) -> list[IncomingFile]:
-    """Every attachment of the request as an incoming file, checked like the JSON ones."""
-    uploaded = context.files.uploaded
+def incoming_files(
+    files: RequestFiles, params: CreateTicketParams | ReplyTicketParams
+) -> list[IncomingFile]:
+    """Every attachment of the request as an incoming file, checked like the JSON ones.
+
+    Dispatch calls this before the handler (``Action.files``), so that an
+    Idempotency-Key compares the files' contents whichever way they were sent.
+    """
+    uploaded = files.uploaded
+    attachments = params.attachments
     if len(uploaded) + len(attachments) > MAX_ATTACHMENTS:
         raise InvalidParameters(
             f"At most {MAX_ATTACHMENTS} attachments per request.",
@@ -80,7 +87,14 @@ def incoming_files(context: ActionContext, attachments: list[AttachmentIn]) -> l
                 errors.append(ParamError(f"attachments[{index}].{field}", message))
     if errors:
         raise InvalidParameters("Invalid attachments.", errors)
-    decoded = [context.files.from_base64(a.name, a.contentType, a.content) for a in attachments]
+    decoded = []
+    for index, attachment in enumerate(attachments):
+        try:
+            decoded.append(
+                files.from_base64(attachment.name, attachment.contentType, attachment.content)
+            )
+        except ValueError:  # binascii.Error, or a character outside ASCII
+            raise invalid(f"attachments[{index}].content", "must be valid base64") from None
     return [*uploaded, *decoded]
 
 
@@ -148,7 +162,7 @@ def create_ticket(context: ActionContext, params: CreateTicketParams) -> TicketI
         content=params.content,
         reference=params.reference,
         priority=params.priorityId,
-        files=incoming_files(context, params.attachments),
+        files=context.attachments,
         blobs=context.blobs,
         now=context.now,
     )
@@ -160,7 +174,7 @@ def reply_ticket(context: ActionContext, params: ReplyTicketParams) -> TicketId:
         params.ticketId,
         author=_customer(context),
         content=params.content,
-        files=incoming_files(context, params.attachments),
+        files=context.attachments,
         blobs=context.blobs,
         now=context.now,
     )
@@ -221,7 +235,7 @@ ACTIONS: tuple[Action[Any, Any], ...] = (
         handler=create_ticket,
         errors=(PayloadTooLarge,),
         writes=True,
-        accepts_files=True,
+        files=incoming_files,
         idempotent=True,
     ),
     Action(
@@ -234,7 +248,7 @@ ACTIONS: tuple[Action[Any, Any], ...] = (
         handler=reply_ticket,
         errors=(NotFound, InvalidState, PayloadTooLarge),
         writes=True,
-        accepts_files=True,
+        files=incoming_files,
         idempotent=True,
     ),
     Action(

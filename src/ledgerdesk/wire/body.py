@@ -7,22 +7,33 @@ that lies about (or omits) the length is cut off at the limit too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import anyio
+from anyio import to_thread
 from pydantic_core import from_json
 from starlette.types import Message, Receive
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
-from ledgerdesk.wire.multipart import MAX_FIELDS, MultipartReader
+from ledgerdesk.errors import InvalidBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from ledgerdesk.wire.memory_budget import Reservation
+from ledgerdesk.wire.multipart import MAX_FIELDS, MAX_TEXT_BYTES, MultipartReader
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+# Bodies this large are parsed in a worker thread, not on the event loop.
+OFF_LOOP_BYTES = 1024 * 1024
+# Far beyond any real request (ten attachments and a few fields), far below what
+# would take a server's memory.
+MAX_JSON_CONTAINERS = 100_000
+MAX_JSON_VALUES = 200_000
+_FIRST_NON_SPACE = re.compile(rb"[^ \t\r\n]")
 
 
 @dataclass
@@ -44,50 +55,88 @@ def media_type_of(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_declared_length(content_length: str | None, limit: int) -> None:
+def declared_length(content_length: str | None, limit: int) -> int | None:
+    """The declared Content-Length; 4001 at once when it is over ``limit``."""
     if content_length is None:
-        return
+        return None
     try:
         declared = int(content_length)
     except ValueError:
         raise InvalidBody("The Content-Length header is not a number.") from None
     if declared > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    return declared
 
 
-async def body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
-    """The body as it arrives, refused with 4001 the moment it passes ``limit`` bytes."""
-    received = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        chunk: bytes = message.get("body", b"")
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+@dataclass
+class BodyReader:
+    """One request's body, read from ASGI under the size limit, the memory budget and
+    the body timeout (the longest pause allowed between two pieces of the body)."""
 
+    receive: Receive
+    limit: int
+    timeout: float
+    memory: Reservation
 
-async def _whole(receive: Receive, limit: int) -> bytes:
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        body: bytes = message.get("body", b"")  # the usual case: one message
-        if len(body) > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        return body
+    async def next_message(self) -> Message:
+        with anyio.move_on_after(self.timeout):
+            return await self.receive()
+        raise RequestTimeout()
 
-    pending: Message | None = message
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, refused with 4001 the moment it passes ``limit`` bytes."""
+        received = 0
+        while True:
+            message = await self.next_message()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk: bytes = message.get("body", b"")
+            received += len(chunk)
+            if received > self.limit:
+                raise PayloadTooLarge(f"The request body is larger than {self.limit} bytes.")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
 
-    async def replayed() -> Message:
-        nonlocal pending
-        first, pending = pending, None
-        return first if first is not None else await receive()
+    async def whole(self, declared: int | None) -> bytes | bytearray:
+        """The whole body in memory, reserved from the budget twice over (raw and parsed)."""
+        if declared is not None:
+            await self.memory.take(2 * declared)
+        message = await self.next_message()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body: bytes = message.get("body", b"")  # the usual case: one message
+            if len(body) > self.limit:
+                raise PayloadTooLarge(f"The request body is larger than {self.limit} bytes.")
+            if declared is None:
+                await self.memory.take(2 * len(body))
+            return body
+        pending: Message | None = message
 
-    return b"".join([chunk async for chunk in body_chunks(replayed, limit)])
+        async def replayed() -> Message:
+            nonlocal pending
+            first, pending = pending, None
+            return first if first is not None else await self.receive()
+
+        reader = BodyReader(replayed, self.limit, self.timeout, self.memory)
+        if declared is not None:
+            # Filled in place: one copy of the body, never a list of chunks and a join.
+            buffer = bytearray(declared)
+            view = memoryview(buffer)
+            filled = 0
+            async for chunk in reader.chunks():
+                if filled + len(chunk) > declared:
+                    raise InvalidBody("The request body is longer than its Content-Length.")
+                view[filled : filled + len(chunk)] = chunk
+                filled += len(chunk)
+            view.release()
+            del buffer[filled:]
+            return buffer
+        growing = bytearray()
+        async for chunk in reader.chunks():
+            await self.memory.take(2 * len(chunk))
+            growing += chunk
+        return growing
 
 
 async def read_body(
@@ -95,25 +144,31 @@ async def read_body(
     receive: Receive,
     *,
     limit: int,
+    timeout: float,
+    memory: Reservation,
     upload_dir: Path,
     max_files: int,
     max_file_bytes: int,
 ) -> Body:
-    check_declared_length(headers.get("content-length"), limit)
+    declared = declared_length(headers.get("content-length"), limit)
     content_type = headers.get("content-type", "")
     media_type = media_type_of(content_type)
+    reader = BodyReader(receive, limit, timeout, memory)
     if media_type == JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
-        return Body(fields=_json_object(await _whole(receive, limit)), media_type=JSON)
+        raw = await reader.whole(declared)
+        return Body(fields=await _off_loop_if_large(_json_object, raw), media_type=JSON)
     if media_type == FORM:
-        return Body(fields=_form_fields(await _whole(receive, limit)), media_type=FORM)
+        raw = await reader.whole(declared)
+        return Body(fields=await _off_loop_if_large(_form_fields, raw), media_type=FORM)
     if media_type == MULTIPART:
-        reader = MultipartReader(
+        await memory.take(2 * MAX_TEXT_BYTES)
+        multipart = MultipartReader(
             directory=upload_dir, max_files=max_files, max_file_bytes=max_file_bytes
         )
-        uploads = await reader.read(content_type, body_chunks(receive, limit))
-        return Body(fields=dict(reader.fields), media_type=MULTIPART, uploads=uploads)
+        uploads = await multipart.read(content_type, reader.chunks())
+        return Body(fields=dict(multipart.fields), media_type=MULTIPART, uploads=uploads)
     if not media_type:
         raise UnsupportedMediaType(
             "Missing Content-Type; send application/json, "
@@ -122,7 +177,17 @@ async def read_body(
     raise UnsupportedMediaType(f"Unsupported content type {media_type!r}; send application/json.")
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+async def _off_loop_if_large(
+    parse: Callable[[bytes | bytearray], dict[str, Any]], raw: bytes | bytearray
+) -> dict[str, Any]:
+    # A large body would hold the event loop (every other request) while it is parsed.
+    if len(raw) < OFF_LOOP_BYTES:
+        return parse(raw)
+    return await to_thread.run_sync(parse, raw)
+
+
+def _json_object(raw: bytes | bytearray) -> dict[str, Any]:
+    check_json_shape(raw)
     try:
         value = from_json(raw, allow_inf_nan=False)
     except ValueError:
@@ -132,10 +197,29 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def _form_fields(raw: bytes) -> dict[str, Any]:
+def check_json_shape(raw: bytes | bytearray) -> None:
+    """Refuse, before parsing, a body that is not an object or that would parse into
+    millions of values (``[{},{},...]`` takes ~30 times its size in memory).
+
+    Counting brackets and commas in the raw bytes is a few passes at memory speed; it
+    over-counts those inside strings, which the limits leave ample room for (a ticket's
+    content is at most 65,535 characters).
+    """
+    first = _FIRST_NON_SPACE.search(raw)
+    if first is None or first.group() != b"{":
+        raise InvalidBody("The request body must be a JSON object.")
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
+        raise InvalidBody(
+            f"The request body holds more than {MAX_JSON_CONTAINERS} JSON objects and arrays."
+        )
+    if raw.count(b",") > MAX_JSON_VALUES:
+        raise InvalidBody(f"The request body holds more than {MAX_JSON_VALUES} JSON values.")
+
+
+def _form_fields(raw: bytes | bytearray) -> dict[str, Any]:
     try:
         pairs = parse_qsl(
-            raw.decode("utf-8"),
+            bytes(raw).decode("utf-8"),
             keep_blank_values=True,
             max_num_fields=MAX_FIELDS,
             errors="strict",

@@ -46,3 +46,19 @@ def client_address(
         if not _trusted(address, proxies):
             return address
     return address
+
+
+@lru_cache(maxsize=65536)
+def limit_key(address: IPAddress | None) -> str:
+    """The name an address is counted under for rate limits.
+
+    An IPv6 customer is usually given a whole /64, so its addresses are counted
+    together; an IPv4-mapped address counts as the IPv4 address it is.
+    """
+    if address is None:
+        return "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

@@ -15,19 +15,22 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ledgerdesk.accounts.queries import AccountQueries
-from ledgerdesk.accounts.service import Authenticator, IPAddress
-from ledgerdesk.attachments.incoming import RequestFiles
+from ledgerdesk.accounts.service import Authenticator, IPAddress, Principal
+from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
+from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction, session_db
 from ledgerdesk.errors import (
+    AuthenticationFailed,
     InternalError,
     LedgerdeskError,
     MethodNotAllowed,
@@ -40,9 +43,11 @@ from ledgerdesk.idempotency.service import IdempotencyService, check_key, finger
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import envelope
 from ledgerdesk.wire.body import MULTIPART, Body, ClientDisconnected, read_body
-from ledgerdesk.wire.client_address import client_address
+from ledgerdesk.wire.client_address import client_address, limit_key
 from ledgerdesk.wire.content_disposition import attachment_disposition
 from ledgerdesk.wire.credentials import Credentials, credentials_from
+from ledgerdesk.wire.memory_budget import MemoryBudget, Reservation
+from ledgerdesk.wire.rate_limit import Quota, RateLimitExceeded, RateLimits
 from ledgerdesk.wire.read_cache import CachedKeys, ReadCache
 from ledgerdesk.wire.registry import (
     Action,
@@ -51,6 +56,7 @@ from ledgerdesk.wire.registry import (
     FileDownload,
     WriteScope,
 )
+from ledgerdesk.wire.types import Params, Result
 
 log = logging.getLogger("ledgerdesk.wire")
 
@@ -70,28 +76,23 @@ def json_response(
 
 def error_response(exc: LedgerdeskError) -> Response:
     """The error envelope as a Starlette response (for the routes outside the protocol)."""
-    return json_response(envelope.error(exc), exc.http_status, _error_headers(exc))
-
-
-def _error_headers(exc: LedgerdeskError) -> dict[str, str] | None:
-    retry_after = getattr(exc, "retry_after", None)
-    return None if retry_after is None else {"Retry-After": str(retry_after)}
+    return json_response(envelope.error(exc), exc.http_status, exc.headers())
 
 
 async def send_json(
-    send: Send, status: int, body: bytes, request_id: str, headers: dict[str, str] | None = None
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
     raw_headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode("latin-1")),
+        *headers,
     ]
-    if headers:
-        raw_headers.extend(
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
-        )
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 def request_headers(scope: Scope) -> dict[str, str]:
@@ -124,13 +125,20 @@ class ActionEndpoint:
     def __init__(self, runtime: Runtime, registry: ActionRegistry) -> None:
         self.runtime = runtime
         self.registry = registry
-        self.inline_reads = runtime.settings.is_sqlite
+        settings = runtime.settings
+        self.inline_reads = settings.is_sqlite
         self.loop_reader = PinnedReader(runtime.engine)
         self.read_cache = ReadCache(self.loop_reader.data_version)
         # No more request threads at the database than the pool has connections: a
         # thread beyond that would wait for one, or force an overflow connection that
         # is opened and closed again for a single request.
-        self.database_threads = CapacityLimiter(runtime.settings.db_pool_size)
+        self.database_threads = CapacityLimiter(settings.db_pool_size)
+        self.limits = RateLimits(
+            per_key=settings.rate_limit,
+            auth_failures=settings.auth_failure_limit,
+            redis_url=settings.redis_url,
+        )
+        self.memory = MemoryBudget(settings.body_memory_bytes)
         self.unknown_action_message = (
             f"Unknown or missing action; known actions: {', '.join(registry.names())}."
         )
@@ -138,38 +146,50 @@ class ActionEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = request_headers(scope)
         request_id = request_id_of(headers)
+        client = scope.get("client")
+        address = client_address(
+            client[0] if client else None,
+            headers.get("x-forwarded-for"),
+            self.runtime.settings.trusted_proxies,
+        )
+        exchange = _Exchange(request_id, address, Reservation(self.memory))
         try:
-            answer = await self._handle(scope, receive, headers)
+            answer = await self._handle(scope, receive, headers, exchange)
         except ClientDisconnected:
             return
         except LedgerdeskError as exc:
-            await send_json(
-                send, exc.http_status, envelope.error(exc), request_id, _error_headers(exc)
-            )
+            await self._send_error(send, exc, exchange)
             return
         except Exception:
             # Details go to the log, tagged with the request id; never to the client.
             log.exception("unhandled error in request %s", request_id)
-            error = InternalError()
-            await send_json(send, error.http_status, envelope.error(error), request_id)
+            await self._send_error(send, InternalError(), exchange)
             return
+        finally:
+            exchange.memory.release()
         if isinstance(answer, FileDownload):
-            response = StreamingResponse(
-                answer.content.chunks(),
-                media_type=answer.content_type,
-                headers={
-                    "Content-Length": str(answer.content.size),
-                    "Content-Disposition": attachment_disposition(answer.name),
-                    "X-Content-Type-Options": "nosniff",
-                    "X-Request-Id": request_id,
-                },
-            )
-            await response(scope, receive, send)
+            await _send_file(send, answer, await self._common_headers(exchange))
             return
-        await send_json(send, 200, answer, request_id)
+        await send_json(send, 200, answer, await self._common_headers(exchange))
+
+    async def _send_error(self, send: Send, exc: LedgerdeskError, exchange: _Exchange) -> None:
+        if isinstance(exc, RateLimitExceeded):
+            exchange.quota = exc.quota
+        headers = [*await self._common_headers(exchange), *_encoded(exc.headers())]
+        await send_json(send, exc.http_status, envelope.error(exc), headers)
+
+    async def _common_headers(self, exchange: _Exchange) -> list[tuple[bytes, bytes]]:
+        """X-Request-Id and RateLimit-* (of the limit that applied, else the address's)."""
+        quota = exchange.quota
+        if quota is None:
+            quota = await self.limits.peek_address(exchange.limit_key)
+        return [
+            (b"x-request-id", exchange.request_id.encode("latin-1")),
+            *quota.headers(self.limits.clock()),
+        ]
 
     async def _handle(
-        self, scope: Scope, receive: Receive, headers: dict[str, str]
+        self, scope: Scope, receive: Receive, headers: dict[str, str], exchange: _Exchange
     ) -> bytes | FileDownload:
         category, _, action_name = scope["path"][len(API_PREFIX) :].strip("/").partition("/")
         if category != CATEGORY or "/" in action_name:
@@ -181,6 +201,8 @@ class ActionEndpoint:
             headers,
             receive,
             limit=settings.max_body_bytes,
+            timeout=settings.body_timeout,
+            memory=exchange.memory,
             upload_dir=self.runtime.incoming_dir,
             max_files=MAX_ATTACHMENTS,
             max_file_bytes=settings.max_attachment_bytes,
@@ -197,32 +219,38 @@ class ActionEndpoint:
                     f"{action.name} takes application/json or form data, not multipart."
                 )
             idempotency_key = headers.get("idempotency-key")
-            client = scope.get("client")
+            credentials = credentials_from(body.fields, headers.get("authorization"))
+            exchange.quota = await self.limits.admit(
+                exchange.limit_key, RateLimits.key_bucket(credentials.user_id, credentials.api_key)
+            )
             request = _Request(
                 action=action,
                 body=body,
                 files=files,
-                credentials=credentials_from(body.fields, headers.get("authorization")),
-                address=client_address(
-                    client[0] if client else None,
-                    headers.get("x-forwarded-for"),
-                    settings.trusted_proxies,
-                ),
+                credentials=credentials,
+                address=exchange.address,
+                request_id=exchange.request_id,
                 idempotency_key=(
                     check_key(idempotency_key)
                     if idempotency_key is not None and action is not None and action.idempotent
                     else None
                 ),
             )
-            if action is not None and action.writes:
-                return await to_thread.run_sync(self._write, request, limiter=self.database_threads)
-            if self.inline_reads and not (action is not None and action.offload):
-                # SQLite reads take microseconds and never wait for writers (WAL):
-                # a hop to a worker thread would cost more than the query itself.
-                self.read_cache.refresh()
-                with self.loop_reader.transaction() as db:
-                    return self._perform(request, db, None, self.read_cache)
-            return await to_thread.run_sync(self._read, request, limiter=self.database_threads)
+            try:
+                if action is not None and action.writes:
+                    return await to_thread.run_sync(
+                        self._write, request, limiter=self.database_threads
+                    )
+                if self.inline_reads and not (action is not None and action.offload):
+                    # SQLite reads take microseconds and never wait for writers (WAL):
+                    # a hop to a worker thread would cost more than the query itself.
+                    self.read_cache.refresh()
+                    with self.loop_reader.transaction() as db:
+                        return self._perform(request, db, None, self.read_cache)
+                return await to_thread.run_sync(self._read, request, limiter=self.database_threads)
+            except AuthenticationFailed:
+                exchange.quota = await self.limits.failed_authentication(exchange.limit_key)
+                raise
         finally:
             # Stored bytes were linked or copied; a file to send is read from the store.
             files.discard()
@@ -258,35 +286,46 @@ class ActionEndpoint:
         now = runtime.clock.timestamp()
         day = runtime.day_of(now)
         keys = AccountQueries(db)
-        principal = Authenticator(keys if cache is None else CachedKeys(keys, cache)).authenticate(
-            user_id=request.credentials.user_id,
-            api_key=request.credentials.api_key,
-            category=CATEGORY,
-            client_ip=request.address,
-            today=day,
-        )
+        try:
+            principal = Authenticator(
+                keys if cache is None else CachedKeys(keys, cache)
+            ).authenticate(
+                user_id=request.credentials.user_id,
+                api_key=request.credentials.api_key,
+                category=CATEGORY,
+                client_ip=request.address,
+                today=day,
+            )
+        except LedgerdeskError as exc:
+            runtime.audit.record(request.event(now, "error", None, error_code=exc.error_code))
+            raise
         runtime.key_usage.record(principal.key_id, now)
         if action is None:
             raise UnknownAction(self.unknown_action_message)
-        remembered = (
-            _Remembered.of(write.session, principal.user_id, action, request, now)
-            if write is not None
-            else None
-        )
-        if remembered is not None and remembered.first_answer is not None:
-            return remembered.first_answer
-        context = ActionContext(
-            principal=principal,
-            db=db,
-            settings=runtime.settings,
-            now=now,
-            today=day,
-            files=request.files,
-            blob_store=runtime.blobs,
-            write=write,
-        )
+        if write is None:
+            return self._answer_read(request, action, principal, db, now, day, cache)
+        try:
+            return self._answer_write(request, action, principal, db, write, now, day)
+        except LedgerdeskError as exc:
+            runtime.audit.record(request.event(now, "error", principal, error_code=exc.error_code))
+            raise
+
+    def _answer_read(
+        self,
+        request: _Request,
+        action: Action[Any, Any],
+        principal: Principal,
+        db: Db,
+        now: int,
+        day: date,
+        cache: ReadCache | None,
+    ) -> bytes | FileDownload:
+        # Parameters are checked on every request, cached answer or not; the answer is
+        # kept under the parsed parameters, so equal requests share it however they
+        # were spelled, and unequal ones (1 and true) never do.
+        params = action.parse(request.body.fields, self.runtime.settings)
         cache_key = (
-            cache.answer_key(principal.user_id, action.name, request.body.fields, day)
+            (principal.user_id, action.name, day, params)
             if cache is not None and action.cacheable
             else None
         )
@@ -295,16 +334,115 @@ class ActionEndpoint:
             cached = cache.answer(cache_key)
             if cached is not None:
                 return cached
-        result = action.handler(context, action.parse(request.body.fields, runtime.settings))
+        result = action.handler(self._context(request, principal, db, None, now, day), params)
+        if isinstance(result, FileDownload):
+            return result
+        answer = envelope.success(result)
+        if cache_key is not None:
+            assert cache is not None
+            cache.keep_answer(cache_key, answer)
+        return answer
+
+    def _answer_write(
+        self,
+        request: _Request,
+        action: Action[Any, Any],
+        principal: Principal,
+        db: Db,
+        write: WriteScope,
+        now: int,
+        day: date,
+    ) -> bytes | FileDownload:
+        params = action.parse(request.body.fields, self.runtime.settings)
+        attachments = action.files(request.files, params) if action.files is not None else []
+        remembered = _Remembered.of(
+            write.session, principal.user_id, action, request, params, attachments, now
+        )
+        if remembered is not None and remembered.first_answer is not None:
+            record_now(write.session, request.event(now, "replayed", principal))
+            return remembered.first_answer
+        context = self._context(request, principal, db, write, now, day, attachments)
+        result = action.handler(context, params)
         if isinstance(result, FileDownload):
             return result
         answer = envelope.success(result)
         if remembered is not None:
             remembered.remember(answer)
-        if cache_key is not None:
-            assert cache is not None
-            cache.keep_answer(cache_key, answer)
+        record_now(
+            write.session, request.event(now, "ok", principal, target=_target(params, result))
+        )
         return answer
+
+    def _context(
+        self,
+        request: _Request,
+        principal: Principal,
+        db: Db,
+        write: WriteScope | None,
+        now: int,
+        day: date,
+        attachments: list[IncomingFile] | None = None,
+    ) -> ActionContext:
+        return ActionContext(
+            principal=principal,
+            db=db,
+            settings=self.runtime.settings,
+            now=now,
+            today=day,
+            files=request.files,
+            blob_store=self.runtime.blobs,
+            write=write,
+            attachments=attachments or [],
+        )
+
+
+def _target(params: Params, result: Result) -> int | None:
+    """The id of what a write acted on, for the audit trail."""
+    for source in (result, params):
+        for name in ("ticketId", "invoiceId"):
+            value = getattr(source, name, None)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+async def _send_file(send: Send, download: FileDownload, common: list[tuple[bytes, bytes]]) -> None:
+    """The file itself, with its stored type exactly (no charset added to text/*), and
+    a sandbox policy so that HTML or SVG opened from it can run nothing."""
+    headers = [
+        (b"content-type", download.content_type.encode("latin-1")),
+        (b"content-length", str(download.content.size).encode()),
+        (b"content-disposition", attachment_disposition(download.name).encode("latin-1")),
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", b"sandbox"),
+        *common,
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    content = download.content
+    if content.data is not None:
+        await send({"type": "http.response.body", "body": content.data})
+        return
+    chunks = content.chunks()
+    try:
+        while chunk := await to_thread.run_sync(next, chunks, b""):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    finally:
+        chunks.close()
+    await send({"type": "http.response.body", "body": b""})
+
+
+@dataclass
+class _Exchange:
+    """One HTTP request's bookkeeping: id, caller's address, quota, memory held."""
+
+    request_id: str
+    address: IPAddress | None
+    memory: Reservation
+    quota: Quota | None = None
+
+    @property
+    def limit_key(self) -> str:
+        return limit_key(self.address)
 
 
 @dataclass(frozen=True)
@@ -320,12 +458,19 @@ class _Remembered:
 
     @classmethod
     def of(
-        cls, session: Session, user_id: int, action: Action[Any, Any], request: _Request, now: int
+        cls,
+        session: Session,
+        user_id: int,
+        action: Action[Any, Any],
+        request: _Request,
+        params: Params,
+        files: list[IncomingFile],
+        now: int,
     ) -> _Remembered | None:
         if request.idempotency_key is None:
             return None
         service = IdempotencyService(IdempotencyRepository(session))
-        digest = fingerprint(action.name, request.body.fields, request.body.uploads)
+        digest = fingerprint(action.name, params, files)
         first = service.replay(user_id, request.idempotency_key, digest, now=now)
         return cls(service, user_id, request.idempotency_key, digest, now, first)
 
@@ -342,4 +487,28 @@ class _Request:
     files: RequestFiles
     credentials: Credentials
     address: IPAddress | None
+    request_id: str
     idempotency_key: str | None
+
+    def event(
+        self,
+        now: int,
+        outcome: str,
+        principal: Principal | None,
+        *,
+        error_code: int | None = None,
+        target: int | None = None,
+    ) -> Event:
+        """This request's audit event (never its key or its files' bytes)."""
+        return Event(
+            created_at=now,
+            source="api",
+            action=self.action.name if self.action is not None else "unknown",
+            outcome=outcome,
+            user_id=principal.user_id if principal is not None else self.credentials.user_id,
+            key_id=principal.key_id if principal is not None else None,
+            client_address=None if self.address is None else str(self.address),
+            target_id=target,
+            error_code=error_code,
+            request_id=self.request_id,
+        )

@@ -18,12 +18,16 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
-from ledgerdesk.errors import InvalidBody, LedgerdeskError, invalid
+from ledgerdesk.errors import InvalidBody, LedgerdeskError, PayloadTooLarge, invalid
 
 FILE_FIELDS = frozenset({"attachments[]", "attachments", "attachment"})
 MAX_FIELDS = 1000
 # replyTicket's content is at most 65535 characters: up to four bytes each in UTF-8.
 MAX_TEXT_PART_BYTES = 4 * 65535 + 1024
+# All text fields of one body together (the memory budget reserves this much).
+MAX_TEXT_BYTES = 2 * MAX_TEXT_PART_BYTES
+# RFC 8187 requires these two; anything else in filename* is refused, not decoded.
+_FILENAME_CHARSETS = {"utf-8": "utf-8", "iso-8859-1": "latin-1"}
 DEFAULT_FILE_TYPE = "application/octet-stream"
 _EXTENDED_FILENAME = re.compile(rb"filename\*\s*=\s*([^;]+)", re.IGNORECASE)
 
@@ -45,6 +49,9 @@ class MultipartReader:
         self.max_file_bytes = max_file_bytes
         self.fields: dict[str, str] = {}
         self.files: list[tuple[IncomingWriter, str, str]] = []
+        # Every writer opened, finished or not: all are removed if the body fails.
+        self._writers: list[IncomingWriter] = []
+        self._text_bytes = 0
         self._part = _Part()
         self._header_name = b""
         self._header_value = b""
@@ -86,10 +93,8 @@ class MultipartReader:
             raise
 
     def discard(self) -> None:
-        for writer, _, _ in self.files:
+        for writer in self._writers:
             writer.discard()
-        if self._part.writer is not None:
-            self._part.writer.discard()
 
     def _finish_files(self) -> list[IncomingFile]:
         return [writer.finish(name, content_type) for writer, name, content_type in self.files]
@@ -117,6 +122,9 @@ class MultipartReader:
 
     def _on_headers_finished(self) -> None:
         part = self._part
+        if self._error is not None:
+            part.ignored = True  # the body is refused: open no more files
+            return
         disposition = part.headers.get(b"content-disposition", b"")
         _, options = parse_options_header(disposition)
         if b"name" not in options:
@@ -127,6 +135,15 @@ class MultipartReader:
         extended = _EXTENDED_FILENAME.search(disposition)
         if extended:
             part.filename = _rfc5987(extended.group(1))
+            if part.filename is None:
+                self._fail(
+                    invalid(
+                        "attachments",
+                        "a filename* must be UTF-8 or ISO-8859-1 percent-encoded (RFC 8187)",
+                    )
+                )
+                part.ignored = True
+                return
         elif b"filename" in options:
             part.filename = _decode(options[b"filename"])
         if part.filename is None:
@@ -143,6 +160,7 @@ class MultipartReader:
             return
         label = part.filename or "attachment"
         part.writer = IncomingWriter(self.directory, self.max_file_bytes, label)
+        self._writers.append(part.writer)
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self._part
@@ -157,6 +175,10 @@ class MultipartReader:
             return
         if len(part.data) + (end - start) > MAX_TEXT_PART_BYTES:
             self._fail(invalid(part.name, "is too long"))
+            return
+        self._text_bytes += end - start
+        if self._text_bytes > MAX_TEXT_BYTES:
+            self._fail(PayloadTooLarge(f"The form fields are larger than {MAX_TEXT_BYTES} bytes."))
             return
         part.data.extend(data[start:end])
 
@@ -182,12 +204,15 @@ def _decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-def _rfc5987(raw: bytes) -> str:
-    """``UTF-8''%C3%A9t%C3%A9.txt`` -> ``été.txt`` (RFC 5987 / RFC 2231 extended value)."""
+def _rfc5987(raw: bytes) -> str | None:
+    """``UTF-8''%C3%A9t%C3%A9.txt`` -> ``été.txt`` (RFC 8187 extended value); None if bad."""
     value = _decode(raw.strip().strip(b'"'))
     charset, _, rest = value.partition("'")
     _, _, encoded = rest.partition("'")
+    codec = _FILENAME_CHARSETS.get(charset.strip().lower() or "utf-8")
+    if codec is None:
+        return None
     try:
-        return unquote(encoded, encoding=charset or "utf-8", errors="strict")
-    except (LookupError, UnicodeDecodeError):
-        return unquote(encoded, encoding="latin-1")
+        return unquote(encoded, encoding=codec, errors="strict")
+    except UnicodeError:
+        return None

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Hashable, Mapping
-from datetime import date
-from typing import Any
+from collections.abc import Callable, Hashable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -84,18 +82,6 @@ class ReadCache:
             self.keys.clear()
             self.total_bytes = 0
             self.version = version
-
-    @staticmethod
-    def answer_key(
-        user_id: int, action: str, fields: Mapping[str, Any], today: date
-    ) -> Hashable | None:
-        """The request as sent (a cached answer was valid for exactly these fields)."""
-        key = (user_id, action, today, tuple(fields.items()))
-        try:
-            hash(key)
-        except TypeError:
-            return None  # fields holding lists or objects are not worth an entry
-        return key
 
     def answer(self, key: Hashable) -> bytes | None:
         found = self.answers.get(key)

@@ -7,7 +7,7 @@ Nothing else knows the list of actions, so the routes and the documentation can'
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Generic, TypeVar
 
@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from ledgerdesk.accounts.service import Principal
-from ledgerdesk.attachments.incoming import RequestFiles
+from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
 from ledgerdesk.config import Settings
 from ledgerdesk.db.prepared import Db
@@ -59,6 +59,8 @@ class ActionContext:
     files: RequestFiles
     blob_store: BlobStore
     write: WriteScope | None = None
+    # The request's attachments as complete incoming files (see ``Action.files``).
+    attachments: list[IncomingFile] = field(default_factory=list)
 
     @property
     def session(self) -> Session:
@@ -85,8 +87,9 @@ class Action(Generic[P, R]):
     errors: tuple[type[LedgerdeskError], ...] = ()
     # Writers take the database write lock up front (see db.engine).
     writes: bool = False
-    # Accepts multipart/form-data with file parts.
-    accepts_files: bool = False
+    # Takes attachments: multipart/form-data file parts and whatever the parameters
+    # carry, turned into complete incoming files before the handler runs.
+    files: Callable[[RequestFiles, P], list[IncomingFile]] | None = None
     # Honours an Idempotency-Key header (SPEC section 1).
     idempotent: bool = False
     # May answer with a file instead of the envelope (the result model is the envelope).
@@ -94,6 +97,11 @@ class Action(Generic[P, R]):
     # Does blocking file I/O: runs in a worker thread even where reads run inline.
     offload: bool = False
     description: str = ""
+
+    @property
+    def accepts_files(self) -> bool:
+        """Whether multipart/form-data with file parts is accepted."""
+        return self.files is not None
 
     @property
     def cacheable(self) -> bool:

@@ -1,0 +1,1 @@
+"""The audit trail: every write and every failed authentication."""

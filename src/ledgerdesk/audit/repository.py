@@ -1,0 +1,29 @@
+"""Writing and reading audit events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from ledgerdesk.db.models import AuditEvent
+
+
+class AuditRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add_all(self, events: Iterable[dict[str, object]]) -> None:
+        rows = list(events)
+        if rows:
+            self.session.execute(insert(AuditEvent), rows)
+
+    def list(self, *, user_id: int | None, since: int | None, limit: int) -> Sequence[AuditEvent]:
+        """Newest first."""
+        statement = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        if user_id is not None:
+            statement = statement.where(AuditEvent.user_id == user_id)
+        if since is not None:
+            statement = statement.where(AuditEvent.created_at >= since)
+        return self.session.scalars(statement).all()

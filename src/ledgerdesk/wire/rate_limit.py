@@ -1,0 +1,214 @@
+"""Rate limits (SPEC section 1: 4002, ``RateLimit-*`` on every answer, ``Retry-After``).
+
+Two limits, both fixed windows of one minute counted by the ``limits`` library:
+
+- **per key**: ``LEDGERDESK_RATE_LIMIT`` requests a minute for each API key presented.
+  The bucket is named after the user id and a keyed digest of the key (never the key
+  itself, nor the hash stored in the database), so it can be counted before the
+  database is asked; a wrong key only spends a bucket nobody else uses.
+- **per client address, failed authentications**: after
+  ``LEDGERDESK_AUTH_FAILURE_LIMIT`` failed authentications in a minute, every request
+  from that address is answered 4002 until the window ends, valid credentials or not,
+  so that guessing keys gets nowhere.
+
+Counters live in this process, or in Redis (``LEDGERDESK_REDIS_URL``) when several
+processes or machines share the load. If Redis stops answering, the limits fail open
+to this process's own counters (logged once) and go back to Redis when it answers
+again, checked at most every ``RETRY_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TypeVar
+
+from limits.aio.storage import RedisStorage as AsyncRedisStorage
+from limits.storage import MemoryStorage
+
+from ledgerdesk.accounts.keys import is_well_formed_key
+from ledgerdesk.errors import RateLimited
+
+log = logging.getLogger("ledgerdesk.rate_limit")
+
+WINDOW_SECONDS = 60
+RETRY_SECONDS = 5.0
+REDIS_TIMEOUT_SECONDS = 0.25
+_KEY_DIGEST = b"ledgerdesk rate-limit bucket"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What ``RateLimit-*`` say about the limit that applies to a request."""
+
+    limit: int
+    remaining: int
+    reset_at: float
+
+    def headers(self, now: float) -> list[tuple[bytes, bytes]]:
+        reset = max(0, math.ceil(self.reset_at - now))
+        return [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(reset).encode()),
+        ]
+
+    def retry_after(self, now: float) -> int:
+        return max(1, math.ceil(self.reset_at - now))
+
+
+class _Counters:
+    """Fixed-window counters in one ``limits`` store: this process's memory, or Redis.
+
+    The window algorithm is ``limits``' fixed window, used at the storage level (one
+    increment that starts the window's expiry, and its expiry time) so a request costs
+    one or two store operations rather than a strategy's three or four.
+    """
+
+    def __init__(self, memory: MemoryStorage | None, redis: AsyncRedisStorage | None) -> None:
+        self.memory = memory
+        self.redis = redis
+
+    async def count(self, key: str) -> int:
+        if self.memory is not None:
+            return self.memory.get(key)
+        assert self.redis is not None
+        return await self.redis.get(key)
+
+    async def hit(self, key: str) -> tuple[int, float]:
+        """Count one in the window of ``key``; the count so far and when the window ends."""
+        if self.memory is not None:
+            return self.memory.incr(key, WINDOW_SECONDS), self.memory.get_expiry(key)
+        assert self.redis is not None
+        count = await self.redis.incr(key, WINDOW_SECONDS)
+        return count, await self.redis.get_expiry(key)
+
+    async def reset_time(self, key: str) -> float:
+        if self.memory is not None:
+            return self.memory.get_expiry(key)
+        assert self.redis is not None
+        return await self.redis.get_expiry(key)
+
+
+class RateLimits:
+    def __init__(
+        self,
+        *,
+        per_key: int,
+        auth_failures: int,
+        redis_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.per_key = per_key
+        self.auth_failures = auth_failures
+        self.clock = clock
+        self.local = _Counters(MemoryStorage(), None)
+        self.shared: _Counters | None = None
+        self.redis_url = redis_url
+        if redis_url is not None:
+            storage = AsyncRedisStorage(
+                redis_url if redis_url.startswith("async+") else f"async+{redis_url}",
+                implementation="redispy",
+                key_prefix="ledgerdesk",
+                wrap_exceptions=True,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            self.shared = _Counters(None, storage)
+        self.shared_down_until = 0.0
+
+    @staticmethod
+    @lru_cache(maxsize=16384)
+    def key_bucket(user_id: int | None, api_key: object) -> str | None:
+        """The per-key counter of these credentials, or None if they can't be a key."""
+        if user_id is None or not isinstance(api_key, str) or not is_well_formed_key(api_key):
+            return None
+        digest = hashlib.blake2b(api_key.encode(), digest_size=10, key=_KEY_DIGEST).hexdigest()
+        return f"key/{user_id}/{digest}"
+
+    @staticmethod
+    def address_counter(address: str) -> str:
+        return f"authfail/{address}"
+
+    async def admit(self, address: str, bucket: str | None) -> Quota:
+        """Spend one request of ``bucket``; 4002 when it or the address is over its limit.
+
+        Without a bucket (no usable credentials) the address's failure budget is what
+        the answer's headers describe.
+        """
+        failures_key = self.address_counter(address)
+        failures = await self._run(lambda c: c.count(failures_key))
+        if failures >= self.auth_failures or bucket is None:
+            reset_at = await self._run(lambda c: c.reset_time(failures_key))
+            quota = Quota(self.auth_failures, max(0, self.auth_failures - failures), reset_at)
+            if failures >= self.auth_failures:
+                raise RateLimitExceeded(
+                    quota, self.clock(), "Too many failed authentications; retry later."
+                )
+            return quota
+        count, reset_at = await self._run(lambda c: c.hit(bucket))
+        quota = Quota(self.per_key, max(0, self.per_key - count), reset_at)
+        if count > self.per_key:
+            raise RateLimitExceeded(
+                quota, self.clock(), "Too many requests for this API key; retry later."
+            )
+        return quota
+
+    async def peek_address(self, address: str) -> Quota:
+        """The address's failure budget, spending nothing."""
+        key = self.address_counter(address)
+        failures = await self._run(lambda c: c.count(key))
+        reset_at = await self._run(lambda c: c.reset_time(key))
+        return Quota(self.auth_failures, max(0, self.auth_failures - failures), reset_at)
+
+    async def failed_authentication(self, address: str) -> Quota:
+        """Count a failed authentication against the address."""
+        count, reset_at = await self._run(lambda c: c.hit(self.address_counter(address)))
+        return Quota(self.auth_failures, max(0, self.auth_failures - count), reset_at)
+
+    async def _run(self, operation: Callable[[_Counters], Awaitable[T]]) -> T:
+        shared = self.shared
+        if shared is None:
+            return await operation(self.local)
+        now = time.monotonic()
+        if now < self.shared_down_until:
+            return await operation(self.local)
+        try:
+            result = await operation(shared)
+        except Exception as exc:
+            if self.shared_down_until == 0.0:
+                log.warning(
+                    "rate-limit store %s is unavailable (%s); counting in this process "
+                    "until it answers again",
+                    _redacted(self.redis_url),
+                    type(exc).__name__,
+                )
+            self.shared_down_until = now + RETRY_SECONDS
+            return await operation(self.local)
+        if self.shared_down_until != 0.0:
+            log.warning("rate-limit store %s answers again", _redacted(self.redis_url))
+            self.shared_down_until = 0.0
+        return result
+
+    @property
+    def using_shared_store(self) -> bool:
+        return self.shared is not None and self.shared_down_until == 0.0
+
+
+class RateLimitExceeded(RateLimited):
+    def __init__(self, quota: Quota, now: float, message: str) -> None:
+        super().__init__(quota.retry_after(now), message)
+        self.quota = quota
+
+
+def _redacted(url: str | None) -> str:
+    if url is None:
+        return "(none)"
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.rpartition('@')[2]}"
