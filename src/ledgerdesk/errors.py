@@ -80,6 +80,10 @@ class RequestTimeout(LedgerdeskError):
     http_status = 408
     default_message = "The request body did not arrive in time."
 
+    def headers(self) -> dict[str, str]:
+        # The rest of the body may still come; it must not be read as the next request.
+        return {"Connection": "close"}
+
 
 class AuthenticationFailed(LedgerdeskError):
     error_code = 2001

@@ -8,6 +8,7 @@ import click
 
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.cli.maintenance import audit, storage
 from ledgerdesk.cli.support import (
     CliState,
     IsoDate,
@@ -29,6 +30,8 @@ def admin() -> None:
 
 
 admin.add_command(ticket)
+admin.add_command(storage)
+admin.add_command(audit)
 
 
 # -- users ------------------------------------------------------------------------------
@@ -51,6 +54,7 @@ def user_create(state: CliState, name: str, email: str | None, staff: bool, as_j
         created = AccountService(AccountRepository(session)).create_user(
             name=name, email=email, staff=staff, now=runtime.clock.timestamp()
         )
+        state.audit(session, "user.create", user_id=created.id, target_id=created.id)
         kind = "staff member" if created.is_staff else "customer"
         emit(as_json, {"userId": created.id}, f"Created {kind} {created.id} ({created.name}).")
 
@@ -112,6 +116,7 @@ def key_create(
             now=runtime.clock.timestamp(),
             today=state.today(),
         )
+        state.audit(session, "key.create", user_id=user_id, target_id=new.key.id)
         emit(
             as_json,
             {"keyId": new.key.id, "apiKey": new.secret},
@@ -130,6 +135,7 @@ def key_revoke(state: CliState, key_id: int, as_json: bool) -> None:
         revoked = AccountService(AccountRepository(session)).revoke_key(
             key_id, now=runtime.clock.timestamp()
         )
+        state.audit(session, "key.revoke", user_id=revoked.user_id, target_id=revoked.id)
         emit(as_json, {"keyId": revoked.id, "revoked": True}, f"Revoked API key {revoked.id}.")
 
 
@@ -221,6 +227,7 @@ def invoice_create(
             created_on=created_on or state.today(),
             pay_within_days=pay_within_days,
         )
+        state.audit(session, "invoice.create", user_id=user_id, target_id=view.id)
         emit(
             as_json,
             {"invoiceId": view.id, "number": view.number},
@@ -242,6 +249,7 @@ def invoice_mark_paid(
         view = InvoiceService(InvoiceRepository(session)).mark_paid(
             invoice_id, paid_on=paid_on or state.today()
         )
+        state.audit(session, "invoice.mark-paid", user_id=view.user_id, target_id=view.id)
         emit(
             as_json,
             {"invoiceId": view.id, "status": view.status},

@@ -18,13 +18,13 @@ from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
 from ledgerdesk.attachments.storage import BlobBatch
-from ledgerdesk.cli.server import run_server
 from ledgerdesk.cli.support import CliState, pass_state
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import User
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService
+from ledgerdesk.serving import run_server
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 

@@ -9,9 +9,9 @@ import click
 from ledgerdesk import __version__
 from ledgerdesk.cli.admin import admin
 from ledgerdesk.cli.demo import demo
-from ledgerdesk.cli.server import run_server
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.serving import run_server
 
 
 @click.group(cls=ReportingGroup)

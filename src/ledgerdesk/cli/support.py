@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
+from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.clock import today
 from ledgerdesk.config import ConfigError, Settings
 from ledgerdesk.db.engine import unit_of_work
@@ -51,6 +52,27 @@ class CliState:
             raise click.ClickException(
                 "the database schema is not current; run `ledgerdesk db upgrade` first"
             )
+
+    def audit(
+        self,
+        session: Session,
+        action: str,
+        *,
+        user_id: int | None = None,
+        target_id: int | None = None,
+    ) -> None:
+        """Record an administrative write in its own transaction (the audit trail)."""
+        record_now(
+            session,
+            Event(
+                created_at=self.runtime().clock.timestamp(),
+                source="admin",
+                action=action,
+                outcome="ok",
+                user_id=user_id,
+                target_id=target_id,
+            ),
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[tuple[Session, Runtime]]:

@@ -121,6 +121,7 @@ def ticket_reply(
                 blobs=blobs,
                 now=runtime.clock.timestamp(),
             )
+            state.audit(session, "ticket.reply", user_id=staff.id, target_id=answered.id)
             emit(
                 as_json,
                 {"ticketId": answered.id},
@@ -140,6 +141,7 @@ def ticket_force_close(state: CliState, ticket_id: int, as_json: bool) -> None:
     """Close a ticket for good: the customer can no longer reply or reopen it."""
     with state.transaction() as (session, runtime):
         closed = TicketService.of(session).force_close(ticket_id, now=runtime.clock.timestamp())
+        state.audit(session, "ticket.force-close", user_id=closed.user_id, target_id=closed.id)
         emit(
             as_json,
             {"ticketId": closed.id, "status": closed.status},

@@ -1,0 +1,111 @@
+"""``ledgerdesk admin storage`` and ``ledgerdesk admin audit``: keeping watch over the data."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime, time
+
+import click
+
+from ledgerdesk.audit.repository import AuditRepository
+from ledgerdesk.cli.support import CliState, IsoDate, ReportingGroup, emit, json_option, pass_state
+
+
+@click.group(cls=ReportingGroup)
+def storage() -> None:
+    """Attachment storage: verify bytes, find orphans and leftovers."""
+
+
+@storage.command("verify")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Remove orphaned bytes and leftover uploads (safe while serving).",
+)
+@json_option
+@pass_state
+def storage_verify(state: CliState, repair: bool, as_json: bool) -> None:
+    """Check every attachment's bytes against its SHA-256 and size.
+
+    Exits 1 when an attachment's bytes are missing or changed; orphans and leftovers
+    are listed (and removed with --repair) but are not an error.
+    """
+    state.require_current_schema()
+    report = state.runtime().maintenance.verify(repair=repair)
+    lines = [
+        f"Store: {report.store}. Checked {report.checked} distinct attachment contents.",
+        f"Missing: {len(report.missing)}. Corrupt: {len(report.corrupt)}.",
+        *(f"  missing {sha256}" for sha256 in report.missing),
+        *(f"  corrupt {sha256}" for sha256 in report.corrupt),
+        f"Orphaned bytes (no attachment row): {len(report.orphans)}"
+        + (" removed." if repair else "."),
+        *(f"  orphan {sha256}" for sha256 in report.orphans),
+        f"Leftover uploads of dead processes: {len(report.leftovers)}"
+        + (" removed." if repair else "."),
+        *(f"  leftover {path}" for path in report.leftovers),
+    ]
+    emit(
+        as_json,
+        {
+            "store": report.store,
+            "checked": report.checked,
+            "missing": report.missing,
+            "corrupt": report.corrupt,
+            "orphans": report.orphans,
+            "leftovers": report.leftovers,
+            "repaired": repair,
+            "removed": report.removed,
+            "healthy": report.healthy,
+        },
+        "\n".join(lines),
+    )
+    if not report.healthy:
+        sys.exit(1)
+
+
+@click.command("audit")
+@click.option("--user", "user_id", type=int, default=None, help="Only events of this user.")
+@click.option("--since", type=IsoDate(), default=None, help="Only events on or after this day.")
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most."
+)
+@json_option
+@pass_state
+def audit(
+    state: CliState, user_id: int | None, since: date | None, limit: int, as_json: bool
+) -> None:
+    """The audit trail, newest first: every write and every failed authentication."""
+    runtime = state.runtime()
+    state.require_current_schema()
+    runtime.flush_audit()
+    start = None
+    if since is not None:
+        start = int(datetime.combine(since, time(), runtime.settings.timezone).timestamp())
+    with state.transaction() as (session, _):
+        events = AuditRepository(session).list(user_id=user_id, since=start, limit=limit)
+        rows = [
+            {
+                "id": e.id,
+                "time": datetime.fromtimestamp(e.created_at, UTC).isoformat(),
+                "source": e.source,
+                "userId": e.user_id,
+                "keyId": e.key_id,
+                "clientAddress": e.client_address,
+                "action": e.action,
+                "targetId": e.target_id,
+                "outcome": e.outcome,
+                "errorCode": e.error_code,
+                "requestId": e.request_id,
+            }
+            for e in events
+        ]
+    prose = "\n".join(
+        f"{r['time']}  {r['source']:<5}  user {r['userId'] if r['userId'] is not None else '-':<6}"
+        f"  key {r['keyId'] if r['keyId'] is not None else '-':<5}"
+        f"  {r['clientAddress'] or '-':<15}  {r['action']:<18}"
+        f"  {r['targetId'] if r['targetId'] is not None else '-':<6}  {r['outcome']}"
+        + (f" {r['errorCode']}" if r["errorCode"] is not None else "")
+        + (f"  {r['requestId']}" if r["requestId"] else "")
+        for r in rows
+    )
+    emit(as_json, {"events": rows}, prose or "No audit events.")

@@ -1,0 +1,198 @@
+"""The HTTP server: uvicorn, with the connection-level guards it lacks.
+
+uvicorn closes idle keep-alive connections, but waits for ever for a request's
+headers and does not cap connections the way a public server needs. ``GuardedProtocol``
+(uvicorn's httptools protocol, extended) adds:
+
+- a **header timeout**: the request line and headers must arrive within
+  ``LEDGERDESK_HEADER_TIMEOUT`` seconds of the connection (or of the previous answer on
+  a kept-alive one), else 408 and the connection is closed (slowloris);
+- a **connection cap** per process (``LEDGERDESK_MAX_CONNECTIONS``): a connection over
+  it is answered 503 with ``Retry-After`` and closed before any byte is read;
+- **half-closed clients** are answered: a client that sends its request and shuts down
+  its sending side still gets the answer before the connection closes.
+
+The body timeout lives in the application (``wire.body``), where the body is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ledgerdesk.config import Settings
+from ledgerdesk.errors import LedgerdeskError, RequestTimeout, ServerBusy
+from ledgerdesk.wire import envelope
+
+
+@dataclass(frozen=True)
+class ConnectionGuards:
+    header_timeout: float = 10.0
+    max_connections: int = 1000
+
+    @classmethod
+    def of(cls, settings: Settings) -> ConnectionGuards:
+        return cls(settings.header_timeout, settings.max_connections)
+
+
+def _raw_answer(exc: LedgerdeskError, reason: str) -> bytes:
+    body = envelope.error(exc)
+    head = [
+        f"HTTP/1.1 {exc.http_status} {reason}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(f"{name.lower()}: {value}" for name, value in exc.headers().items()),
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+_HEADER_TIMEOUT = _raw_answer(
+    RequestTimeout("The request headers did not arrive in time."), "Request Timeout"
+)
+_TOO_MANY_CONNECTIONS = _raw_answer(
+    ServerBusy(1, "Too many connections to this server; retry shortly."), "Service Unavailable"
+)
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.guards: ConnectionGuards = getattr(config, "ledgerdesk_guards", ConnectionGuards())
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._half_closed = False
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.guards.max_connections:
+            self._refused = True
+            self.transport = transport
+            transport.write(_TOO_MANY_CONNECTIONS)
+            transport.close()
+            return
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._half_closed and not self.pipeline and not self.transport.is_closing():
+            self.transport.close()
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.more_body:
+            # The whole request is here and the client has stopped sending: keep our
+            # side open to answer it, then close (on_response_complete).
+            self._half_closed = True
+            return True
+        return None
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(
+            self.guards.header_timeout, self._headers_too_slow
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered; its headers arrived in time
+        self.transport.write(_HEADER_TIMEOUT)
+        self.transport.close()
+
+
+def server_config(
+    settings: Settings,
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    access_log: bool = False,
+    factory: bool = False,
+) -> uvicorn.Config:
+    """uvicorn's configuration with ledgerdesk's guards.
+
+    uvicorn's own proxy-header handling is off: client addresses come from the socket,
+    and ledgerdesk alone decides whose X-Forwarded-For to believe
+    (LEDGERDESK_TRUSTED_PROXIES).
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        factory=factory,
+        http=GuardedProtocol,
+        access_log=access_log,
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=max(1, round(settings.keepalive_timeout)),
+    )
+    # Carried to worker processes with the configuration (it is pickled for them).
+    config.ledgerdesk_guards = ConnectionGuards.of(settings)  # type: ignore[attr-defined]
+    return config
+
+
+def run_server(
+    settings: Settings,
+    *,
+    environment: Mapping[str, str],
+    host: str,
+    port: int,
+    workers: int = 1,
+    access_log: bool = False,
+) -> None:
+    """Serve until interrupted."""
+    if workers == 1:
+        from ledgerdesk.app import create_app
+
+        config = server_config(
+            settings, create_app(settings), host=host, port=port, access_log=access_log
+        )
+        uvicorn.Server(config).run()
+        return
+    # Each worker process builds its own app (and its own pool) from the environment.
+    os.environ.update(environment)
+    config = server_config(
+        settings,
+        "ledgerdesk.app:create_app_from_env",
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        factory=True,
+    )
+    socket = config.bind_socket()
+    uvicorn.supervisors.Multiprocess(config, sockets=[socket]).run()
