@@ -139,6 +139,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
                 yield
             finally:
                 tasks.cancel_scope.cancel()
+        await endpoint.limits.aclose()
         await to_thread.run_sync(runtime.close)
 
     app = Starlette(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
+import redis.asyncio
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 from limits.storage import MemoryStorage
 
@@ -111,14 +112,20 @@ class RateLimits:
         self.local = _Counters(MemoryStorage(), None)
         self.shared: _Counters | None = None
         self.redis_url = redis_url
+        self.redis_pool: redis.asyncio.ConnectionPool | None = None
         if redis_url is not None:
+            plain = redis_url.removeprefix("async+")
+            self.redis_pool = redis.asyncio.ConnectionPool.from_url(
+                plain,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
             storage = AsyncRedisStorage(
-                redis_url if redis_url.startswith("async+") else f"async+{redis_url}",
+                f"async+{plain}",
                 implementation="redispy",
                 key_prefix="ledgerdesk",
                 wrap_exceptions=True,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                connection_pool=self.redis_pool,
             )
             self.shared = _Counters(None, storage)
         self.shared_down_until = 0.0
@@ -192,9 +199,16 @@ class RateLimits:
             self.shared_down_until = now + RETRY_SECONDS
             return await operation(self.local)
         if self.shared_down_until != 0.0:
-            log.warning("rate-limit store %s answers again", _redacted(self.redis_url))
+            log.warning(
+                "rate-limit store %s is back; counting there again", _redacted(self.redis_url)
+            )
             self.shared_down_until = 0.0
         return result
+
+    async def aclose(self) -> None:
+        """Close the connections to Redis (at shutdown)."""
+        if self.redis_pool is not None:
+            await self.redis_pool.aclose()
 
     @property
     def using_shared_store(self) -> bool:
