@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,12 +49,12 @@ class BlobRepository:
             )
         return found
 
-    def referenced(self) -> Iterator[tuple[str, int]]:
+    def referenced(self) -> list[tuple[str, int]]:
         """Every distinct (sha256, size) that attachment rows point at."""
         rows = self.session.execute(
             select(Attachment.sha256, Attachment.size).distinct().order_by(Attachment.sha256)
         )
-        yield from rows.tuples()
+        return [(sha256, size) for sha256, size in rows]
 
     def stored_blobs(self) -> list[str]:
         return list(self.session.scalars(select(Blob.sha256)))

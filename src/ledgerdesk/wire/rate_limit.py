@@ -125,7 +125,7 @@ class RateLimits:
                 implementation="redispy",
                 key_prefix="ledgerdesk",
                 wrap_exceptions=True,
-                connection_pool=self.redis_pool,
+                connection_pool=self.redis_pool,  # type: ignore[arg-type]  # passed through to redis-py
             )
             self.shared = _Counters(None, storage)
         self.shared_down_until = 0.0

@@ -1,0 +1,143 @@
+"""The audit trail: every write and every failed authentication, never a secret."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from ledgerdesk.cli.main import cli
+from ledgerdesk.config import Settings
+from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.models import AuditEvent
+from ledgerdesk.runtime import Runtime
+from tests.conftest import CLIENT_ADDRESS
+from tests.factories import make_customer
+from tests.support import Caller, assert_error, assert_success, call, json_attachment
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def caller(runtime: Runtime) -> Caller:
+    return make_customer(runtime)
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {
+        "LEDGERDESK_DATABASE_URL": settings.database_url,
+        "LEDGERDESK_DATA_DIR": str(settings.data_dir),
+    }
+
+
+def events(runtime: Runtime) -> list[AuditEvent]:
+    runtime.flush_audit()
+    with unit_of_work(runtime.sessions, write=False) as session:
+        return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))
+
+
+async def test_a_write_is_recorded_with_who_what_and_where(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    response = await client.post(
+        "/api/rest/v2/administration",
+        json=caller.body("createTicket", title="T", content="C"),
+        headers={"X-Request-Id": "req-42"},
+    )
+    ticket_id = assert_success(response)["ticketId"]
+    (event,) = events(runtime)
+    assert (event.source, event.action, event.outcome) == ("api", "createTicket", "ok")
+    assert event.user_id == caller.user_id
+    assert event.key_id is not None
+    assert event.client_address == CLIENT_ADDRESS
+    assert event.target_id == ticket_id
+    assert event.request_id == "req-42"
+    assert event.error_code is None
+
+
+async def test_reads_are_not_recorded(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    assert_success(await call(client, caller, "getTicketOverview"))
+    assert events(runtime) == []
+
+
+async def test_a_failed_write_is_recorded_with_its_error_code(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    assert_error(await call(client, caller, "closeTicket", ticketId=999999), 3001, 404)
+    (event,) = events(runtime)
+    assert (event.action, event.outcome, event.error_code) == ("closeTicket", "error", 3001)
+    assert event.target_id is None
+
+
+async def test_a_failed_authentication_is_recorded_without_the_key(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    wrong = Caller(caller.user_id, "Q" * 20)
+    assert_error(await call(client, wrong, "getInvoiceIds"), 2001, 401)
+    (event,) = events(runtime)
+    assert (event.action, event.outcome, event.error_code) == ("getInvoiceIds", "error", 2001)
+    assert event.user_id == caller.user_id
+    assert event.key_id is None
+    stored = json.dumps([str(getattr(event, c.key)) for c in AuditEvent.__table__.columns])
+    assert "Q" * 20 not in stored
+
+
+async def test_a_replayed_write_is_recorded_as_replayed(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    body = caller.body(
+        "createTicket", title="T", content="C", attachments=[json_attachment("a", b"secret")]
+    )
+    for _ in range(2):
+        assert_success(
+            await client.post(
+                "/api/rest/v2/administration", json=body, headers={"Idempotency-Key": "k1"}
+            )
+        )
+    assert [e.outcome for e in events(runtime)] == ["ok", "replayed"]
+
+
+async def test_the_audit_command_lists_events_newest_first(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime, settings: Settings
+) -> None:
+    other = make_customer(runtime, name="Other")
+    assert_success(await call(client, caller, "createTicket", title="T", content="C"))
+    assert_error(await call(client, Caller(other.user_id, "Z" * 20), "getTicket"), 2001, 401)
+    runtime.flush_audit()
+    env = cli_env(settings)
+    result = CliRunner().invoke(cli, ["admin", "audit", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)["events"]
+    assert [e["action"] for e in listed][:2] == ["getTicket", "createTicket"]
+    only = CliRunner().invoke(
+        cli, ["admin", "audit", "--user", str(other.user_id), "--json"], env=env
+    )
+    assert [e["userId"] for e in json.loads(only.output)["events"]] == [other.user_id]
+    future = CliRunner().invoke(cli, ["admin", "audit", "--since", "2099-01-01"], env=env)
+    assert future.exit_code == 0
+    assert "No audit events." in future.output
+    bad = CliRunner().invoke(cli, ["admin", "audit", "--since", "yesterday"], env=env)
+    assert bad.exit_code != 0
+
+
+def test_admin_writes_are_recorded(runtime: Runtime, settings: Settings) -> None:
+    env = cli_env(settings)
+    runner = CliRunner()
+    created = runner.invoke(cli, ["admin", "user", "create", "--name", "Ann", "--json"], env=env)
+    user_id = json.loads(created.output)["userId"]
+    key = runner.invoke(cli, ["admin", "key", "create", "--user", str(user_id), "--json"], env=env)
+    secret = json.loads(key.output)["apiKey"]
+    runner.invoke(cli, ["admin", "key", "revoke", str(json.loads(key.output)["keyId"])], env=env)
+    recorded = [(e.source, e.action, e.user_id) for e in events(runtime)]
+    assert recorded == [
+        ("admin", "user.create", user_id),
+        ("admin", "key.create", user_id),
+        ("admin", "key.revoke", user_id),
+    ]
+    listing = runner.invoke(cli, ["admin", "audit", "--json"], env=env).output
+    assert secret not in listing
