@@ -3,61 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-LEDGERDESK = [sys.executable, "-m", "ledgerdesk"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running(args: list[str], port: int) -> Iterator[subprocess.Popen[str]]:
-    env = {
-        **os.environ,
-        "LEDGERDESK_DATABASE_URL": "",
-        "LEDGERDESK_DATA_DIR": "",
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        [*LEDGERDESK, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.1)
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+from tests.servers import LEDGERDESK, free_port, running
 
 
 def test_demo_serves_and_its_printed_curl_command_works(tmp_path: Path) -> None:
