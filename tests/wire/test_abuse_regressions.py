@@ -165,6 +165,23 @@ async def test_eleven_files_leave_no_file(
     assert uploads_left(runtime) == []
 
 
+async def test_a_body_ending_inside_a_file_part_is_1001_and_leaves_no_file(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    parts = [
+        *credentials_parts(caller, "createTicket"),
+        ('name="title"', b"t"),
+        ('name="content"', b"c"),
+        ('name="attachment"; filename="cut.bin"', b"half a file"),
+    ]
+    body = multipart("bnd", parts).removesuffix(b"--bnd--\r\n")
+    response = await client.post(
+        ENDPOINT, content=body, headers={"Content-Type": "multipart/form-data; boundary=bnd"}
+    )
+    assert_error(response, 1001, 400)
+    assert uploads_left(runtime) == []
+
+
 async def test_multipart_text_fields_are_bounded_in_total(
     client: httpx.AsyncClient, caller: Caller, runtime: Runtime
 ) -> None:

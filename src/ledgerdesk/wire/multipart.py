@@ -84,6 +84,10 @@ class MultipartReader:
             parser.finalize()
             if self._error is not None:
                 raise self._error
+            if self._part.writer is not None or len(self.files) != len(self._writers):
+                # The body ended inside a file part (no closing boundary): the file is
+                # incomplete, and so is the request.
+                raise InvalidBody("Malformed multipart body: it ends inside a part.")
             return await to_thread.run_sync(self._finish_files)
         except FormParserError:
             self.discard()
