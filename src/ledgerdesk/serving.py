@@ -7,12 +7,15 @@ headers and does not cap connections the way a public server needs. ``GuardedPro
 - a **header timeout**: the request line and headers must arrive within
   ``LEDGERDESK_HEADER_TIMEOUT`` seconds of the connection (or of the previous answer on
   a kept-alive one), else 408 and the connection is closed (slowloris);
+- a **body timeout**: a body may pause at most ``LEDGERDESK_BODY_TIMEOUT`` seconds
+  between two pieces, else 408 and the connection is closed. Kept here rather than in
+  the application because it costs nothing for the usual body that arrives with its
+  headers: the timer is only set when a body spans several reads;
 - a **connection cap** per process (``LEDGERDESK_MAX_CONNECTIONS``): a connection over
   it is answered 503 with ``Retry-After`` and closed before any byte is read;
 - **half-closed clients** are answered: a client that sends its request and shuts down
   its sending side still gets the answer before the connection closes.
 
-The body timeout lives in the application (``wire.body``), where the body is read.
 """
 
 from __future__ import annotations
@@ -29,36 +32,50 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import LedgerdeskError, RequestTimeout, ServerBusy
 from ledgerdesk.wire import envelope
+from ledgerdesk.wire.dispatch import request_id_of
 
 
 @dataclass(frozen=True)
 class ConnectionGuards:
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_connections: int = 1000
 
     @classmethod
     def of(cls, settings: Settings) -> ConnectionGuards:
-        return cls(settings.header_timeout, settings.max_connections)
+        return cls(settings.header_timeout, settings.body_timeout, settings.max_connections)
 
 
 def _raw_answer(exc: LedgerdeskError, reason: str) -> bytes:
+    """An answer written by the connection itself (the application never saw a request)."""
     body = envelope.error(exc)
+    extra = {k.lower(): v for k, v in exc.headers().items() if k.lower() != "connection"}
     head = [
         f"HTTP/1.1 {exc.http_status} {reason}",
         "content-type: application/json",
         f"content-length: {len(body)}",
         "connection: close",
-        *(f"{name.lower()}: {value}" for name, value in exc.headers().items()),
+        f"x-request-id: {request_id_of({})}",
+        *(f"{name}: {value}" for name, value in extra.items()),
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
-_HEADER_TIMEOUT = _raw_answer(
-    RequestTimeout("The request headers did not arrive in time."), "Request Timeout"
-)
-_TOO_MANY_CONNECTIONS = _raw_answer(
-    ServerBusy(1, "Too many connections to this server; retry shortly."), "Service Unavailable"
-)
+def _header_timeout() -> bytes:
+    return _raw_answer(
+        RequestTimeout("The request headers did not arrive in time."), "Request Timeout"
+    )
+
+
+def _body_timeout() -> bytes:
+    return _raw_answer(RequestTimeout(), "Request Timeout")
+
+
+def _too_many_connections() -> bytes:
+    return _raw_answer(
+        ServerBusy(1, "Too many connections to this server; retry shortly."),
+        "Service Unavailable",
+    )
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -66,6 +83,9 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self.guards: ConnectionGuards = getattr(config, "ledgerdesk_guards", ConnectionGuards())
         self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_seen = 0.0
+        self._in_headers = False
         self._half_closed = False
         self._refused = False
 
@@ -73,7 +93,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if len(self.connections) >= self.guards.max_connections:
             self._refused = True
             self.transport = transport
-            transport.write(_TOO_MANY_CONNECTIONS)
+            transport.write(_too_many_connections())
             transport.close()
             return
         super().connection_made(transport)
@@ -81,19 +101,36 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         super().data_received(data)
+        if self._in_headers and self._header_timer is None:
+            # Timers are set only when a request's headers span several reads: the
+            # usual request arrives whole and costs no timer at all.
+            self._arm_header_timer()
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_complete:
+            # A body that spans reads: it must keep coming.
+            self._body_seen = self.loop.time()
+            if self._body_timer is None:
+                self._body_timer = self.loop.call_later(
+                    self.guards.body_timeout, self._body_too_slow
+                )
+
+    def on_message_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_message_complete()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._header_timer is None:
-            self._arm_header_timer()
+        self._in_headers = True
 
     def on_headers_complete(self) -> None:
+        self._in_headers = False
         self._cancel_header_timer()
         super().on_headers_complete()
 
@@ -122,13 +159,37 @@ class GuardedProtocol(HttpToolsProtocol):
             self._header_timer.cancel()
             self._header_timer = None
 
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body:
+            return
+        waited = self.loop.time() - self._body_seen
+        if waited < self.guards.body_timeout:
+            self._body_timer = self.loop.call_later(
+                self.guards.body_timeout - waited, self._body_too_slow
+            )
+            return
+        if not cycle.response_complete:
+            # The application is still waiting for the body: answer for it. The
+            # closed connection ends its wait as a disconnect.
+            cycle.response_complete = True
+            cycle.disconnected = True
+            self.transport.write(_body_timeout())
+        self.transport.close()
+
     def _headers_too_slow(self) -> None:
         self._header_timer = None
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being answered; its headers arrived in time
-        self.transport.write(_HEADER_TIMEOUT)
+        self.transport.write(_header_timeout())
         self.transport.close()
 
 

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio
 from anyio import to_thread
 from pydantic_core import from_json
 from starlette.types import Message, Receive
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.errors import InvalidBody, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from ledgerdesk.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
 from ledgerdesk.wire.memory_budget import Reservation
 from ledgerdesk.wire.multipart import MAX_FIELDS, MAX_TEXT_BYTES, MultipartReader
 
@@ -33,6 +32,8 @@ OFF_LOOP_BYTES = 1024 * 1024
 # would take a server's memory.
 MAX_JSON_CONTAINERS = 100_000
 MAX_JSON_VALUES = 200_000
+# Below this size no body can reach the limits above; parsing it costs little.
+SMALL_JSON = 64 * 1024
 _FIRST_NON_SPACE = re.compile(rb"[^ \t\r\n]")
 
 
@@ -70,24 +71,20 @@ def declared_length(content_length: str | None, limit: int) -> int | None:
 
 @dataclass
 class BodyReader:
-    """One request's body, read from ASGI under the size limit, the memory budget and
-    the body timeout (the longest pause allowed between two pieces of the body)."""
+    """One request's body, read from ASGI under the size limit and the memory budget.
+
+    (A body that stops arriving is the server's to cut off: see ``serving``.)
+    """
 
     receive: Receive
     limit: int
-    timeout: float
     memory: Reservation
-
-    async def next_message(self) -> Message:
-        with anyio.move_on_after(self.timeout):
-            return await self.receive()
-        raise RequestTimeout()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, refused with 4001 the moment it passes ``limit`` bytes."""
         received = 0
         while True:
-            message = await self.next_message()
+            message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected()
             chunk: bytes = message.get("body", b"")
@@ -103,7 +100,7 @@ class BodyReader:
         """The whole body in memory, reserved from the budget twice over (raw and parsed)."""
         if declared is not None:
             await self.memory.take(2 * declared)
-        message = await self.next_message()
+        message = await self.receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
             body: bytes = message.get("body", b"")  # the usual case: one message
             if len(body) > self.limit:
@@ -118,7 +115,7 @@ class BodyReader:
             first, pending = pending, None
             return first if first is not None else await self.receive()
 
-        reader = BodyReader(replayed, self.limit, self.timeout, self.memory)
+        reader = BodyReader(replayed, self.limit, self.memory)
         if declared is not None:
             # Filled in place: one copy of the body, never a list of chunks and a join.
             buffer = bytearray(declared)
@@ -144,7 +141,6 @@ async def read_body(
     receive: Receive,
     *,
     limit: int,
-    timeout: float,
     memory: Reservation,
     upload_dir: Path,
     max_files: int,
@@ -153,7 +149,7 @@ async def read_body(
     declared = declared_length(headers.get("content-length"), limit)
     content_type = headers.get("content-type", "")
     media_type = media_type_of(content_type)
-    reader = BodyReader(receive, limit, timeout, memory)
+    reader = BodyReader(receive, limit, memory)
     if media_type == JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
@@ -187,7 +183,8 @@ async def _off_loop_if_large(
 
 
 def _json_object(raw: bytes | bytearray) -> dict[str, Any]:
-    check_json_shape(raw)
+    if len(raw) > SMALL_JSON:
+        check_json_shape(raw)
     try:
         value = from_json(raw, allow_inf_nan=False)
     except ValueError:

@@ -13,7 +13,7 @@ import itertools
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -201,7 +201,6 @@ class ActionEndpoint:
             headers,
             receive,
             limit=settings.max_body_bytes,
-            timeout=settings.body_timeout,
             memory=exchange.memory,
             upload_dir=self.runtime.incoming_dir,
             max_files=MAX_ATTACHMENTS,
@@ -320,12 +319,8 @@ class ActionEndpoint:
         day: date,
         cache: ReadCache | None,
     ) -> bytes | FileDownload:
-        # Parameters are checked on every request, cached answer or not; the answer is
-        # kept under the parsed parameters, so equal requests share it however they
-        # were spelled, and unequal ones (1 and true) never do.
-        params = action.parse(request.body.fields, self.runtime.settings)
         cache_key = (
-            (principal.user_id, action.name, day, params)
+            _answer_key(principal.user_id, action.name, day, request.body.fields)
             if cache is not None and action.cacheable
             else None
         )
@@ -334,6 +329,7 @@ class ActionEndpoint:
             cached = cache.answer(cache_key)
             if cached is not None:
                 return cached
+        params = action.parse(request.body.fields, self.runtime.settings)
         result = action.handler(self._context(request, principal, db, None, now, day), params)
         if isinstance(result, FileDownload):
             return result
@@ -394,6 +390,22 @@ class ActionEndpoint:
             write=write,
             attachments=attachments or [],
         )
+
+
+def _answer_key(user_id: int, action: str, day: date, fields: Mapping[str, Any]) -> Hashable | None:
+    """The request exactly as sent, each value with its type.
+
+    A cached answer stands for one exact input that was validated and answered before,
+    so a hit needs no validation again. The type is part of the key because Python's
+    equality is looser than the protocol's: ``True == 1 == 1.0``, but ``1`` is an id
+    and ``true`` and ``1.0`` are 1003s.
+    """
+    key = (user_id, action, day, tuple((k, type(v), v) for k, v in fields.items()))
+    try:
+        hash(key)
+    except TypeError:
+        return None  # lists or objects among the fields: not worth an entry
+    return key
 
 
 def _target(params: Params, result: Result) -> int | None:

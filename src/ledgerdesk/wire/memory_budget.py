@@ -7,6 +7,10 @@ that does not fit waits up to ``WAIT_SECONDS`` for others to finish, then is ans
 503 with ``Retry-After``: a server under a flood of large bodies slows down and says
 so, rather than being killed for running out of memory.
 
+Bodies under ``SMALL_BODY`` are not counted: the connection cap bounds them (a
+thousand connections hold at most 64 MiB of them), and counting them would cost every
+request for nothing.
+
 Everything here runs on the event loop, so reserving and releasing need no lock.
 """
 
@@ -19,6 +23,7 @@ import anyio
 from ledgerdesk.errors import ServerBusy
 
 WAIT_SECONDS = 5.0
+SMALL_BODY = 64 * 1024
 RETRY_AFTER_SECONDS = 2
 
 
@@ -69,6 +74,8 @@ class Reservation:
         self.held = 0
 
     async def take(self, amount: int) -> None:
+        if amount < SMALL_BODY and not self.held:
+            return
         # One request holds at most the whole budget (a body larger than it runs alone).
         amount = min(amount, self.budget.total - self.held)
         if amount > 0:

@@ -1,6 +1,6 @@
 """Rate limits (SPEC section 1: 4002, ``RateLimit-*`` on every answer, ``Retry-After``).
 
-Two limits, both fixed windows of one minute counted by the ``limits`` library:
+Two limits, both fixed windows of one minute:
 
 - **per key**: ``LEDGERDESK_RATE_LIMIT`` requests a minute for each API key presented.
   The bucket is named after the user id and a keyed digest of the key (never the key
@@ -11,10 +11,11 @@ Two limits, both fixed windows of one minute counted by the ``limits`` library:
   from that address is answered 4002 until the window ends, valid credentials or not,
   so that guessing keys gets nowhere.
 
-Counters live in this process, or in Redis (``LEDGERDESK_REDIS_URL``) when several
-processes or machines share the load. If Redis stops answering, the limits fail open
-to this process's own counters (logged once) and go back to Redis when it answers
-again, checked at most every ``RETRY_SECONDS``.
+Counters live in this process (``LocalWindows``), or in Redis through the ``limits``
+library's Redis store (an atomic increment that starts the window's expiry) when
+several processes or machines share the load (``LEDGERDESK_REDIS_URL``). If Redis
+stops answering, the limits fail open to this process's own counters (logged once)
+and go back to Redis when it answers again, checked at most every ``RETRY_SECONDS``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,11 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import redis.asyncio
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
-from limits.storage import MemoryStorage
 
 from ledgerdesk.accounts.keys import is_well_formed_key
 from ledgerdesk.errors import RateLimited
@@ -44,8 +43,7 @@ _KEY_DIGEST = b"ledgerdesk rate-limit bucket"
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Quota:
+class Quota(NamedTuple):
     """What ``RateLimit-*`` say about the limit that applies to a request."""
 
     limit: int
@@ -64,6 +62,47 @@ class Quota:
         return max(1, math.ceil(self.reset_at - now))
 
 
+class LocalWindows:
+    """Fixed windows counted in this process's memory (its event loop only).
+
+    ``limits`` has an in-memory store, but it starts a thread every 10 ms that walks
+    every key while holding the GIL: with tens of thousands of customers that costs more
+    than the requests themselves. Here expired windows are dropped lazily, and swept
+    whenever the table has doubled since the last sweep.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.windows: dict[str, list[float]] = {}  # key -> [count, window end]
+        self.sweep_at = 1024
+
+    def get(self, key: str) -> int:
+        window = self.windows.get(key)
+        if window is None or window[1] <= self.clock():
+            return 0
+        return int(window[0])
+
+    def incr(self, key: str, expiry: int) -> int:
+        now = self.clock()
+        window = self.windows.get(key)
+        if window is None or window[1] <= now:
+            self.windows[key] = [1, now + expiry]
+            if len(self.windows) >= self.sweep_at:
+                self._sweep(now)
+            return 1
+        window[0] += 1
+        return int(window[0])
+
+    def get_expiry(self, key: str) -> float:
+        window = self.windows.get(key)
+        now = self.clock()
+        return now if window is None or window[1] <= now else window[1]
+
+    def _sweep(self, now: float) -> None:
+        self.windows = {k: w for k, w in self.windows.items() if w[1] > now}
+        self.sweep_at = max(1024, 2 * len(self.windows))
+
+
 class _Counters:
     """Fixed-window counters in one ``limits`` store: this process's memory, or Redis.
 
@@ -72,7 +111,7 @@ class _Counters:
     one or two store operations rather than a strategy's three or four.
     """
 
-    def __init__(self, memory: MemoryStorage | None, redis: AsyncRedisStorage | None) -> None:
+    def __init__(self, memory: LocalWindows | None, redis: AsyncRedisStorage | None) -> None:
         self.memory = memory
         self.redis = redis
 
@@ -89,6 +128,31 @@ class _Counters:
         assert self.redis is not None
         count = await self.redis.incr(key, WINDOW_SECONDS)
         return count, await self.redis.get_expiry(key)
+
+    async def admit(
+        self, failures_key: str, bucket: str | None, limit: int
+    ) -> tuple[int, int, float]:
+        """Failures of the address so far; then, unless the address is blocked (``limit``
+        reached) or there is no bucket, one hit on the bucket. Returns the failures, the
+        bucket's count (0 when not counted) and when the window that decides ends."""
+        if self.memory is not None:
+            return self.admit_now(failures_key, bucket, limit)
+        failures = await self.count(failures_key)
+        if failures >= limit or bucket is None:
+            return failures, 0, await self.reset_time(failures_key)
+        count, reset_at = await self.hit(bucket)
+        return failures, count, reset_at
+
+    def admit_now(
+        self, failures_key: str, bucket: str | None, limit: int
+    ) -> tuple[int, int, float]:
+        """``admit`` on this process's own counters: no I/O, so no coroutine."""
+        memory = self.memory
+        assert memory is not None
+        failures = memory.get(failures_key)
+        if failures >= limit or bucket is None:
+            return failures, 0, memory.get_expiry(failures_key)
+        return failures, memory.incr(bucket, WINDOW_SECONDS), memory.get_expiry(bucket)
 
     async def reset_time(self, key: str) -> float:
         if self.memory is not None:
@@ -109,7 +173,7 @@ class RateLimits:
         self.per_key = per_key
         self.auth_failures = auth_failures
         self.clock = clock
-        self.local = _Counters(MemoryStorage(), None)
+        self.local = _Counters(LocalWindows(), None)
         self.shared: _Counters | None = None
         self.redis_url = redis_url
         self.redis_pool: redis.asyncio.ConnectionPool | None = None
@@ -150,16 +214,21 @@ class RateLimits:
         the answer's headers describe.
         """
         failures_key = self.address_counter(address)
-        failures = await self._run(lambda c: c.count(failures_key))
-        if failures >= self.auth_failures or bucket is None:
-            reset_at = await self._run(lambda c: c.reset_time(failures_key))
-            quota = Quota(self.auth_failures, max(0, self.auth_failures - failures), reset_at)
-            if failures >= self.auth_failures:
-                raise RateLimitExceeded(
-                    quota, self.clock(), "Too many failed authentications; retry later."
-                )
-            return quota
-        count, reset_at = await self._run(lambda c: c.hit(bucket))
+        limit = self.auth_failures
+        if self.shared is None:  # the usual single-process case, without a coroutine hop
+            failures, count, reset_at = self.local.admit_now(failures_key, bucket, limit)
+        else:
+            failures, count, reset_at = await self._run(
+                lambda c: c.admit(failures_key, bucket, limit)
+            )
+        if failures >= limit:
+            raise RateLimitExceeded(
+                Quota(limit, 0, reset_at),
+                self.clock(),
+                "Too many failed authentications; retry later.",
+            )
+        if bucket is None:
+            return Quota(limit, limit - failures, reset_at)
         quota = Quota(self.per_key, max(0, self.per_key - count), reset_at)
         if count > self.per_key:
             raise RateLimitExceeded(
