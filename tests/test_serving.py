@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import socket
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ledgerdesk.serving import tune_allocator
 from tests.servers import free_port, running, start, stop
 
 ENDPOINT = "/api/rest/v2/administration"
@@ -139,3 +141,10 @@ def test_a_half_closed_client_still_gets_its_answer(database_url: str, tmp_path:
     finally:
         log = stop(process)
     assert "Traceback" not in log
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_the_allocator_is_tuned_to_give_large_bodies_back() -> None:
+    assert tune_allocator() is True

@@ -187,4 +187,7 @@ async def _clean_storage(runtime: Runtime) -> None:
 
 def create_app_from_env() -> LedgerdeskApp:
     """Factory for ``uvicorn --factory`` (used by ``ledgerdesk serve --workers N``)."""
+    from ledgerdesk.serving import tune_allocator  # each worker process tunes its own
+
+    tune_allocator()
     return create_app(Settings.from_env())

@@ -32,7 +32,7 @@ OFF_LOOP_BYTES = 1024 * 1024
 # would take a server's memory.
 MAX_JSON_CONTAINERS = 100_000
 MAX_JSON_VALUES = 200_000
-# Below this size no body can reach the limits above; parsing it costs little.
+# Below this size no body can reach the limits above, and parsing it costs little.
 SMALL_JSON = 64 * 1024
 _FIRST_NON_SPACE = re.compile(rb"[^ \t\r\n]")
 
@@ -96,8 +96,14 @@ class BodyReader:
             if not message.get("more_body", False):
                 return
 
-    async def whole(self, declared: int | None) -> bytes | bytearray:
-        """The whole body in memory, reserved from the budget twice over (raw and parsed)."""
+    async def whole(
+        self, declared: int | None, shape: JsonShape | None = None
+    ) -> bytes | bytearray:
+        """The whole body in memory, reserved from the budget twice over (raw and parsed).
+
+        A JSON body's ``shape`` is checked piece by piece as it arrives, so a body that
+        can only be refused is refused at its first bytes, not after 150 MB.
+        """
         if declared is not None:
             await self.memory.take(2 * declared)
         message = await self.receive()
@@ -107,6 +113,8 @@ class BodyReader:
                 raise PayloadTooLarge(f"The request body is larger than {self.limit} bytes.")
             if declared is None:
                 await self.memory.take(2 * len(body))
+            if shape is not None and len(body) > SMALL_JSON:
+                shape.add(body)
             return body
         pending: Message | None = message
 
@@ -115,25 +123,48 @@ class BodyReader:
             first, pending = pending, None
             return first if first is not None else await self.receive()
 
-        reader = BodyReader(replayed, self.limit, self.memory)
-        if declared is not None:
-            # Filled in place: one copy of the body, never a list of chunks and a join.
-            buffer = bytearray(declared)
-            view = memoryview(buffer)
-            filled = 0
-            async for chunk in reader.chunks():
-                if filled + len(chunk) > declared:
-                    raise InvalidBody("The request body is longer than its Content-Length.")
-                view[filled : filled + len(chunk)] = chunk
-                filled += len(chunk)
-            view.release()
-            del buffer[filled:]
-            return buffer
+        # Grown in place: large buffers are remapped, not copied, as they grow, and no
+        # page is touched (zeroed) before its bytes arrive.
         growing = bytearray()
-        async for chunk in reader.chunks():
-            await self.memory.take(2 * len(chunk))
+        async for chunk in BodyReader(replayed, self.limit, self.memory).chunks():
+            if declared is None:
+                await self.memory.take(2 * len(chunk))
+            if shape is not None:
+                shape.add(chunk)
             growing += chunk
         return growing
+
+
+class JsonShape:
+    """Refuses, from its first bytes on, a body that is not an object or that would
+    parse into millions of values (``[{},{},...]`` takes ~30 times its size in memory).
+
+    Counting brackets and commas as the pieces arrive costs a pass at memory speed; it
+    over-counts those inside strings, which the limits leave ample room for (a ticket's
+    content is at most 65,535 characters).
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+        self.containers = 0
+        self.values = 0
+
+    def add(self, chunk: bytes) -> None:
+        if not self.started:
+            first = _FIRST_NON_SPACE.search(chunk)
+            if first is None:
+                return
+            if first.group() != b"{":
+                raise InvalidBody("The request body must be a JSON object.")
+            self.started = True
+        self.containers += chunk.count(b"{") + chunk.count(b"[")
+        if self.containers > MAX_JSON_CONTAINERS:
+            raise InvalidBody(
+                f"The request body holds more than {MAX_JSON_CONTAINERS} JSON objects and arrays."
+            )
+        self.values += chunk.count(b",")
+        if self.values > MAX_JSON_VALUES:
+            raise InvalidBody(f"The request body holds more than {MAX_JSON_VALUES} JSON values.")
 
 
 async def read_body(
@@ -153,7 +184,7 @@ async def read_body(
     if media_type == JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
-        raw = await reader.whole(declared)
+        raw = await reader.whole(declared, JsonShape())
         return Body(fields=await _off_loop_if_large(_json_object, raw), media_type=JSON)
     if media_type == FORM:
         raw = await reader.whole(declared)
@@ -183,8 +214,6 @@ async def _off_loop_if_large(
 
 
 def _json_object(raw: bytes | bytearray) -> dict[str, Any]:
-    if len(raw) > SMALL_JSON:
-        check_json_shape(raw)
     try:
         value = from_json(raw, allow_inf_nan=False)
     except ValueError:
@@ -192,25 +221,6 @@ def _json_object(raw: bytes | bytearray) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidBody("The request body must be a JSON object.")
     return value
-
-
-def check_json_shape(raw: bytes | bytearray) -> None:
-    """Refuse, before parsing, a body that is not an object or that would parse into
-    millions of values (``[{},{},...]`` takes ~30 times its size in memory).
-
-    Counting brackets and commas in the raw bytes is a few passes at memory speed; it
-    over-counts those inside strings, which the limits leave ample room for (a ticket's
-    content is at most 65,535 characters).
-    """
-    first = _FIRST_NON_SPACE.search(raw)
-    if first is None or first.group() != b"{":
-        raise InvalidBody("The request body must be a JSON object.")
-    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
-        raise InvalidBody(
-            f"The request body holds more than {MAX_JSON_CONTAINERS} JSON objects and arrays."
-        )
-    if raw.count(b",") > MAX_JSON_VALUES:
-        raise InvalidBody(f"The request body holds more than {MAX_JSON_VALUES} JSON values.")
 
 
 def _form_fields(raw: bytes | bytearray) -> dict[str, Any]:
