@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
+import multiprocessing
 import os
+import socket
 import sys
 import tempfile
-import multiprocessing
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,9 +37,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.throughput import free_port, seed  # noqa: E402
-from ledgerdesk.config import Settings  # noqa: E402
-from tests.servers import start, stop  # noqa: E402
+from bench.throughput import free_port, seed
+from tests.servers import start, stop
+
+from ledgerdesk.config import Settings
 
 MB = 1_000_000
 ENDPOINT = "/api/rest/v2/administration"
@@ -112,10 +114,8 @@ def raw_post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
         def send() -> None:
             # The server may answer (and close) before the body is all sent: a body
             # that can only be refused is refused at its first bytes.
-            try:
+            with contextlib.suppress(OSError):
                 sock.sendall(head + body)
-            except OSError:
-                pass
 
         sender = threading.Thread(target=send)
         sender.start()
