@@ -87,7 +87,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_seen = 0.0
-        self._in_headers = False
         self._half_closed = False
         self._refused = False
 
@@ -109,32 +108,25 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        before = self.cycle
         super().data_received(data)
-        if self._in_headers and self._header_timer is None:
-            # Timers are set only when a request's headers span several reads: the
-            # usual request arrives whole and costs no timer at all.
-            self._arm_header_timer()
+        # Timers are set only when a request's headers or body span several reads:
+        # the usual request arrives whole and costs no timer at all. (Watching the
+        # cycle here, rather than overriding the parser's callbacks, keeps the cost of
+        # a whole request to this one call.)
         cycle = self.cycle
+        if cycle is not before:
+            self._cancel_header_timer()  # a request's headers are complete
+        elif (cycle is None or cycle.response_complete) and self._header_timer is None:
+            self._arm_header_timer()  # the start of a request, not yet its headers
         if cycle is not None and cycle.more_body and not cycle.response_complete:
-            # A body that spans reads: it must keep coming.
             self._body_seen = self.loop.time()
             if self._body_timer is None:
                 self._body_timer = self.loop.call_later(
                     self.guards.body_timeout, self._body_too_slow
                 )
-
-    def on_message_complete(self) -> None:
-        self._cancel_body_timer()
-        super().on_message_complete()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_headers = True
-
-    def on_headers_complete(self) -> None:
-        self._in_headers = False
-        self._cancel_header_timer()
-        super().on_headers_complete()
+        elif self._body_timer is not None:
+            self._cancel_body_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -13,6 +13,7 @@ import itertools
 import logging
 import re
 import secrets
+import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -170,7 +171,13 @@ class ActionEndpoint:
         if isinstance(answer, FileDownload):
             await _send_file(send, answer, await self._common_headers(exchange))
             return
-        await send_json(send, 200, answer, await self._common_headers(exchange))
+        quota = exchange.quota
+        if quota is None:
+            await send_json(send, 200, answer, await self._common_headers(exchange))
+            return
+        # The usual answer: its headers built here, without a coroutine for them.
+        common = [(b"x-request-id", request_id.encode("latin-1")), *quota.headers(time.time())]
+        await send_json(send, 200, answer, common)
 
     async def _send_error(self, send: Send, exc: LedgerdeskError, exchange: _Exchange) -> None:
         if isinstance(exc, RateLimitExceeded):
@@ -400,7 +407,7 @@ def _answer_key(user_id: int, action: str, day: date, fields: Mapping[str, Any])
     equality is looser than the protocol's: ``True == 1 == 1.0``, but ``1`` is an id
     and ``true`` and ``1.0`` are 1003s.
     """
-    key = (user_id, action, day, tuple((k, type(v), v) for k, v in fields.items()))
+    key = (user_id, action, day, tuple(fields.items()), tuple(map(type, fields.values())))
     try:
         hash(key)
     except TypeError:
@@ -443,7 +450,7 @@ async def _send_file(send: Send, download: FileDownload, common: list[tuple[byte
     await send({"type": "http.response.body", "body": b""})
 
 
-@dataclass
+@dataclass(slots=True)
 class _Exchange:
     """One HTTP request's bookkeeping: id, caller's address, quota, memory held."""
 
@@ -490,7 +497,7 @@ class _Remembered:
         self.service.remember(self.user_id, self.key, self.digest, answer, now=self.now)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Request:
     """What the worker thread needs of a request whose body has been read."""
 
