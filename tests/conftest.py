@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, delete
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from ledgerdesk.app import LedgerdeskApp, create_app
 from ledgerdesk.config import Settings
@@ -28,6 +29,7 @@ from tests.support import FrozenClock
 POSTGRES_ADMIN_URL = os.environ.get(
     "LEDGERDESK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+BACKENDS_CHOSEN = "LEDGERDESK_TEST_BACKENDS" in os.environ
 BACKENDS = [
     b.strip() for b in os.environ.get("LEDGERDESK_TEST_BACKENDS", "sqlite,postgresql").split(",")
 ]
@@ -55,8 +57,14 @@ def migrated_database(
         raise ValueError(f"unknown backend {backend!r} in LEDGERDESK_TEST_BACKENDS")
     name = f"ledgerdesk_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError:
+        admin.dispose()
+        if BACKENDS_CHOSEN:
+            raise  # asked for by name (as CI does): its absence is a failure
+        pytest.skip(f"no PostgreSQL server at {POSTGRES_ADMIN_URL}")
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         _migrate(url)
