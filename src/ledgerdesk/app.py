@@ -180,7 +180,7 @@ async def _clean_storage(runtime: Runtime) -> None:
     if leftovers or orphans:
         log.warning(
             "removed %d upload leftovers and %d orphaned attachment files of earlier runs",
-            len([p for p in leftovers if p.suffix != ".lock"]),
+            len(leftovers),
             len(orphans),
         )
 

@@ -129,10 +129,8 @@ class PayloadTooLarge(LedgerdeskError):
     default_message = "The request body is too large."
 
 
-class RateLimited(LedgerdeskError):
-    error_code = 4002
-    http_status = 429
-    default_message = "Too many requests; retry later."
+class RetryLater(LedgerdeskError):
+    """An answer that says when to try again (``Retry-After``, in seconds)."""
 
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message)
@@ -140,25 +138,24 @@ class RateLimited(LedgerdeskError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(RetryLater):
+    error_code = 4002
+    http_status = 429
+    default_message = "Too many requests; retry later."
 
 
 class InternalError(LedgerdeskError):
     pass
 
 
-class ServerBusy(LedgerdeskError):
+class ServerBusy(RetryLater):
     """Over the memory budget for request bodies (or another bound): retry shortly."""
 
     error_code = 5000
     http_status = 503
     default_message = "The server is busy; retry shortly."
-
-    def __init__(self, retry_after: int, message: str | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 ALL_ERRORS: tuple[type[LedgerdeskError], ...] = (

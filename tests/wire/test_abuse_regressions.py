@@ -51,6 +51,21 @@ def multipart(boundary: str, parts: list[tuple[str, bytes]]) -> bytes:
     return out + f"--{boundary}--\r\n".encode()
 
 
+def create_ticket_parts(caller: Caller) -> list[tuple[str, bytes]]:
+    """A createTicket's fields, to be followed by file parts."""
+    return [
+        *credentials_parts(caller, "createTicket"),
+        ('name="title"', b"t"),
+        ('name="content"', b"c"),
+    ]
+
+
+async def post_multipart(client: httpx.AsyncClient, body: bytes) -> httpx.Response:
+    return await client.post(
+        ENDPOINT, content=body, headers={"Content-Type": "multipart/form-data; boundary=bnd"}
+    )
+
+
 def credentials_parts(caller: Caller, action: str) -> list[tuple[str, bytes]]:
     return [
         ('name="userId"', str(caller.user_id).encode()),
@@ -138,11 +153,7 @@ async def test_a_bad_text_part_before_many_files_leaves_no_file(
         ('name="title"', b"\xff\xfe not utf-8"),
         *[(f'name="attachments[]"; filename="f{i}.bin"', b"x" * 10) for i in range(300)],
     ]
-    response = await client.post(
-        ENDPOINT,
-        content=multipart("bnd", parts),
-        headers={"Content-Type": "multipart/form-data; boundary=bnd"},
-    )
+    response = await post_multipart(client, multipart("bnd", parts))
     assert_error(response, 1001, 400)
     assert uploads_left(runtime) == []
 
@@ -151,16 +162,10 @@ async def test_eleven_files_leave_no_file(
     client: httpx.AsyncClient, caller: Caller, runtime: Runtime
 ) -> None:
     parts = [
-        *credentials_parts(caller, "createTicket"),
-        ('name="title"', b"t"),
-        ('name="content"', b"c"),
+        *create_ticket_parts(caller),
         *[(f'name="attachments[]"; filename="f{i}.bin"', b"x") for i in range(11)],
     ]
-    response = await client.post(
-        ENDPOINT,
-        content=multipart("bnd", parts),
-        headers={"Content-Type": "multipart/form-data; boundary=bnd"},
-    )
+    response = await post_multipart(client, multipart("bnd", parts))
     assert_error(response, 1003, 400)
     assert uploads_left(runtime) == []
 
@@ -169,15 +174,11 @@ async def test_a_body_ending_inside_a_file_part_is_1001_and_leaves_no_file(
     client: httpx.AsyncClient, caller: Caller, runtime: Runtime
 ) -> None:
     parts = [
-        *credentials_parts(caller, "createTicket"),
-        ('name="title"', b"t"),
-        ('name="content"', b"c"),
+        *create_ticket_parts(caller),
         ('name="attachment"; filename="cut.bin"', b"half a file"),
     ]
     body = multipart("bnd", parts).removesuffix(b"--bnd--\r\n")
-    response = await client.post(
-        ENDPOINT, content=body, headers={"Content-Type": "multipart/form-data; boundary=bnd"}
-    )
+    response = await post_multipart(client, body)
     assert_error(response, 1001, 400)
     assert uploads_left(runtime) == []
 
@@ -189,11 +190,7 @@ async def test_multipart_text_fields_are_bounded_in_total(
         *credentials_parts(caller, "createTicket"),
         *[(f'name="extra{i}"', b"x" * 200_000) for i in range(5)],
     ]
-    response = await client.post(
-        ENDPOINT,
-        content=multipart("bnd", parts),
-        headers={"Content-Type": "multipart/form-data; boundary=bnd"},
-    )
+    response = await post_multipart(client, multipart("bnd", parts))
     assert_error(response, 4001, 413)
     assert uploads_left(runtime) == []
 
@@ -208,16 +205,10 @@ async def test_an_undecodable_extended_filename_is_1003(
     client: httpx.AsyncClient, caller: Caller, runtime: Runtime, filename: str
 ) -> None:
     parts = [
-        *credentials_parts(caller, "createTicket"),
-        ('name="title"', b"t"),
-        ('name="content"', b"c"),
+        *create_ticket_parts(caller),
         (f'name="attachment"; filename*={filename}', b"data"),
     ]
-    response = await client.post(
-        ENDPOINT,
-        content=multipart("bnd", parts),
-        headers={"Content-Type": "multipart/form-data; boundary=bnd"},
-    )
+    response = await post_multipart(client, multipart("bnd", parts))
     assert_error(response, 1003, 400)
     assert uploads_left(runtime) == []
 

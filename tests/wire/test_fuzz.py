@@ -21,13 +21,11 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledgerdesk.app import LedgerdeskApp, create_app
-from ledgerdesk.config import Settings
 from ledgerdesk.errors import ALL_ERRORS
 from ledgerdesk.runtime import Runtime
 from tests.conftest import make_client
-from tests.factories import make_customer, make_ticket
-from tests.support import ENDPOINT, Caller, FrozenClock
+from tests.support import ENDPOINT, Caller
+from tests.wire.conftest import Served
 
 EXAMPLES = 1500
 ERROR_CODES = {error.error_code for error in ALL_ERRORS}
@@ -164,26 +162,6 @@ def multipart_body(draw: st.DrawFn, base: dict[str, Any]) -> tuple[bytes, str]:
     return out, f"multipart/form-data; boundary={boundary}"
 
 
-@dataclass(frozen=True)
-class Target:
-    app: LedgerdeskApp
-    runtime: Runtime
-    caller: Caller
-    ticket_id: int
-
-
-@pytest.fixture
-def target(settings: Settings, clock: FrozenClock) -> Iterator[Target]:
-    """One server for all examples of a run: a customer with a ticket, no rate limits."""
-    app = create_app(
-        settings.with_overrides(rate_limit=10**9, auth_failure_limit=10**9), clock=clock
-    )
-    runtime: Runtime = app.state.runtime
-    caller = make_customer(runtime)
-    yield Target(app, runtime, caller, make_ticket(runtime, caller.user_id))
-    runtime.close()
-
-
 def assert_valid_answer(response: httpx.Response) -> None:
     assert response.status_code < 500 or response.status_code == 503, response.text
     assert response.headers["x-request-id"]
@@ -272,14 +250,14 @@ def portal() -> Iterator[BlockingPortal]:
 )
 @given(data=st.data())
 def test_any_body_gets_a_valid_answer_and_leaves_no_file(
-    target: Target, portal: BlockingPortal, data: st.DataObject
+    served: Served, portal: BlockingPortal, data: st.DataObject
 ) -> None:
-    planned = data.draw(requests(target.caller, target.ticket_id))
+    planned = data.draw(requests(served.caller, served.ticket_id))
 
     async def send() -> httpx.Response:
-        async with make_client(target.app, "192.0.2.10") as client:
+        async with make_client(served.app, "192.0.2.10") as client:
             return await client.post(planned.path, content=planned.content, headers=planned.headers)
 
     response = portal.call(send)
     assert_valid_answer(response)
-    assert leftover_files(target.runtime) == []
+    assert leftover_files(served.runtime) == []

@@ -10,41 +10,15 @@ temporary file behind.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from dataclasses import dataclass
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from ledgerdesk.app import LedgerdeskApp, create_app
-from ledgerdesk.config import Settings
 from ledgerdesk.errors import ALL_ERRORS
-from ledgerdesk.runtime import Runtime
-from tests.factories import make_customer, make_ticket
-from tests.support import Caller, FrozenClock
+from tests.wire.conftest import Served
 
 EXAMPLES_PER_OPERATION = 60
 ERROR_CODES = {error.error_code for error in ALL_ERRORS}
-
-
-@dataclass(frozen=True)
-class Served:
-    app: LedgerdeskApp
-    runtime: Runtime
-    caller: Caller
-    ticket_id: int
-
-
-@pytest.fixture
-def served(settings: Settings, clock: FrozenClock) -> Iterator[Served]:
-    app = create_app(
-        settings.with_overrides(rate_limit=10**9, auth_failure_limit=10**9), clock=clock
-    )
-    runtime: Runtime = app.state.runtime
-    caller = make_customer(runtime)
-    yield Served(app, runtime, caller, make_ticket(runtime, caller.user_id))
-    runtime.close()
 
 
 def check_answer(served: Served, case: schemathesis.Case) -> None:

@@ -144,9 +144,18 @@ def sweep_incoming(root: Path) -> list[Path]:
 
     Safe while other processes run: a live process holds its folder's lock.
     """
+    return _leftovers(root, remove=True)
+
+
+def leftover_uploads(root: Path) -> list[Path]:
+    """What ``sweep_incoming`` would remove, without removing it (for storage verify)."""
+    return _leftovers(root, remove=False)
+
+
+def _leftovers(root: Path, *, remove: bool) -> list[Path]:
     if not root.is_dir():
         return []
-    removed: list[Path] = []
+    found: list[Path] = []
     for lock_path in root.glob("*.lock"):
         try:
             descriptor = os.open(lock_path, os.O_RDWR)
@@ -156,15 +165,14 @@ def sweep_incoming(root: Path) -> list[Path]:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                continue  # alive
+                continue  # its process is alive
             if not _same_file(descriptor, lock_path):
                 continue
             folder = lock_path.with_suffix("")
-            if folder.exists():
+            found.append(folder)
+            if remove:
                 shutil.rmtree(folder, ignore_errors=True)
-                removed.append(folder)
-            lock_path.unlink(missing_ok=True)
-            removed.append(lock_path)
+                lock_path.unlink(missing_ok=True)
         finally:
             os.close(descriptor)
     cutoff = time.time() - STALE_SECONDS
@@ -176,42 +184,13 @@ def sweep_incoming(root: Path) -> list[Path]:
         try:
             if entry.lstat().st_mtime >= cutoff:
                 continue
-            if entry.is_dir():
+            if remove and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
-            else:
+            elif remove:
                 entry.unlink()
         except FileNotFoundError:
             continue
-        removed.append(entry)
-    return removed
-
-
-def leftover_uploads(root: Path) -> list[Path]:
-    """What ``sweep_incoming`` would remove, without removing it (for storage verify)."""
-    if not root.is_dir():
-        return []
-    found = []
-    for lock_path in root.glob("*.lock"):
-        try:
-            descriptor = os.open(lock_path, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            continue
-        os.close(descriptor)
-        found.append(lock_path.with_suffix(""))
-    cutoff = time.time() - STALE_SECONDS
-    for entry in root.iterdir():
-        if entry.suffix == ".lock" or Path(f"{entry}.lock").exists():
-            continue
-        try:
-            if entry.lstat().st_mtime < cutoff:
-                found.append(entry)
-        except FileNotFoundError:
-            continue
+        found.append(entry)
     return found
 
 

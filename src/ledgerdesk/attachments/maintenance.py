@@ -92,7 +92,7 @@ class StorageMaintenance:
                     report.corrupt.append(sha256)
         if repair:
             removed = sweep_incoming(self.incoming_root)
-            report.leftovers = [str(path) for path in removed if path.suffix != ".lock"]
+            report.leftovers = [str(path) for path in removed]
             report.orphans = self.collect_orphans()
             report.removed = len(report.leftovers) + len(report.orphans)
         else:
