@@ -21,6 +21,9 @@ def test_defaults_follow_the_spec() -> None:
     assert settings.rate_limit == 600
     assert settings.auth_failure_limit == 10
     assert settings.redis_url is None
+    assert settings.body_memory_bytes == 256 * 1024 * 1024
+    assert (settings.header_timeout, settings.body_timeout) == (10.0, 30.0)
+    assert (settings.keepalive_timeout, settings.max_connections) == (5.0, 1000)
 
 
 def test_every_variable_is_read() -> None:
@@ -35,6 +38,11 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_RATE_LIMIT": "60",
             "LEDGERDESK_AUTH_FAILURE_LIMIT": "3",
             "LEDGERDESK_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "LEDGERDESK_BODY_MEMORY_BYTES": "67108864",
+            "LEDGERDESK_HEADER_TIMEOUT": "2.5",
+            "LEDGERDESK_BODY_TIMEOUT": "7",
+            "LEDGERDESK_KEEPALIVE_TIMEOUT": "3",
+            "LEDGERDESK_MAX_CONNECTIONS": "50",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -49,6 +57,13 @@ def test_every_variable_is_read() -> None:
     )
     assert (settings.rate_limit, settings.auth_failure_limit) == (60, 3)
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.body_memory_bytes == 67108864
+    assert (settings.header_timeout, settings.body_timeout, settings.keepalive_timeout) == (
+        2.5,
+        7.0,
+        3.0,
+    )
+    assert settings.max_connections == 50
     assert not settings.is_sqlite
 
 
@@ -70,6 +85,12 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_TRUSTED_PROXIES", "10.0.0.0/99", "10.0.0.0/99"),
         ("LEDGERDESK_RATE_LIMIT", "0", "at least 1"),
         ("LEDGERDESK_AUTH_FAILURE_LIMIT", "1.5", "whole number"),
+        ("LEDGERDESK_REDIS_URL", "localhost:6379", "redis://"),
+        ("LEDGERDESK_BODY_MEMORY_BYTES", "1000", "at least 1048576"),
+        ("LEDGERDESK_HEADER_TIMEOUT", "soon", "number of seconds"),
+        ("LEDGERDESK_BODY_TIMEOUT", "0", "more than 0"),
+        ("LEDGERDESK_KEEPALIVE_TIMEOUT", "nan", "number of seconds"),
+        ("LEDGERDESK_MAX_CONNECTIONS", "0", "at least 1"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

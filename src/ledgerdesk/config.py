@@ -90,6 +90,13 @@ class Settings:
                 raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds")
         if self.max_connections < 1:
             raise ConfigError("LEDGERDESK_MAX_CONNECTIONS must be at least 1")
+        if self.redis_url is not None and not self.redis_url.removeprefix("async+").startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(
+                "LEDGERDESK_REDIS_URL must be redis://host:port/db, rediss://... or unix://..., "
+                f"not {self.redis_url!r}"
+            )
         if not self.attachment_store:
             object.__setattr__(self, "attachment_store", "local" if self.is_sqlite else "database")
         if self.attachment_store not in ("local", "database"):
