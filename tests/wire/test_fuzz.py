@@ -10,6 +10,7 @@ SPEC section 1 promises, never a 5xx, and no request may leave a temporary file.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,8 @@ from tests.conftest import make_client
 from tests.support import ENDPOINT, Caller
 from tests.wire.conftest import Served
 
-EXAMPLES = 1500
+# Sized for CI (about ten seconds per database); raise it for a longer hunt.
+EXAMPLES = int(os.environ.get("LEDGERDESK_FUZZ_EXAMPLES", "1500"))
 ERROR_CODES = {error.error_code for error in ALL_ERRORS}
 ACTIONS = [
     "getInvoiceIds",

@@ -10,6 +10,7 @@ temporary file behind.
 from __future__ import annotations
 
 import base64
+import os
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from ledgerdesk.errors import ALL_ERRORS
 from tests.wire.conftest import Served
 
-EXAMPLES_PER_OPERATION = 60
+EXAMPLES_PER_OPERATION = int(os.environ.get("LEDGERDESK_FUZZ_EXAMPLES", "1500")) // 25
 ERROR_CODES = {error.error_code for error in ALL_ERRORS}
 
 

@@ -13,7 +13,6 @@ import itertools
 import logging
 import re
 import secrets
-import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -176,7 +175,10 @@ class ActionEndpoint:
             await send_json(send, 200, answer, await self._common_headers(exchange))
             return
         # The usual answer: its headers built here, without a coroutine for them.
-        common = [(b"x-request-id", request_id.encode("latin-1")), *quota.headers(time.time())]
+        common = [
+            (b"x-request-id", request_id.encode("latin-1")),
+            *quota.headers(self.limits.clock()),
+        ]
         await send_json(send, 200, answer, common)
 
     async def _send_error(self, send: Send, exc: LedgerdeskError, exchange: _Exchange) -> None:
