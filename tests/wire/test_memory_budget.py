@@ -10,7 +10,7 @@ from ledgerdesk.app import create_app
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import ServerBusy
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.wire.memory_budget import MemoryBudget, Reservation
+from ledgerdesk.wire.memory_budget import SMALL_BODY, MemoryBudget, Reservation
 from tests.conftest import make_client
 from tests.factories import make_customer
 from tests.support import ENDPOINT, FrozenClock, assert_error, assert_success
@@ -60,6 +60,19 @@ async def test_a_request_that_waits_too_long_is_503_and_gives_its_place_up() -> 
     assert raised.value.headers()["Retry-After"] == "2"
     # Nobody is left queued: a small request still fits at once.
     assert await budget.reserve(2 * MIB) == 2 * MIB
+
+
+async def test_small_pieces_of_one_body_add_up() -> None:
+    """A chunked body is counted once its pieces together pass the small-body size."""
+    budget = MemoryBudget(4 * MIB)
+    reservation = Reservation(budget)
+    await reservation.take(SMALL_BODY // 2)
+    assert reservation.held == 0  # a small body is not counted
+    for _ in range(4):
+        await reservation.take(SMALL_BODY // 2)
+    assert reservation.held == reservation.asked == SMALL_BODY * 5 // 2
+    reservation.release()
+    assert budget.free == 4 * MIB
 
 
 async def test_one_request_holds_at_most_the_whole_budget() -> None:

@@ -71,15 +71,18 @@ class Reservation:
 
     def __init__(self, budget: MemoryBudget) -> None:
         self.budget = budget
+        self.asked = 0
         self.held = 0
 
     async def take(self, amount: int) -> None:
-        if amount < SMALL_BODY and not self.held:
+        """Hold ``amount`` more bytes (a body read piece by piece asks for each piece)."""
+        self.asked += amount
+        if self.asked < SMALL_BODY:
             return
         # One request holds at most the whole budget (a body larger than it runs alone).
-        amount = min(amount, self.budget.total - self.held)
-        if amount > 0:
-            self.held += await self.budget.reserve(amount)
+        wanted = min(self.asked, self.budget.total) - self.held
+        if wanted > 0:
+            self.held += await self.budget.reserve(wanted)
 
     def release(self) -> None:
         if self.held:
