@@ -16,7 +16,7 @@ from ledgerdesk.db.models import AuditEvent
 from ledgerdesk.runtime import Runtime
 from tests.conftest import CLIENT_ADDRESS
 from tests.factories import make_customer
-from tests.support import Caller, assert_error, assert_success, call, json_attachment
+from tests.support import Caller, FrozenClock, assert_error, assert_success, call, json_attachment
 
 pytestmark = pytest.mark.anyio
 
@@ -141,3 +141,25 @@ def test_admin_writes_are_recorded(runtime: Runtime, settings: Settings) -> None
     ]
     listing = runner.invoke(cli, ["admin", "audit", "--json"], env=env).output
     assert secret not in listing
+
+
+async def test_prune_removes_events_before_a_day_and_keeps_the_rest(
+    client: httpx.AsyncClient,
+    caller: Caller,
+    runtime: Runtime,
+    settings: Settings,
+    clock: FrozenClock,
+) -> None:
+    clock.set("2026-11-01T10:00:00")
+    assert_success(await call(client, caller, "createTicket", title="old", content="C"))
+    clock.set("2026-11-28T10:00:00")
+    assert_success(await call(client, caller, "createTicket", title="new", content="C"))
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["admin", "audit", "prune", "--before", "2026-11-15", "--json"], env=cli_env(settings)
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"removed": 1}
+    assert [e.created_at for e in events(runtime)] == [clock.now]
+    missing = runner.invoke(cli, ["admin", "audit", "prune"], env=cli_env(settings))
+    assert missing.exit_code != 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import AuditEvent
@@ -27,3 +27,8 @@ class AuditRepository:
         if since is not None:
             statement = statement.where(AuditEvent.created_at >= since)
         return self.session.scalars(statement).all()
+
+    def delete_before(self, timestamp: int) -> int:
+        """Remove events older than ``timestamp``; returns how many."""
+        result = self.session.execute(delete(AuditEvent).where(AuditEvent.created_at < timestamp))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -63,7 +63,7 @@ def storage_verify(state: CliState, repair: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
-@click.command("audit")
+@click.group("audit", cls=ReportingGroup, invoke_without_command=True)
 @click.option("--user", "user_id", type=int, default=None, help="Only events of this user.")
 @click.option("--since", type=IsoDate(), default=None, help="Only events on or after this day.")
 @click.option(
@@ -71,16 +71,22 @@ def storage_verify(state: CliState, repair: bool, as_json: bool) -> None:
 )
 @json_option
 @pass_state
+@click.pass_context
 def audit(
-    state: CliState, user_id: int | None, since: date | None, limit: int, as_json: bool
+    ctx: click.Context,
+    state: CliState,
+    user_id: int | None,
+    since: date | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
     """The audit trail, newest first: every write and every failed authentication."""
+    if ctx.invoked_subcommand is not None:
+        return
     runtime = state.runtime()
     state.require_current_schema()
     runtime.flush_audit()
-    start = None
-    if since is not None:
-        start = int(datetime.combine(since, time(), runtime.settings.timezone).timestamp())
+    start = None if since is None else _start_of(since, state)
     with state.transaction() as (session, _):
         events = AuditRepository(session).list(user_id=user_id, since=start, limit=limit)
         rows = [
@@ -109,3 +115,23 @@ def audit(
         for r in rows
     )
     emit(as_json, {"events": rows}, prose or "No audit events.")
+
+
+@audit.command("prune")
+@click.option(
+    "--before", type=IsoDate(), required=True, help="Remove events of days before this one."
+)
+@json_option
+@pass_state
+def audit_prune(state: CliState, before: date, as_json: bool) -> None:
+    """Remove old audit events (keep what your retention policy asks for)."""
+    state.runtime().flush_audit()
+    with state.transaction() as (session, _):
+        removed = AuditRepository(session).delete_before(_start_of(before, state))
+    emit(as_json, {"removed": removed}, f"Removed {removed} audit events before {before}.")
+
+
+def _start_of(day: date, state: CliState) -> int:
+    """The first second of ``day`` in the configured time zone."""
+    zone = state.runtime().settings.timezone
+    return int(datetime.combine(day, time(), zone).timestamp())
