@@ -2,14 +2,16 @@
 
 Every test that asks for ``database_url`` (directly or through ``app``/``client``) runs
 once on SQLite and once on PostgreSQL. The PostgreSQL database is created fresh for the
-test session from ``LEDGERDESK_TEST_POSTGRES_URL`` (default: the local server) and
-dropped at the end. ``LEDGERDESK_TEST_BACKENDS=sqlite`` limits a local run to SQLite.
+test session beside ``LEDGERDESK_TEST_POSTGRES_URL`` (default: the local server, or a
+throwaway one started by the suite when none answers) and dropped at the end.
+``LEDGERDESK_TEST_BACKENDS=sqlite`` limits a local run to SQLite.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +28,8 @@ from ledgerdesk.db.models import Base
 from ledgerdesk.runtime import Runtime
 from tests.support import FrozenClock
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LEDGERDESK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-BACKENDS_CHOSEN = "LEDGERDESK_TEST_BACKENDS" in os.environ
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CHOSEN_POSTGRES_URL = os.environ.get("LEDGERDESK_TEST_POSTGRES_URL")
 BACKENDS = [
     b.strip() for b in os.environ.get("LEDGERDESK_TEST_BACKENDS", "sqlite,postgresql").split(",")
 ]
@@ -39,6 +39,45 @@ CLIENT_ADDRESS = "203.0.113.7"
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL maintenance database to create test databases beside.
+
+    ``LEDGERDESK_TEST_POSTGRES_URL`` when set (CI sets it: the machine's server);
+    otherwise the local server at the default address; and when none answers there, a
+    throwaway server of the suite's own (pgserver), so a fresh machine runs both halves.
+    """
+    if CHOSEN_POSTGRES_URL:
+        yield CHOSEN_POSTGRES_URL
+        return
+    if _answers(DEFAULT_POSTGRES_URL):
+        yield DEFAULT_POSTGRES_URL
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        try:
+            import pgserver  # only needed on a machine without PostgreSQL
+        except ImportError:
+            pytest.skip("no PostgreSQL server answers and pgserver is not installed")
+        server = pgserver.get_server(tmp_path_factory.mktemp("pgserver"), cleanup_mode="stop")
+    raw = make_url(server.get_uri())
+    try:
+        yield raw.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    finally:
+        server.cleanup()
+
+
+def _answers(url: str) -> bool:
+    engine = create_engine(url, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect():
+            return True
+    except OperationalError:
+        return False
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -55,17 +94,12 @@ def migrated_database(
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r} in LEDGERDESK_TEST_BACKENDS")
+    admin_url: str = request.getfixturevalue("postgres_admin_url")
     name = f"ledgerdesk_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError:
-        admin.dispose()
-        if BACKENDS_CHOSEN:
-            raise  # asked for by name (as CI does): its absence is a failure
-        pytest.skip(f"no PostgreSQL server at {POSTGRES_ADMIN_URL}")
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         _migrate(url)
         yield url
