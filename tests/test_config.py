@@ -43,6 +43,7 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_BODY_TIMEOUT": "7",
             "LEDGERDESK_KEEPALIVE_TIMEOUT": "3",
             "LEDGERDESK_MAX_CONNECTIONS": "50",
+            "LEDGERDESK_COMPAT": "I3D",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -64,6 +65,7 @@ def test_every_variable_is_read() -> None:
         3.0,
     )
     assert settings.max_connections == 50
+    assert settings.i3d_compatible
     assert not settings.is_sqlite
 
 
@@ -91,6 +93,7 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_BODY_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_KEEPALIVE_TIMEOUT", "nan", "number of seconds"),
         ("LEDGERDESK_MAX_CONNECTIONS", "0", "at least 1"),
+        ("LEDGERDESK_COMPAT", "php", "'i3d'"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

@@ -56,9 +56,17 @@ class Settings:
     body_timeout: float = 30.0
     keepalive_timeout: float = 5.0
     max_connections: int = 1000
+    # "i3d": answer as the original service's clients expect (every envelope with HTTP
+    # 200; getTicketAttachment answers the envelope unless "encoding": "raw").
+    compat: str = ""
     # "local" (a directory under data_dir) or "database" (the blobs table); by default
     # the database when it is PostgreSQL, so that several servers can share it.
     attachment_store: str = ""
+
+    @property
+    def i3d_compatible(self) -> bool:
+        """Whether answers follow the original service's habits (LEDGERDESK_COMPAT=i3d)."""
+        return self.compat == "i3d"
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,6 +98,8 @@ class Settings:
                 raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds")
         if self.max_connections < 1:
             raise ConfigError("LEDGERDESK_MAX_CONNECTIONS must be at least 1")
+        if self.compat not in ("", "i3d"):
+            raise ConfigError(f"LEDGERDESK_COMPAT must be empty or 'i3d', not {self.compat!r}")
         if self.redis_url is not None and not self.redis_url.removeprefix("async+").startswith(
             ("redis://", "rediss://", "unix://")
         ):
@@ -129,6 +139,7 @@ class Settings:
             body_timeout=_float(env, "LEDGERDESK_BODY_TIMEOUT", 30.0),
             keepalive_timeout=_float(env, "LEDGERDESK_KEEPALIVE_TIMEOUT", 5.0),
             max_connections=_int(env, "LEDGERDESK_MAX_CONNECTIONS", 1000),
+            compat=(env.get("LEDGERDESK_COMPAT") or "").strip().lower(),
             attachment_store=(env.get("LEDGERDESK_ATTACHMENT_STORE") or "").strip().lower(),
         )
 

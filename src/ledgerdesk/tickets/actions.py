@@ -142,7 +142,8 @@ def get_ticket_attachment(
         user_id=context.principal.user_id,
         store=context.blob_store,
     )
-    if params.encoding != "base64":
+    encoding = params.encoding or ("base64" if context.settings.i3d_compatible else "raw")
+    if encoding == "raw":
         return FileDownload(attachment.name, attachment.content_type, content)
     return AttachmentEnvelope(
         tickets=AttachmentContent(
@@ -217,7 +218,8 @@ ACTIONS: tuple[Action[Any, Any], ...] = (
         name="getTicketAttachment",
         summary="Download an attachment",
         description="The file itself (its stored Content-Type, Content-Disposition: "
-        'attachment), or with "encoding": "base64" the JSON envelope below.',
+        'attachment), or with "encoding": "base64" the JSON envelope below. A server run '
+        'with LEDGERDESK_COMPAT=i3d answers the envelope unless "encoding" is "raw".',
         params=GetTicketAttachmentParams,
         result=AttachmentEnvelope,
         handler=get_ticket_attachment,

@@ -155,8 +155,10 @@ class TicketId(Result):
 class GetTicketAttachmentParams(Params):
     ticketId: Id
     attachmentId: Id
-    encoding: Literal["base64"] | None = Field(
-        default=None, description='"base64" for the JSON envelope instead of the file itself'
+    encoding: Literal["base64", "raw"] | None = Field(
+        default=None,
+        description='"base64" for the JSON envelope, "raw" for the file itself; without it, '
+        "the file itself (with LEDGERDESK_COMPAT=i3d: the envelope)",
     )
 
 

@@ -20,6 +20,7 @@ from starlette.types import Message, Receive
 
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
+from ledgerdesk.wire.form_fields import nest
 from ledgerdesk.wire.memory_budget import Reservation
 from ledgerdesk.wire.multipart import MAX_FIELDS, MAX_TEXT_BYTES, MultipartReader
 
@@ -195,7 +196,7 @@ async def read_body(
             directory=upload_dir, max_files=max_files, max_file_bytes=max_file_bytes
         )
         uploads = await multipart.read(content_type, reader.chunks())
-        return Body(fields=dict(multipart.fields), media_type=MULTIPART, uploads=uploads)
+        return Body(fields=nest(multipart.fields), media_type=MULTIPART, uploads=uploads)
     if not media_type:
         raise UnsupportedMediaType(
             "Missing Content-Type; send application/json, "
@@ -233,4 +234,4 @@ def _form_fields(raw: bytes | bytearray) -> dict[str, Any]:
         )
     except (UnicodeDecodeError, ValueError):
         raise InvalidBody("The form body is not valid UTF-8 form data.") from None
-    return dict(pairs)
+    return nest(pairs)

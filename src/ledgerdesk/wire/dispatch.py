@@ -185,7 +185,10 @@ class ActionEndpoint:
         if isinstance(exc, RateLimitExceeded):
             exchange.quota = exc.quota
         headers = [*await self._common_headers(exchange), *_encoded(exc.headers())]
-        await send_json(send, exc.http_status, envelope.error(exc), headers)
+        # Clients of the original service read the envelope whatever the status, and
+        # some HTTP stacks drop the body of a 4xx: in i3d mode every envelope is a 200.
+        status = 200 if self.runtime.settings.i3d_compatible else exc.http_status
+        await send_json(send, status, envelope.error(exc), headers)
 
     async def _common_headers(self, exchange: _Exchange) -> list[tuple[bytes, bytes]]:
         """X-Request-Id and RateLimit-* (of the limit that applied, else the address's)."""

@@ -47,7 +47,8 @@ class MultipartReader:
         self.directory = directory
         self.max_files = max_files
         self.max_file_bytes = max_file_bytes
-        self.fields: dict[str, str] = {}
+        # Text fields in the order they came (bracketed names are nested later).
+        self.fields: list[tuple[str, str]] = []
         self.files: list[tuple[IncomingWriter, str, str]] = []
         # Every writer opened, finished or not: all are removed if the body fails.
         self._writers: list[IncomingWriter] = []
@@ -156,7 +157,13 @@ class MultipartReader:
                 self._fail(InvalidBody(f"Malformed multipart body: over {MAX_FIELDS} fields."))
             return
         if part.name not in FILE_FIELDS:
-            part.ignored = True  # unknown file fields are ignored like unknown parameters
+            # A file is never dropped without a word (unknown text fields are ignored).
+            self._fail(
+                invalid(
+                    part.name, "file parts must be named attachments[], attachments or attachment"
+                )
+            )
+            part.ignored = True
             return
         if len(self.files) >= self.max_files:
             self._fail(invalid("attachments", f"at most {self.max_files} files per request"))
@@ -196,7 +203,7 @@ class MultipartReader:
             part.writer = None
             return
         try:
-            self.fields[part.name] = part.data.decode("utf-8")
+            self.fields.append((part.name, part.data.decode("utf-8")))
         except UnicodeDecodeError:
             self._fail(InvalidBody(f"Malformed multipart body: field {part.name!r} is not UTF-8."))
 

@@ -6,6 +6,7 @@ Nothing else knows the list of actions, so the routes and the documentation can'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,7 +20,7 @@ from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
 from ledgerdesk.config import Settings
 from ledgerdesk.db.prepared import Db
-from ledgerdesk.errors import InvalidParameters, LedgerdeskError, ParamError
+from ledgerdesk.errors import InvalidParameters, LedgerdeskError, ParamError, invalid
 from ledgerdesk.wire.types import Params, Result
 
 P = TypeVar("P", bound=Params)
@@ -109,12 +110,35 @@ class Action(Generic[P, R]):
         return not self.writes and not self.returns_file
 
     def parse(self, raw: dict[str, Any], settings: Settings) -> P:
+        self._refuse_stray_attachments(raw)
         try:
             return self.params.model_validate(
                 raw, context={"max_attachment_bytes": settings.max_attachment_bytes}
             )
         except ValidationError as exc:
             raise parameter_errors(exc) from None
+
+    def _refuse_stray_attachments(self, raw: dict[str, Any]) -> None:
+        """A field that looks like an attachment is stored or refused, never ignored.
+
+        Unknown parameters are ignored (old clients send extras), but an ignored file is
+        data lost without a word: ``attachment``, ``files[0]`` or ``attachments`` sent to
+        an action that takes none are 1003s.
+        """
+        declared = self.params.model_fields
+        for name in raw:
+            if name in declared:
+                continue  # attachmentId, or attachments where files are taken
+            if _ATTACHMENT_LIKE.search(name):
+                message = (
+                    "attachments are sent as `attachments` (a list) or as multipart file parts"
+                    if self.files is not None
+                    else f"{self.name} takes no attachments"
+                )
+                raise invalid(name, message)
+
+
+_ATTACHMENT_LIKE = re.compile(r"attach|^files?$", re.IGNORECASE)
 
 
 class ActionRegistry:
