@@ -94,6 +94,7 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_KEEPALIVE_TIMEOUT", "nan", "number of seconds"),
         ("LEDGERDESK_MAX_CONNECTIONS", "0", "at least 1"),
         ("LEDGERDESK_COMPAT", "php", "'i3d'"),
+        ("LEDGERDESK_RATE_LIMIT_WINDOW", "0", "1 to 86400"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

@@ -43,6 +43,8 @@ class Settings:
     max_body_bytes: int = 150 * 1024 * 1024
     trusted_proxies: tuple[IPNetwork, ...] = ()
     rate_limit: int = 600
+    # The limits count per window of this many seconds (a minute, as SPEC says).
+    rate_limit_window: int = 60
     auth_failure_limit: int = 10
     redis_url: str | None = None
     db_pool_size: int = 10
@@ -83,6 +85,8 @@ class Settings:
             raise ConfigError("LEDGERDESK_MAX_BODY_BYTES must be at least 1024")
         if self.rate_limit < 1:
             raise ConfigError("LEDGERDESK_RATE_LIMIT must be at least 1")
+        if not 1 <= self.rate_limit_window <= 86400:
+            raise ConfigError("LEDGERDESK_RATE_LIMIT_WINDOW must be 1 to 86400 seconds")
         if self.auth_failure_limit < 1:
             raise ConfigError("LEDGERDESK_AUTH_FAILURE_LIMIT must be at least 1")
         if self.db_pool_size < 1:
@@ -131,6 +135,7 @@ class Settings:
                 env.get("LEDGERDESK_TRUSTED_PROXIES", ""), "LEDGERDESK_TRUSTED_PROXIES"
             ),
             rate_limit=_int(env, "LEDGERDESK_RATE_LIMIT", 600),
+            rate_limit_window=_int(env, "LEDGERDESK_RATE_LIMIT_WINDOW", 60),
             auth_failure_limit=_int(env, "LEDGERDESK_AUTH_FAILURE_LIMIT", 10),
             redis_url=env.get("LEDGERDESK_REDIS_URL") or None,
             db_pool_size=_int(env, "LEDGERDESK_DB_POOL_SIZE", 10),

@@ -137,6 +137,7 @@ class ActionEndpoint:
             per_key=settings.rate_limit,
             auth_failures=settings.auth_failure_limit,
             redis_url=settings.redis_url,
+            window=settings.rate_limit_window,
         )
         self.memory = MemoryBudget(settings.body_memory_bytes)
         self.unknown_action_message = (

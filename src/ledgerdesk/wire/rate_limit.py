@@ -1,6 +1,6 @@
 """Rate limits (SPEC section 1: 4002, ``RateLimit-*`` on every answer, ``Retry-After``).
 
-Two limits, both fixed windows of one minute:
+Two limits, both fixed windows of one minute (``LEDGERDESK_RATE_LIMIT_WINDOW``):
 
 - **per key**: ``LEDGERDESK_RATE_LIMIT`` requests a minute for each API key presented.
   The bucket is named after the user id and a keyed digest of the key (never the key
@@ -111,9 +111,15 @@ class _Counters:
     one or two store operations rather than a strategy's three or four.
     """
 
-    def __init__(self, memory: LocalWindows | None, redis: AsyncRedisStorage | None) -> None:
+    def __init__(
+        self,
+        memory: LocalWindows | None,
+        redis: AsyncRedisStorage | None,
+        window: int = WINDOW_SECONDS,
+    ) -> None:
         self.memory = memory
         self.redis = redis
+        self.window = window
 
     async def count(self, key: str) -> int:
         if self.memory is not None:
@@ -124,9 +130,9 @@ class _Counters:
     async def hit(self, key: str) -> tuple[int, float]:
         """Count one in the window of ``key``; the count so far and when the window ends."""
         if self.memory is not None:
-            return self.memory.incr(key, WINDOW_SECONDS), self.memory.get_expiry(key)
+            return self.memory.incr(key, self.window), self.memory.get_expiry(key)
         assert self.redis is not None
-        count = await self.redis.incr(key, WINDOW_SECONDS)
+        count = await self.redis.incr(key, self.window)
         return count, await self.redis.get_expiry(key)
 
     async def admit(
@@ -152,7 +158,7 @@ class _Counters:
         failures = memory.get(failures_key)
         if failures >= limit or bucket is None:
             return failures, 0, memory.get_expiry(failures_key)
-        return failures, memory.incr(bucket, WINDOW_SECONDS), memory.get_expiry(bucket)
+        return failures, memory.incr(bucket, self.window), memory.get_expiry(bucket)
 
     async def reset_time(self, key: str) -> float:
         if self.memory is not None:
@@ -168,12 +174,13 @@ class RateLimits:
         per_key: int,
         auth_failures: int,
         redis_url: str | None = None,
+        window: int = WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.per_key = per_key
         self.auth_failures = auth_failures
         self.clock = clock
-        self.local = _Counters(LocalWindows(), None)
+        self.local = _Counters(LocalWindows(), None, window)
         self.shared: _Counters | None = None
         self.redis_url = redis_url
         self.redis_pool: redis.asyncio.ConnectionPool | None = None
@@ -191,7 +198,7 @@ class RateLimits:
                 wrap_exceptions=True,
                 connection_pool=self.redis_pool,  # type: ignore[arg-type]  # passed through to redis-py
             )
-            self.shared = _Counters(None, storage)
+            self.shared = _Counters(None, storage, window)
         self.shared_down_until = 0.0
 
     @staticmethod

@@ -1,0 +1,379 @@
+"""The protocol, once, without I/O: how each action is asked and its answer read.
+
+``Client`` and ``AsyncClient`` only send what ``Call`` describes and hand the answer
+back here; everything else (parameter encoding, attachments, error mapping, result
+types, the retry policy) lives in this module, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import mimetypes
+import os
+import random
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email.message import Message
+from pathlib import Path
+from typing import IO, Any, TypeVar, Union
+
+from ledgerdesk.client._errors import APIError, ParamError, error_class
+from ledgerdesk.client._models import (
+    AttachmentInfo,
+    Invoice,
+    InvoiceStatus,
+    Priority,
+    Reply,
+    Thread,
+    Ticket,
+    TicketStatus,
+)
+
+ENDPOINT = "/api/rest/v2/administration"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    base_url: str
+    user_id: int
+    api_key: str = field(repr=False)
+
+    @classmethod
+    def resolve(cls, base_url: str | None, user_id: int | None, api_key: str | None) -> Credentials:
+        """Arguments first, then the LEDGERDESK_URL, _USER_ID and _API_KEY variables."""
+        base_url = base_url or os.environ.get("LEDGERDESK_URL")
+        raw_user = user_id if user_id is not None else os.environ.get("LEDGERDESK_USER_ID")
+        api_key = api_key or os.environ.get("LEDGERDESK_API_KEY")
+        missing = [
+            name
+            for name, value in (
+                ("base_url / LEDGERDESK_URL", base_url),
+                ("user_id / LEDGERDESK_USER_ID", raw_user),
+                ("api_key / LEDGERDESK_API_KEY", api_key),
+            )
+            if value in (None, "")
+        ]
+        if missing:
+            raise ValueError(f"missing credentials: {', '.join(missing)}")
+        try:
+            user = int(raw_user)  # type: ignore[arg-type]
+        except ValueError:
+            raise ValueError(f"LEDGERDESK_USER_ID must be a number, not {raw_user!r}") from None
+        assert base_url is not None
+        assert api_key is not None
+        return cls(base_url.rstrip("/"), user, api_key)
+
+
+AttachmentSource = Union[str, os.PathLike[str], "Attachment"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file to send: from a path, from bytes, or from an open binary file.
+
+    >>> Attachment.from_bytes("df.txt", b"/dev/sda1 97%")
+    >>> Attachment.from_file("dump.bin", open("dump.bin", "rb"))
+
+    A plain path (``str`` or ``Path``) is accepted wherever an ``Attachment`` is.
+    Files are streamed from disk, never read whole into memory.
+    """
+
+    name: str
+    content_type: str
+    path: Path | None = None
+    data: bytes | None = None
+    file: IO[bytes] | None = None
+    start: int = 0
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], content_type: str | None = None) -> Attachment:
+        path = Path(path)
+        return cls(path.name, content_type or _guess(path.name), path=path)
+
+    @classmethod
+    def from_bytes(cls, name: str, data: bytes, content_type: str | None = None) -> Attachment:
+        return cls(name, content_type or _guess(name), data=data)
+
+    @classmethod
+    def from_file(cls, name: str, file: IO[bytes], content_type: str | None = None) -> Attachment:
+        start = file.tell() if file.seekable() else -1
+        return cls(name, content_type or _guess(name), file=file, start=start)
+
+    @classmethod
+    def of(cls, source: AttachmentSource) -> Attachment:
+        return source if isinstance(source, Attachment) else cls.from_path(source)
+
+    @property
+    def replayable(self) -> bool:
+        """Whether it can be sent again on a retry."""
+        return self.file is None or self.start >= 0
+
+    def open(self, stack: ExitStack) -> IO[bytes]:
+        if self.path is not None:
+            return stack.enter_context(self.path.open("rb"))
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        assert self.file is not None
+        if self.start >= 0:
+            self.file.seek(self.start)
+        return self.file
+
+
+def _guess(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One protocol call, as the SDK asks it."""
+
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    idempotency_key: str | None = None
+    download: bool = False
+
+    @property
+    def replayable(self) -> bool:
+        return all(a.replayable for a in self.attachments)
+
+    @contextmanager
+    def request(self, credentials: Credentials) -> Iterator[dict[str, Any]]:
+        """The keyword arguments of ``httpx.Client.request`` for this call."""
+        headers = {"Accept": "application/json"}
+        if self.idempotency_key is not None:
+            headers["Idempotency-Key"] = self.idempotency_key
+        fields: dict[str, Any] = {
+            "userId": credentials.user_id,
+            "apiKey": credentials.api_key,
+            "action": self.action,
+            **self.params,
+        }
+        url = f"{credentials.base_url}{ENDPOINT}"
+        if not self.attachments:
+            yield {"method": "POST", "url": url, "json": fields, "headers": headers}
+            return
+        with ExitStack() as stack:
+            files = [
+                ("attachments[]", (a.name, a.open(stack), a.content_type)) for a in self.attachments
+            ]
+            data = {k: v if isinstance(v, str) else json.dumps(v) for k, v in fields.items()}
+            yield {"method": "POST", "url": url, "data": data, "files": files, "headers": headers}
+
+
+def is_download(headers: Mapping[str, str]) -> bool:
+    """A file, not an envelope (a file may itself be JSON: its disposition tells)."""
+    return headers.get("content-disposition", "").startswith("attachment")
+
+
+def read_envelope(status: int, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """The ``data`` of a success envelope; the mapped exception for anything else."""
+    request_id = headers.get("x-request-id")
+    retry_after = _retry_after(headers.get("retry-after"))
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict) or envelope.get("status") not in ("Success", "Error"):
+        raise error_class(None, status)(
+            f"HTTP {status} without a ledgerdesk envelope",
+            code=None,
+            status=status,
+            request_id=request_id,
+            retry_after=retry_after,
+        )
+    raw_data = envelope.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    if envelope["status"] == "Success" and status < 400:
+        return data
+    code = data.get("errorCode") if isinstance(data.get("errorCode"), int) else None
+    errors = tuple(
+        ParamError(str(e.get("property", "")), str(e.get("message", "")))
+        for e in data.get("errors", [])
+        if isinstance(e, dict)
+    )
+    raise error_class(code, status)(
+        str(envelope.get("msg") or "error"),
+        code=code,
+        status=status,
+        errors=errors,
+        request_id=request_id,
+        retry_after=retry_after,
+    )
+
+
+def _retry_after(raw: str | None) -> float | None:
+    try:
+        return max(0.0, float(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries with exponential backoff and full jitter; 429s wait their Retry-After.
+
+    Every action is safe to repeat: reads change nothing, close/reopen are idempotent,
+    and createTicket/replyTicket carry an Idempotency-Key made once per call.
+    """
+
+    max_retries: int = 2
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 60.0
+    jitter: Callable[[float, float], float] = random.uniform
+
+    def delay(self, attempt: int, error: Exception) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up."""
+        if attempt >= self.max_retries:
+            return None
+        if isinstance(error, APIError):
+            if error.code == 4002 or error.status == 429:
+                wait = error.retry_after if error.retry_after is not None else self.backoff
+                return None if wait > self.max_retry_after else wait + self.jitter(0, 0.1)
+            if not (error.status >= 500 and error.status != 501):
+                return None
+        return self.jitter(0, min(self.max_backoff, self.backoff * 2**attempt))
+
+
+# -- the actions: each a Call and a reader of its data ----------------------------------------
+
+Reader = Callable[[dict[str, Any]], T]
+
+
+def _dmy(day: date) -> str:
+    return day.strftime("%d-%m-%Y")
+
+
+def _when(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def invoice_ids(status: InvoiceStatus | None, since: date | None, until: date | None) -> Call:
+    params: dict[str, Any] = {"status": -1 if status is None else int(status == InvoiceStatus.PAID)}
+    if since is not None:
+        params["dateStart"] = _dmy(since)
+    if until is not None:
+        params["dateEnd"] = _dmy(until)
+    return Call("getInvoiceIds", params)
+
+
+def read_invoice_ids(data: dict[str, Any]) -> list[int]:
+    return [int(i) for i in data["invoiceIds"]]
+
+
+def read_invoice(data: dict[str, Any]) -> Invoice:
+    (raw,) = data["invoices"]
+    return Invoice(
+        id=raw["invoiceId"],
+        number=raw["number"],
+        title=raw["title"],
+        description=raw["description"],
+        created_on=date.fromisoformat(raw["createdOn"]),
+        pay_before=date.fromisoformat(raw["payBefore"]),
+        amount_net=_money(raw["amountNet"]),
+        vat=_money(raw["vat"]),
+        vat_percentage=_money(raw["vatPerc"]),
+        status=InvoiceStatus(raw["status"]),
+    )
+
+
+def _money(value: int | float | str) -> Decimal:
+    # The wire has at most two decimals; going through str keeps them exact.
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def read_ticket(raw: dict[str, Any]) -> Ticket:
+    return Ticket(
+        id=raw["ticketId"],
+        code=raw["ticketCode"],
+        user_id=raw["userId"],
+        title=raw["title"],
+        reference=raw["reference"],
+        status=TicketStatus(raw["status"]),
+        priority=Priority(raw["priorityId"]),
+        created=_when(raw["created"]),
+        status_updated=_when(raw["statusUpdateTime"]),
+        last_updated=_when(raw["timeLastUpdated"]),
+    )
+
+
+def read_tickets(data: dict[str, Any]) -> list[Ticket]:
+    return [read_ticket(t) for t in data["tickets"]]
+
+
+def read_thread(data: dict[str, Any]) -> Thread:
+    return Thread(
+        ticket=read_ticket(data["thread"]),
+        replies=tuple(
+            Reply(
+                author=r["by"],
+                user_id=r["userId"],
+                created=_when(r["created"]),
+                title=r["title"],
+                content=r["content"],
+                attachments=tuple(
+                    AttachmentInfo(a["attachmentId"], a["name"], a["contentType"], a["size"])
+                    for a in r["attachments"]
+                ),
+            )
+            for r in data["replies"]
+        ),
+    )
+
+
+def read_ticket_id(data: dict[str, Any]) -> int:
+    return int(data["ticketId"])
+
+
+def read_nothing(data: dict[str, Any]) -> None:
+    return None
+
+
+def tickets(status: TicketStatus | None) -> Call:
+    return Call("getTicketOverview", {"status": -1 if status is None else int(status)})
+
+
+def create_ticket(
+    title: str,
+    content: str,
+    reference: str,
+    priority: Priority,
+    attachments: tuple[AttachmentSource, ...],
+) -> Call:
+    return Call(
+        "createTicket",
+        {"title": title, "content": content, "reference": reference, "priorityId": int(priority)},
+        tuple(Attachment.of(a) for a in attachments),
+        idempotency_key=str(uuid.uuid4()),
+    )
+
+
+def reply(ticket_id: int, content: str, attachments: tuple[AttachmentSource, ...]) -> Call:
+    return Call(
+        "replyTicket",
+        {"ticketId": ticket_id, "content": content},
+        tuple(Attachment.of(a) for a in attachments),
+        idempotency_key=str(uuid.uuid4()),
+    )
+
+
+def download(ticket_id: int, attachment_id: int) -> Call:
+    return Call(
+        "getTicketAttachment",
+        {"ticketId": ticket_id, "attachmentId": attachment_id, "encoding": "raw"},
+        download=True,
+    )
+
+
+def download_name(headers: Mapping[str, str]) -> str:
+    """The file name from Content-Disposition (RFC 6266 ``filename*`` first)."""
+    message = Message()
+    message["content-disposition"] = headers.get("content-disposition", "")
+    return message.get_filename() or "attachment"

@@ -1,0 +1,231 @@
+"""``Client``: the protocol over a synchronous httpx client."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, TypeVar
+
+import httpx
+
+from ledgerdesk.client import _protocol as protocol
+from ledgerdesk.client._errors import APIError, TransportError
+from ledgerdesk.client._models import (
+    Download,
+    Invoice,
+    InvoiceStatus,
+    Priority,
+    Thread,
+    Ticket,
+    TicketStatus,
+)
+from ledgerdesk.client._protocol import AttachmentSource, Call, Credentials, RetryPolicy
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+CHUNK = 256 * 1024
+
+
+class Client:
+    """A customer's client for a ledgerdesk (or any i3D v2 ``administration``) server.
+
+    >>> with Client("https://api.example.net", user_id=1, api_key="Xb8kT2...") as client:
+    ...     for ticket in client.tickets(status=TicketStatus.OPEN):
+    ...         print(ticket.id, ticket.title)
+
+    Without arguments, the base URL and credentials come from ``LEDGERDESK_URL``,
+    ``LEDGERDESK_USER_ID`` and ``LEDGERDESK_API_KEY``. Requests time out (30 s, 5 s to
+    connect) and are retried with backoff on transport errors, 429 and 5xx answers.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        user_id: int | None = None,
+        api_key: str | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.credentials = Credentials.resolve(base_url, user_id, api_key)
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- invoices --------------------------------------------------------------------------
+
+    def invoice_ids(
+        self,
+        status: InvoiceStatus | None = None,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> list[int]:
+        """Ids of the invoices created between ``since`` and ``until`` (inclusive), oldest
+        first; the server's default is the last 30 days. ``status=None`` means all.
+
+        >>> client.invoice_ids(InvoiceStatus.UNPAID, since=date(2026, 1, 1))
+        """
+        return self._call(protocol.invoice_ids(status, since, until), protocol.read_invoice_ids)
+
+    def invoice(self, invoice_id: int) -> Invoice:
+        """One invoice, with exact ``Decimal`` amounts.
+
+        >>> client.invoice(42).amount_net
+        Decimal('423.50')
+        """
+        return self._call(
+            Call("getInvoiceDetails", {"invoiceId": invoice_id}), protocol.read_invoice
+        )
+
+    # -- tickets ---------------------------------------------------------------------------
+
+    def tickets(self, status: TicketStatus | None = None) -> list[Ticket]:
+        """The account's tickets, newest first; ``status=None`` means all.
+
+        >>> [t.title for t in client.tickets(TicketStatus.OPEN)]
+        """
+        return self._call(protocol.tickets(status), protocol.read_tickets)
+
+    def ticket(self, ticket_id: int) -> Thread:
+        """A ticket with every reply (and its attachments' names and sizes), oldest first.
+
+        >>> client.ticket(7).replies[-1].content
+        """
+        return self._call(Call("getTicket", {"ticketId": ticket_id}), protocol.read_thread)
+
+    def create_ticket(
+        self,
+        title: str,
+        content: str,
+        *,
+        reference: str = "",
+        priority: Priority = Priority.NORMAL,
+        attachments: tuple[AttachmentSource, ...] | list[AttachmentSource] = (),
+    ) -> int:
+        """Open a ticket; returns its id. Attachments are paths or ``Attachment``s, sent
+        as multipart and streamed from disk. Safe to retry: one ticket, however often
+        the request is sent (an Idempotency-Key is made for the call).
+
+        >>> client.create_ticket("Disk almost full", "Can you add one?", attachments=["df.txt"])
+        """
+        call = protocol.create_ticket(title, content, reference, priority, tuple(attachments))
+        return self._call(call, protocol.read_ticket_id)
+
+    def reply(
+        self,
+        ticket_id: int,
+        content: str,
+        *,
+        attachments: tuple[AttachmentSource, ...] | list[AttachmentSource] = (),
+    ) -> int:
+        """Reply to a ticket (a closed one is reopened); returns the ticket id.
+
+        >>> client.reply(7, "Logs attached.", attachments=[Path("dmesg.log")])
+        """
+        return self._call(
+            protocol.reply(ticket_id, content, tuple(attachments)), protocol.read_ticket_id
+        )
+
+    def close_ticket(self, ticket_id: int) -> None:
+        """Close a ticket (closing a closed one changes nothing).
+
+        >>> client.close_ticket(7)
+        """
+        self._call(Call("closeTicket", {"ticketId": ticket_id}), protocol.read_nothing)
+
+    def reopen_ticket(self, ticket_id: int) -> None:
+        """Reopen a closed ticket (a forcibly closed one: ``ConflictError``).
+
+        >>> client.reopen_ticket(7)
+        """
+        self._call(Call("reopenTicket", {"ticketId": ticket_id}), protocol.read_nothing)
+
+    def download_attachment(
+        self, ticket_id: int, attachment_id: int, to: str | os.PathLike[str] | IO[bytes]
+    ) -> Download:
+        """Write an attachment to a path or an open binary file, streamed: the file is
+        never held in memory. A partial file is removed if the transfer fails.
+
+        >>> client.download_attachment(7, 3, "traceroute.txt").size
+        """
+        call = protocol.download(ticket_id, attachment_id)
+        return self._with_retries(call, lambda: self._download_once(call, to))
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _call(self, call: Call, read: protocol.Reader[T]) -> T:
+        return read(self._with_retries(call, lambda: self._send_once(call)))
+
+    def _with_retries(self, call: Call, attempt: Callable[[], T]) -> T:
+        tries = 0
+        while True:
+            try:
+                return attempt()
+            except (APIError, TransportError) as error:
+                wait = self.retry.delay(tries, error) if call.replayable else None
+                if wait is None:
+                    raise
+                time.sleep(wait)
+                tries += 1
+
+    def _send_once(self, call: Call) -> dict[str, Any]:
+        with call.request(self.credentials) as request:
+            try:
+                response = self._http.request(**request)
+            except httpx.TransportError as error:
+                raise TransportError(str(error) or type(error).__name__) from error
+        return protocol.read_envelope(response.status_code, response.headers, response.content)
+
+    def _download_once(self, call: Call, to: str | os.PathLike[str] | IO[bytes]) -> Download:
+        with call.request(self.credentials) as request:
+            try:
+                with self._http.stream(**request) as response:
+                    if not protocol.is_download(response.headers):
+                        response.read()
+                        protocol.read_envelope(
+                            response.status_code, response.headers, response.content
+                        )
+                        raise APIError(
+                            "the server answered an envelope, not a file",
+                            code=None,
+                            status=response.status_code,
+                        )
+                    size = _write(response.iter_bytes(CHUNK), to)
+                    return Download(
+                        protocol.download_name(response.headers),
+                        response.headers.get("content-type", "application/octet-stream"),
+                        size,
+                    )
+            except httpx.TransportError as error:
+                raise TransportError(str(error) or type(error).__name__) from error
+
+
+def _write(chunks: Iterator[bytes], to: str | os.PathLike[str] | IO[bytes]) -> int:
+    if not isinstance(to, str | os.PathLike):
+        return sum(to.write(chunk) or 0 for chunk in chunks)
+    path = Path(to)
+    try:
+        with path.open("wb") as handle:
+            return sum(handle.write(chunk) for chunk in chunks)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
