@@ -8,6 +8,7 @@ import click
 
 from ledgerdesk import __version__
 from ledgerdesk.cli.admin import admin
+from ledgerdesk.cli.customer import invoices, tickets
 from ledgerdesk.cli.demo import demo
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
@@ -77,6 +78,8 @@ def serve(state: CliState, host: str, port: int, workers: int, access_log: bool)
 
 cli.add_command(admin)
 cli.add_command(demo)
+cli.add_command(invoices)
+cli.add_command(tickets)
 
 
 def main() -> None:

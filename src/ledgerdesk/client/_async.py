@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date
 from pathlib import Path
 from types import TracebackType
@@ -121,7 +121,7 @@ class AsyncClient:
         *,
         reference: str = "",
         priority: Priority = Priority.NORMAL,
-        attachments: tuple[AttachmentSource, ...] | list[AttachmentSource] = (),
+        attachments: Sequence[AttachmentSource] = (),
     ) -> int:
         """Open a ticket; returns its id. Attachments are paths or ``Attachment``s, sent
         as multipart and streamed from disk. Safe to retry: one ticket, however often
@@ -129,7 +129,7 @@ class AsyncClient:
 
         >>> client.create_ticket("Disk almost full", "Can you add one?", attachments=["df.txt"])
         """
-        call = protocol.create_ticket(title, content, reference, priority, tuple(attachments))
+        call = protocol.create_ticket(title, content, reference, priority, attachments)
         return await self._call(call, protocol.read_ticket_id)
 
     async def reply(
@@ -137,14 +137,14 @@ class AsyncClient:
         ticket_id: int,
         content: str,
         *,
-        attachments: tuple[AttachmentSource, ...] | list[AttachmentSource] = (),
+        attachments: Sequence[AttachmentSource] = (),
     ) -> int:
         """Reply to a ticket (a closed one is reopened); returns the ticket id.
 
         >>> client.reply(7, "Logs attached.", attachments=[Path("dmesg.log")])
         """
         return await self._call(
-            protocol.reply(ticket_id, content, tuple(attachments)), protocol.read_ticket_id
+            protocol.reply(ticket_id, content, attachments), protocol.read_ticket_id
         )
 
     async def close_ticket(self, ticket_id: int) -> None:
@@ -162,15 +162,21 @@ class AsyncClient:
         await self._call(Call("reopenTicket", {"ticketId": ticket_id}), protocol.read_nothing)
 
     async def download_attachment(
-        self, ticket_id: int, attachment_id: int, to: str | os.PathLike[str] | IO[bytes]
+        self,
+        ticket_id: int,
+        attachment_id: int,
+        to: str | os.PathLike[str] | IO[bytes],
+        *,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Download:
         """Write an attachment to a path or an open binary file, streamed: the file is
         never held in memory. A partial file is removed if the transfer fails.
+        ``progress(done, total)`` is called after each chunk.
 
         >>> client.download_attachment(7, 3, "traceroute.txt").size
         """
         call = protocol.download(ticket_id, attachment_id)
-        return await self._with_retries(call, lambda: self._download_once(call, to))
+        return await self._with_retries(call, lambda: self._download_once(call, to, progress))
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -197,7 +203,12 @@ class AsyncClient:
                 raise TransportError(str(error) or type(error).__name__) from error
         return protocol.read_envelope(response.status_code, response.headers, response.content)
 
-    async def _download_once(self, call: Call, to: str | os.PathLike[str] | IO[bytes]) -> Download:
+    async def _download_once(
+        self,
+        call: Call,
+        to: str | os.PathLike[str] | IO[bytes],
+        progress: Callable[[int, int], None] | None,
+    ) -> Download:
         with call.request(self.credentials) as request:
             try:
                 async with self._http.stream(**request) as response:
@@ -211,7 +222,10 @@ class AsyncClient:
                             code=None,
                             status=response.status_code,
                         )
-                    size = await _write(response.aiter_bytes(CHUNK), to)
+                    chunks = protocol.acounted(
+                        response.aiter_bytes(CHUNK), response.headers, progress
+                    )
+                    size = await _write(chunks, to)
                     return Download(
                         protocol.download_name(response.headers),
                         response.headers.get("content-type", "application/octet-stream"),

@@ -13,14 +13,14 @@ import mimetypes
 import os
 import random
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from email.message import Message
 from pathlib import Path
-from typing import IO, Any, TypeVar, Union
+from typing import Any, Protocol, TypeVar, Union
 
 from ledgerdesk.client._errors import APIError, ParamError, error_class
 from ledgerdesk.client._models import (
@@ -73,6 +73,15 @@ class Credentials:
 AttachmentSource = Union[str, os.PathLike[str], "Attachment"]
 
 
+class BinaryFile(Protocol):
+    """What an attachment may be read from: an open binary file, or anything alike."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+    def seekable(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Attachment:
     """A file to send: from a path, from bytes, or from an open binary file.
@@ -88,7 +97,7 @@ class Attachment:
     content_type: str
     path: Path | None = None
     data: bytes | None = None
-    file: IO[bytes] | None = None
+    file: BinaryFile | None = None
     start: int = 0
 
     @classmethod
@@ -101,7 +110,7 @@ class Attachment:
         return cls(name, content_type or _guess(name), data=data)
 
     @classmethod
-    def from_file(cls, name: str, file: IO[bytes], content_type: str | None = None) -> Attachment:
+    def from_file(cls, name: str, file: BinaryFile, content_type: str | None = None) -> Attachment:
         start = file.tell() if file.seekable() else -1
         return cls(name, content_type or _guess(name), file=file, start=start)
 
@@ -114,7 +123,7 @@ class Attachment:
         """Whether it can be sent again on a retry."""
         return self.file is None or self.start >= 0
 
-    def open(self, stack: ExitStack) -> IO[bytes]:
+    def open(self, stack: ExitStack) -> BinaryFile:
         if self.path is not None:
             return stack.enter_context(self.path.open("rb"))
         if self.data is not None:
@@ -345,7 +354,7 @@ def create_ticket(
     content: str,
     reference: str,
     priority: Priority,
-    attachments: tuple[AttachmentSource, ...],
+    attachments: Sequence[AttachmentSource],
 ) -> Call:
     return Call(
         "createTicket",
@@ -355,7 +364,7 @@ def create_ticket(
     )
 
 
-def reply(ticket_id: int, content: str, attachments: tuple[AttachmentSource, ...]) -> Call:
+def reply(ticket_id: int, content: str, attachments: Sequence[AttachmentSource]) -> Call:
     return Call(
         "replyTicket",
         {"ticketId": ticket_id, "content": content},
@@ -377,3 +386,32 @@ def download_name(headers: Mapping[str, str]) -> str:
     message = Message()
     message["content-disposition"] = headers.get("content-disposition", "")
     return message.get_filename() or "attachment"
+
+
+def counted(
+    chunks: Iterator[bytes],
+    headers: Mapping[str, str],
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[bytes]:
+    """The chunks of a download, reporting ``(done, total)`` after each one."""
+    total = int(headers.get("content-length") or 0)
+    done = 0
+    for chunk in chunks:
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+        yield chunk
+
+
+async def acounted(
+    chunks: AsyncIterator[bytes],
+    headers: Mapping[str, str],
+    progress: Callable[[int, int], None] | None,
+) -> AsyncIterator[bytes]:
+    total = int(headers.get("content-length") or 0)
+    done = 0
+    async for chunk in chunks:
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+        yield chunk

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from types import TracebackType
@@ -119,7 +119,7 @@ class Client:
         *,
         reference: str = "",
         priority: Priority = Priority.NORMAL,
-        attachments: tuple[AttachmentSource, ...] | list[AttachmentSource] = (),
+        attachments: Sequence[AttachmentSource] = (),
     ) -> int:
         """Open a ticket; returns its id. Attachments are paths or ``Attachment``s, sent
         as multipart and streamed from disk. Safe to retry: one ticket, however often
@@ -127,7 +127,7 @@ class Client:
 
         >>> client.create_ticket("Disk almost full", "Can you add one?", attachments=["df.txt"])
         """
-        call = protocol.create_ticket(title, content, reference, priority, tuple(attachments))
+        call = protocol.create_ticket(title, content, reference, priority, attachments)
         return self._call(call, protocol.read_ticket_id)
 
     def reply(
@@ -135,15 +135,13 @@ class Client:
         ticket_id: int,
         content: str,
         *,
-        attachments: tuple[AttachmentSource, ...] | list[AttachmentSource] = (),
+        attachments: Sequence[AttachmentSource] = (),
     ) -> int:
         """Reply to a ticket (a closed one is reopened); returns the ticket id.
 
         >>> client.reply(7, "Logs attached.", attachments=[Path("dmesg.log")])
         """
-        return self._call(
-            protocol.reply(ticket_id, content, tuple(attachments)), protocol.read_ticket_id
-        )
+        return self._call(protocol.reply(ticket_id, content, attachments), protocol.read_ticket_id)
 
     def close_ticket(self, ticket_id: int) -> None:
         """Close a ticket (closing a closed one changes nothing).
@@ -160,15 +158,21 @@ class Client:
         self._call(Call("reopenTicket", {"ticketId": ticket_id}), protocol.read_nothing)
 
     def download_attachment(
-        self, ticket_id: int, attachment_id: int, to: str | os.PathLike[str] | IO[bytes]
+        self,
+        ticket_id: int,
+        attachment_id: int,
+        to: str | os.PathLike[str] | IO[bytes],
+        *,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Download:
         """Write an attachment to a path or an open binary file, streamed: the file is
         never held in memory. A partial file is removed if the transfer fails.
+        ``progress(done, total)`` is called after each chunk.
 
         >>> client.download_attachment(7, 3, "traceroute.txt").size
         """
         call = protocol.download(ticket_id, attachment_id)
-        return self._with_retries(call, lambda: self._download_once(call, to))
+        return self._with_retries(call, lambda: self._download_once(call, to, progress))
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -195,7 +199,12 @@ class Client:
                 raise TransportError(str(error) or type(error).__name__) from error
         return protocol.read_envelope(response.status_code, response.headers, response.content)
 
-    def _download_once(self, call: Call, to: str | os.PathLike[str] | IO[bytes]) -> Download:
+    def _download_once(
+        self,
+        call: Call,
+        to: str | os.PathLike[str] | IO[bytes],
+        progress: Callable[[int, int], None] | None,
+    ) -> Download:
         with call.request(self.credentials) as request:
             try:
                 with self._http.stream(**request) as response:
@@ -209,7 +218,10 @@ class Client:
                             code=None,
                             status=response.status_code,
                         )
-                    size = _write(response.iter_bytes(CHUNK), to)
+                    chunks = protocol.counted(
+                        response.iter_bytes(CHUNK), response.headers, progress
+                    )
+                    size = _write(chunks, to)
                     return Download(
                         protocol.download_name(response.headers),
                         response.headers.get("content-type", "application/octet-stream"),

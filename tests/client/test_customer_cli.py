@@ -1,0 +1,151 @@
+"""The customer CLI (`ledgerdesk invoices`, `ledgerdesk tickets`) against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.client.conftest import MB, Server
+from tests.servers import LEDGERDESK
+
+
+def run(
+    server: Server, *args: str, key: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "LEDGERDESK_URL": server.url,
+        "LEDGERDESK_USER_ID": str(server.caller.user_id),
+        "LEDGERDESK_API_KEY": key or server.caller.api_key,
+    }
+    result = subprocess.run(
+        [*LEDGERDESK, *args], capture_output=True, text=True, env=env, check=False
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    assert server.caller.api_key not in result.stdout + result.stderr
+    return result
+
+
+def test_invoices_list_and_show(server: Server) -> None:
+    table = run(server, "invoices", "list").stdout
+    assert table.splitlines()[0].split()[:3] == ["ID", "NUMBER", "DATE"]
+    assert "423.50" in table
+    listed = json.loads(run(server, "invoices", "list", "--status", "unpaid", "--json").stdout)
+    assert [i["id"] for i in listed["invoices"]] == list(server.invoice_ids)
+    assert listed["invoices"][0]["amount_net"] == "423.50"
+    shown = run(server, "invoices", "show", str(server.invoice_ids[0])).stdout
+    assert "incl. 73.50 VAT (21.00%)" in shown
+    assert "No invoices" in run(server, "invoices", "list", "--status", "paid").stdout
+
+
+def test_a_ticket_from_opening_to_download(server: Server, tmp_path: Path) -> None:
+    message = tmp_path / "message.txt"
+    message.write_text("The disk is at 97%.\nPlease add one.", encoding="utf-8")
+    df = tmp_path / "df.txt"
+    df.write_bytes(b"/dev/sda1 97%\n")
+    created = run(
+        server,
+        "tickets",
+        "create",
+        "--title",
+        "Disk almost full",
+        "--content-file",
+        str(message),
+        "--attach",
+        str(df),
+        "--priority",
+        "high",
+        "--json",
+    )
+    ticket_id = json.loads(created.stdout)["ticketId"]
+    assert (
+        f"Replied to ticket {ticket_id}."
+        in run(server, "tickets", "reply", str(ticket_id), "--content", "Any news?").stdout
+    )
+    shown = run(server, "tickets", "show", str(ticket_id)).stdout
+    assert "Disk almost full" in shown
+    assert "priority high" in shown
+    assert "Please add one." in shown
+    thread = json.loads(run(server, "tickets", "show", str(ticket_id), "--json").stdout)
+    attachment = thread["replies"][0]["attachments"][0]
+    assert attachment["name"] == "df.txt"
+    target = tmp_path / "copy.txt"
+    run(server, "tickets", "download", str(ticket_id), str(attachment["id"]), "-o", str(target))
+    assert target.read_bytes() == df.read_bytes()
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    run(server, "tickets", "download", str(ticket_id), str(attachment["id"]), "-o", str(folder))
+    assert (folder / "df.txt").read_bytes() == df.read_bytes()
+    assert "Closed" in run(server, "tickets", "close", str(ticket_id)).stdout
+    closed = json.loads(run(server, "tickets", "list", "--status", "closed", "--json").stdout)
+    assert ticket_id in [t["id"] for t in closed["tickets"]]
+    assert "Reopened" in run(server, "tickets", "reopen", str(ticket_id)).stdout
+    table = run(server, "tickets", "list", "--status", "open").stdout
+    assert "Disk almost full" in table
+
+
+def test_large_transfers_show_progress(server: Server, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(5 * MB))
+    created = run(
+        server,
+        "tickets",
+        "create",
+        "--title",
+        "Big",
+        "--content",
+        "5 MB",
+        "--attach",
+        str(big),
+        "--json",
+    )
+    assert "Uploading" in created.stderr
+    ticket_id = json.loads(created.stdout)["ticketId"]
+    thread = json.loads(run(server, "tickets", "show", str(ticket_id), "--json").stdout)
+    attachment_id = thread["replies"][0]["attachments"][0]["id"]
+    out = tmp_path / "out.bin"
+    downloaded = run(
+        server, "tickets", "download", str(ticket_id), str(attachment_id), "-o", str(out)
+    )
+    assert "Downloading" in downloaded.stderr
+    assert out.read_bytes() == big.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "key", "code", "needle"),
+    [
+        (["tickets", "show", "999999"], None, 4, "(3001)"),
+        (["tickets", "list"], "W" * 20, 3, "(2001)"),
+        (["tickets", "create", "--title", " ", "--content", "x"], None, 1, "title"),
+        (["tickets", "create", "--title", "T"], None, 2, "exactly one of"),
+    ],
+)
+def test_failures_have_their_own_exit_codes(
+    server: Server, args: list[str], key: str | None, code: int, needle: str
+) -> None:
+    result = run(server, *args, key=key, check=False)
+    assert result.returncode == code, result.stderr
+    assert needle in result.stderr
+
+
+def test_missing_credentials_and_no_server(server: Server) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")}
+    missing = subprocess.run(
+        [*LEDGERDESK, "tickets", "list"], capture_output=True, text=True, env=env, check=False
+    )
+    assert missing.returncode == 2
+    assert "LEDGERDESK_URL" in missing.stderr
+    down = subprocess.run(
+        [*LEDGERDESK, "tickets", "--url", "http://127.0.0.1:9", "--user-id", "1", "list"],
+        capture_output=True,
+        text=True,
+        env={**env, "LEDGERDESK_API_KEY": "k" * 20},
+        check=False,
+    )
+    assert down.returncode == 5
+    assert "no answer from the server" in down.stderr
