@@ -8,6 +8,7 @@ from typing import Any
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.db.models import User
 from ledgerdesk.errors import (
+    IdempotencyConflict,
     InvalidParameters,
     InvalidState,
     NotFound,
@@ -235,7 +236,7 @@ ACTIONS: tuple[Action[Any, Any], ...] = (
         params=CreateTicketParams,
         result=TicketId,
         handler=create_ticket,
-        errors=(PayloadTooLarge,),
+        errors=(PayloadTooLarge, IdempotencyConflict),
         writes=True,
         files=incoming_files,
         idempotent=True,
@@ -248,7 +249,7 @@ ACTIONS: tuple[Action[Any, Any], ...] = (
         params=ReplyTicketParams,
         result=TicketId,
         handler=reply_ticket,
-        errors=(NotFound, InvalidState, PayloadTooLarge),
+        errors=(NotFound, InvalidState, PayloadTooLarge, IdempotencyConflict),
         writes=True,
         files=incoming_files,
         idempotent=True,

@@ -11,12 +11,15 @@ from ledgerdesk.errors import (
     AddressForbidden,
     AuthenticationFailed,
     CategoryForbidden,
+    IdempotencyConflict,
     InternalError,
     InvalidBody,
     InvalidParameters,
     LedgerdeskError,
     PayloadTooLarge,
     RateLimited,
+    ServerBusy,
+    UnknownAction,
     UnsupportedMediaType,
 )
 from ledgerdesk.wire.registry import Action, ActionRegistry
@@ -32,19 +35,48 @@ COMMON_ERRORS: tuple[type[LedgerdeskError], ...] = (
     PayloadTooLarge,
     RateLimited,
     InternalError,
+    ServerBusy,
 )
 
 _REF = "#/components/schemas/{model}"
 
-_CREDENTIALS = {
+_CREDENTIAL_PROPERTIES: dict[str, Any] = {
+    "userId": {
+        "type": "integer",
+        "description": "Your user id (a numeric or K-prefixed string is accepted too). "
+        "May be sent as HTTP Basic auth instead.",
+    },
+    "apiKey": {"type": "string", "minLength": 20, "maxLength": 20},
+}
+
+
+def _header(description: str, kind: str = "integer") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+_COMMON_HEADERS = {
+    "X-Request-Id": _header("Tags the server's log lines for this request", "string"),
+    "RateLimit-Limit": _header("Requests allowed per window for this key (or address)"),
+    "RateLimit-Remaining": _header("Requests left in the current window"),
+    "RateLimit-Reset": _header("Seconds until the window ends"),
+}
+_RETRY_AFTER = {"Retry-After": _header("Seconds to wait before retrying")}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "1-255 printable ASCII characters: the same request with the same key "
+    "within 24 hours answers the first answer and changes nothing; the same key with "
+    "another request is a 409 (3003).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+_SUCCESS_ENVELOPE = {
     "type": "object",
+    "required": ["status", "msg", "data"],
     "properties": {
-        "userId": {
-            "oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^[Kk]?[0-9]+$"}],
-            "description": "Your user id (also accepted as a numeric or K-prefixed string). "
-            "May be sent as HTTP Basic auth instead.",
-        },
-        "apiKey": {"type": "string", "minLength": 20, "maxLength": 20},
+        "status": {"const": "Success"},
+        "msg": {"const": "OK"},
+        "data": {"type": "object", "additionalProperties": True},
     },
 }
 
@@ -75,62 +107,75 @@ _ERROR_ENVELOPE = {
 
 
 def build_openapi(registry: ActionRegistry, category: str) -> dict[str, Any]:
+    """The document, shaped for code generators: every request body a flat object (no
+    ``allOf`` to lose fields in), bounds as JSON Schema keywords, every status and the
+    protocol's headers declared, and downloads declared as the file they are."""
     actions = list(registry)
     models = [(a.params, "validation") for a in actions] + [
         (a.result, "serialization") for a in actions
     ]
     refs, defs = models_json_schema(models, ref_template=_REF)  # type: ignore[arg-type]
-    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
-    schemas["Credentials"] = _CREDENTIALS
+    schemas: dict[str, Any] = _json_schema_bounds(dict(defs.get("$defs", {})))
     schemas["ErrorEnvelope"] = _ERROR_ENVELOPE
+    schemas["SuccessEnvelope"] = _SUCCESS_ENVELOPE
 
     paths: dict[str, Any] = {}
     for action in actions:
-        params_ref = refs[(action.params, "validation")]
+        params_name = refs[(action.params, "validation")]["$ref"].rsplit("/", 1)[1]
         result_ref = refs[(action.result, "serialization")]
-        request_schema = {"allOf": [{"$ref": _REF.format(model="Credentials")}, params_ref]}
-        paths[f"/api/rest/v2/{category}/{action.name}"] = {
-            "post": {
-                "operationId": action.name,
-                "summary": action.summary,
-                "description": action.description or action.summary,
-                "tags": [category],
-                "security": [{}, {"basic": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": _request_content(action, request_schema),
-                },
-                "responses": _responses(action, result_ref),
-            }
+        request_name = f"{action.name[0].upper()}{action.name[1:]}Request"
+        schemas[request_name] = _flat_request(schemas[params_name])
+        operation: dict[str, Any] = {
+            "operationId": action.name,
+            "summary": action.summary,
+            "description": action.description or action.summary,
+            "tags": [category],
+            "security": [{}, {"basic": []}],
+            "requestBody": {
+                "required": True,
+                "content": _request_content(action, schemas[request_name], request_name),
+            },
+            "responses": _responses(action, result_ref),
         }
+        if action.idempotent:
+            operation["parameters"] = [_IDEMPOTENCY_KEY]
+        paths[f"/api/rest/v2/{category}/{action.name}"] = {"post": operation}
     paths[f"/api/rest/v2/{category}"] = {
         "post": {
             "operationId": "categoryEndpoint",
             "summary": "Any action, named by the `action` field of the body",
             "description": "The same body as the action's alias route, plus `action`.",
             "tags": [category],
+            "security": [{}, {"basic": []}],
+            "parameters": [_IDEMPOTENCY_KEY],
             "requestBody": {
                 "required": True,
                 "content": {
                     "application/json": {
                         "schema": {
-                            "allOf": [
-                                {"$ref": _REF.format(model="Credentials")},
-                                {
-                                    "type": "object",
-                                    "required": ["action"],
-                                    "properties": {
-                                        "action": {"type": "string", "enum": registry.names()}
-                                    },
-                                    "additionalProperties": True,
-                                },
-                            ]
+                            "type": "object",
+                            "required": ["action"],
+                            "properties": {
+                                **_CREDENTIAL_PROPERTIES,
+                                "action": {"type": "string", "enum": registry.names()},
+                            },
+                            "additionalProperties": True,
                         }
                     }
                 },
             },
-            "responses": _error_responses(COMMON_ERRORS)
-            | {"200": {"description": "The action's success envelope"}},
+            "responses": {
+                "200": {
+                    "description": "The action's success envelope (see its alias route)",
+                    "headers": _COMMON_HEADERS,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": _REF.format(model="SuccessEnvelope")}
+                        }
+                    },
+                }
+            }
+            | _error_responses((*COMMON_ERRORS, UnknownAction, IdempotencyConflict)),
         }
     }
     paths["/healthz"] = {
@@ -156,53 +201,83 @@ def build_openapi(registry: ActionRegistry, category: str) -> dict[str, Any]:
     }
 
 
-def _request_content(action: Action[Any, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    content = {
-        "application/json": {"schema": schema},
-        "application/x-www-form-urlencoded": {"schema": schema},
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_bounds(schema: Any) -> Any:
+    """pydantic writes bounds it cannot check natively as ``ge``/``le``; JSON Schema
+    (and every generator) knows them as ``minimum``/``maximum``."""
+    if isinstance(schema, dict):
+        return {_BOUNDS.get(k, k): _json_schema_bounds(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_json_schema_bounds(v) for v in schema]
+    return schema
+
+
+def _flat_request(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {**_CREDENTIAL_PROPERTIES, **params.get("properties", {})},
+        "required": list(params.get("required", [])),
+        "description": "Credentials may come as HTTP Basic auth instead of userId/apiKey. "
+        "The same fields may be sent as application/x-www-form-urlencoded.",
     }
+
+
+def _request_content(action: Action[Any, Any], schema: dict[str, Any], name: str) -> dict[str, Any]:
+    # Form bodies (application/x-www-form-urlencoded, the same fields) are accepted too
+    # but not listed: generators turn several media types for one body into a union
+    # that some of them (openapi-python-client) then cannot even import.
+    content: dict[str, Any] = {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}
     if action.accepts_files:
+        fields = {k: v for k, v in schema["properties"].items() if k != "attachments"}
         content["multipart/form-data"] = {
             "schema": {
-                "allOf": [
-                    schema,
-                    {
-                        "type": "object",
-                        "properties": {
-                            "attachments[]": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                                "maxItems": 10,
-                            }
-                        },
+                "type": "object",
+                "properties": {
+                    **fields,
+                    "attachments[]": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "maxItems": 10,
                     },
-                ]
+                },
+                "required": schema["required"],
             }
         }
     return content
 
 
 def _responses(action: Action[Any, Any], result_ref: dict[str, Any]) -> dict[str, Any]:
-    success = {
+    envelope = {
+        "schema": {
+            "type": "object",
+            "required": ["status", "msg", "data"],
+            "properties": {
+                "status": {"const": "Success"},
+                "msg": {"const": "OK"},
+                "data": result_ref,
+            },
+        }
+    }
+    success: dict[str, Any] = {
         "description": "Success",
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["status", "msg", "data"],
-                    "properties": {
-                        "status": {"const": "Success"},
-                        "msg": {"const": "OK"},
-                        "data": result_ref,
-                    },
-                }
-            }
-        },
+        "headers": _COMMON_HEADERS,
+        "content": {"application/json": envelope},
     }
     if action.returns_file:
-        success["description"] = "The file itself, or the JSON envelope when asked for base64"
-        success["content"]["application/octet-stream"] = {  # type: ignore[index]
-            "schema": {"type": "string", "format": "binary"}
+        # Served with the attachment's own stored type: any media type at all.
+        # Served with the attachment's own stored Content-Type: declared as binary
+        # (generators know application/octet-stream; they skip */* and, given JSON as
+        # well, pick JSON and choke on the file). The base64 envelope is JSON bytes then.
+        success["description"] = (
+            'The file itself, with its stored Content-Type ("encoding": "raw", the '
+            'default); with "encoding": "base64", the JSON envelope: '
+            '{"status": "Success", "msg": "OK", "data": {"tickets": {"attachmentId", '
+            '"name", "contentType", "size", "content"}}}'
+        )
+        success["content"] = {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
         }
     return {"200": success} | _error_responses(COMMON_ERRORS + action.errors)
 
@@ -217,6 +292,7 @@ def _error_responses(errors: tuple[type[LedgerdeskError], ...]) -> dict[str, Any
                 f"{e.error_code}: {e.default_message}"
                 for e in sorted(group, key=lambda e: e.error_code)
             ),
+            "headers": _COMMON_HEADERS | (_RETRY_AFTER if status in (429, 503) else {}),
             "content": {
                 "application/json": {"schema": {"$ref": _REF.format(model="ErrorEnvelope")}}
             },
