@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
@@ -217,11 +218,25 @@ def _json_schema_bounds(schema: Any) -> Any:
 def _flat_request(params: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {**_CREDENTIAL_PROPERTIES, **params.get("properties", {})},
+        "properties": {
+            **_CREDENTIAL_PROPERTIES,
+            **{k: _optional(v) for k, v in params.get("properties", {}).items()},
+        },
         "required": list(params.get("required", [])),
         "description": "Credentials may come as HTTP Basic auth instead of userId/apiKey. "
         "The same fields may be sent as application/x-www-form-urlencoded.",
     }
+
+
+def _optional(prop: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema with its default told in words: generators such as
+    openapi-typescript make every property with a ``default`` required."""
+    if "default" not in prop:
+        return prop
+    rest = {k: v for k, v in prop.items() if k != "default"}
+    told = f"Default: {json.dumps(prop['default'])}."
+    rest["description"] = f"{rest['description']} {told}" if "description" in rest else told
+    return rest
 
 
 def _request_content(action: Action[Any, Any], schema: dict[str, Any], name: str) -> dict[str, Any]:
