@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, date, timedelta
@@ -261,3 +263,17 @@ async def test_the_async_client_does_every_action(server: Server, tmp_path: Path
         assert ticket_id in [t.id for t in await client.tickets(TicketStatus.OPEN)]
         with pytest.raises(NotFoundError):
             await client.ticket(999_999)
+
+
+def test_the_sdk_needs_nothing_of_the_server() -> None:
+    """A customer's script imports the SDK with httpx alone: no server module is loaded."""
+    probe = (
+        "import sys, ledgerdesk.client; "
+        "server = ('sqlalchemy', 'starlette', 'uvicorn', 'pydantic', 'alembic', 'limits', "
+        "'redis', 'psycopg'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(server)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +24,7 @@ import pytest
 from ledgerdesk.app import LedgerdeskApp, create_app
 from ledgerdesk.config import Settings
 from ledgerdesk.runtime import Runtime
+from tests.client.conftest import Server, serve
 from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import make_customer
 from tests.support import ENDPOINT, Caller, FrozenClock, assert_error, assert_success, call
@@ -292,3 +297,74 @@ async def test_the_default_mode_keeps_http_statuses_and_raw_downloads(
             params["encoding"] = encoding
         response = await call(client, caller, "getTicketAttachment", **params)
         assert response.content == LOG
+
+
+# -- the real thing: PHP and Node clients written the way the public ones are -----------------
+
+LEGACY = Path(__file__).parent / "legacy"
+needs_php = pytest.mark.skipif(
+    shutil.which("php") is None and not os.environ.get("CI"), reason="php is not installed"
+)
+needs_node = pytest.mark.skipif(
+    (shutil.which("node") is None or shutil.which("npm") is None) and not os.environ.get("CI"),
+    reason="Node.js and npm are not installed",
+)
+
+
+@pytest.fixture(scope="module")
+def i3d_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve(tmp_path_factory.mktemp("i3d"), LEDGERDESK_COMPAT="i3d")
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve(tmp_path_factory.mktemp("default"))
+
+
+def run_client(command: list[str], server: Server, cwd: Path = LEGACY) -> dict[str, Any]:
+    result = subprocess.run(
+        [*command, f"{server.url}{ENDPOINT}", str(server.caller.user_id), server.caller.api_key],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+@needs_php
+def test_a_php_class_on_http_build_query_works_in_i3d_mode(
+    i3d_server: Server, default_server: Server
+) -> None:
+    answer = run_client(["php", "php_class.php"], i3d_server)
+    assert (answer["attachment"], answer["file"]) == ("php.txt", "from php\n")
+    assert answer["missing"] == 3001
+    # Its HTTP stack drops the body of a 4xx: against the default mode it sees nothing.
+    assert run_client(["php", "php_class.php"], default_server)["missing"] is None
+
+
+@needs_php
+def test_a_whmcs_module_posting_json_works_in_i3d_mode(i3d_server: Server) -> None:
+    answer = run_client(["php", "whmcs_module.php"], i3d_server)
+    assert answer["invoiceIds"] == list(i3d_server.invoice_ids)
+    assert (answer["file"], answer["bad"]) == ("whmcs", 1003)
+
+
+@needs_node
+def test_a_node_script_on_request_promise_works_in_i3d_mode(
+    i3d_server: Server, tmp_path: Path
+) -> None:
+    for name in ("package.json", "request_promise.js"):
+        shutil.copy(LEGACY / name, tmp_path / name)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    answer = run_client(["node", "request_promise.js"], i3d_server, cwd=tmp_path)
+    assert answer["missing"] == ["Error", 3001, True]
+    assert answer["denied"] == 2001
+    assert answer["reopened"] == f"Ticket thread {answer['ticketId']} has been reopened"
