@@ -149,3 +149,13 @@ def test_missing_credentials_and_no_server(server: Server) -> None:
     )
     assert down.returncode == 5
     assert "no answer from the server" in down.stderr
+
+
+def test_help_needs_no_credentials() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")}
+    for command in (["tickets", "list", "--help"], ["invoices", "show", "--help"]):
+        result = subprocess.run(
+            [*LEDGERDESK, *command], capture_output=True, text=True, env=env, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout

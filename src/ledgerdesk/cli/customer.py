@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -52,8 +52,6 @@ class CustomerGroup(click.Group):
         except LedgerdeskError as error:
             click.echo(f"Error: {_describe(error)}", err=True)
             ctx.exit(_exit_code(error))
-        except ValueError as error:  # missing credentials
-            raise click.UsageError(str(error)) from None
 
 
 def _describe(error: LedgerdeskError) -> str:
@@ -91,13 +89,32 @@ def _credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.pass_context(command)
 
 
+@dataclass
+class _Connection:
+    """The group's credentials; the client is made when a command first needs it, so
+    that `--help` works without any."""
+
+    url: str | None
+    user_id: int | None
+    api_key: str | None
+    client: Client | None = None
+
+
 def _connect(ctx: click.Context, url: str | None, user_id: int | None, api_key: str | None) -> None:
-    ctx.obj = ctx.with_resource(Client(url, user_id=user_id, api_key=api_key))
+    ctx.obj = _Connection(url, user_id, api_key)
 
 
 def _client() -> Client:
-    client: Client = click.get_current_context().find_object(Client)  # type: ignore[assignment]
-    return client
+    ctx = click.get_current_context()
+    connection = ctx.find_object(_Connection)
+    assert connection is not None, "customer commands run inside invoices/tickets"
+    if connection.client is None:
+        try:
+            client = Client(connection.url, user_id=connection.user_id, api_key=connection.api_key)
+        except ValueError as error:  # missing credentials
+            raise click.UsageError(str(error)) from None
+        connection.client = ctx.with_resource(client)
+    return connection.client
 
 
 json_flag = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
