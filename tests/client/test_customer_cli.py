@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,50 @@ def test_help_needs_no_credentials() -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout
+
+
+BLOCK_SERVER = """
+import sys
+from importlib.abc import MetaPathFinder
+
+SERVER = {"sqlalchemy", "starlette", "uvicorn", "pydantic", "alembic", "limits", "redis",
+          "psycopg", "python_multipart", "swagger_ui_bundle"}
+
+class NotInstalled(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in SERVER:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NotInstalled())
+from ledgerdesk.cli.main import main
+main()
+"""
+
+
+def test_a_customer_install_without_the_server_runs_the_customer_commands(server: Server) -> None:
+    """`pip install ledgerdesk` without [server]: the customer's commands work, the
+    server's explain what to install."""
+    env = {
+        **os.environ,
+        "LEDGERDESK_URL": server.url,
+        "LEDGERDESK_USER_ID": str(server.caller.user_id),
+        "LEDGERDESK_API_KEY": server.caller.api_key,
+    }
+
+    def ledgerdesk(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", BLOCK_SERVER, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+
+    listed = ledgerdesk("invoices", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [i["id"] for i in json.loads(listed.stdout)["invoices"]] == list(server.invoice_ids)
+    assert "admin" in ledgerdesk("--help").stdout
+    refused = ledgerdesk("admin", "user", "list")
+    assert refused.returncode == 1
+    assert "pip install 'ledgerdesk[server]'" in refused.stderr

@@ -1,21 +1,74 @@
-"""Entry point of the ``ledgerdesk`` command."""
+"""Entry point of the ``ledgerdesk`` command.
+
+The customer's commands (``invoices``, ``tickets``) need only the SDK; the server's
+(``serve``, ``db``, ``admin``, ``demo``) are loaded when they are run, so a customer can
+install ledgerdesk without the server's stack (``pip install ledgerdesk`` versus
+``pip install 'ledgerdesk[server]'``).
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ledgerdesk import __version__
-from ledgerdesk.cli.admin import admin
 from ledgerdesk.cli.customer import invoices, tickets
-from ledgerdesk.cli.demo import demo
-from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
-from ledgerdesk.db.migrate import upgrade
-from ledgerdesk.serving import run_server
+
+OVERRIDES = "ledgerdesk.overrides"
+
+# name -> (module, attribute, one-line help shown without importing the module)
+SERVER_COMMANDS = {
+    "admin": ("ledgerdesk.cli.admin", "admin", "Administer accounts, API keys and invoices."),
+    "db": ("ledgerdesk.cli.server", "db", "Database schema."),
+    "demo": (
+        "ledgerdesk.cli.demo",
+        "demo",
+        "Set up a demo customer with an API key and invoices, then serve.",
+    ),
+    "serve": ("ledgerdesk.cli.server", "serve", "Migrate the database, then serve the API."),
+}
 
 
-@click.group(cls=ReportingGroup)
+class LedgerdeskGroup(click.Group):
+    """Loads the server's commands on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *SERVER_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SERVER_COMMANDS:
+            return super().get_command(ctx, name)
+        module_name, attribute, summary = SERVER_COMMANDS[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            missing = error.name or "a server dependency"
+            return _missing_server(name, summary, missing)
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+def _missing_server(name: str, summary: str, missing: str) -> click.Command:
+    def explain() -> None:
+        raise click.ClickException(
+            f"`ledgerdesk {name}` is part of the server, which is not installed "
+            f"({missing} is missing): pip install 'ledgerdesk[server]'"
+        )
+
+    return click.Command(
+        name,
+        callback=explain,
+        help=summary,
+        short_help=summary,
+        # Whatever followed (`admin user list ...`) gets the same explanation.
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+@click.group(cls=LedgerdeskGroup)
 @click.version_option(__version__, prog_name="ledgerdesk")
 @click.option(
     "--database-url",
@@ -32,52 +85,13 @@ from ledgerdesk.serving import run_server
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, data_dir: Path | None) -> None:
     """ledgerdesk: invoices and support tickets over the i3D.net API v2 protocol."""
-    state = ctx.ensure_object(CliState)
+    overrides: dict[str, Any] = ctx.meta.setdefault(OVERRIDES, {})
     if database_url:
-        state.overrides["LEDGERDESK_DATABASE_URL"] = database_url
+        overrides["LEDGERDESK_DATABASE_URL"] = database_url
     if data_dir:
-        state.overrides["LEDGERDESK_DATA_DIR"] = str(data_dir)
-    ctx.call_on_close(state.close)
+        overrides["LEDGERDESK_DATA_DIR"] = str(data_dir)
 
 
-@cli.group(cls=ReportingGroup)
-def db() -> None:
-    """Database schema."""
-
-
-@db.command("upgrade")
-@json_option
-@pass_state
-def db_upgrade(state: CliState, as_json: bool) -> None:
-    """Migrate the database to the current schema."""
-    revision = upgrade(state.runtime().engine)
-    emit(as_json, {"revision": revision}, f"Database is at revision {revision}.")
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@click.option("--access-log/--no-access-log", default=False, show_default=True)
-@pass_state
-def serve(state: CliState, host: str, port: int, workers: int, access_log: bool) -> None:
-    """Migrate the database, then serve the API."""
-    settings = state.settings()
-    revision = upgrade(state.runtime().engine)
-    state.close()
-    click.echo(f"Database at revision {revision}; serving on http://{host}:{port}", err=True)
-    run_server(
-        settings,
-        environment=state.overrides,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-    )
-
-
-cli.add_command(admin)
-cli.add_command(demo)
 cli.add_command(invoices)
 cli.add_command(tickets)
 

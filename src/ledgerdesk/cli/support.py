@@ -26,12 +26,26 @@ from ledgerdesk.runtime import Runtime
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _overrides_of_the_command() -> dict[str, str]:
+    """The root flags (--database-url, --data-dir), kept in the context's meta."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return {}
+    overrides: dict[str, str] = context.meta.get("ledgerdesk.overrides", {})
+    return overrides
+
+
 @dataclass
 class CliState:
     """Overrides from global flags, applied on top of the environment."""
 
-    overrides: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=_overrides_of_the_command)
     _runtime: Runtime | None = None
+
+    def __post_init__(self) -> None:
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.call_on_close(self.close)
 
     def settings(self) -> Settings:
         return Settings.from_env({**os.environ, **self.overrides})

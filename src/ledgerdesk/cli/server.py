@@ -1,0 +1,45 @@
+"""``ledgerdesk db`` and ``ledgerdesk serve``: the server's own commands."""
+
+from __future__ import annotations
+
+import click
+
+from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
+from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.serving import run_server
+
+
+@click.group(cls=ReportingGroup)
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@json_option
+@pass_state
+def db_upgrade(state: CliState, as_json: bool) -> None:
+    """Migrate the database to the current schema."""
+    revision = upgrade(state.runtime().engine)
+    emit(as_json, {"revision": revision}, f"Database is at revision {revision}.")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--access-log/--no-access-log", default=False, show_default=True)
+@pass_state
+def serve(state: CliState, host: str, port: int, workers: int, access_log: bool) -> None:
+    """Migrate the database, then serve the API."""
+    settings = state.settings()
+    revision = upgrade(state.runtime().engine)
+    state.close()
+    click.echo(f"Database at revision {revision}; serving on http://{host}:{port}", err=True)
+    run_server(
+        settings,
+        environment=state.overrides,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+    )
