@@ -17,6 +17,7 @@ from typing import Any
 from ledgerdesk.config import Settings
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_ticket
+from tests.servers import free_port, start, stop
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -88,3 +89,60 @@ def test_the_administration_walkthrough_runs_verbatim(tmp_path: Path) -> None:
                 assert matches(json.loads(result.stdout), shown), f"{command}\n{result.stdout}"
             ran += 1
     assert ran == 15
+
+
+def shape(value: Any) -> Any:
+    """What a documented answer promises: the keys, nesting and kinds, not the values
+    (times, codes and keys differ from run to run)."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    if isinstance(value, int | float):
+        return "number"
+    return type(value).__name__
+
+
+def examples(text: str) -> list[tuple[str, Any]]:
+    """Each ```sh block with the ```json answer shown right after it (or None)."""
+    found = []
+    for match in re.finditer(r"```sh\n(.*?)```\n(```json\n(.*?)```)?", text, re.DOTALL):
+        command = re.sub(r"\\\n\s*", " ", match.group(1)).strip()
+        found.append((command, json.loads(match.group(3)) if match.group(3) else None))
+    return found
+
+
+def test_the_api_examples_run_against_the_demo_and_answer_as_shown(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")}
+    process = start(["--data-dir", str(tmp_path / "data"), "demo", "--port", str(port)], port, env)
+    try:
+        assert process.stdout is not None
+        key = None
+        for line in process.stdout:
+            found = re.search(r"apiKey: ([A-Za-z0-9]{20})", line)
+            if found:
+                key = found.group(1)
+                break
+        assert key is not None
+        (tmp_path / "dmesg.log").write_text("[ 1.0] eth0: link down\n")
+        (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
+        ran = 0
+        for command, shown in examples(section("The API")):
+            command = command.replace("Xb8kT2...", key).replace(
+                "127.0.0.1:8080", f"127.0.0.1:{port}"
+            )
+            result = subprocess.run(
+                ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=False
+            )
+            assert result.returncode == 0, f"{command}\n{result.stderr}"
+            if shown is not None:
+                answer = json.loads(result.stdout)
+                assert shape(answer) == shape(shown), f"{command}\n{result.stdout}"
+            ran += 1
+        assert ran == 8
+        assert (tmp_path / "traceroute.txt").is_file()  # curl -OJ wrote the attachment
+    finally:
+        stop(process)
