@@ -60,7 +60,11 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         try:
             import pgserver  # only needed on a machine without PostgreSQL
         except ImportError:
-            pytest.skip("no PostgreSQL server answers and pgserver is not installed")
+            pytest.fail(
+                "no PostgreSQL server answers and pgserver is not installed: "
+                "pip install -e '.[test]', or LEDGERDESK_TEST_BACKENDS=sqlite",
+                pytrace=False,
+            )
         server = pgserver.get_server(tmp_path_factory.mktemp("pgserver"), cleanup_mode="stop")
     raw = make_url(server.get_uri())
     try:

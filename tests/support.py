@@ -36,6 +36,10 @@ class Caller:
     def body(self, action: str, **params: Any) -> dict[str, Any]:
         return {"userId": self.user_id, "apiKey": self.api_key, "action": action, **params}
 
+    def form(self, action: str, **fields: str) -> dict[str, str]:
+        """The same as form (or multipart text) fields: every value a string."""
+        return {"userId": str(self.user_id), "apiKey": self.api_key, "action": action, **fields}
+
 
 async def call(
     client: httpx.AsyncClient, caller: Caller, action: str, **params: Any

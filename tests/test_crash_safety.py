@@ -92,13 +92,9 @@ def send(
     assert files is not None
     return client.post(
         ENDPOINT,
-        data={
-            "userId": str(caller.user_id),
-            "apiKey": caller.api_key,
-            "action": "replyTicket",
-            "ticketId": str(write.ticket_id),
-            "content": f"content of {write.marker}",
-        },
+        data=caller.form(
+            "replyTicket", ticketId=str(write.ticket_id), content=f"content of {write.marker}"
+        ),
         files=[("attachments[]", (name, data, "application/octet-stream")) for name, data in files],
         headers=headers,
     )

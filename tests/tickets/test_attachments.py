@@ -197,10 +197,6 @@ async def test_mime_wrapped_base64_is_accepted(client: httpx.AsyncClient, caller
 # -- multipart ---------------------------------------------------------------------------
 
 
-def form(caller: Caller, action: str, **fields: str) -> dict[str, str]:
-    return {"userId": str(caller.user_id), "apiKey": caller.api_key, "action": action, **fields}
-
-
 @pytest.mark.parametrize("field", ["attachments[]", "attachments", "attachment"])
 async def test_multipart_reply_stores_files_byte_exact(
     client: httpx.AsyncClient, caller: Caller, field: str
@@ -208,7 +204,7 @@ async def test_multipart_reply_stores_files_byte_exact(
     ticket_id = await new_ticket(client, caller)
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="logs attached"),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="logs attached"),
         files=[
             (field, ("dmesg.log", EVERY_BYTE, "text/plain")),
             (field, ("photo.jpg", b"\xff\xd8\xff" + EVERY_BYTE, "image/jpeg")),
@@ -240,7 +236,7 @@ async def test_multipart_reply_stores_files_byte_exact(
 async def test_multipart_create_ticket_works_too(client: httpx.AsyncClient, caller: Caller) -> None:
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "createTicket", title="From curl -F", content="see file"),
+        data=caller.form("createTicket", title="From curl -F", content="see file"),
         files={"attachment": ("été.txt", "ça va".encode(), "text/plain; charset=utf-8")},
     )
     ticket_id = assert_success(response)["ticketId"]
@@ -289,7 +285,7 @@ async def test_multipart_without_content_type_defaults_to_octet_stream(
     ticket_id = await new_ticket(client, caller)
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x"),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="x"),
         files={"attachment": ("blob", b"\x00\x01")},
     )
     assert_success(response)
@@ -303,7 +299,7 @@ async def test_multipart_with_eleven_files_is_1003(
     ticket_id = await new_ticket(client, caller)
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x"),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="x"),
         files=[("attachments[]", (f"{i}.txt", b"x", "text/plain")) for i in range(11)],
     )
     assert_error(response, 1003, 400)
@@ -316,7 +312,7 @@ async def test_multipart_with_a_bad_content_type_is_1003(
     ticket_id = await new_ticket(client, caller)
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x"),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="x"),
         files={"attachment": ("a.txt", b"x", "not a type")},
     )
     body = assert_error(response, 1003, 400)
@@ -361,7 +357,7 @@ async def test_multipart_file_over_the_limit_is_4001_and_leaves_nothing(
     ticket_id = await new_ticket(client, caller)
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x"),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="x"),
         files={"attachment": ("big.bin", b"x" * 1001, "application/octet-stream")},
     )
     assert_error(response, 4001, 413)
@@ -376,7 +372,7 @@ async def test_multipart_body_over_the_limit_is_4001(
     files = [("attachments[]", (f"{i}.bin", b"y" * 900, "text/plain")) for i in range(10)]
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x" * 60_000),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="x" * 60_000),
         files=files,
     )
     assert_error(response, 4001, 413)
@@ -406,7 +402,7 @@ async def test_failure_after_files_were_stored_removes_them(
         session.get(Ticket, ticket_id).status = 2  # type: ignore[union-attr]
     response = await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x"),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="x"),
         files=[("attachments[]", ("a.bin", b"fresh bytes", "application/octet-stream"))],
     )
     assert_error(response, 3002, 409)
@@ -470,7 +466,7 @@ async def test_no_temporary_files_are_left_behind(
     ticket_id = await new_ticket(client, caller, json_attachment("a.bin", b"a"))
     await client.post(
         ENDPOINT,
-        data=form(caller, "replyTicket", ticketId=str(ticket_id), content="x"),
+        data=caller.form("replyTicket", ticketId=str(ticket_id), content="x"),
         files={"attachment": ("b.bin", b"b", "text/plain")},
     )
     await call(

@@ -283,13 +283,7 @@ async def test_a_json_reply_retried_as_a_form_answers_the_first_answer(
         json=caller.body("replyTicket", ticketId=ticket["ticketId"], content="more"),
         headers=headers,
     )
-    form = {
-        "userId": str(caller.user_id),
-        "apiKey": caller.api_key,
-        "action": "replyTicket",
-        "ticketId": str(ticket["ticketId"]),
-        "content": "more",
-    }
+    form = caller.form("replyTicket", ticketId=str(ticket["ticketId"]), content="more")
     again = await client.post(ENDPOINT, data=form, headers=headers)
     assert first.content == again.content
     assert count(runtime, Reply) == 2
@@ -311,13 +305,7 @@ async def test_a_base64_attachment_retried_as_multipart_answers_the_first_answer
     )
     again = await client.post(
         ENDPOINT,
-        data={
-            "userId": str(caller.user_id),
-            "apiKey": caller.api_key,
-            "action": "createTicket",
-            "title": "T",
-            "content": "C",
-        },
+        data=caller.form("createTicket", title="T", content="C"),
         files={"attachment": ("log.txt", b"line\n", "text/plain")},
         headers=headers,
     )
@@ -325,13 +313,7 @@ async def test_a_base64_attachment_retried_as_multipart_answers_the_first_answer
     assert count(runtime, Ticket) == 1
     other_bytes = await client.post(
         ENDPOINT,
-        data={
-            "userId": str(caller.user_id),
-            "apiKey": caller.api_key,
-            "action": "createTicket",
-            "title": "T",
-            "content": "C",
-        },
+        data=caller.form("createTicket", title="T", content="C"),
         files={"attachment": ("log.txt", b"other\n", "text/plain")},
         headers=headers,
     )

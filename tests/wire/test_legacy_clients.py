@@ -78,14 +78,12 @@ async def attachments_of(client: httpx.AsyncClient, caller: Caller, ticket_id: i
 
 async def test_a_php_form_attachment_is_stored(client: httpx.AsyncClient, caller: Caller) -> None:
     body = http_build_query(
-        {
-            "userId": caller.user_id,
-            "apiKey": caller.api_key,
-            "action": "createTicket",
-            "title": "Link down",
-            "content": "See the log.",
-            "attachments": [php_attachment("dmesg.log", LOG)],
-        }
+        caller.body(
+            "createTicket",
+            title="Link down",
+            content="See the log.",
+            attachments=[php_attachment("dmesg.log", LOG)],
+        )
     )
     assert "attachments%5B0%5D%5Bname%5D=dmesg.log" in body
     ticket_id = assert_success(await post_form(client, body))["ticketId"]
@@ -106,11 +104,7 @@ async def test_php_style_fields_work_in_multipart_text_parts_too(
 ) -> None:
     ticket = assert_success(await call(client, caller, "createTicket", title="T", content="C"))
     fields = {
-        "userId": str(caller.user_id),
-        "apiKey": caller.api_key,
-        "action": "replyTicket",
-        "ticketId": str(ticket["ticketId"]),
-        "content": "two files",
+        **caller.form("replyTicket", ticketId=str(ticket["ticketId"]), content="two files"),
         "attachments[0][name]": "a.txt",
         "attachments[0][content]": base64.b64encode(b"alpha").decode(),
         "attachments[0][contentType]": "text/plain",
@@ -172,13 +166,7 @@ async def test_a_file_part_under_another_name_is_refused(
 ) -> None:
     response = await client.post(
         ENDPOINT,
-        data={
-            "userId": str(caller.user_id),
-            "apiKey": caller.api_key,
-            "action": "createTicket",
-            "title": "T",
-            "content": "C",
-        },
+        data=caller.form("createTicket", title="T", content="C"),
         files={"upload": ("x.bin", b"data", "application/octet-stream")},
     )
     body = assert_error(response, 1003, 400)
@@ -218,14 +206,12 @@ async def test_the_three_client_patterns_work_against_i3d_mode(i3d_app: Ledgerde
     async with make_client(i3d_app, CLIENT_ADDRESS) as client:
         # PHP: form bodies by http_build_query; its HTTP stack keeps the body of a 2xx only.
         php_body = http_build_query(
-            {
-                "userId": caller.user_id,
-                "apiKey": caller.api_key,
-                "action": "createTicket",
-                "title": "Down",
-                "content": "Help",
-                "attachments": [php_attachment("dmesg.log", LOG)],
-            }
+            caller.body(
+                "createTicket",
+                title="Down",
+                content="Help",
+                attachments=[php_attachment("dmesg.log", LOG)],
+            )
         )
         php = await post_form(client, php_body)
         assert php.status_code == 200
@@ -278,14 +264,12 @@ async def test_the_default_mode_keeps_http_statuses_and_raw_downloads(
         await client.post(
             ENDPOINT,
             content=http_build_query(
-                {
-                    "userId": caller.user_id,
-                    "apiKey": caller.api_key,
-                    "action": "createTicket",
-                    "title": "T",
-                    "content": "C",
-                    "attachments": [php_attachment("l.txt", LOG)],
-                }
+                caller.body(
+                    "createTicket",
+                    title="T",
+                    content="C",
+                    attachments=[php_attachment("l.txt", LOG)],
+                )
             ),
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )

@@ -171,15 +171,13 @@ class ActionEndpoint:
         if isinstance(answer, FileDownload):
             await _send_file(send, answer, await self._common_headers(exchange))
             return
+        # The usual answer already knows its quota: no coroutine for its headers.
         quota = exchange.quota
-        if quota is None:
-            await send_json(send, 200, answer, await self._common_headers(exchange))
-            return
-        # The usual answer: its headers built here, without a coroutine for them.
-        common = [
-            (b"x-request-id", request_id.encode("latin-1")),
-            *quota.headers(self.limits.clock()),
-        ]
+        common = (
+            self._headers(request_id, quota)
+            if quota is not None
+            else await self._common_headers(exchange)
+        )
         await send_json(send, 200, answer, common)
 
     async def _send_error(self, send: Send, exc: LedgerdeskError, exchange: _Exchange) -> None:
@@ -196,8 +194,11 @@ class ActionEndpoint:
         quota = exchange.quota
         if quota is None:
             quota = await self.limits.peek_address(exchange.limit_key)
+        return self._headers(exchange.request_id, quota)
+
+    def _headers(self, request_id: str, quota: Quota) -> list[tuple[bytes, bytes]]:
         return [
-            (b"x-request-id", exchange.request_id.encode("latin-1")),
+            (b"x-request-id", request_id.encode("latin-1")),
             *quota.headers(self.limits.clock()),
         ]
 

@@ -160,6 +160,11 @@ class _Counters:
             return failures, 0, memory.get_expiry(failures_key)
         return failures, memory.incr(bucket, self.window), memory.get_expiry(bucket)
 
+    async def peek(self, key: str) -> tuple[int, float]:
+        """The count so far and when the window ends, spending nothing (one store visit
+        on the memory path, two commands on Redis)."""
+        return await self.count(key), await self.reset_time(key)
+
     async def reset_time(self, key: str) -> float:
         if self.memory is not None:
             return self.memory.get_expiry(key)
@@ -246,8 +251,7 @@ class RateLimits:
     async def peek_address(self, address: str) -> Quota:
         """The address's failure budget, spending nothing."""
         key = self.address_counter(address)
-        failures = await self._run(lambda c: c.count(key))
-        reset_at = await self._run(lambda c: c.reset_time(key))
+        failures, reset_at = await self._run(lambda c: c.peek(key))
         return Quota(self.auth_failures, max(0, self.auth_failures - failures), reset_at)
 
     async def failed_authentication(self, address: str) -> Quota:
