@@ -27,6 +27,8 @@ _USABLE_KEYS = Prepared(
         ApiKey.revoked_at.is_(None),
         # Staff answer tickets through the admin CLI and never use the customer API.
         User.is_staff.is_(False),
+        # A disabled customer's keys stop working with the commit that disables them.
+        User.disabled_at.is_(None),
     )
 )
 
@@ -36,5 +38,5 @@ class AccountQueries:
         self.db = db
 
     def usable_keys(self, user_id: int) -> list[KeyRecord]:
-        """The unrevoked keys of a customer."""
+        """The unrevoked keys of a customer who is not disabled."""
         return [KeyRecord(*row) for row in self.db.rows(_USABLE_KEYS, user_id=user_id)]

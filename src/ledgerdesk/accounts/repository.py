@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import ApiKey, User
+from ledgerdesk.db.search import ESCAPE, like_pattern
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,29 @@ class AccountRepository:
 
     def find_user_by_email(self, email: str) -> User | None:
         return self.session.scalars(
-            select(User).where(User.email == email).order_by(User.id).limit(1)
+            select(User)
+            .where(func.lower(User.email) == email.strip().lower())
+            .order_by(User.id)
+            .limit(1)
         ).first()
 
     def list_users(self) -> Sequence[User]:
         return self.session.scalars(select(User).order_by(User.id)).all()
+
+    def customers(self, *, text: str | None, after_id: int | None, limit: int) -> Sequence[User]:
+        """Customers by id, optionally those whose name or email contains ``text``."""
+        query = select(User).where(User.is_staff.is_(False)).order_by(User.id).limit(limit)
+        if text:
+            pattern = like_pattern(text)
+            query = query.where(
+                or_(
+                    func.lower(User.name).like(pattern, escape=ESCAPE),
+                    func.lower(User.email).like(pattern, escape=ESCAPE),
+                )
+            )
+        if after_id is not None:
+            query = query.where(User.id > after_id)
+        return self.session.scalars(query).all()
 
     def add_user(self, user: User) -> User:
         self.session.add(user)

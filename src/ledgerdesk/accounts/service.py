@@ -55,12 +55,19 @@ class AccountService:
             raise invalid("name", "must be 1 to 200 characters")
         if email is not None and (len(email) > 320 or not _EMAIL.fullmatch(email)):
             raise invalid("email", "is not an email address")
+        if email is not None and self.repository.find_user_by_email(email) is not None:
+            raise invalid("email", "is already the address of another user")
         return self.repository.add_user(
             User(name=name, email=email, is_staff=staff, created_at=now)
         )
 
     def list_users(self) -> Sequence[User]:
         return self.repository.list_users()
+
+    def customers(
+        self, *, text: str | None = None, after_id: int | None = None, limit: int = 50
+    ) -> Sequence[User]:
+        return self.repository.customers(text=text, after_id=after_id, limit=limit)
 
     def find_user_by_email(self, email: str) -> User | None:
         return self.repository.find_user_by_email(email)
@@ -111,9 +118,10 @@ class AccountService:
         )
         return NewKey(key=key, secret=secret)
 
-    def revoke_key(self, key_id: int, *, now: int) -> ApiKey:
+    def revoke_key(self, key_id: int, *, now: int, user_id: int | None = None) -> ApiKey:
+        """Revoke a key at once; with ``user_id``, only one of that customer's keys."""
         key = self.repository.get_key(key_id)
-        if key is None:
+        if key is None or (user_id is not None and key.user_id != user_id):
             raise NotFound(f"API key {key_id} does not exist.")
         if key.revoked_at is None:
             key.revoked_at = now

@@ -49,6 +49,15 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # Sign-in for people (the web console and portal); None until an invitation is taken.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # A disabled user can neither sign in nor use API keys.
+    disabled_at: Mapped[int | None] = mapped_column(BigInteger)
+    # TOTP second factor (staff): the base32 secret once confirmed, the last time step
+    # accepted (a code is good once), and SHA-256 hashes of unused recovery codes.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    recovery_codes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class ApiKey(Base):
@@ -74,7 +83,11 @@ class ApiKey(Base):
 
 class Invoice(Base):
     __tablename__ = "invoices"
-    __table_args__ = (Index("ix_invoices_user_id_created_on", "user_id", "created_on", "id"),)
+    __table_args__ = (
+        Index("ix_invoices_user_id_created_on", "user_id", "created_on", "id"),
+        # Unpaid and overdue invoices for staff: paid_on IS NULL, by due date.
+        Index("ix_invoices_paid_on_pay_before", "paid_on", "pay_before", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="RESTRICT"))
@@ -106,6 +119,15 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_user_id_status", "user_id", "status"),
         Index("ix_tickets_user_id_created_at", "user_id", "created_at", "id"),
+        # The staff queue: by status, longest waiting first; or by priority first.
+        Index("ix_tickets_status_last_updated_at", "status", "last_updated_at", "id"),
+        Index(
+            "ix_tickets_status_priority_last_updated_at",
+            "status",
+            "priority",
+            "last_updated_at",
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -131,6 +153,8 @@ class Reply(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     title: Mapped[str] = mapped_column(String(255))
     content: Mapped[str] = mapped_column(Text)
+    # Internal notes are written and read by staff only: never shown to the customer.
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Attachment(Base):
@@ -151,6 +175,37 @@ class Attachment(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class WebSession(Base):
+    """A signed-in person's browser session. The cookie holds a secret; this row its hash.
+
+    Deleting the row ends the session: signing out, a disabled user, a new password.
+    """
+
+    __tablename__ = "web_sessions"
+    __table_args__ = (Index("ix_web_sessions_user_id", "user_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    # False between the password and the second factor of a user with TOTP.
+    verified: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_seen_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class UserToken(Base):
+    """A one-time link to set a password: an invitation or a password reset."""
+
+    __tablename__ = "user_tokens"
+    __table_args__ = (Index("ix_user_tokens_user_id", "user_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(16))  # "invite" or "reset"
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Blob(Base):

@@ -93,6 +93,47 @@ class InvoiceReader:
         return InvoiceView.of(invoice)
 
 
+@dataclass(frozen=True)
+class Receivables:
+    """What customers owe: unpaid invoices, and those of them past their due date."""
+
+    unpaid_count: int
+    unpaid_total: Decimal
+    overdue_count: int
+    overdue_total: Decimal
+
+
+class StaffInvoiceReader:
+    """What staff read of every customer's invoices."""
+
+    def __init__(self, queries: InvoiceQueries) -> None:
+        self.queries = queries
+
+    def of_customer(self, user_id: int, *, limit: int = 200) -> list[InvoiceView]:
+        return [InvoiceView.of(r) for r in self.queries.of_customer(user_id, limit=limit)]
+
+    def unpaid(self, *, overdue_on: date | None, limit: int = 500) -> list[tuple[InvoiceView, str]]:
+        return [
+            (InvoiceView.of(record), name)
+            for record, name in self.queries.unpaid(overdue_on=overdue_on, limit=limit)
+        ]
+
+    def receivables(self, today: date) -> Receivables:
+        """Totals including VAT, each invoice's VAT rounded as on the invoice itself."""
+        unpaid = overdue = 0
+        unpaid_count = overdue_count = 0
+        for amount, vat_hundredths, pay_before in self.queries.unpaid_amounts():
+            total = amount + vat_cents(amount, vat_hundredths)
+            unpaid += total
+            unpaid_count += 1
+            if pay_before < today:
+                overdue += total
+                overdue_count += 1
+        return Receivables(
+            unpaid_count, cents_to_decimal(unpaid), overdue_count, cents_to_decimal(overdue)
+        )
+
+
 class InvoiceService:
     """Administration: creating invoices and marking them paid."""
 

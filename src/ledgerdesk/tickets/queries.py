@@ -7,13 +7,16 @@ The staff side (admin CLI) reads through the same statements with the owner left
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select, tuple_
 from sqlalchemy.sql import Select
 
 from ledgerdesk.db.models import Attachment, Reply, Ticket, User
 from ledgerdesk.db.prepared import Db, Prepared
+from ledgerdesk.db.search import ESCAPE, like_pattern
 
 
 class TicketRecord(NamedTuple):
@@ -36,6 +39,7 @@ class ReplyRecord(NamedTuple):
     created_at: int
     title: str
     content: str
+    internal: bool
 
 
 class AttachmentRecord(NamedTuple):
@@ -72,25 +76,163 @@ _TICKET_OF_OWNER = Prepared(
     )
 )
 _TICKET = Prepared(select(*_TICKET_COLUMNS).where(Ticket.id == bindparam("ticket_id")))
-_REPLIES = Prepared(
-    select(Reply.id, Reply.author_id, User.name, Reply.created_at, Reply.title, Reply.content)
-    .join(User, User.id == Reply.author_id)
-    .where(Reply.ticket_id == bindparam("ticket_id"))
-    .order_by(Reply.id)
+_REPLY_COLUMNS = (
+    Reply.id,
+    Reply.author_id,
+    User.name,
+    Reply.created_at,
+    Reply.title,
+    Reply.content,
+    Reply.internal,
 )
-_ATTACHMENTS = Prepared(
-    select(*_ATTACHMENT_COLUMNS)
-    .where(Attachment.ticket_id == bindparam("ticket_id"))
-    .order_by(Attachment.id)
-)
+
+
+def _replies(*, with_internal: bool) -> Prepared:
+    query = (
+        select(*_REPLY_COLUMNS)
+        .join(User, User.id == Reply.author_id)
+        .where(Reply.ticket_id == bindparam("ticket_id"))
+    )
+    if not with_internal:
+        query = query.where(Reply.internal.is_(False))
+    return Prepared(query.order_by(Reply.id))
+
+
+def _attachments(*, with_internal: bool) -> Prepared:
+    query = select(*_ATTACHMENT_COLUMNS).where(Attachment.ticket_id == bindparam("ticket_id"))
+    if not with_internal:
+        query = query.join(Reply, Reply.id == Attachment.reply_id).where(Reply.internal.is_(False))
+    return Prepared(query.order_by(Attachment.id))
+
+
+# Internal notes (and their files) are only ever read with_internal for staff.
+_REPLIES = {internal: _replies(with_internal=internal) for internal in (True, False)}
+_ATTACHMENTS = {internal: _attachments(with_internal=internal) for internal in (True, False)}
 _ATTACHMENT_OF_OWNER = Prepared(
     select(*_ATTACHMENT_COLUMNS)
     .join(Ticket, Ticket.id == Attachment.ticket_id)
+    .join(Reply, Reply.id == Attachment.reply_id)
     .where(
         Attachment.id == bindparam("attachment_id"),
         Attachment.ticket_id == bindparam("ticket_id"),
         Ticket.user_id == bindparam("user_id"),
+        Reply.internal.is_(False),
     )
+)
+_ATTACHMENT = Prepared(
+    select(*_ATTACHMENT_COLUMNS).where(
+        Attachment.id == bindparam("attachment_id"),
+        Attachment.ticket_id == bindparam("ticket_id"),
+    )
+)
+
+
+# -- the staff queue ------------------------------------------------------------------
+
+QueueSort = Literal["waiting", "priority"]
+
+
+class QueueRow(NamedTuple):
+    id: int
+    code: int
+    user_id: int
+    customer_name: str
+    title: str
+    status: int
+    priority: int
+    created_at: int
+    last_updated_at: int
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the queue shows; None leaves a filter open. ``text`` is searched in titles
+    and in every message (internal notes included: staff read them)."""
+
+    status: int | None = 1
+    priority: int | None = None
+    user_id: int | None = None
+    text: str | None = None
+    sort: QueueSort = "waiting"
+
+
+@dataclass(frozen=True)
+class QueueCursor:
+    """Where the next page starts: the sort values of the last row shown."""
+
+    priority: int
+    last_updated_at: int
+    id: int
+
+
+@lru_cache(maxsize=64)
+def _queue(
+    *, status: bool, priority: bool, owner: bool, text: bool, sort: QueueSort, after: bool
+) -> Prepared:
+    """One prepared statement per combination of filters, built on first use.
+
+    Keyset pagination: the next page continues after the last row's sort values, so a
+    page costs the same at the millionth row as at the first, and rows added meanwhile
+    neither repeat nor vanish between pages.
+    """
+    query = select(
+        Ticket.id,
+        Ticket.code,
+        Ticket.user_id,
+        User.name,
+        Ticket.title,
+        Ticket.status,
+        Ticket.priority,
+        Ticket.created_at,
+        Ticket.last_updated_at,
+    ).join(User, User.id == Ticket.user_id)
+    if status:
+        query = query.where(Ticket.status == bindparam("status"))
+    if priority:
+        query = query.where(Ticket.priority == bindparam("priority"))
+    if owner:
+        query = query.where(Ticket.user_id == bindparam("user_id"))
+    if text:
+        pattern = bindparam("pattern")
+        query = query.where(
+            or_(
+                func.lower(Ticket.title).like(pattern, escape=ESCAPE),
+                exists().where(
+                    Reply.ticket_id == Ticket.id,
+                    func.lower(Reply.content).like(pattern, escape=ESCAPE),
+                ),
+            )
+        )
+    since = tuple_(Ticket.last_updated_at, Ticket.id) > tuple_(
+        bindparam("after_time"), bindparam("after_id")
+    )
+    if sort == "priority":
+        if after:
+            query = query.where(
+                or_(
+                    Ticket.priority < bindparam("after_priority"),
+                    and_(Ticket.priority == bindparam("after_priority"), since),
+                )
+            )
+        query = query.order_by(Ticket.priority.desc(), Ticket.last_updated_at, Ticket.id)
+    else:
+        if after:
+            query = query.where(since)
+        query = query.order_by(Ticket.last_updated_at, Ticket.id)
+    return Prepared(query.limit(bindparam("limit")))
+
+
+_OPEN_BY_PRIORITY = Prepared(
+    select(Ticket.priority, func.count())
+    .where(Ticket.status == 1)
+    .group_by(Ticket.priority)
+    .order_by(Ticket.priority)
+)
+_OLDEST_WAITING = Prepared(
+    select(*_TICKET_COLUMNS)
+    .where(Ticket.status == 1)
+    .order_by(Ticket.last_updated_at, Ticket.id)
+    .limit(1)
 )
 
 
@@ -115,18 +257,64 @@ class TicketQueries:
         )
         return None if row is None else TicketRecord(*row)
 
-    def replies(self, ticket_id: int) -> list[ReplyRecord]:
+    def replies(self, ticket_id: int, *, with_internal: bool) -> list[ReplyRecord]:
         """In the order they were stored, each with its author's name."""
-        return [ReplyRecord(*row) for row in self.db.rows(_REPLIES, ticket_id=ticket_id)]
+        rows = self.db.rows(_REPLIES[with_internal], ticket_id=ticket_id)
+        return [ReplyRecord(*row) for row in rows]
 
-    def attachments(self, ticket_id: int) -> list[AttachmentRecord]:
+    def attachments(self, ticket_id: int, *, with_internal: bool) -> list[AttachmentRecord]:
         """Every attachment of a ticket in one query (the caller groups them by reply)."""
-        return [AttachmentRecord(*row) for row in self.db.rows(_ATTACHMENTS, ticket_id=ticket_id)]
+        rows = self.db.rows(_ATTACHMENTS[with_internal], ticket_id=ticket_id)
+        return [AttachmentRecord(*row) for row in rows]
 
     def attachment(
-        self, ticket_id: int, attachment_id: int, *, user_id: int
+        self, ticket_id: int, attachment_id: int, *, user_id: int | None
     ) -> AttachmentRecord | None:
-        row = self.db.first(
-            _ATTACHMENT_OF_OWNER, ticket_id=ticket_id, attachment_id=attachment_id, user_id=user_id
+        """One attachment of a customer's ticket (never of an internal note), or, with
+        ``user_id`` None, any attachment of the ticket (staff)."""
+        row = (
+            self.db.first(_ATTACHMENT, ticket_id=ticket_id, attachment_id=attachment_id)
+            if user_id is None
+            else self.db.first(
+                _ATTACHMENT_OF_OWNER,
+                ticket_id=ticket_id,
+                attachment_id=attachment_id,
+                user_id=user_id,
+            )
         )
         return None if row is None else AttachmentRecord(*row)
+
+    # -- staff ------------------------------------------------------------------------
+
+    def queue(self, which: QueueFilter, *, after: QueueCursor | None, limit: int) -> list[QueueRow]:
+        """A page of the staff queue; ``after`` is the previous page's last row."""
+        statement = _queue(
+            status=which.status is not None,
+            priority=which.priority is not None,
+            owner=which.user_id is not None,
+            text=bool(which.text),
+            sort=which.sort,
+            after=after is not None,
+        )
+        params: dict[str, Any] = {"limit": limit}
+        if which.status is not None:
+            params["status"] = which.status
+        if which.priority is not None:
+            params["priority"] = which.priority
+        if which.user_id is not None:
+            params["user_id"] = which.user_id
+        if which.text:
+            params["pattern"] = like_pattern(which.text)
+        if after is not None:
+            params.update(after_time=after.last_updated_at, after_id=after.id)
+            if which.sort == "priority":
+                params["after_priority"] = after.priority
+        return [QueueRow(*row) for row in self.db.rows(statement, **params)]
+
+    def open_by_priority(self) -> dict[int, int]:
+        return {priority: count for priority, count in self.db.rows(_OPEN_BY_PRIORITY)}
+
+    def oldest_waiting(self) -> TicketRecord | None:
+        """The open ticket that has gone longest without a reply or a change."""
+        row = self.db.first(_OLDEST_WAITING)
+        return None if row is None else TicketRecord(*row)

@@ -6,7 +6,8 @@ Status machine (SPEC 3.6, 3.8, 3.9):
     any ------staff force-close------> forcibly closed (2): final for the customer
 
 Closing a closed ticket, reopening an open one and closing a forcibly closed one
-succeed and change nothing. Every real status change sets ``status_updated_at``; every
+succeed and change nothing. Staff may reopen a forcibly closed ticket; customers may not.
+Internal notes (staff only) change neither the status nor ``last_updated_at``. Every real status change sets ``status_updated_at``; every
 reply sets ``last_updated_at``. Staff replies never change the status.
 """
 
@@ -63,22 +64,27 @@ class TicketReader:
         return self.queries.tickets(user_id=user_id, status=status)
 
     def thread(self, ticket_id: int, *, user_id: int | None) -> ThreadView:
-        """A ticket with its replies and their attachments, in three queries."""
+        """A ticket with its replies and their attachments, in three queries.
+
+        A customer's thread (``user_id`` given) never holds internal notes; staff's does.
+        """
         ticket = self.queries.ticket(ticket_id, user_id=user_id)
         if ticket is None:
             raise NotFound(f"Ticket {ticket_id} not found.")
+        staff = user_id is None
         by_reply: dict[int, list[AttachmentRecord]] = defaultdict(list)
-        for attachment in self.queries.attachments(ticket.id):
+        for attachment in self.queries.attachments(ticket.id, with_internal=staff):
             by_reply[attachment.reply_id].append(attachment)
         replies = [
             ReplyView(reply, by_reply.get(reply.id, []))
-            for reply in self.queries.replies(ticket.id)
+            for reply in self.queries.replies(ticket.id, with_internal=staff)
         ]
         return ThreadView(ticket, replies)
 
     def attachment(
-        self, ticket_id: int, attachment_id: int, *, user_id: int, store: BlobStore
+        self, ticket_id: int, attachment_id: int, *, user_id: int | None, store: BlobStore
     ) -> tuple[AttachmentRecord, BlobContent]:
+        """An attachment's bytes: of the customer's own ticket, or any (``user_id`` None)."""
         attachment = self.queries.attachment(ticket_id, attachment_id, user_id=user_id)
         if attachment is None:
             raise NotFound(f"Attachment {attachment_id} of ticket {ticket_id} not found.")
@@ -157,17 +163,38 @@ class TicketService:
         self._add_reply(ticket, author.id, content, files, blobs, now)
         return ticket
 
-    def close(self, ticket_id: int, *, user_id: int, now: int) -> Ticket:
+    def note(
+        self,
+        ticket_id: int,
+        *,
+        author: User,
+        content: str,
+        files: Sequence[IncomingFile],
+        blobs: BlobBatch,
+        now: int,
+    ) -> Ticket:
+        """An internal note: staff only, never shown to the customer. It changes neither
+        the status nor the time the customer sees as the last update."""
+        if not author.is_staff:
+            raise invalid("internal", "only staff write internal notes")
+        _check_text(content=content, files=files)
+        ticket = self._require(ticket_id, user_id=None)
+        self._add_reply(ticket, author.id, content, files, blobs, now, internal=True)
+        return ticket
+
+    def close(self, ticket_id: int, *, user_id: int | None, now: int) -> Ticket:
         ticket = self._require(ticket_id, user_id=user_id)
         if ticket.status == OPEN:
             self._set_status(ticket, CLOSED, now)
         return ticket
 
-    def reopen(self, ticket_id: int, *, user_id: int, now: int) -> Ticket:
+    def reopen(self, ticket_id: int, *, user_id: int | None, now: int) -> Ticket:
+        """Open a closed ticket again; only staff (``user_id`` None) reopen a forcibly
+        closed one."""
         ticket = self._require(ticket_id, user_id=user_id)
-        if ticket.status == FORCE_CLOSED:
+        if ticket.status == FORCE_CLOSED and user_id is not None:
             raise InvalidState(f"Ticket {ticket_id} was closed by staff and cannot be reopened.")
-        if ticket.status == CLOSED:
+        if ticket.status != OPEN:
             self._set_status(ticket, OPEN, now)
         return ticket
 
@@ -205,6 +232,8 @@ class TicketService:
         files: Sequence[IncomingFile],
         blobs: BlobBatch,
         now: int,
+        *,
+        internal: bool = False,
     ) -> Reply:
         reply = Reply(
             ticket_id=ticket.id,
@@ -212,6 +241,7 @@ class TicketService:
             created_at=now,
             title=ticket.title,
             content=content,
+            internal=internal,
         )
         self.repository.add(reply)
         for incoming in files:

@@ -1,0 +1,346 @@
+"""People signing in to the web console and portal: passwords, links, sessions, TOTP.
+
+- Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second
+  recommended profile) and re-hashed on sign-in when those parameters change.
+- A password is set only through a one-time link: an invitation or a reset, printed by
+  the admin CLI (or shown once in the console). The link's secret is stored hashed; it
+  is deleted when used and expires.
+- A session is a random secret in a cookie; the database keeps its SHA-256. Deleting
+  the row ends it, so signing out, disabling the user and changing the password all end
+  sessions at once (no token outlives its row).
+- Staff may add a TOTP second factor (RFC 6238, 30 s, six digits): a code is accepted
+  once (the last accepted time step is kept), and ten one-time recovery codes replace it
+  when the phone is lost.
+
+The service never commits; the caller's unit of work does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ledgerdesk.db.models import User, UserToken, WebSession
+from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
+
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+INVITE_SECONDS = 7 * 24 * 3600
+RESET_SECONDS = 2 * 3600
+# A session ends after this long without a page, and after SESSION_MAX_SECONDS in all.
+SESSION_IDLE_SECONDS = 12 * 3600
+SESSION_MAX_SECONDS = 7 * 24 * 3600
+# last_seen_at is written at most this often, not on every page.
+SEEN_RESOLUTION = 300
+RECOVERY_CODES = 10
+TOTP_ISSUER = "ledgerdesk"
+
+Purpose = Literal["invite", "reset"]
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so a wrong address takes as long as a
+# wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class SignInRefused(LedgerdeskError):
+    """Wrong email or password, or a disabled user: one message for all of them."""
+
+    http_status = 401
+    default_message = "Wrong email or password."
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def normal_email(email: str) -> str:
+    return email.strip().lower()
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A session just begun: the cookie's secret (shown once) and whether TOTP is due."""
+
+    secret: str
+    user: User
+    needs_second_factor: bool
+
+
+@dataclass(frozen=True)
+class CurrentSession:
+    """The person behind a session cookie, as pages need them."""
+
+    user_id: int
+    name: str
+    email: str | None
+    is_staff: bool
+    has_totp: bool
+    csrf_token: str
+    verified: bool
+    token_hash: str
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    uri: str
+
+
+class PeopleService:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- links ------------------------------------------------------------------------
+
+    def issue_link(self, user_id: int, purpose: Purpose, *, now: int) -> str:
+        """A new one-time link secret to set a password; earlier links of the user end."""
+        user = self._user(user_id)
+        if user.email is None:
+            raise invalid("email", f"user {user.id} has no email address to sign in with")
+        if user.disabled_at is not None:
+            raise invalid("user", f"user {user.id} is disabled")
+        others = self.session.scalars(
+            select(User.id).where(
+                func.lower(User.email) == normal_email(user.email), User.id != user.id
+            )
+        ).first()
+        if others is not None:
+            raise invalid("email", f"user {others} has the same email address")
+        self.session.execute(delete(UserToken).where(UserToken.user_id == user.id))
+        secret = secrets.token_urlsafe(32)
+        lifetime = INVITE_SECONDS if purpose == "invite" else RESET_SECONDS
+        self.session.add(
+            UserToken(
+                token_hash=_digest(secret),
+                user_id=user.id,
+                purpose=purpose,
+                created_at=now,
+                expires_at=now + lifetime,
+            )
+        )
+        self.session.flush()
+        return secret
+
+    def link_user(self, secret: str, *, now: int) -> User:
+        """The user a link is for, or NotFound when it is unknown, used or expired."""
+        token = self.session.get(UserToken, _digest(secret))
+        if token is None or token.expires_at <= now:
+            raise NotFound("This link is not valid any more; ask for a new one.")
+        user = self._user(token.user_id)
+        if user.disabled_at is not None:
+            raise NotFound("This link is not valid any more; ask for a new one.")
+        return user
+
+    def set_password_with_link(self, secret: str, password: str, *, now: int) -> User:
+        """Take the link (once), set the password and end every session of the user."""
+        user = self.link_user(secret, now=now)
+        check_password(password, user)
+        self.session.execute(delete(UserToken).where(UserToken.user_id == user.id))
+        self._set_password(user, password)
+        return user
+
+    # -- passwords and sessions -------------------------------------------------------
+
+    def sign_in(self, email: str, password: str, *, now: int) -> SignedIn:
+        user = self.session.scalars(
+            select(User)
+            .where(func.lower(User.email) == normal_email(email), User.password_hash.is_not(None))
+            .order_by(User.id)
+            .limit(1)
+        ).first()
+        stored = user.password_hash if user is not None else None
+        if not _password_matches(stored or _DUMMY_HASH, password) or user is None:
+            raise SignInRefused()
+        assert stored is not None
+        if user.disabled_at is not None:
+            raise SignInRefused()
+        if _hasher.check_needs_rehash(stored):
+            user.password_hash = _hasher.hash(password)
+        secret = secrets.token_urlsafe(32)
+        self.session.add(
+            WebSession(
+                token_hash=_digest(secret),
+                user_id=user.id,
+                csrf_token=secrets.token_urlsafe(32),
+                verified=user.totp_secret is None,
+                created_at=now,
+                last_seen_at=now,
+            )
+        )
+        self.session.flush()
+        return SignedIn(secret, user, needs_second_factor=user.totp_secret is not None)
+
+    def current(self, secret: str, *, now: int) -> CurrentSession | None:
+        """The live session behind a cookie; an idle, too old or disabled one is None."""
+        row = self.session.execute(
+            select(WebSession, User)
+            .join(User, User.id == WebSession.user_id)
+            .where(WebSession.token_hash == _digest(secret))
+        ).first()
+        if row is None:
+            return None
+        web, user = row.tuple()
+        if (
+            user.disabled_at is not None
+            or now - web.last_seen_at > SESSION_IDLE_SECONDS
+            or now - web.created_at > SESSION_MAX_SECONDS
+        ):
+            self.session.delete(web)
+            return None
+        if now - web.last_seen_at >= SEEN_RESOLUTION:
+            web.last_seen_at = now
+        return CurrentSession(
+            user_id=user.id,
+            name=user.name,
+            email=user.email,
+            is_staff=user.is_staff,
+            has_totp=user.totp_secret is not None,
+            csrf_token=web.csrf_token,
+            verified=web.verified,
+            token_hash=web.token_hash,
+        )
+
+    def sign_out(self, token_hash: str) -> None:
+        self.session.execute(delete(WebSession).where(WebSession.token_hash == token_hash))
+
+    def change_password(self, user_id: int, current: str, new: str) -> None:
+        """Every session of the user ends, this one included (the caller signs in again)."""
+        user = self._user(user_id)
+        if user.password_hash is None or not _password_matches(user.password_hash, current):
+            raise invalid("current_password", "is not your current password")
+        check_password(new, user)
+        self._set_password(user, new)
+
+    def set_disabled(self, user_id: int, disabled: bool, *, now: int) -> User:
+        """Disable (sessions and links end, keys stop working) or enable a user."""
+        user = self._user(user_id)
+        if disabled:
+            if user.disabled_at is None:
+                user.disabled_at = now
+            self._end_sessions(user.id)
+            self.session.execute(delete(UserToken).where(UserToken.user_id == user.id))
+        else:
+            user.disabled_at = None
+        return user
+
+    # -- second factor ----------------------------------------------------------------
+
+    def totp_enrolment(self, user_id: int) -> Enrolment:
+        """A fresh secret to show as a QR code; nothing is stored until it is confirmed."""
+        user = self._user(user_id)
+        secret = pyotp.random_base32()
+        uri = pyotp.TOTP(secret).provisioning_uri(
+            name=user.email or f"user {user.id}", issuer_name=TOTP_ISSUER
+        )
+        return Enrolment(secret, uri)
+
+    def confirm_totp(self, user_id: int, secret: str, code: str, *, now: int) -> list[str]:
+        """Turn TOTP on once a code from the new secret checks out; the recovery codes."""
+        user = self._user(user_id)
+        if not user.is_staff:
+            raise invalid("code", "a second factor is for staff accounts")
+        step = _totp_step(secret, code, now)
+        if step is None:
+            raise invalid("code", "does not match; check the phone's clock and try again")
+        user.totp_secret = secret
+        user.totp_last_step = step
+        codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
+        user.recovery_codes = [_recovery_digest(c) for c in codes]
+        return codes
+
+    def disable_totp(self, user_id: int, password: str) -> None:
+        user = self._user(user_id)
+        if user.password_hash is None or not _password_matches(user.password_hash, password):
+            raise invalid("password", "is not your password")
+        user.totp_secret = None
+        user.totp_last_step = None
+        user.recovery_codes = None
+
+    def second_factor(self, token_hash: str, code: str, *, now: int) -> None:
+        """Complete a session with a TOTP code or a recovery code (each good once)."""
+        web = self.session.get(WebSession, token_hash, with_for_update=True)
+        if web is None:
+            raise NotFound("Your sign-in has expired; sign in again.")
+        user = self._user(web.user_id)
+        if user.totp_secret is None:
+            web.verified = True
+            return
+        cleaned = code.replace(" ", "").replace("-", "").lower()
+        step = _totp_step(user.totp_secret, cleaned, now)
+        if step is not None and (user.totp_last_step is None or step > user.totp_last_step):
+            user.totp_last_step = step
+            web.verified = True
+            return
+        hashes = list(user.recovery_codes or [])
+        digest = _recovery_digest(cleaned)
+        if digest in hashes:
+            hashes.remove(digest)
+            user.recovery_codes = hashes
+            web.verified = True
+            return
+        raise invalid("code", "is not a current code or an unused recovery code")
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _user(self, user_id: int) -> User:
+        user = self.session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"User {user_id} does not exist.")
+        return user
+
+    def _set_password(self, user: User, password: str) -> None:
+        user.password_hash = _hasher.hash(password)
+        self._end_sessions(user.id)
+
+    def _end_sessions(self, user_id: int) -> None:
+        self.session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
+def check_password(password: str, user: User) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise invalid("password", f"must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise invalid("password", f"must be at most {MAX_PASSWORD} characters")
+    lowered = password.lower()
+    if user.email and lowered == user.email.lower():
+        raise invalid("password", "must not be your email address")
+    if lowered == user.name.lower():
+        raise invalid("password", "must not be your name")
+
+
+def _password_matches(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _totp_step(secret: str, code: str, now: int) -> int | None:
+    """The time step a six-digit code belongs to (now, or one step either side)."""
+    if not (len(code) == 6 and code.isdigit()):
+        return None
+    totp = pyotp.TOTP(secret)
+    for offset in (0, -1, 1):
+        at = now + offset * totp.interval
+        if hmac.compare_digest(totp.at(at), code):
+            return at // totp.interval
+    return None
+
+
+def _recovery_code() -> str:
+    raw = secrets.token_hex(5)  # 40 bits, ten hex digits, shown as xxxxx-xxxxx
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def _recovery_digest(code: str) -> str:
+    return _digest(code.replace("-", "").replace(" ", "").lower())
