@@ -25,6 +25,7 @@ from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
+from ledgerdesk.web import build_routes
 from ledgerdesk.wire.dispatch import (
     API_PREFIX,
     CATEGORY,
@@ -121,7 +122,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             return json_response(b'{"status":"unavailable"}', 503)
         return json_response(b'{"status":"ok"}')
 
-    async def not_found(_: Request, exc: Exception) -> Response:
+    web, web_routes = build_routes(runtime)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if request.url.path.startswith(("/console", "/account")):
+            status = exc.status_code if isinstance(exc, HTTPException) else 404
+            return web.message(request, "Not found", "There is no such page.", status)
         error: LedgerdeskError = UnknownCategory(
             "No such endpoint; use POST /api/rest/v2/administration."
         )
@@ -140,6 +146,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             finally:
                 tasks.cancel_scope.cancel()
         await endpoint.limits.aclose()
+        await web.throttle.aclose()
         await to_thread.run_sync(runtime.close)
 
     app = Starlette(
@@ -148,6 +155,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             Route("/docs", docs, methods=["GET"]),
             Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="docs-static"),
             Route("/healthz", healthz, methods=["GET"]),
+            *web_routes,
         ],
         exception_handlers={404: not_found, 405: not_found},
         lifespan=lifespan,

@@ -64,6 +64,11 @@ class Settings:
     # "local" (a directory under data_dir) or "database" (the blobs table); by default
     # the database when it is PostgreSQL, so that several servers can share it.
     attachment_store: str = ""
+    # Web sign-in: failed attempts allowed per account in SIGNIN_WINDOW seconds (an
+    # address gets four times as many, for offices behind one NAT).
+    signin_failure_limit: int = 5
+    # Where people reach this server, for the links the admin CLI prints.
+    public_url: str = "http://127.0.0.1:8080"
 
     @property
     def i3d_compatible(self) -> bool:
@@ -111,6 +116,14 @@ class Settings:
                 "LEDGERDESK_REDIS_URL must be redis://host:port/db, rediss://... or unix://..., "
                 f"not {self.redis_url!r}"
             )
+        if self.signin_failure_limit < 1:
+            raise ConfigError("LEDGERDESK_SIGNIN_FAILURE_LIMIT must be at least 1")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                "LEDGERDESK_PUBLIC_URL must start with http:// or https://, "
+                f"not {self.public_url!r}"
+            )
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         if not self.attachment_store:
             object.__setattr__(self, "attachment_store", "local" if self.is_sqlite else "database")
         if self.attachment_store not in ("local", "database"):
@@ -146,6 +159,8 @@ class Settings:
             max_connections=_int(env, "LEDGERDESK_MAX_CONNECTIONS", 1000),
             compat=(env.get("LEDGERDESK_COMPAT") or "").strip().lower(),
             attachment_store=(env.get("LEDGERDESK_ATTACHMENT_STORE") or "").strip().lower(),
+            signin_failure_limit=_int(env, "LEDGERDESK_SIGNIN_FAILURE_LIMIT", 5),
+            public_url=env.get("LEDGERDESK_PUBLIC_URL") or "http://127.0.0.1:8080",
         )
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Literal
@@ -46,6 +47,7 @@ TOTP_ISSUER = "ledgerdesk"
 
 Purpose = Literal["invite", "reset"]
 
+_TOTP_SECRET = re.compile(r"[A-Z2-7]{32}")
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a wrong address takes as long as a
 # wrong password.
@@ -88,6 +90,7 @@ class CurrentSession:
     csrf_token: str
     verified: bool
     token_hash: str
+    last_seen_at: int
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,13 @@ class PeopleService:
             raise SignInRefused()
         if _hasher.check_needs_rehash(stored):
             user.password_hash = _hasher.hash(password)
+        self.session.execute(
+            delete(WebSession).where(
+                WebSession.user_id == user.id,
+                (WebSession.last_seen_at < now - SESSION_IDLE_SECONDS)
+                | (WebSession.created_at < now - SESSION_MAX_SECONDS),
+            )
+        )
         secret = secrets.token_urlsafe(32)
         self.session.add(
             WebSession(
@@ -181,7 +191,11 @@ class PeopleService:
         return SignedIn(secret, user, needs_second_factor=user.totp_secret is not None)
 
     def current(self, secret: str, *, now: int) -> CurrentSession | None:
-        """The live session behind a cookie; an idle, too old or disabled one is None."""
+        """The live session behind a cookie; an idle, too old or disabled one is None.
+
+        Reads only: a page that only reads stays a read transaction. ``touch`` records
+        the visit when ``needs_touch`` says it is time (every few minutes, not per page).
+        """
         row = self.session.execute(
             select(WebSession, User)
             .join(User, User.id == WebSession.user_id)
@@ -195,10 +209,7 @@ class PeopleService:
             or now - web.last_seen_at > SESSION_IDLE_SECONDS
             or now - web.created_at > SESSION_MAX_SECONDS
         ):
-            self.session.delete(web)
             return None
-        if now - web.last_seen_at >= SEEN_RESOLUTION:
-            web.last_seen_at = now
         return CurrentSession(
             user_id=user.id,
             name=user.name,
@@ -208,10 +219,21 @@ class PeopleService:
             csrf_token=web.csrf_token,
             verified=web.verified,
             token_hash=web.token_hash,
+            last_seen_at=web.last_seen_at,
         )
 
-    def sign_out(self, token_hash: str) -> None:
-        self.session.execute(delete(WebSession).where(WebSession.token_hash == token_hash))
+    @staticmethod
+    def needs_touch(person: CurrentSession, now: int) -> bool:
+        return now - person.last_seen_at >= SEEN_RESOLUTION
+
+    def touch(self, token_hash: str, *, now: int) -> None:
+        web = self.session.get(WebSession, token_hash)
+        if web is not None:
+            web.last_seen_at = now
+
+    def end_session(self, secret: str) -> None:
+        """Sign out: the session behind this cookie ends (nothing if it already has)."""
+        self.session.execute(delete(WebSession).where(WebSession.token_hash == _digest(secret)))
 
     def change_password(self, user_id: int, current: str, new: str) -> None:
         """Every session of the user ends, this one included (the caller signs in again)."""
@@ -249,6 +271,8 @@ class PeopleService:
         user = self._user(user_id)
         if not user.is_staff:
             raise invalid("code", "a second factor is for staff accounts")
+        if not _TOTP_SECRET.fullmatch(secret):
+            raise invalid("code", "the enrolment expired; scan the new code")
         step = _totp_step(secret, code, now)
         if step is None:
             raise invalid("code", "does not match; check the phone's clock and try again")
@@ -266,10 +290,10 @@ class PeopleService:
         user.totp_last_step = None
         user.recovery_codes = None
 
-    def second_factor(self, token_hash: str, code: str, *, now: int) -> None:
+    def second_factor(self, secret: str, code: str, *, now: int) -> None:
         """Complete a session with a TOTP code or a recovery code (each good once)."""
-        web = self.session.get(WebSession, token_hash, with_for_update=True)
-        if web is None:
+        web = self.session.get(WebSession, _digest(secret), with_for_update=True)
+        if web is None or now - web.created_at > SESSION_IDLE_SECONDS:
             raise NotFound("Your sign-in has expired; sign in again.")
         user = self._user(web.user_id)
         if user.totp_secret is None:

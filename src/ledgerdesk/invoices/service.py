@@ -86,6 +86,10 @@ class InvoiceReader:
         paid = None if status == -1 else status == 1
         return self.queries.ids_of_customer(user_id, paid=paid, first=first, last=last)
 
+    def latest(self, user_id: int, *, limit: int = 200) -> list[InvoiceView]:
+        """A customer's latest invoices, newest first."""
+        return [InvoiceView.of(r) for r in self.queries.of_customer(user_id, limit=limit)]
+
     def details_for_customer(self, user_id: int, invoice_id: int) -> InvoiceView:
         invoice = self.queries.details_of_customer(user_id, invoice_id)
         if invoice is None:
@@ -108,9 +112,6 @@ class StaffInvoiceReader:
 
     def __init__(self, queries: InvoiceQueries) -> None:
         self.queries = queries
-
-    def of_customer(self, user_id: int, *, limit: int = 200) -> list[InvoiceView]:
-        return [InvoiceView.of(r) for r in self.queries.of_customer(user_id, limit=limit)]
 
     def unpaid(self, *, overdue_on: date | None, limit: int = 500) -> list[tuple[InvoiceView, str]]:
         return [

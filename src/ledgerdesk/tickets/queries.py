@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, tuple_
+from sqlalchemy import String, and_, bindparam, exists, func, or_, select, tuple_
 from sqlalchemy.sql import Select
 
 from ledgerdesk.db.models import Attachment, Reply, Ticket, User
@@ -193,7 +193,7 @@ def _queue(
     if owner:
         query = query.where(Ticket.user_id == bindparam("user_id"))
     if text:
-        pattern = bindparam("pattern")
+        pattern = bindparam("pattern", type_=String())
         query = query.where(
             or_(
                 func.lower(Ticket.title).like(pattern, escape=ESCAPE),
@@ -312,7 +312,7 @@ class TicketQueries:
         return [QueueRow(*row) for row in self.db.rows(statement, **params)]
 
     def open_by_priority(self) -> dict[int, int]:
-        return {priority: count for priority, count in self.db.rows(_OPEN_BY_PRIORITY)}
+        return dict(self.db.rows(_OPEN_BY_PRIORITY))
 
     def oldest_waiting(self) -> TicketRecord | None:
         """The open ticket that has gone longest without a reply or a change."""

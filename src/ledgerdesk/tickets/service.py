@@ -6,9 +6,10 @@ Status machine (SPEC 3.6, 3.8, 3.9):
     any ------staff force-close------> forcibly closed (2): final for the customer
 
 Closing a closed ticket, reopening an open one and closing a forcibly closed one
-succeed and change nothing. Staff may reopen a forcibly closed ticket; customers may not.
-Internal notes (staff only) change neither the status nor ``last_updated_at``. Every real status change sets ``status_updated_at``; every
-reply sets ``last_updated_at``. Staff replies never change the status.
+succeed and change nothing. Staff may reopen a forcibly closed ticket; customers may
+not. Every real status change sets ``status_updated_at``; every reply sets
+``last_updated_at``. Staff replies never change the status. Internal notes (staff only)
+change neither the status nor ``last_updated_at``, and customers never read them.
 """
 
 from __future__ import annotations

@@ -250,14 +250,21 @@ class RateLimits:
 
     async def peek_address(self, address: str) -> Quota:
         """The address's failure budget, spending nothing."""
-        key = self.address_counter(address)
-        failures, reset_at = await self._run(lambda c: c.peek(key))
+        failures, reset_at = await self.peek(self.address_counter(address))
         return Quota(self.auth_failures, max(0, self.auth_failures - failures), reset_at)
 
     async def failed_authentication(self, address: str) -> Quota:
         """Count a failed authentication against the address."""
-        count, reset_at = await self._run(lambda c: c.hit(self.address_counter(address)))
+        count, reset_at = await self.hit(self.address_counter(address))
         return Quota(self.auth_failures, max(0, self.auth_failures - count), reset_at)
+
+    async def peek(self, counter: str) -> tuple[int, float]:
+        """Any counter's count in its window and when the window ends, spending nothing."""
+        return await self._run(lambda c: c.peek(counter))
+
+    async def hit(self, counter: str) -> tuple[int, float]:
+        """Count one on any counter: its count so far and when its window ends."""
+        return await self._run(lambda c: c.hit(counter))
 
     async def _run(self, operation: Callable[[_Counters], Awaitable[T]]) -> T:
         shared = self.shared

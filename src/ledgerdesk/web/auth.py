@@ -1,0 +1,268 @@
+"""Signing in and out, the second factor, and the one-time links that set a password."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from urllib.parse import quote
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ledgerdesk.accounts.people import (
+    SESSION_MAX_SECONDS,
+    PeopleService,
+    SignedIn,
+    SignInRefused,
+    normal_email,
+)
+from ledgerdesk.audit.service import Event, record_now
+from ledgerdesk.errors import LedgerdeskError, NotFound
+from ledgerdesk.web.core import (
+    SECURITY_HEADERS,
+    SESSION_COOKIE,
+    Forbidden,
+    FormTooLarge,
+    Page,
+    Web,
+    field_errors,
+    text_field,
+)
+from ledgerdesk.wire.client_address import limit_key
+
+# An address may fail this many times the per-account limit (an office behind one NAT).
+ADDRESS_FACTOR = 4
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    pages = AuthPages(web)
+    return [
+        Route("/signin", pages.sign_in, methods=["GET", "POST"]),
+        Route("/signin/verify", pages.verify, methods=["GET", "POST"]),
+        Route("/signout", pages.sign_out, methods=["POST"]),
+        Route("/password/{token}", pages.set_password, methods=["GET", "POST"]),
+    ]
+
+
+class AuthPages:
+    def __init__(self, web: Web) -> None:
+        self.web = web
+        self.runtime = web.runtime
+
+    # -- sign in ------------------------------------------------------------------------
+
+    async def sign_in(self, request: Request) -> Response:
+        web = self.web
+        target = _safe_next(request.query_params.get("next"))
+        if request.method == "GET":
+            return web.render(request, Page("signin.html", {"email": "", "errors": {}}))
+        try:
+            form = await web.form(request)
+            web.check_anonymous_csrf(request, form)
+        except (Forbidden, FormTooLarge) as exc:
+            return web.message(request, "Form refused", str(exc), 403)
+        email = normal_email(text_field(form, "email"))
+        password = text_field(form, "password")
+        address = web.address(request)
+        counters = (
+            (f"signin/account/{email}", self.runtime.settings.signin_failure_limit),
+            (
+                f"signin/address/{limit_key_of(address)}",
+                self.runtime.settings.signin_failure_limit * ADDRESS_FACTOR,
+            ),
+        )
+        for counter, limit in counters:
+            count, reset_at = await web.throttle.peek(counter)
+            if count >= limit:
+                wait = max(1, math.ceil(reset_at - web.throttle.clock()))
+                response = web.render(
+                    request,
+                    Page(
+                        "signin.html",
+                        {
+                            "email": email,
+                            "errors": {
+                                "_": "Too many failed sign-ins. Try again in "
+                                f"{math.ceil(wait / 60)} minute(s)."
+                            },
+                        },
+                        429,
+                    ),
+                )
+                response.headers["retry-after"] = str(wait)
+                return response
+
+        def attempt() -> SignedIn | None:
+            now = self.runtime.clock.timestamp()
+            try:
+                with self.runtime.transaction(write=True) as (session, _):
+                    signed = PeopleService(session).sign_in(email, password, now=now)
+                    record_now(session, _event(now, "signin", "ok", signed.user.id, address))
+                    return signed
+            except SignInRefused:
+                self.runtime.audit.record(_event(now, "signin", "error", None, address))
+                return None
+
+        signed = await to_thread.run_sync(attempt)
+        if signed is None:
+            for counter, _limit in counters:
+                await web.throttle.hit(counter)
+            return web.render(
+                request,
+                Page(
+                    "signin.html",
+                    {"email": email, "errors": {"_": SignInRefused.default_message}},
+                    401,
+                ),
+            )
+        if signed.needs_second_factor:
+            destination = "/signin/verify" + (f"?next={quote(target, safe='/')}" if target else "")
+        else:
+            destination = target or ("/console" if signed.user.is_staff else "/account")
+        response = RedirectResponse(destination, 303, headers=SECURITY_HEADERS)
+        web.set_cookie(request, response, SESSION_COOKIE, signed.secret, SESSION_MAX_SECONDS)
+        return response
+
+    async def verify(self, request: Request) -> Response:
+        """The second step for staff with TOTP: a code from the phone or a recovery code."""
+        web = self.web
+        secret = request.cookies.get(SESSION_COOKIE, "")
+        if request.method == "GET":
+            return web.render(request, Page("verify.html", {"errors": {}}))
+        try:
+            form = await web.form(request)
+            web.check_anonymous_csrf(request, form)
+        except (Forbidden, FormTooLarge) as exc:
+            return web.message(request, "Form refused", str(exc), 403)
+        code = text_field(form, "code").strip()
+        counter = f"signin/totp/{secret[:16]}"
+        limit = self.runtime.settings.signin_failure_limit
+        count, _ = await web.throttle.peek(counter)
+        if count >= limit:
+            return web.message(
+                request, "Too many attempts", "Too many wrong codes; sign in again later.", 429
+            )
+
+        def check() -> bool:
+            now = self.runtime.clock.timestamp()
+            with self.runtime.transaction(write=True) as (session, _):
+                people = PeopleService(session)
+                people.second_factor(secret, code, now=now)
+                person = people.current(secret, now=now)
+                return person is not None and person.is_staff
+
+        try:
+            staff = await to_thread.run_sync(check)
+        except NotFound as exc:
+            return web.message(request, "Sign in again", exc.message, 401)
+        except LedgerdeskError as exc:
+            await web.throttle.hit(counter)
+            return web.render(request, Page("verify.html", {"errors": field_errors(exc)}, 401))
+        target = _safe_next(request.query_params.get("next"))
+        return RedirectResponse(
+            target or ("/console" if staff else "/account"), 303, headers=SECURITY_HEADERS
+        )
+
+    async def sign_out(self, request: Request) -> Response:
+        web = self.web
+        secret = request.cookies.get(SESSION_COOKIE, "")
+        try:
+            form = await web.form(request)
+        except FormTooLarge as exc:
+            return web.message(request, "Form refused", str(exc), 403)
+
+        def end() -> bool:
+            now = self.runtime.clock.timestamp()
+            with self.runtime.transaction(write=True) as (session, _):
+                people = PeopleService(session)
+                person = people.current(secret, now=now)
+                if person is None:
+                    return True
+                if form.get("csrf") != person.csrf_token:
+                    return False
+                people.end_session(secret)
+                return True
+
+        if secret and not await to_thread.run_sync(end):
+            return web.message(request, "Form refused", "Reload the page and try again.", 403)
+        response = RedirectResponse(
+            "/signin?flash=You+are+signed+out.", 303, headers=SECURITY_HEADERS
+        )
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # -- one-time links -----------------------------------------------------------------
+
+    async def set_password(self, request: Request) -> Response:
+        web = self.web
+        token = request.path_params["token"]
+        runtime = self.runtime
+
+        def who() -> tuple[str, str | None]:
+            with runtime.transaction(write=False) as (session, _):
+                user = PeopleService(session).link_user(token, now=runtime.clock.timestamp())
+                return user.name, user.email
+
+        try:
+            name, email = await to_thread.run_sync(who)
+        except NotFound as exc:
+            return web.message(request, "Link not valid", exc.message, 404)
+        values: dict[str, object] = {"name": name, "email": email, "errors": {}}
+        if request.method == "GET":
+            return web.render(request, Page("set_password.html", values))
+        try:
+            form = await web.form(request)
+            web.check_anonymous_csrf(request, form)
+        except (Forbidden, FormTooLarge) as exc:
+            return web.message(request, "Form refused", str(exc), 403)
+        password = text_field(form, "password")
+        if password != text_field(form, "password_again"):
+            values["errors"] = {"password_again": "does not match the password"}
+            return web.render(request, Page("set_password.html", values, 400))
+
+        def take() -> None:
+            now = runtime.clock.timestamp()
+            with runtime.transaction(write=True) as (session, _):
+                user = PeopleService(session).set_password_with_link(token, password, now=now)
+                record_now(
+                    session, _event(now, "password.set", "ok", user.id, web.address(request))
+                )
+
+        try:
+            await to_thread.run_sync(take)
+        except NotFound as exc:
+            return web.message(request, "Link not valid", exc.message, 404)
+        except LedgerdeskError as exc:
+            values["errors"] = field_errors(exc)
+            return web.render(request, Page("set_password.html", values, 400))
+        return RedirectResponse(
+            "/signin?flash=Your+password+is+set.+Sign+in+with+it.", 303, headers=SECURITY_HEADERS
+        )
+
+
+def _event(now: int, action: str, outcome: str, user_id: int | None, address: str | None) -> Event:
+    return Event(
+        created_at=now,
+        source="web",
+        action=action,
+        outcome=outcome,
+        user_id=user_id,
+        client_address=address,
+    )
+
+
+def limit_key_of(address: str | None) -> str:
+    if address is None:
+        return "unknown"
+    return limit_key(ipaddress.ip_address(address))
+
+
+def _safe_next(raw: str | None) -> str | None:
+    """Only a path on this site (never ``//host`` or a full URL) may follow sign-in."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+        return None
+    if not (raw.startswith("/console") or raw.startswith("/account")):
+        return None
+    return raw

@@ -1,0 +1,51 @@
+"""How values look on pages: times, ages, money, sizes, names of statuses and priorities."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ledgerdesk.tickets.service import STATUS_NAMES
+
+PRIORITY_NAMES = {1: "Low", 2: "Normal", 3: "High", 4: "Highest"}
+# Images a browser may show inline: raster formats only (an SVG can carry script).
+PREVIEWABLE = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+def when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def age(seconds: int) -> str:
+    """``3 d 4 h``, ``5 h 12 min``, ``7 min``: how long something has waited."""
+    seconds = max(0, seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
+def money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def size(count: int) -> str:
+    amount = float(count)
+    for unit in ("bytes", "KiB", "MiB"):
+        if amount < 1024 or unit == "MiB":
+            return f"{count} bytes" if unit == "bytes" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{count} bytes"
+
+
+FILTERS: dict[str, Any] = {"when": when, "age": age, "money": money, "size": size}
+GLOBALS: dict[str, Any] = {
+    "STATUS_NAMES": STATUS_NAMES,
+    "PRIORITY_NAMES": PRIORITY_NAMES,
+    "PREVIEWABLE": PREVIEWABLE,
+}

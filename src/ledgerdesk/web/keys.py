@@ -1,0 +1,60 @@
+"""API keys from a form, for staff (any customer's) and customers (their own)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from ledgerdesk.accounts.repository import AccountRepository
+from ledgerdesk.accounts.service import AccountService, NewKey
+from ledgerdesk.db.models import ApiKey
+from ledgerdesk.errors import invalid
+from ledgerdesk.web.core import Visit, text_field
+
+_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def create_key(visit: Visit, user_id: int, form: Mapping[str, Any]) -> NewKey:
+    """Create a key from the form's fields: categories (comma or space separated; empty
+    for all), IP ranges (one per line; empty for any), expiry date and note."""
+    categories = [c for c in _SEPARATORS.split(text_field(form, "categories")) if c]
+    ip_ranges = [r for r in _SEPARATORS.split(text_field(form, "ip_ranges")) if r]
+    raw_expiry = text_field(form, "expires").strip()
+    try:
+        expires = date.fromisoformat(raw_expiry) if raw_expiry else None
+    except ValueError:
+        raise invalid("expires", "must be a date such as 2027-01-31") from None
+    new = AccountService(AccountRepository(visit.session)).create_key(
+        user_id=user_id,
+        categories=categories,
+        ip_ranges=ip_ranges,
+        expires_on=expires,
+        note=text_field(form, "note").strip(),
+        now=visit.now,
+        today=visit.today,
+    )
+    visit.audit("key.create", user_id=user_id, target_id=new.key.id)
+    return new
+
+
+def revoke_key(visit: Visit, key_id: int, *, owner: int | None) -> ApiKey:
+    """Revoke a key; ``owner`` limits it to that customer's keys (the portal)."""
+    key = AccountService(AccountRepository(visit.session)).revoke_key(
+        key_id, now=visit.now, user_id=owner
+    )
+    visit.audit("key.revoke", user_id=key.user_id, target_id=key.id)
+    return key
+
+
+def keys_of(visit: Visit, user_id: int) -> list[ApiKey]:
+    return list(AccountService(AccountRepository(visit.session)).list_keys(user_id))
+
+
+# The form fields' names as the services name their parameters.
+KEY_FIELDS = {"category": "categories", "ip-range": "ip_ranges"}
+
+
+def key_errors(errors: dict[str, str]) -> dict[str, str]:
+    return {KEY_FIELDS.get(name, name): message for name, message in errors.items()}

@@ -1,0 +1,196 @@
+"""The customer portal (``/account``): a customer's invoices, tickets and own API keys.
+
+Every read goes through the same tenant-scoped queries as the API, with the signed-in
+customer's id in the statement: another customer's ticket or invoice is a 404.
+"""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.errors import LedgerdeskError, invalid
+from ledgerdesk.invoices.queries import InvoiceQueries
+from ledgerdesk.invoices.service import InvoiceReader
+from ledgerdesk.tickets.queries import TicketQueries
+from ledgerdesk.tickets.service import TicketReader, TicketService
+from ledgerdesk.web import security
+from ledgerdesk.web.core import (
+    FormTooLarge,
+    Page,
+    Redirect,
+    Refused,
+    Visit,
+    Web,
+    field_errors,
+    path_id,
+    text_field,
+)
+from ledgerdesk.web.keys import create_key, key_errors, keys_of, revoke_key
+from ledgerdesk.web.tickets import TicketPages
+
+RECENT_INVOICES = 100
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    portal = Portal(web)
+    return [
+        Route("/", portal.home, methods=["GET"]),
+        Route("/invoices/{invoice_id:int}", portal.invoice, methods=["GET"]),
+        Route("/tickets/new", portal.new_ticket, methods=["GET", "POST"]),
+        *TicketPages(web, "customer").routes(),
+        Route("/keys", portal.keys, methods=["GET", "POST"]),
+        Route("/keys/{key_id:int}/revoke", portal.revoke, methods=["POST"]),
+        *security.routes(web, "customer"),
+    ]
+
+
+class Portal:
+    def __init__(self, web: Web) -> None:
+        self.web = web
+
+    async def home(self, request: Request) -> Response:
+        def work(visit: Visit) -> Page:
+            me = visit.person.user_id
+            return Page(
+                "portal/home.html",
+                {
+                    "tickets": TicketReader(TicketQueries(visit.db)).overview(
+                        user_id=me, status=None
+                    ),
+                    "invoices": InvoiceReader(InvoiceQueries(visit.db)).latest(
+                        me, limit=RECENT_INVOICES
+                    ),
+                    "today": visit.today,
+                    "now": visit.now,
+                },
+            )
+
+        return await self.web.visit(request, "customer", work)
+
+    async def invoice(self, request: Request) -> Response:
+        invoice_id = path_id(request, "invoice_id")
+
+        def work(visit: Visit) -> Page:
+            view = InvoiceReader(InvoiceQueries(visit.db)).details_for_customer(
+                visit.person.user_id, invoice_id
+            )
+            return Page("portal/invoice.html", {"invoice": view, "today": visit.today})
+
+        return await self.web.visit(request, "customer", work)
+
+    def _new_ticket_page(
+        self, visit: Visit, errors: dict[str, str], values: dict[str, str]
+    ) -> Page:
+        return Page(
+            "portal/new_ticket.html",
+            {"errors": errors, "values": values},
+            400 if errors else 200,
+        )
+
+    async def new_ticket(self, request: Request) -> Response:
+        web = self.web
+        blank = {"title": "", "content": "", "reference": "", "priority": "2"}
+        if request.method == "GET":
+            return await web.visit(
+                request, "customer", lambda visit: self._new_ticket_page(visit, {}, blank)
+            )
+        try:
+            form = await web.form(request, files=True)
+        except FormTooLarge as exc:
+            return web.message(request, "Too large", str(exc), 413)
+        values = {name: text_field(form, name) for name in blank}
+        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
+        files: list[IncomingFile] = []
+        try:
+            try:
+                files = await to_thread.run_sync(web.incoming, uploads)
+            except LedgerdeskError as exc:
+                problems = field_errors(exc)
+                return await web.visit(
+                    request,
+                    "customer",
+                    lambda visit: self._new_ticket_page(visit, problems, values),
+                    form=form,
+                )
+
+            def work(visit: Visit) -> Redirect:
+                try:
+                    if values["priority"] not in ("1", "2", "3", "4"):
+                        raise invalid("priority", "must be 1, 2, 3 or 4")
+                    if len(values["reference"]) > 64:
+                        raise invalid("reference", "must be at most 64 characters")
+                    ticket = TicketService.of(visit.session).create(
+                        customer_id=visit.person.user_id,
+                        title=values["title"].strip(),
+                        content=values["content"],
+                        reference=values["reference"].strip(),
+                        priority=int(values["priority"]),
+                        files=files,
+                        blobs=visit.blobs,
+                        now=visit.now,
+                    )
+                except LedgerdeskError as exc:
+                    problems = field_errors(exc)
+                    raise Refused(
+                        lambda again: self._new_ticket_page(again, problems, values)
+                    ) from None
+                visit.audit("ticket.create", user_id=ticket.user_id, target_id=ticket.id)
+                return Redirect(f"/account/tickets/{ticket.id}", flash="Ticket created.")
+
+            return await web.visit(request, "customer", work, form=form, write=True)
+        finally:
+            for incoming in files:
+                incoming.discard()
+
+    def _keys_page(
+        self, visit: Visit, *, errors: dict[str, str] | None = None, new_key: str | None = None
+    ) -> Page:
+        return Page(
+            "portal/keys.html",
+            {
+                "keys": keys_of(visit, visit.person.user_id),
+                "errors": errors or {},
+                "new_key": new_key,
+                "now": visit.now,
+                "today": visit.today,
+            },
+            400 if errors else 200,
+        )
+
+    async def keys(self, request: Request) -> Response:
+        web = self.web
+        await to_thread.run_sync(web.runtime.flush_key_usage)
+        if request.method == "GET":
+            return await web.visit(request, "customer", lambda visit: self._keys_page(visit))
+        try:
+            form = await web.form(request)
+        except FormTooLarge as exc:
+            return web.message(request, "Too large", str(exc), 413)
+
+        def work(visit: Visit) -> Page:
+            try:
+                new = create_key(visit, visit.person.user_id, form)
+            except LedgerdeskError as exc:
+                problems = key_errors(field_errors(exc))
+                raise Refused(lambda again: self._keys_page(again, errors=problems)) from None
+            return self._keys_page(visit, new_key=new.secret)
+
+        return await web.visit(request, "customer", work, form=form, write=True)
+
+    async def revoke(self, request: Request) -> Response:
+        key_id = path_id(request, "key_id")
+        try:
+            form = await self.web.form(request)
+        except FormTooLarge as exc:
+            return self.web.message(request, "Too large", str(exc), 413)
+
+        def work(visit: Visit) -> Redirect:
+            revoke_key(visit, key_id, owner=visit.person.user_id)
+            return Redirect("/account/keys", flash=f"Key {key_id} revoked.")
+
+        return await self.web.visit(request, "customer", work, form=form, write=True)

@@ -1,0 +1,100 @@
+"""A person's own security page: change the password; for staff, the TOTP second factor."""
+
+from __future__ import annotations
+
+import segno
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.errors import LedgerdeskError, invalid
+from ledgerdesk.web.core import (
+    FormTooLarge,
+    Page,
+    Redirect,
+    Refused,
+    Role,
+    Visit,
+    Web,
+    field_errors,
+    text_field,
+)
+
+
+def routes(web: Web, role: Role) -> list[BaseRoute]:
+    pages = SecurityPages(web, role)
+    return [Route("/security", pages.security, methods=["GET", "POST"])]
+
+
+class SecurityPages:
+    def __init__(self, web: Web, role: Role) -> None:
+        self.web = web
+        self.role: Role = role
+
+    def page(
+        self,
+        visit: Visit,
+        *,
+        errors: dict[str, str] | None = None,
+        enrolment_secret: str | None = None,
+        recovery_codes: list[str] | None = None,
+    ) -> Page:
+        values: dict[str, object] = {
+            "errors": errors or {},
+            "has_totp": visit.user().totp_secret is not None,
+            "recovery_codes": recovery_codes,
+            "enrolment_secret": None,
+            "qr": None,
+            "staff": self.role == "staff",
+        }
+        if self.role == "staff" and not values["has_totp"] and recovery_codes is None:
+            people = PeopleService(visit.session)
+            enrolment = people.totp_enrolment(visit.person.user_id)
+            secret = enrolment_secret or enrolment.secret
+            uri = enrolment.uri.replace(enrolment.secret, secret)
+            values["enrolment_secret"] = secret
+            values["qr"] = segno.make(uri, error="m").svg_data_uri(scale=4)
+        return Page("security.html", values, 400 if errors else 200)
+
+    async def security(self, request: Request) -> Response:
+        web = self.web
+        if request.method == "GET":
+            return await web.visit(request, self.role, lambda visit: self.page(visit))
+        try:
+            form = await web.form(request)
+        except FormTooLarge as exc:
+            return web.message(request, "Too large", str(exc), 413)
+        action = text_field(form, "action")
+
+        def work(visit: Visit) -> Page | Redirect:
+            people = PeopleService(visit.session)
+            user_id = visit.person.user_id
+            secret = text_field(form, "secret")
+            try:
+                if action == "password":
+                    new = text_field(form, "new_password")
+                    if new != text_field(form, "new_password_again"):
+                        raise invalid("new_password_again", "does not match the new password")
+                    people.change_password(user_id, text_field(form, "current_password"), new)
+                    visit.audit("password.change", user_id=user_id, target_id=user_id)
+                    # Every session ended, this one too: sign in with the new password.
+                    return Redirect("/signin", flash="Password changed. Sign in again.")
+                if action == "totp-enable" and self.role == "staff":
+                    codes = people.confirm_totp(
+                        user_id, secret, text_field(form, "code").strip(), now=visit.now
+                    )
+                    visit.audit("totp.enable", user_id=user_id, target_id=user_id)
+                    return self.page(visit, recovery_codes=codes)
+                if action == "totp-disable" and self.role == "staff":
+                    people.disable_totp(user_id, text_field(form, "password"))
+                    visit.audit("totp.disable", user_id=user_id, target_id=user_id)
+                    return Redirect("/console/security", flash="Second factor turned off.")
+            except LedgerdeskError as exc:
+                problems = field_errors(exc)
+                raise Refused(
+                    lambda again: self.page(again, errors=problems, enrolment_secret=secret or None)
+                ) from None
+            raise invalid("action", "is not something this page does")
+
+        return await web.visit(request, self.role, work, form=form, write=True)

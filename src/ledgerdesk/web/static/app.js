@@ -1,0 +1,84 @@
+// Progressive enhancement for the console and the portal. Every form works without
+// this file; with it, destructive buttons ask first, files can be dropped onto a reply,
+// and uploads show their progress.
+
+function confirmations() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+}
+
+function listChosen(input, list) {
+  list.replaceChildren(
+    ...Array.from(input.files, (file) => {
+      const item = document.createElement("li");
+      item.textContent = `${file.name} (${Math.max(1, Math.round(file.size / 1024))} KiB)`;
+      return item;
+    }),
+  );
+}
+
+function dropzones() {
+  for (const zone of document.querySelectorAll("[data-dropzone]")) {
+    const input = zone.querySelector("input[type=file]");
+    const list = zone.querySelector("[data-chosen]");
+    input.addEventListener("change", () => listChosen(input, list));
+    for (const name of ["dragenter", "dragover"]) {
+      zone.addEventListener(name, (event) => {
+        event.preventDefault();
+        zone.classList.add("over");
+      });
+    }
+    for (const name of ["dragleave", "drop"]) {
+      zone.addEventListener(name, () => zone.classList.remove("over"));
+    }
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      const files = new DataTransfer();
+      for (const file of input.files) files.items.add(file);
+      for (const file of event.dataTransfer.files) files.items.add(file);
+      input.files = files.files;
+      listChosen(input, list);
+    });
+  }
+}
+
+function uploads() {
+  for (const form of document.querySelectorAll("form[data-upload]")) {
+    const progress = form.querySelector("[data-progress]");
+    form.addEventListener("submit", (event) => {
+      const files = form.querySelector("input[type=file]");
+      if (!files || files.files.length === 0) return; // nothing to show progress for
+      event.preventDefault();
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      progress.hidden = false;
+      const request = new XMLHttpRequest();
+      request.open("POST", form.action);
+      request.upload.addEventListener("progress", (e) => {
+        if (e.lengthComputable) progress.value = Math.round((100 * e.loaded) / e.total);
+      });
+      request.addEventListener("load", () => {
+        if (request.status < 400 && request.responseURL) {
+          window.location.assign(request.responseURL);
+        } else {
+          document.open();
+          document.write(request.responseText);
+          document.close();
+        }
+      });
+      request.addEventListener("error", () => {
+        button.disabled = false;
+        progress.hidden = true;
+        window.alert("The upload did not reach the server. Check the connection and try again.");
+      });
+      request.send(new FormData(form));
+    });
+  }
+}
+
+confirmations();
+dropzones();
+uploads();

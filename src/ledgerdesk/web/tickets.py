@@ -1,0 +1,204 @@
+"""A ticket's page, its reply form, status buttons and downloads: one implementation for
+staff (``/console``, every ticket, internal notes) and customers (``/account``, their own
+tickets only, through the same tenant-scoped queries as the API)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from anyio import to_thread
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.db.models import User
+from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
+from ledgerdesk.tickets.queries import TicketQueries
+from ledgerdesk.tickets.service import TicketReader, TicketService
+from ledgerdesk.web.core import (
+    SECURITY_HEADERS,
+    FormTooLarge,
+    Page,
+    Redirect,
+    Refused,
+    Role,
+    Visit,
+    Web,
+    field_errors,
+    path_id,
+    text_field,
+)
+from ledgerdesk.web.display import PREVIEWABLE
+from ledgerdesk.wire.content_disposition import attachment_disposition
+
+STATUS_ACTIONS = {
+    "staff": ("close", "force-close", "reopen"),
+    "customer": ("close", "reopen"),
+}
+
+
+class TicketPages:
+    def __init__(self, web: Web, role: Role) -> None:
+        self.web = web
+        self.role: Role = role
+        self.base = "/console" if role == "staff" else "/account"
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/tickets/{ticket_id:int}", self.view, methods=["GET"]),
+            Route("/tickets/{ticket_id:int}/reply", self.reply, methods=["POST"]),
+            Route("/tickets/{ticket_id:int}/status", self.status, methods=["POST"]),
+            Route(
+                "/tickets/{ticket_id:int}/attachments/{attachment_id:int}",
+                self.download,
+                methods=["GET"],
+            ),
+        ]
+
+    def _scope(self, visit: Visit) -> int | None:
+        """Whose tickets may be seen: every customer's for staff, else the caller's own."""
+        return None if self.role == "staff" else visit.person.user_id
+
+    def page(
+        self, visit: Visit, ticket_id: int, *, errors: dict[str, str], content: str = ""
+    ) -> Page:
+        thread = TicketReader(TicketQueries(visit.db)).thread(ticket_id, user_id=self._scope(visit))
+        customer = visit.session.get(User, thread.ticket.user_id)
+        return Page(
+            "ticket.html",
+            {
+                "thread": thread,
+                "customer": customer,
+                "staff": self.role == "staff",
+                "base": self.base,
+                "errors": errors,
+                "content": content,
+                "actions": STATUS_ACTIONS[self.role],
+                "now": visit.now,
+            },
+            400 if errors else 200,
+        )
+
+    async def view(self, request: Request) -> Response:
+        ticket_id = path_id(request, "ticket_id")
+        return await self.web.visit(
+            request, self.role, lambda visit: self.page(visit, ticket_id, errors={})
+        )
+
+    async def reply(self, request: Request) -> Response:
+        web = self.web
+        ticket_id = path_id(request, "ticket_id")
+        try:
+            form = await web.form(request, files=True)
+        except FormTooLarge as exc:
+            return web.message(request, "Too large", str(exc), 413)
+        content = text_field(form, "content")
+        internal = self.role == "staff" and form.get("internal") == "1"
+        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
+        files: list[IncomingFile] = []
+        try:
+            try:
+                files = await to_thread.run_sync(web.incoming, uploads)
+            except LedgerdeskError as exc:
+                errors = field_errors(exc)
+                return await web.visit(
+                    request,
+                    self.role,
+                    lambda visit: self.page(visit, ticket_id, errors=errors, content=content),
+                    form=form,
+                )
+
+            def work(visit: Visit) -> Redirect:
+                service = TicketService.of(visit.session)
+                author = visit.user()
+                try:
+                    write = service.note if internal else service.reply
+                    ticket = write(
+                        ticket_id,
+                        author=author,
+                        content=content,
+                        files=files,
+                        blobs=visit.blobs,
+                        now=visit.now,
+                    )
+                except LedgerdeskError as exc:
+                    if isinstance(exc, NotFound):
+                        raise
+                    errors = field_errors(exc)
+                    raise Refused(
+                        lambda again: self.page(again, ticket_id, errors=errors, content=content)
+                    ) from None
+                visit.audit(
+                    "ticket.note" if internal else "ticket.reply",
+                    user_id=ticket.user_id,
+                    target_id=ticket.id,
+                )
+                said = "Internal note added" if internal else "Reply sent"
+                if files:
+                    said += f" with {len(files)} attachment(s)"
+                return Redirect(f"{self.base}/tickets/{ticket.id}", flash=said + ".")
+
+            return await web.visit(request, self.role, work, form=form, write=True)
+        finally:
+            for incoming in files:
+                incoming.discard()
+
+    async def status(self, request: Request) -> Response:
+        web = self.web
+        ticket_id = path_id(request, "ticket_id")
+        try:
+            form = await web.form(request)
+        except FormTooLarge as exc:
+            return web.message(request, "Too large", str(exc), 413)
+        action = text_field(form, "action")
+
+        def work(visit: Visit) -> Redirect:
+            if action not in STATUS_ACTIONS[self.role]:
+                raise invalid("action", f"must be one of {', '.join(STATUS_ACTIONS[self.role])}")
+            service = TicketService.of(visit.session)
+            scope = self._scope(visit)
+            changes: dict[str, Callable[[], object]] = {
+                "close": lambda: service.close(ticket_id, user_id=scope, now=visit.now),
+                "reopen": lambda: service.reopen(ticket_id, user_id=scope, now=visit.now),
+                "force-close": lambda: service.force_close(ticket_id, now=visit.now),
+            }
+            ticket = changes[action]()
+            assert hasattr(ticket, "user_id")
+            visit.audit(f"ticket.{action}", user_id=ticket.user_id, target_id=ticket_id)
+            done = {"close": "closed", "reopen": "reopened", "force-close": "forcibly closed"}
+            return Redirect(f"{self.base}/tickets/{ticket_id}", flash=f"Ticket {done[action]}.")
+
+        return await web.visit(request, self.role, work, form=form, write=True)
+
+    async def download(self, request: Request) -> Response:
+        web = self.web
+        ticket_id = path_id(request, "ticket_id")
+        attachment_id = path_id(request, "attachment_id")
+        inline = request.query_params.get("inline") == "1"
+
+        def work(visit: Visit) -> Response:
+            attachment, content = TicketReader(TicketQueries(visit.db)).attachment(
+                ticket_id, attachment_id, user_id=self._scope(visit), store=web.runtime.blobs
+            )
+            disposition = attachment_disposition(attachment.name)
+            if inline and attachment.content_type in PREVIEWABLE:
+                disposition = "inline" + disposition.removeprefix("attachment")
+            return StreamingResponse(
+                _chunks(content.chunks()),
+                media_type=None,
+                headers={
+                    **SECURITY_HEADERS,
+                    "content-type": attachment.content_type,
+                    "content-length": str(content.size),
+                    "content-disposition": disposition,
+                    "content-security-policy": "sandbox",
+                },
+            )
+
+        return await web.visit(request, self.role, work)
+
+
+def _chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield from chunks
