@@ -6,6 +6,7 @@ from datetime import date
 
 import click
 
+from ledgerdesk.accounts.people import INVITE_SECONDS, RESET_SECONDS, PeopleService, Purpose
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.cli.maintenance import audit, storage
@@ -67,13 +68,83 @@ def user_list(state: CliState, as_json: bool) -> None:
     with state.transaction() as (session, _):
         users = AccountService(AccountRepository(session)).list_users()
         rows = [
-            {"userId": u.id, "name": u.name, "email": u.email, "isStaff": u.is_staff} for u in users
+            {
+                "userId": u.id,
+                "name": u.name,
+                "email": u.email,
+                "isStaff": u.is_staff,
+                "disabled": u.disabled_at is not None,
+                "canSignIn": u.password_hash is not None,
+            }
+            for u in users
         ]
         prose = "\n".join(
             f"{u.id:>6}  {'staff   ' if u.is_staff else 'customer'}  {u.name}  {u.email or ''}"
+            + ("  (disabled)" if u.disabled_at is not None else "")
             for u in users
         )
         emit(as_json, {"users": rows}, prose or "No users.")
+
+
+def _link(state: CliState, user_id: int, purpose: Purpose, as_json: bool) -> None:
+    with state.transaction() as (session, runtime):
+        now = runtime.clock.timestamp()
+        people = PeopleService(session)
+        secret = people.issue_link(user_id, purpose, now=now)
+        state.audit(session, f"user.{purpose}", user_id=user_id, target_id=user_id)
+        url = f"{runtime.settings.public_url}/password/{secret}"
+        hours = (INVITE_SECONDS if purpose == "invite" else RESET_SECONDS) // 3600
+        what = "Invitation" if purpose == "invite" else "Password reset link"
+        emit(
+            as_json,
+            {"userId": user_id, "url": url, "expiresAt": now + hours * 3600},
+            f"{what} for user {user_id} (works once, for {hours} hours):\n{url}",
+        )
+
+
+@user.command("invite")
+@click.argument("user_id", type=int)
+@json_option
+@pass_state
+def user_invite(state: CliState, user_id: int, as_json: bool) -> None:
+    """Print a one-time link with which USER_ID sets a password (valid 7 days).
+
+    The link starts with LEDGERDESK_PUBLIC_URL; earlier links of the user stop working.
+    """
+    _link(state, user_id, "invite", as_json)
+
+
+@user.command("reset-password")
+@click.argument("user_id", type=int)
+@json_option
+@pass_state
+def user_reset_password(state: CliState, user_id: int, as_json: bool) -> None:
+    """Print a one-time link with which USER_ID sets a new password (valid 2 hours)."""
+    _link(state, user_id, "reset", as_json)
+
+
+@user.command("disable")
+@click.argument("user_id", type=int)
+@json_option
+@pass_state
+def user_disable(state: CliState, user_id: int, as_json: bool) -> None:
+    """Disable a user: their sessions end, links and API keys stop working at once."""
+    with state.transaction() as (session, runtime):
+        PeopleService(session).set_disabled(user_id, True, now=runtime.clock.timestamp())
+        state.audit(session, "user.disable", user_id=user_id, target_id=user_id)
+        emit(as_json, {"userId": user_id, "disabled": True}, f"User {user_id} is disabled.")
+
+
+@user.command("enable")
+@click.argument("user_id", type=int)
+@json_option
+@pass_state
+def user_enable(state: CliState, user_id: int, as_json: bool) -> None:
+    """Enable a disabled user again (their API keys work again; they sign in anew)."""
+    with state.transaction() as (session, runtime):
+        PeopleService(session).set_disabled(user_id, False, now=runtime.clock.timestamp())
+        state.audit(session, "user.enable", user_id=user_id, target_id=user_id)
+        emit(as_json, {"userId": user_id, "disabled": False}, f"User {user_id} is enabled.")
 
 
 # -- API keys ---------------------------------------------------------------------------

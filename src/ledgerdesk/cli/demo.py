@@ -14,6 +14,7 @@ from datetime import timedelta
 import click
 from sqlalchemy.orm import Session
 
+from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
@@ -88,14 +89,20 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                 )
                 if paid:
                     invoices.mark_paid(created.id, paid_on=created.created_on)
+        staff = accounts.find_user_by_email(STAFF_EMAIL)
+        if staff is None:
+            staff = accounts.create_user(name="Sam Support", email=STAFF_EMAIL, staff=True, now=now)
         db = session_db(session)
         if not TicketReader(TicketQueries(db)).overview(user_id=customer.id, status=None):
-            staff = accounts.find_user_by_email(STAFF_EMAIL)
-            if staff is None:
-                staff = accounts.create_user(
-                    name="Sam Support", email=STAFF_EMAIL, staff=True, now=now
-                )
             _seed_tickets(session, blobs, customer, staff, traceroute, now)
+        # One-time links to set the web passwords (the old ones, if any, stop working).
+        people = PeopleService(session)
+        links = {
+            who.email: people.issue_link(
+                who.id, "reset" if who.password_hash else "invite", now=now
+            )
+            for who in (staff, customer)
+        }
         new_key = accounts.create_key(
             user_id=customer.id,
             categories=(),
@@ -132,6 +139,11 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                 curl("getTicketOverview"),
                 "",
                 f"API documentation: {base}/docs",
+                "",
+                f"Staff console: set a password for {STAFF_EMAIL}, then sign in at {base}/signin",
+                f"  {base}/password/{links[STAFF_EMAIL]}",
+                f"Customer portal: set a password for {DEMO_EMAIL} the same way",
+                f"  {base}/password/{links[DEMO_EMAIL]}",
             ]
         )
     )
