@@ -203,7 +203,7 @@ class PeopleService:
         ).first()
         if row is None:
             return None
-        web, user = row.tuple()
+        web, user = row[0], row[1]
         if (
             user.disabled_at is not None
             or now - web.last_seen_at > SESSION_IDLE_SECONDS

@@ -1,0 +1,82 @@
+"""Fixtures for the web console and portal: people with passwords, and a browser-like
+client that keeps cookies and sends each form with its CSRF token."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.accounts.repository import AccountRepository
+from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.app import LedgerdeskApp
+from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.runtime import Runtime
+from tests.conftest import CLIENT_ADDRESS, make_client
+
+PASSWORD = "correct horse battery"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def make_person(
+    runtime: Runtime, name: str, email: str, *, staff: bool = False, password: str = PASSWORD
+) -> int:
+    """A user who can sign in: created, invited, and the invitation taken."""
+    now = runtime.clock.timestamp()
+    with unit_of_work(runtime.sessions, write=True) as session:
+        user = AccountService(AccountRepository(session)).create_user(
+            name=name, email=email, staff=staff, now=now
+        )
+        people = PeopleService(session)
+        secret = people.issue_link(user.id, "invite", now=now)
+        people.set_password_with_link(secret, password, now=now)
+        return user.id
+
+
+def csrf_of(html: str) -> str:
+    found = _CSRF.search(html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+class WebClient:
+    """What a browser does: cookies kept, forms sent with the token of the page."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.http = client
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.http.get(path, **kwargs)
+
+    async def token(self, page: str) -> str:
+        response = await self.http.get(page)
+        assert response.status_code == 200, response.text
+        return csrf_of(response.text)
+
+    async def submit(
+        self,
+        page: str,
+        action: str,
+        data: dict[str, str],
+        files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
+    ) -> httpx.Response:
+        """Open ``page``, then post ``data`` to ``action`` with the page's CSRF token."""
+        token = await self.token(page)
+        return await self.http.post(action, data={"csrf": token, **data}, files=files)
+
+    async def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
+        return await self.submit("/signin", "/signin", {"email": email, "password": password})
+
+
+@pytest.fixture
+def web(app: LedgerdeskApp) -> WebClient:
+    return WebClient(make_client(app, CLIENT_ADDRESS))
+
+
+@pytest.fixture
+def other_web(app: LedgerdeskApp) -> WebClient:
+    """A second browser, from another address."""
+    return WebClient(make_client(app, "198.51.100.20"))
