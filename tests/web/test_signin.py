@@ -46,16 +46,20 @@ async def test_an_invitation_sets_the_password_once_and_then_signs_in(
     user_id = _new_user(runtime, "ann@example.com")
     link = _link(runtime, user_id)
     page = await web.get(link)
-    assert page.status_code == 200 and "ann@example.com" in page.text
+    assert page.status_code == 200
+    assert "ann@example.com" in page.text
     done = await web.submit(
         link, link, {"password": "long enough pass", "password_again": "long enough pass"}
     )
-    assert done.status_code == 303 and done.headers["location"].startswith("/signin")
+    assert done.status_code == 303
+    assert done.headers["location"].startswith("/signin")
     assert (await web.get(link)).status_code == 404  # used up
     signed = await web.sign_in("ANN@example.com ", "long enough pass")
-    assert signed.status_code == 303 and signed.headers["location"] == "/account"
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/account"
     home = await web.get("/account/")
-    assert home.status_code == 200 and "Hello, Ann" in home.text
+    assert home.status_code == 200
+    assert "Hello, Ann" in home.text
 
 
 async def test_a_password_link_refuses_short_or_mismatched_passwords(
@@ -64,11 +68,13 @@ async def test_a_password_link_refuses_short_or_mismatched_passwords(
     link = _link(runtime, _new_user(runtime, "ann@example.com"))
     short = await web.submit(link, link, {"password": "short", "password_again": "short"})
     assert short.status_code == 400
-    assert "at least 10 characters" in short.text and 'aria-invalid="true"' in short.text
+    assert "at least 10 characters" in short.text
+    assert 'aria-invalid="true"' in short.text
     apart = await web.submit(
         link, link, {"password": "long enough pass", "password_again": "long enough pasS"}
     )
-    assert apart.status_code == 400 and "does not match" in apart.text
+    assert apart.status_code == 400
+    assert "does not match" in apart.text
     assert (await web.get(link)).status_code == 200  # still usable after refusals
 
 
@@ -87,7 +93,8 @@ async def test_wrong_passwords_and_unknown_emails_get_the_same_answer(
     wrong = await web.sign_in("ann@example.com", "not the password")
     unknown = await web.sign_in("nobody@example.com", "not the password")
     assert wrong.status_code == unknown.status_code == 401
-    assert "Wrong email or password." in wrong.text and "Wrong email or password." in unknown.text
+    assert "Wrong email or password." in wrong.text
+    assert "Wrong email or password." in unknown.text
     with unit_of_work(runtime.sessions, write=False) as session:
         failures = session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "signin")
@@ -134,7 +141,9 @@ async def test_session_cookie_is_httponly_and_lax_and_secure_behind_a_tls_proxy(
     make_person(runtime, "Ann", "ann@example.com")
     signed = await web.sign_in("ann@example.com")
     cookie = signed.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
+    assert "Secure" not in cookie
     assert signed.headers["content-security-policy"].startswith("default-src 'self'")
 
 
@@ -146,7 +155,8 @@ async def test_signing_out_ends_the_session_for_good(runtime: Runtime, web: WebC
     assert out.status_code == 303
     web.http.cookies.set("ledgerdesk_session", stolen)  # replaying the old cookie
     again = await web.get("/account/")
-    assert again.status_code == 303 and again.headers["location"].startswith("/signin")
+    assert again.status_code == 303
+    assert again.headers["location"].startswith("/signin")
 
 
 async def test_disabling_a_user_ends_their_sessions(runtime: Runtime, web: WebClient) -> None:
@@ -194,7 +204,8 @@ async def test_a_wrong_current_password_changes_nothing(runtime: Runtime, web: W
             "new_password_again": "a new long password",
         },
     )
-    assert refused.status_code == 400 and "is not your current password" in refused.text
+    assert refused.status_code == 400
+    assert "is not your current password" in refused.text
     assert (await web.get("/account/")).status_code == 200
 
 
@@ -265,7 +276,8 @@ async def test_staff_second_factor_with_totp_and_recovery_codes(
             "code": "000000" if totp.at(clock.now) != "000000" else "111111",
         },
     )
-    assert wrong.status_code == 400 and "does not match" in wrong.text
+    assert wrong.status_code == 400
+    assert "does not match" in wrong.text
     enabled = await web.http.post(
         "/console/security",
         data={
@@ -289,7 +301,8 @@ async def test_staff_second_factor_with_totp_and_recovery_codes(
     assert replay.status_code == 401  # the code that enabled TOTP is spent
     clock.advance(30)
     good = await other_web.submit("/signin/verify", "/signin/verify", {"code": totp.at(clock.now)})
-    assert good.status_code == 303 and good.headers["location"] == "/console"
+    assert good.status_code == 303
+    assert good.headers["location"] == "/console"
     assert (await other_web.get("/console/")).status_code == 200
 
     # A recovery code works once.
@@ -304,7 +317,8 @@ async def test_staff_second_factor_with_totp_and_recovery_codes(
     assert again.status_code == 401
     with unit_of_work(runtime.sessions, write=False) as session:
         user = session.scalars(select(User).where(User.email == "sam@example.com")).one()
-        assert user.recovery_codes is not None and len(user.recovery_codes) == 9
+        assert user.recovery_codes is not None
+        assert len(user.recovery_codes) == 9
 
 
 async def test_wrong_second_factor_codes_are_throttled(
