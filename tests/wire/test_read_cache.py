@@ -16,7 +16,7 @@ from ledgerdesk.db.models import Invoice
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import read_cache
 from ledgerdesk.wire.read_cache import ReadCache
-from tests.factories import make_customer, make_invoice, make_key, make_user
+from tests.factories import make_customer, make_invoice, make_key, make_ticket, make_user
 from tests.support import assert_error, assert_success, call
 
 pytestmark = pytest.mark.anyio
@@ -107,6 +107,22 @@ async def test_a_write_through_this_server_is_seen_by_the_next_read(
     assert_success(await call(client, caller, "createTicket", title="T", content="C"))
     listed = assert_success(await call(client, caller, "getTicketOverview"))["tickets"]
     assert len(listed) == 1
+
+
+async def test_a_write_on_the_readers_former_connection_is_seen(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A failed read gives the reader's connection back to the pool, where a writer may
+    take it; SQLite's data_version never reports a connection's own commits, so the
+    cache must not compare versions across connections."""
+    caller = make_customer(runtime)
+    assert assert_success(await call(client, caller, "getTicketOverview")) == {"tickets": []}
+    assert_error(await call(client, caller, "getTicket", ticketId=424242), 3001, 404)
+    for _ in range(3):  # whichever pooled connection the writer gets
+        make_ticket(runtime, caller.user_id)
+        listed = assert_success(await call(client, caller, "getTicketOverview"))["tickets"]
+        assert_error(await call(client, caller, "getTicket", ticketId=424242), 3001, 404)
+    assert len(listed) == 3
 
 
 async def test_a_change_by_another_connection_is_seen(

@@ -181,20 +181,29 @@ class PinnedReader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._pooled: Any = None
+        # Which connection this is: a replaced one starts a new generation.
+        self._generation = 0
 
     def _connection(self) -> Any:
         if self._pooled is None:
             self._pooled = self.engine.raw_connection()
+            self._generation += 1
         return self._pooled.driver_connection
 
-    def data_version(self) -> int:
-        """Changes whenever another connection has committed (SQLite's data_version)."""
+    def data_version(self) -> tuple[int, int]:
+        """Changes whenever another connection has committed (SQLite's data_version).
+
+        The pragma only compares commits of *other* connections with the connection it
+        is asked on, so its value is paired with the connection's generation: after the
+        connection is replaced (it went back to the pool, where a writer may have used
+        it), the pair differs from every earlier one and nothing cached survives.
+        """
         try:
             version: int = self._connection().execute("PRAGMA data_version").fetchone()[0]
         except BaseException:
             self.close()
             raise
-        return version
+        return self._generation, version
 
     @contextmanager
     def transaction(self) -> Iterator[Db]:

@@ -49,7 +49,7 @@ MAX_KEY_ENTRIES = 4096
 class ReadCache:
     def __init__(
         self,
-        data_version: Callable[[], int],
+        data_version: Callable[[], Hashable],
         *,
         check_interval: float = CHECK_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
@@ -57,7 +57,7 @@ class ReadCache:
         self.data_version = data_version
         self.check_interval = check_interval
         self.monotonic = monotonic
-        self.version: int | None = None
+        self.version: Hashable | None = None
         self.next_check = 0.0
         self.seen_local_commit = -1
         self.answers: dict[Hashable, bytes] = {}
@@ -75,7 +75,7 @@ class ReadCache:
         self.next_check = now + self.check_interval
         self.observe(self.data_version())
 
-    def observe(self, version: int) -> None:
+    def observe(self, version: Hashable) -> None:
         """Forget everything when the database has changed since the last request."""
         if version != self.version:
             self.answers.clear()
