@@ -26,6 +26,7 @@ from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
 from ledgerdesk.web import build_routes
+from ledgerdesk.web.core import BadForm, Forbidden
 from ledgerdesk.wire.dispatch import (
     API_PREFIX,
     CATEGORY,
@@ -157,7 +158,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             Route("/healthz", healthz, methods=["GET"]),
             *web_routes,
         ],
-        exception_handlers={404: not_found, 405: not_found},
+        exception_handlers={
+            404: not_found,
+            405: not_found,
+            BadForm: web.refused,
+            Forbidden: web.refused,
+        },
         lifespan=lifespan,
     )
     app.add_middleware(RequestIdMiddleware)

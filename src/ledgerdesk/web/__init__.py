@@ -20,7 +20,8 @@ STATIC_PREFIX = "/static/web"
 
 
 def build_routes(runtime: Runtime) -> tuple[Web, list[BaseRoute]]:
-    """The web's routes, and the ``Web`` they share (closed at shutdown)."""
+    """The web's routes, and the ``Web`` they share (closed at shutdown). The app
+    answers ``BadForm`` and ``Forbidden`` with ``Web.refused``."""
     web = Web(runtime)
 
     async def home(_: Request) -> Response:

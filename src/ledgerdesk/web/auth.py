@@ -23,8 +23,6 @@ from ledgerdesk.errors import LedgerdeskError, NotFound
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     SESSION_COOKIE,
-    Forbidden,
-    FormTooLarge,
     Page,
     Web,
     field_errors,
@@ -58,11 +56,8 @@ class AuthPages:
         target = _safe_next(request.query_params.get("next"))
         if request.method == "GET":
             return web.render(request, Page("signin.html", {"email": "", "errors": {}}))
-        try:
-            form = await web.form(request)
-            web.check_anonymous_csrf(request, form)
-        except (Forbidden, FormTooLarge) as exc:
-            return web.message(request, "Form refused", str(exc), 403)
+        form = await web.form(request)
+        web.check_anonymous_csrf(request, form)
         email = normal_email(text_field(form, "email"))
         password = text_field(form, "password")
         address = web.address(request)
@@ -131,11 +126,8 @@ class AuthPages:
         secret = request.cookies.get(SESSION_COOKIE, "")
         if request.method == "GET":
             return web.render(request, Page("verify.html", {"errors": {}}))
-        try:
-            form = await web.form(request)
-            web.check_anonymous_csrf(request, form)
-        except (Forbidden, FormTooLarge) as exc:
-            return web.message(request, "Form refused", str(exc), 403)
+        form = await web.form(request)
+        web.check_anonymous_csrf(request, form)
         code = text_field(form, "code").strip()
         counter = f"signin/totp/{secret[:16]}"
         limit = self.runtime.settings.signin_failure_limit
@@ -168,10 +160,7 @@ class AuthPages:
     async def sign_out(self, request: Request) -> Response:
         web = self.web
         secret = request.cookies.get(SESSION_COOKIE, "")
-        try:
-            form = await web.form(request)
-        except FormTooLarge as exc:
-            return web.message(request, "Form refused", str(exc), 403)
+        form = await web.form(request)
 
         def end() -> bool:
             now = self.runtime.clock.timestamp()
@@ -212,11 +201,8 @@ class AuthPages:
         values: dict[str, object] = {"name": name, "email": email, "errors": {}}
         if request.method == "GET":
             return web.render(request, Page("set_password.html", values))
-        try:
-            form = await web.form(request)
-            web.check_anonymous_csrf(request, form)
-        except (Forbidden, FormTooLarge) as exc:
-            return web.message(request, "Form refused", str(exc), 403)
+        form = await web.form(request)
+        web.check_anonymous_csrf(request, form)
         password = text_field(form, "password")
         if password != text_field(form, "password_again"):
             values["errors"] = {"password_again": "does not match the password"}

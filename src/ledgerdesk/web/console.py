@@ -6,7 +6,6 @@ from datetime import date
 from typing import Any
 
 from anyio import to_thread
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -23,7 +22,6 @@ from ledgerdesk.invoices.service import InvoiceReader, InvoiceService, StaffInvo
 from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
 from ledgerdesk.web import security
 from ledgerdesk.web.core import (
-    FormTooLarge,
     Page,
     Redirect,
     Refused,
@@ -60,12 +58,6 @@ def routes(web: Web) -> list[BaseRoute]:
 class Console:
     def __init__(self, web: Web) -> None:
         self.web = web
-
-    async def _post(self, request: Request) -> FormData | Response:
-        try:
-            return await self.web.form(request)
-        except FormTooLarge as exc:
-            return self.web.message(request, "Too large", str(exc), 413)
 
     # -- dashboard and queue ------------------------------------------------------------
 
@@ -163,9 +155,7 @@ class Console:
 
         if request.method == "GET":
             return await self.web.visit(request, "staff", lambda v: listing(v, {}, {}))
-        form = await self._post(request)
-        if isinstance(form, Response):
-            return form
+        form = await self.web.form(request)
         values = {"name": text_field(form, "name"), "email": text_field(form, "email").strip()}
 
         def create(visit: Visit) -> Redirect:
@@ -222,9 +212,7 @@ class Console:
     async def access(self, request: Request) -> Response:
         """Disable or enable a customer, or make a one-time link to set their password."""
         user_id = path_id(request, "user_id")
-        form = await self._post(request)
-        if isinstance(form, Response):
-            return form
+        form = await self.web.form(request)
         action = text_field(form, "action")
         site = str(request.base_url).rstrip("/")
 
@@ -254,9 +242,7 @@ class Console:
 
     async def new_key(self, request: Request) -> Response:
         user_id = path_id(request, "user_id")
-        form = await self._post(request)
-        if isinstance(form, Response):
-            return form
+        form = await self.web.form(request)
 
         def work(visit: Visit) -> Page:
             self._customer_page(visit, user_id)  # a customer, or 404
@@ -273,9 +259,7 @@ class Console:
 
     async def revoke(self, request: Request) -> Response:
         key_id = path_id(request, "key_id")
-        form = await self._post(request)
-        if isinstance(form, Response):
-            return form
+        form = await self.web.form(request)
 
         def work(visit: Visit) -> Redirect:
             key = revoke_key(visit, key_id, owner=None)
@@ -313,9 +297,7 @@ class Console:
             return await self.web.visit(
                 request, "staff", lambda visit: self._invoices_page(visit, show)
             )
-        form = await self._post(request)
-        if isinstance(form, Response):
-            return form
+        form = await self.web.form(request)
         names = ("customer", "title", "description", "amount", "vat_perc", "date")
         values = {name: text_field(form, name).strip() for name in (*names, "pay_within_days")}
 
@@ -359,9 +341,7 @@ class Console:
 
     async def mark_paid(self, request: Request) -> Response:
         invoice_id = path_id(request, "invoice_id")
-        form = await self._post(request)
-        if isinstance(form, Response):
-            return form
+        form = await self.web.form(request)
         back = "/console/invoices?show=overdue" if form.get("back") == "overdue" else None
 
         def work(visit: Visit) -> Redirect:

@@ -25,6 +25,7 @@ from anyio import to_thread
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -355,12 +356,23 @@ class Web:
         length = request.headers.get("content-length")
         limit = self.runtime.settings.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
-            raise FormTooLarge(limit)
-        return await request.form(
-            max_files=MAX_ATTACHMENTS if files else 0,
-            max_fields=100,
-            max_part_size=MAX_FIELD_BYTES,
-        )
+            raise BadForm(f"The form is larger than {limit} bytes.", 413)
+        try:
+            return await request.form(
+                max_files=MAX_ATTACHMENTS if files else 0,
+                max_fields=100,
+                max_part_size=MAX_FIELD_BYTES,
+            )
+        except HTTPException as exc:  # python-multipart's limits and parse errors
+            raise BadForm(f"The form could not be read: {exc.detail}", 400) from None
+
+    async def refused(self, request: Request, exc: Exception) -> Response:
+        """The application's answer to ``BadForm`` and to ``Forbidden`` (a missing or
+        stale CSRF token on a form sent before sign-in)."""
+        if isinstance(exc, BadForm):
+            return self.message(request, "Form refused", exc.message, exc.status)
+        assert isinstance(exc, Forbidden)
+        return self.message(request, "Form refused", exc.message, 403)
 
     def incoming(self, uploads: Sequence[UploadFile]) -> list[IncomingFile]:
         """Uploaded files as the domain takes them (written, hashed, fsynced); call in a
@@ -394,9 +406,14 @@ class Web:
         return done
 
 
-class FormTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"The form is larger than {limit} bytes.")
+class BadForm(Exception):
+    """A form that cannot be read (too large, too many files or fields, malformed);
+    answered by the application's handler for it with a page saying so."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
 
 
 def _check_token(expected: str, given: object) -> None:

@@ -20,7 +20,6 @@ from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web import security
 from ledgerdesk.web.core import (
-    FormTooLarge,
     Page,
     Redirect,
     Refused,
@@ -99,10 +98,7 @@ class Portal:
             return await web.visit(
                 request, "customer", lambda visit: self._new_ticket_page(visit, {}, blank)
             )
-        try:
-            form = await web.form(request, files=True)
-        except FormTooLarge as exc:
-            return web.message(request, "Too large", str(exc), 413)
+        form = await web.form(request, files=True)
         values = {name: text_field(form, name) for name in blank}
         uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
         files: list[IncomingFile] = []
@@ -146,6 +142,7 @@ class Portal:
         finally:
             for incoming in files:
                 incoming.discard()
+            await form.close()
 
     def _keys_page(
         self, visit: Visit, *, errors: dict[str, str] | None = None, new_key: str | None = None
@@ -167,10 +164,7 @@ class Portal:
         await to_thread.run_sync(web.runtime.flush_key_usage)
         if request.method == "GET":
             return await web.visit(request, "customer", lambda visit: self._keys_page(visit))
-        try:
-            form = await web.form(request)
-        except FormTooLarge as exc:
-            return web.message(request, "Too large", str(exc), 413)
+        form = await web.form(request)
 
         def work(visit: Visit) -> Page:
             try:
@@ -184,10 +178,7 @@ class Portal:
 
     async def revoke(self, request: Request) -> Response:
         key_id = path_id(request, "key_id")
-        try:
-            form = await self.web.form(request)
-        except FormTooLarge as exc:
-            return self.web.message(request, "Too large", str(exc), 413)
+        form = await self.web.form(request)
 
         def work(visit: Visit) -> Redirect:
             revoke_key(visit, key_id, owner=visit.person.user_id)

@@ -10,7 +10,6 @@ from starlette.routing import BaseRoute, Route
 from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.errors import LedgerdeskError, invalid
 from ledgerdesk.web.core import (
-    FormTooLarge,
     Page,
     Redirect,
     Refused,
@@ -61,10 +60,7 @@ class SecurityPages:
         web = self.web
         if request.method == "GET":
             return await web.visit(request, self.role, lambda visit: self.page(visit))
-        try:
-            form = await web.form(request)
-        except FormTooLarge as exc:
-            return web.message(request, "Too large", str(exc), 413)
+        form = await web.form(request)
         action = text_field(form, "action")
 
         def work(visit: Visit) -> Page | Redirect:

@@ -19,7 +19,6 @@ from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
-    FormTooLarge,
     Page,
     Redirect,
     Refused,
@@ -90,10 +89,7 @@ class TicketPages:
     async def reply(self, request: Request) -> Response:
         web = self.web
         ticket_id = path_id(request, "ticket_id")
-        try:
-            form = await web.form(request, files=True)
-        except FormTooLarge as exc:
-            return web.message(request, "Too large", str(exc), 413)
+        form = await web.form(request, files=True)
         content = text_field(form, "content")
         internal = self.role == "staff" and form.get("internal") == "1"
         uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
@@ -144,14 +140,12 @@ class TicketPages:
         finally:
             for incoming in files:
                 incoming.discard()
+            await form.close()
 
     async def status(self, request: Request) -> Response:
         web = self.web
         ticket_id = path_id(request, "ticket_id")
-        try:
-            form = await web.form(request)
-        except FormTooLarge as exc:
-            return web.message(request, "Too large", str(exc), 413)
+        form = await web.form(request)
         action = text_field(form, "action")
 
         def work(visit: Visit) -> Redirect:
