@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
+from ledgerdesk.accounts import people
 from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
@@ -18,6 +20,9 @@ from ledgerdesk.runtime import Runtime
 from tests.conftest import CLIENT_ADDRESS, make_client
 
 PASSWORD = "correct horse battery"
+# Hashing with production parameters costs 0.2 s here; the web tests sign in hundreds
+# of times. They hash cheaply; test_signin checks the production parameters.
+CHEAP = people.Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -69,6 +74,11 @@ class WebClient:
 
     async def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
         return await self.submit("/signin", "/signin", {"email": email, "password": password})
+
+
+@pytest.fixture(autouse=True)
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(people, "PASSWORDS", CHEAP)
 
 
 @pytest.fixture

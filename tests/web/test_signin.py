@@ -339,3 +339,36 @@ async def test_wrong_second_factor_codes_are_throttled(
     assert blocked.status_code == 429
     with unit_of_work(runtime.sessions, write=False) as session:
         assert not session.scalars(select(WebSession.verified)).one()
+
+
+def test_passwords_are_hashed_with_argon2id_at_rfc_9106_strength(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from argon2 import Type
+
+    from ledgerdesk.accounts import people
+
+    monkeypatch.undo()  # the hasher the server runs with, not the tests' cheap one
+    hasher = people.PASSWORDS.hasher
+    assert hasher.type is Type.ID
+    assert (hasher.memory_cost, hasher.time_cost, hasher.parallelism) == (65536, 3, 4)
+
+
+async def test_a_weaker_stored_hash_is_upgraded_at_sign_in(
+    runtime: Runtime, web: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from argon2 import PasswordHasher
+
+    from ledgerdesk.accounts import people
+
+    monkeypatch.setattr(
+        people, "PASSWORDS", people.Passwords(PasswordHasher(time_cost=1, memory_cost=512))
+    )
+    make_person(runtime, "Ann", "ann@example.com")
+    stronger = people.Passwords(PasswordHasher(time_cost=2, memory_cost=2048))
+    monkeypatch.setattr(people, "PASSWORDS", stronger)
+    assert (await web.sign_in("ann@example.com")).status_code == 303
+    with unit_of_work(runtime.sessions, write=False) as session:
+        stored = session.scalars(select(User.password_hash)).one()
+    assert stored is not None
+    assert stored.startswith("$argon2id$v=19$m=2048,t=2,")

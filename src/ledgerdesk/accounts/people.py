@@ -48,10 +48,19 @@ TOTP_ISSUER = "ledgerdesk"
 Purpose = Literal["invite", "reset"]
 
 _TOTP_SECRET = re.compile(r"[A-Z2-7]{32}")
-_hasher = PasswordHasher()
-# Verified against when the email is unknown, so a wrong address takes as long as a
-# wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class Passwords:
+    """The password hasher in use (Argon2id, RFC 9106's second recommended profile:
+    64 MiB, 3 passes, 4 lanes) and a hash to verify against when the email is unknown,
+    so that a wrong address takes as long as a wrong password."""
+
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self.hasher = hasher
+        self.dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+
+
+PASSWORDS = Passwords(PasswordHasher())
 
 
 class SignInRefused(LedgerdeskError):
@@ -162,13 +171,13 @@ class PeopleService:
             .limit(1)
         ).first()
         stored = user.password_hash if user is not None else None
-        if not _password_matches(stored or _DUMMY_HASH, password) or user is None:
+        if not _password_matches(stored or PASSWORDS.dummy_hash, password) or user is None:
             raise SignInRefused()
         assert stored is not None
         if user.disabled_at is not None:
             raise SignInRefused()
-        if _hasher.check_needs_rehash(stored):
-            user.password_hash = _hasher.hash(password)
+        if PASSWORDS.hasher.check_needs_rehash(stored):
+            user.password_hash = PASSWORDS.hasher.hash(password)
         self.session.execute(
             delete(WebSession).where(
                 WebSession.user_id == user.id,
@@ -323,7 +332,7 @@ class PeopleService:
         return user
 
     def _set_password(self, user: User, password: str) -> None:
-        user.password_hash = _hasher.hash(password)
+        user.password_hash = PASSWORDS.hasher.hash(password)
         self._end_sessions(user.id)
 
     def _end_sessions(self, user_id: int) -> None:
@@ -344,7 +353,7 @@ def check_password(password: str, user: User) -> None:
 
 def _password_matches(stored: str, password: str) -> bool:
     try:
-        return _hasher.verify(stored, password)
+        return PASSWORDS.hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -301,7 +301,7 @@ class Web:
                 )
             return self.render(
                 request,
-                Page("message.html", {"title": "Form expired", "text": outcome.message}, 403),
+                Page("message.html", {"title": "Form refused", "text": outcome.message}, 403),
                 person=person,
             )
         if isinstance(outcome, LedgerdeskError):

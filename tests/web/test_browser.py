@@ -1,0 +1,314 @@
+"""End to end in a real browser: Chromium (Debian's, through Playwright) against a real
+ledgerdesk server, on SQLite and on PostgreSQL.
+
+Screenshots of the queue, a ticket and the portal are taken on every run; with
+``LEDGERDESK_SCREENSHOTS_DIR=docs/screenshots`` they replace the README's pictures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
+from sqlalchemy import create_engine, delete
+
+from ledgerdesk.config import Settings
+from ledgerdesk.db.models import Base
+from ledgerdesk.runtime import Runtime
+from tests.factories import make_customer, make_invoice, make_ticket
+from tests.servers import free_port, start, stop
+from tests.support import Caller, assert_success
+from tests.web.conftest import PASSWORD, make_person
+
+CHROMIUM = os.environ.get("LEDGERDESK_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = os.environ.get("LEDGERDESK_SCREENSHOTS_DIR")
+ENDPOINT = "/api/rest/v2/administration"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+
+
+@dataclass
+class Site:
+    url: str
+    runtime: Runtime
+    screenshots: Path
+
+    def api(self, caller: Caller, action: str, **params: object) -> httpx.Response:
+        body = caller.body(action, **params)
+        return httpx.post(f"{self.url}{ENDPOINT}", json=body, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(migrated_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A ledgerdesk server on the backend's database, emptied first, for this module."""
+    engine = create_engine(migrated_database)
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(delete(table))
+    engine.dispose()
+    data = tmp_path_factory.mktemp("browser-data")
+    runtime = Runtime.build(Settings(database_url=migrated_database, data_dir=data))
+    port = free_port()
+    env = {
+        "LEDGERDESK_DATABASE_URL": migrated_database,
+        "LEDGERDESK_DATA_DIR": str(data),
+        "LEDGERDESK_RATE_LIMIT": "100000",
+    }
+    process = start(["serve", "--port", str(port)], port, env)
+    try:
+        yield Site(f"http://127.0.0.1:{port}", runtime, tmp_path_factory.mktemp("screenshots"))
+    finally:
+        output = stop(process)
+        runtime.close()
+        assert "Traceback" not in output, output
+
+
+# Module-scoped: Playwright's synchronous API keeps its event loop marked as running in
+# this thread, so it must be stopped before the async tests of other modules run.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if Path(CHROMIUM).exists():
+        launched = playwright.chromium.launch(executable_path=CHROMIUM)
+    else:
+        try:  # Playwright's own Chromium, where `playwright install chromium` could run
+            launched = playwright.chromium.launch()
+        except Exception:
+            pytest.fail(
+                f"no Chromium at {CHROMIUM} and none of Playwright's own: "
+                "apt-get install chromium (or python -m playwright install chromium), "
+                "or set LEDGERDESK_TEST_CHROMIUM",
+                pytrace=False,
+            )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    made = browser.new_context(viewport={"width": 1280, "height": 860})
+    made.set_default_timeout(15_000)
+    yield made
+    made.close()
+
+
+def sign_in(page: Page, site: Site, email: str, password: str = PASSWORD) -> None:
+    page.goto(f"{site.url}/signin")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def shot(page: Page, site: Site, name: str) -> None:
+    path = site.screenshots / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    if SCREENSHOTS and "sqlite" in site.runtime.settings.database_url:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(SCREENSHOTS) / f"{name}.png")
+
+
+def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_the_api(
+    site: Site, context: BrowserContext, tmp_path: Path
+) -> None:
+    runtime = site.runtime
+    make_person(runtime, "Sam Support", "sam@browser.example", staff=True)
+    caller = make_customer(runtime, "Northwind Hosting")
+    for title, priority in (
+        ("Reverse DNS for 203.0.113.10", 1),
+        ("Invoice F26-0000002 has the wrong VAT number", 2),
+        ("Packet loss towards AMS-IX", 3),
+    ):
+        make_ticket(runtime, caller.user_id, title=title, priority=priority)
+    ticket_id = make_ticket(
+        runtime,
+        caller.user_id,
+        title="Server unreachable since 07:12",
+        content="Our server in Rotterdam stopped answering at 07:12 UTC. Can you look?",
+        priority=4,
+    )
+    log = tmp_path / "console.log"
+    log.write_bytes(b"07:12:01 link down on eth0\n07:12:03 link up\n")
+    picture = tmp_path / "rack.png"
+    picture.write_bytes(PNG)
+
+    page = context.new_page()
+    sign_in(page, site, "sam@browser.example")
+    page.wait_for_url(f"{site.url}/console/")
+    page.get_by_role("link", name="Tickets", exact=True).click()
+    page.wait_for_url("**/console/tickets")
+    shot(page, site, "queue")
+    page.get_by_role("link", name=re.compile("Server unreachable")).click()
+    page.wait_for_url(f"**/console/tickets/{ticket_id}")
+    page.get_by_label("Message").fill(
+        "The switch port flapped; we replaced the cable. Logs attached."
+    )
+    page.get_by_label("Attachments").set_input_files(str(log))
+    # The second file is dropped onto the drop zone, as a person would drag it there.
+    page.evaluate(
+        """async ([name, bytes]) => {
+            const zone = document.querySelector('[data-dropzone]');
+            const data = new DataTransfer();
+            data.items.add(new File([new Uint8Array(bytes)], name, {type: 'image/png'}));
+            zone.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));
+        }""",
+        ["rack.png", list(PNG)],
+    )
+    assert page.locator("[data-chosen] li").count() == 2
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(r".*flash=Reply.*"))
+    assert page.get_by_role("status").first.inner_text().startswith("Reply sent with 2")
+    assert page.locator("img.preview").count() == 1
+    shot(page, site, "ticket")
+
+    thread = assert_success(site.api(caller, "getTicket", ticketId=ticket_id))
+    reply = thread["replies"][-1]
+    assert reply["by"] == "Sam Support"
+    assert reply["content"].startswith("The switch port flapped")
+    files = {a["name"]: a["attachmentId"] for a in reply["attachments"]}
+    assert sorted(files) == ["console.log", "rack.png"]
+    download = site.api(
+        caller, "getTicketAttachment", ticketId=ticket_id, attachmentId=files["rack.png"]
+    )
+    assert download.content == PNG
+
+
+def test_a_customer_creates_a_key_in_the_portal_and_uses_it(
+    site: Site, context: BrowserContext
+) -> None:
+    user_id = make_person(site.runtime, "Demo Customer", "demo@browser.example")
+    make_invoice(
+        site.runtime, user_id, created_on=site.runtime.day_of(site.runtime.clock.timestamp())
+    )
+    make_ticket(site.runtime, user_id, title="Please set up a /29 for our VPS")
+    page = context.new_page()
+    sign_in(page, site, "demo@browser.example")
+    page.wait_for_url(f"{site.url}/account/")
+    shot(page, site, "portal")
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Categories").fill("administration")
+    page.get_by_label("Note").fill("billing export")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key").inner_text()
+    assert re.fullmatch(r"[A-Za-z0-9]{20}", secret)
+    tickets = assert_success(site.api(Caller(user_id, secret), "getTicketOverview"))["tickets"]
+    assert [t["title"] for t in tickets] == ["Please set up a /29 for our VPS"]
+    page.reload()
+    assert secret not in page.content()
+
+
+def test_another_customers_ticket_is_a_404_page(site: Site, context: BrowserContext) -> None:
+    make_person(site.runtime, "Eve", "eve@browser.example")
+    other = make_customer(site.runtime, "Someone Else")
+    ticket_id = make_ticket(site.runtime, other.user_id, title="Someone else's outage")
+    page = context.new_page()
+    sign_in(page, site, "eve@browser.example")
+    page.wait_for_url(f"{site.url}/account/")
+    response = page.goto(f"{site.url}/account/tickets/{ticket_id}")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    assert "Someone else" not in page.content()
+
+
+def test_a_form_sent_without_its_csrf_token_is_refused(site: Site, context: BrowserContext) -> None:
+    user_id = make_person(site.runtime, "Carl", "carl@browser.example")
+    page = context.new_page()
+    sign_in(page, site, "carl@browser.example")
+    page.wait_for_url(f"{site.url}/account/")
+    page.goto(f"{site.url}/account/keys")
+    page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_role("heading", name="Form refused")).to_be_visible()
+    assert "security token" in page.content()
+    keys = httpx.get(f"{site.url}/account/keys", cookies=_cookies(context), timeout=10)
+    assert "No API keys yet" in keys.text, user_id
+
+
+def test_an_internal_note_never_reaches_the_customer(
+    site: Site, browser: Browser, context: BrowserContext
+) -> None:
+    make_person(site.runtime, "Nora Staff", "nora@browser.example", staff=True)
+    customer = make_person(site.runtime, "Frank", "frank@browser.example")
+    ticket_id = make_ticket(site.runtime, customer, title="Billing question")
+    staff = context.new_page()
+    sign_in(staff, site, "nora@browser.example")
+    staff.wait_for_url(f"{site.url}/console/")
+    staff.goto(f"{site.url}/console/tickets/{ticket_id}")
+    staff.get_by_label("Message").fill("Frank paid late twice; ask for prepayment.")
+    staff.get_by_label("Internal note (only staff see it)").check()
+    staff.get_by_role("button", name="Send").click()
+    staff.wait_for_url(re.compile(r".*flash=Internal.*"))
+    expect(staff.get_by_text("Frank paid late twice")).to_be_visible()
+
+    customer_context = browser.new_context()
+    try:
+        portal = customer_context.new_page()
+        sign_in(portal, site, "frank@browser.example")
+        portal.wait_for_url(f"{site.url}/account/")
+        portal.goto(f"{site.url}/account/tickets/{ticket_id}")
+        assert "Billing question" in portal.content()
+        assert "paid late" not in portal.content()
+    finally:
+        customer_context.close()
+    from tests.factories import make_key
+
+    _, caller = make_key(site.runtime, customer)
+    thread = assert_success(site.api(caller, "getTicket", ticketId=ticket_id))
+    assert "paid late" not in str(thread)
+
+
+def test_sign_in_is_throttled_after_repeated_failures_and_works_by_keyboard(
+    site: Site, context: BrowserContext
+) -> None:
+    make_person(site.runtime, "Gina", "gina@browser.example")
+    page = context.new_page()
+    page.goto(f"{site.url}/signin")
+    for attempt in range(site.runtime.settings.signin_failure_limit):
+        page.get_by_label("Email").fill("gina@browser.example")
+        page.get_by_label("Password").fill(f"wrong password {attempt}")
+        page.keyboard.press("Enter")
+        page.wait_for_load_state()
+        expect(page.get_by_text("Wrong email or password.")).to_be_visible()
+    page.get_by_label("Email").fill("gina@browser.example")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    expect(page.get_by_text("Too many failed sign-ins")).to_be_visible()
+    assert "/account" not in page.url
+
+
+def test_the_portal_fits_a_phone(site: Site, browser: Browser) -> None:
+    user_id = make_person(site.runtime, "Hugo", "hugo@browser.example")
+    make_ticket(site.runtime, user_id, title="A rather long ticket title about a server")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = phone.new_page()
+        sign_in(page, site, "hugo@browser.example")
+        page.wait_for_url(f"{site.url}/account/")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+    finally:
+        phone.close()
+
+
+def _cookies(context: BrowserContext) -> dict[str, str]:
+    return {c["name"]: c["value"] for c in context.cookies() if "name" in c and "value" in c}
