@@ -183,6 +183,22 @@ async def test_a_body_ending_inside_a_file_part_is_1001_and_leaves_no_file(
     assert uploads_left(runtime) == []
 
 
+async def test_conflicting_field_names_beside_files_are_1001_and_leave_no_file(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    """Found by the fuzzer: the files were complete when the field names were nested,
+    and a conflict (``x`` both a value and a list) left them behind."""
+    parts = [
+        *create_ticket_parts(caller),
+        *[(f'name="attachments[]"; filename="f{i}.bin"', b"x" * 10) for i in range(4)],
+        ('name="x"', b"1"),
+        ('name="x[y]"', b"2"),
+    ]
+    response = await post_multipart(client, multipart("bnd", parts))
+    assert_error(response, 1001, 400)
+    assert uploads_left(runtime) == []
+
+
 async def test_multipart_text_fields_are_bounded_in_total(
     client: httpx.AsyncClient, caller: Caller, runtime: Runtime
 ) -> None:

@@ -196,7 +196,13 @@ async def read_body(
             directory=upload_dir, max_files=max_files, max_file_bytes=max_file_bytes
         )
         uploads = await multipart.read(content_type, reader.chunks())
-        return Body(fields=nest(multipart.fields), media_type=MULTIPART, uploads=uploads)
+        try:
+            fields = nest(multipart.fields)
+        except BaseException:  # conflicting or too deep field names: the files go too
+            for upload in uploads:
+                upload.discard()
+            raise
+        return Body(fields=fields, media_type=MULTIPART, uploads=uploads)
     if not media_type:
         raise UnsupportedMediaType(
             "Missing Content-Type; send application/json, "
