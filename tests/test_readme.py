@@ -1,4 +1,5 @@
-"""The README's administration walkthrough runs verbatim on a fresh data directory.
+"""The README's administration and web console walkthroughs run verbatim on a fresh
+data directory.
 
 Every shell line of the section is run in order; where a comment shows the JSON a
 command prints, the command's output must be that JSON (`<20 chars>` stands for a new
@@ -14,7 +15,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.config import Settings
+from ledgerdesk.errors import NotFound
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_ticket
 from tests.servers import free_port, start, stop
@@ -89,6 +92,43 @@ def test_the_administration_walkthrough_runs_verbatim(tmp_path: Path) -> None:
                 assert matches(json.loads(result.stdout), shown), f"{command}\n{result.stdout}"
             ran += 1
     assert ran == 15
+
+
+def test_the_web_console_commands_run_verbatim_and_the_link_works(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")},
+        "LEDGERDESK_DATA_DIR": str(tmp_path / "data"),
+    }
+    subprocess.run(["ledgerdesk", "db", "upgrade"], env=env, check=True, capture_output=True)
+    (block,) = commands(section("The web console and the customer portal"))
+    assert len(block) == 5
+    links: list[str] = []
+    for command, shown in block:
+        result = subprocess.run(
+            ["bash", "-c", command], env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+        if shown is not None:
+            assert matches(json.loads(result.stdout), shown), f"{command}\n{result.stdout}"
+        links += re.findall(r"http://127.0.0.1:8080/password/(\S+)", result.stdout)
+        if len(links) == 2 and "reset-password" in command:
+            # The reset link replaced the invitation: it works, the invitation does not.
+            assert _link_owner(env, links[1]) == "sam@example.com"
+            assert _link_owner(env, links[0]) is None
+    assert _link_owner(env, links[1]) is None  # disabling the user ended it
+
+
+def _link_owner(env: dict[str, str], secret: str) -> str | None:
+    runtime = Runtime.build(Settings.from_env(env))
+    try:
+        with runtime.transaction(write=False) as (session, _):
+            try:
+                user = PeopleService(session).link_user(secret, now=runtime.clock.timestamp())
+            except NotFound:
+                return None
+            return user.email
+    finally:
+        runtime.close()
 
 
 def shape(value: Any) -> Any:

@@ -7,6 +7,7 @@ Screenshots of the queue, a ticket and the portal are taken on every run; with
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import segno
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -24,10 +26,10 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
-from sqlalchemy import create_engine, delete
+from sqlalchemy import create_engine, delete, update
 
 from ledgerdesk.config import Settings
-from ledgerdesk.db.models import Base
+from ledgerdesk.db.models import Base, Reply, Ticket
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_customer, make_invoice, make_ticket
 from tests.servers import free_port, start, stop
@@ -37,7 +39,15 @@ from tests.web.conftest import PASSWORD, make_person
 CHROMIUM = os.environ.get("LEDGERDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = os.environ.get("LEDGERDESK_SCREENSHOTS_DIR")
 ENDPOINT = "/api/rest/v2/administration"
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+
+
+def _png() -> bytes:
+    picture = io.BytesIO()
+    segno.make("rack R12, unit 31", error="m").save(picture, kind="png", scale=6, dark="#17253d")
+    return picture.getvalue()
+
+
+PNG = _png()
 
 
 @dataclass
@@ -132,12 +142,14 @@ def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_
     runtime = site.runtime
     make_person(runtime, "Sam Support", "sam@browser.example", staff=True)
     caller = make_customer(runtime, "Northwind Hosting")
-    for title, priority in (
-        ("Reverse DNS for 203.0.113.10", 1),
-        ("Invoice F26-0000002 has the wrong VAT number", 2),
-        ("Packet loss towards AMS-IX", 3),
+    other = make_customer(runtime, "Contoso Games")
+    waiting = {}
+    for owner, title, priority, hours in (
+        (other, "Reverse DNS for 203.0.113.10", 1, 26),
+        (caller, "Invoice F26-0000002 has the wrong VAT number", 2, 5),
+        (other, "Packet loss towards AMS-IX", 3, 2),
     ):
-        make_ticket(runtime, caller.user_id, title=title, priority=priority)
+        waiting[make_ticket(runtime, owner.user_id, title=title, priority=priority)] = hours
     ticket_id = make_ticket(
         runtime,
         caller.user_id,
@@ -145,6 +157,22 @@ def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_
         content="Our server in Rotterdam stopped answering at 07:12 UTC. Can you look?",
         priority=4,
     )
+    waiting[ticket_id] = 1
+    with runtime.engine.begin() as connection:  # as if they came in over the last day
+        for waited_id, hours in waiting.items():
+            connection.execute(
+                update(Ticket)
+                .where(Ticket.id == waited_id)
+                .values(
+                    created_at=Ticket.created_at - hours * 3600,
+                    last_updated_at=Ticket.last_updated_at - hours * 3600,
+                )
+            )
+            connection.execute(
+                update(Reply)
+                .where(Reply.ticket_id == waited_id)
+                .values(created_at=Reply.created_at - hours * 3600)
+            )
     log = tmp_path / "console.log"
     log.write_bytes(b"07:12:01 link down on eth0\n07:12:03 link up\n")
     picture = tmp_path / "rack.png"
