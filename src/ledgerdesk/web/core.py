@@ -374,6 +374,33 @@ class Web:
         assert isinstance(exc, Forbidden)
         return self.message(request, "Form refused", exc.message, 403)
 
+    async def visit_with_files(
+        self,
+        request: Request,
+        role: Role,
+        form: FormData,
+        work: Callable[[Visit, list[IncomingFile]], Page | Redirect],
+        again: Callable[[Visit, dict[str, str]], Page],
+    ) -> Response:
+        """A writing ``visit`` for a form with files (its ``files`` inputs): the files are
+        written and hashed before the transaction begins and removed when it ends; a
+        file the form cannot take shows the form ``again`` with the error."""
+        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
+        files: list[IncomingFile] = []
+        try:
+            try:
+                files = await to_thread.run_sync(self.incoming, uploads)
+            except LedgerdeskError as exc:
+                errors = field_errors(exc)
+                return await self.visit(request, role, lambda v: again(v, errors), form=form)
+            return await self.visit(
+                request, role, lambda visit: work(visit, files), form=form, write=True
+            )
+        finally:
+            for incoming in files:
+                incoming.discard()
+            await form.close()
+
     def incoming(self, uploads: Sequence[UploadFile]) -> list[IncomingFile]:
         """Uploaded files as the domain takes them (written, hashed, fsynced); call in a
         worker thread. Empty file inputs (nothing chosen) are skipped."""

@@ -7,7 +7,6 @@ customer's id in the statement: another customer's ticket or invoice is a 404.
 from __future__ import annotations
 
 from anyio import to_thread
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -100,49 +99,38 @@ class Portal:
             )
         form = await web.form(request, files=True)
         values = {name: text_field(form, name) for name in blank}
-        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
-        files: list[IncomingFile] = []
-        try:
+
+        def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
             try:
-                files = await to_thread.run_sync(web.incoming, uploads)
+                if values["priority"] not in ("1", "2", "3", "4"):
+                    raise invalid("priority", "must be 1, 2, 3 or 4")
+                if len(values["reference"]) > 64:
+                    raise invalid("reference", "must be at most 64 characters")
+                ticket = TicketService.of(visit.session).create(
+                    customer_id=visit.person.user_id,
+                    title=values["title"].strip(),
+                    content=values["content"],
+                    reference=values["reference"].strip(),
+                    priority=int(values["priority"]),
+                    files=files,
+                    blobs=visit.blobs,
+                    now=visit.now,
+                )
             except LedgerdeskError as exc:
                 problems = field_errors(exc)
-                return await web.visit(
-                    request,
-                    "customer",
-                    lambda visit: self._new_ticket_page(visit, problems, values),
-                    form=form,
-                )
+                raise Refused(
+                    lambda again: self._new_ticket_page(again, problems, values)
+                ) from None
+            visit.audit("ticket.create", user_id=ticket.user_id, target_id=ticket.id)
+            return Redirect(f"/account/tickets/{ticket.id}", flash="Ticket created.")
 
-            def work(visit: Visit) -> Redirect:
-                try:
-                    if values["priority"] not in ("1", "2", "3", "4"):
-                        raise invalid("priority", "must be 1, 2, 3 or 4")
-                    if len(values["reference"]) > 64:
-                        raise invalid("reference", "must be at most 64 characters")
-                    ticket = TicketService.of(visit.session).create(
-                        customer_id=visit.person.user_id,
-                        title=values["title"].strip(),
-                        content=values["content"],
-                        reference=values["reference"].strip(),
-                        priority=int(values["priority"]),
-                        files=files,
-                        blobs=visit.blobs,
-                        now=visit.now,
-                    )
-                except LedgerdeskError as exc:
-                    problems = field_errors(exc)
-                    raise Refused(
-                        lambda again: self._new_ticket_page(again, problems, values)
-                    ) from None
-                visit.audit("ticket.create", user_id=ticket.user_id, target_id=ticket.id)
-                return Redirect(f"/account/tickets/{ticket.id}", flash="Ticket created.")
-
-            return await web.visit(request, "customer", work, form=form, write=True)
-        finally:
-            for incoming in files:
-                incoming.discard()
-            await form.close()
+        return await web.visit_with_files(
+            request,
+            "customer",
+            form,
+            work,
+            lambda visit, problems: self._new_ticket_page(visit, problems, values),
+        )
 
     def _keys_page(
         self, visit: Visit, *, errors: dict[str, str] | None = None, new_key: str | None = None

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from anyio import to_thread
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -92,55 +90,38 @@ class TicketPages:
         form = await web.form(request, files=True)
         content = text_field(form, "content")
         internal = self.role == "staff" and form.get("internal") == "1"
-        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
-        files: list[IncomingFile] = []
-        try:
+
+        def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
+            service = TicketService.of(visit.session)
             try:
-                files = await to_thread.run_sync(web.incoming, uploads)
+                write = service.note if internal else service.reply
+                ticket = write(
+                    ticket_id,
+                    author=visit.user(),
+                    content=content,
+                    files=files,
+                    blobs=visit.blobs,
+                    now=visit.now,
+                )
             except LedgerdeskError as exc:
+                if isinstance(exc, NotFound):
+                    raise
                 errors = field_errors(exc)
-                return await web.visit(
-                    request,
-                    self.role,
-                    lambda visit: self.page(visit, ticket_id, errors=errors, content=content),
-                    form=form,
-                )
+                raise Refused(lambda again: again_page(again, errors)) from None
+            visit.audit(
+                "ticket.note" if internal else "ticket.reply",
+                user_id=ticket.user_id,
+                target_id=ticket.id,
+            )
+            said = "Internal note added" if internal else "Reply sent"
+            if files:
+                said += f" with {len(files)} attachment(s)"
+            return Redirect(f"{self.base}/tickets/{ticket.id}", flash=said + ".")
 
-            def work(visit: Visit) -> Redirect:
-                service = TicketService.of(visit.session)
-                author = visit.user()
-                try:
-                    write = service.note if internal else service.reply
-                    ticket = write(
-                        ticket_id,
-                        author=author,
-                        content=content,
-                        files=files,
-                        blobs=visit.blobs,
-                        now=visit.now,
-                    )
-                except LedgerdeskError as exc:
-                    if isinstance(exc, NotFound):
-                        raise
-                    errors = field_errors(exc)
-                    raise Refused(
-                        lambda again: self.page(again, ticket_id, errors=errors, content=content)
-                    ) from None
-                visit.audit(
-                    "ticket.note" if internal else "ticket.reply",
-                    user_id=ticket.user_id,
-                    target_id=ticket.id,
-                )
-                said = "Internal note added" if internal else "Reply sent"
-                if files:
-                    said += f" with {len(files)} attachment(s)"
-                return Redirect(f"{self.base}/tickets/{ticket.id}", flash=said + ".")
+        def again_page(visit: Visit, errors: dict[str, str]) -> Page:
+            return self.page(visit, ticket_id, errors=errors, content=content)
 
-            return await web.visit(request, self.role, work, form=form, write=True)
-        finally:
-            for incoming in files:
-                incoming.discard()
-            await form.close()
+        return await web.visit_with_files(request, self.role, form, work, again_page)
 
     async def status(self, request: Request) -> Response:
         web = self.web
