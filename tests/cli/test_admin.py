@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
+from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.accounts.queries import AccountQueries
 from ledgerdesk.cli.main import cli
+from ledgerdesk.db.prepared import session_db
+from ledgerdesk.errors import NotFound
 
 
 @pytest.fixture
@@ -272,3 +278,55 @@ def test_admin_on_an_unmigrated_database_says_what_to_do(tmp_path: Any) -> None:
 def test_bad_database_url_is_one_line(tmp_path: Any) -> None:
     result = CliRunner().invoke(cli, ["--database-url", "mysql://x/y", "admin", "user", "list"])
     assert "LEDGERDESK_DATABASE_URL" in one_line_error(result)
+
+
+# -- people: links, disable, enable -----------------------------------------------------
+
+
+def test_user_invite_prints_a_link_that_sets_the_password_once(run: Any, database_url: str) -> None:
+    user_id = ok_json(
+        run("admin", "user", "create", "--name", "Ann", "--email", "ann@example.com", "--json")
+    )["userId"]
+    printed = ok_json(run("admin", "user", "invite", str(user_id), "--json"))
+    assert printed["url"].startswith("http://127.0.0.1:8080/password/")
+    secret = printed["url"].rsplit("/", 1)[1]
+    engine = create_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            people = PeopleService(session)
+            now = printed["expiresAt"] - 7 * 24 * 3600
+            people.set_password_with_link(secret, "a long enough password", now=now)
+            with pytest.raises(NotFound):
+                people.link_user(secret, now=now)
+    finally:
+        engine.dispose()
+
+
+def test_user_invite_needs_an_email_address(run: Any) -> None:
+    user_id = make_customer(run)
+    line = one_line_error(run("admin", "user", "invite", str(user_id)))
+    assert "no email address" in line
+
+
+def test_user_disable_stops_the_keys_and_enable_restores_them(run: Any, database_url: str) -> None:
+    user_id = make_customer(run)
+    ok_json(run("admin", "key", "create", "--user", str(user_id), "--json"))
+    engine = create_engine(database_url)
+    try:
+        assert ok_json(run("admin", "user", "disable", str(user_id), "--json")) == {
+            "userId": user_id,
+            "disabled": True,
+        }
+        with Session(engine) as session:
+            assert AccountQueries(session_db(session)).usable_keys(user_id) == []
+        listed = ok_json(run("admin", "user", "list", "--json"))["users"]
+        assert listed[0]["disabled"] is True
+        ok_json(run("admin", "user", "enable", str(user_id), "--json"))
+        with Session(engine) as session:
+            assert len(AccountQueries(session_db(session)).usable_keys(user_id)) == 1
+    finally:
+        engine.dispose()
+
+
+def test_user_disable_of_an_unknown_user_is_one_line(run: Any) -> None:
+    assert "does not exist" in one_line_error(run("admin", "user", "disable", "999"))

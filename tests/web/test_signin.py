@@ -9,9 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.app import create_app
+from ledgerdesk.config import Settings, parse_networks
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import AuditEvent, User, WebSession
 from ledgerdesk.runtime import Runtime
+from tests.conftest import make_client
 from tests.support import FrozenClock
 from tests.web.conftest import PASSWORD, WebClient, csrf_of, make_person
 
@@ -372,3 +375,35 @@ async def test_a_weaker_stored_hash_is_upgraded_at_sign_in(
         stored = session.scalars(select(User.password_hash)).one()
     assert stored is not None
     assert stored.startswith("$argon2id$v=19$m=2048,t=2,")
+
+
+async def test_the_session_cookie_is_secure_behind_a_trusted_tls_proxy(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    proxies = parse_networks("10.0.0.0/8", "proxies")
+    app = create_app(settings.with_overrides(trusted_proxies=proxies), clock=clock)
+    try:
+        make_person(app.state.runtime, "Ann", "ann@example.com")
+
+        async def sign_in_from(address: str) -> str:
+            """Sign in as a browser behind the proxy would: the proxy speaks plain HTTP
+            to us and says the browser used TLS. (Secure cookies are sent back by hand:
+            the test client itself speaks plain HTTP.)"""
+            http = make_client(app, address)
+            http.headers["x-forwarded-proto"] = "https"
+            page = await http.get("/signin")
+            anonymous = page.headers["set-cookie"]
+            assert anonymous.startswith("ledgerdesk_csrf=")
+            signed = await http.post(
+                "/signin",
+                data={"csrf": csrf_of(page.text), "email": "ann@example.com", "password": PASSWORD},
+                headers={"cookie": anonymous.split(";", 1)[0]},
+            )
+            assert signed.status_code == 303
+            return signed.headers["set-cookie"]
+
+        assert "Secure" in await sign_in_from("10.1.2.3")
+        # The same header from an address that is not a trusted proxy proves nothing.
+        assert "Secure" not in await sign_in_from("203.0.113.9")
+    finally:
+        app.state.runtime.engine.dispose()
