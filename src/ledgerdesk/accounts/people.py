@@ -22,6 +22,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import pyotp
@@ -57,7 +58,12 @@ class Passwords:
 
     def __init__(self, hasher: PasswordHasher) -> None:
         self.hasher = hasher
-        self.dummy_hash = hasher.hash(secrets.token_urlsafe(16))
+
+    @cached_property
+    def dummy_hash(self) -> str:
+        # Made on first use, not at import: a hash costs 0.2 s and 64 MiB, which every
+        # CLI command would otherwise pay at start-up.
+        return self.hasher.hash(secrets.token_urlsafe(16))
 
 
 PASSWORDS = Passwords(PasswordHasher())

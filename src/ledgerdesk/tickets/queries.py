@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import String, bindparam, exists, func, or_, select, tuple_
+from sqlalchemy import String, bindparam, func, literal, or_, select, tuple_
 from sqlalchemy.sql import Select
 
 from ledgerdesk.db.models import Attachment, Reply, Ticket, User
@@ -195,14 +195,21 @@ def _queue(*, status: bool, priority: bool, owner: bool, text: bool, after: bool
         query = query.where(Ticket.user_id == bindparam("user_id"))
     if text:
         pattern = bindparam("pattern", type_=String())
-        query = query.where(
-            or_(
-                func.lower(Ticket.title).like(pattern, escape=ESCAPE),
-                exists().where(
-                    Reply.ticket_id == Ticket.id,
-                    func.lower(Reply.content).like(pattern, escape=ESCAPE),
-                ),
+        # "Some message matches" as a correlated subquery that stops at the first
+        # match, so it runs for the tickets the page reads in index order and no more
+        # (PostgreSQL would otherwise turn EXISTS into a hash of every matching message
+        # in the database before returning the first row).
+        message = (
+            select(literal(1))
+            .where(
+                Reply.ticket_id == Ticket.id,
+                func.lower(Reply.content).like(pattern, escape=ESCAPE),
             )
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = query.where(
+            or_(func.lower(Ticket.title).like(pattern, escape=ESCAPE), message.is_not(None))
         )
     if after:
         query = query.where(
