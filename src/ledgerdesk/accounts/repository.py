@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import ApiKey, User
@@ -72,17 +72,26 @@ class AccountRepository:
         return key
 
     def record_uses(self, uses: Iterable[KeyUse]) -> None:
+        """Add use counts and move last-used times forward, in ascending key order.
+
+        Every process writes its rows in the same order, so two processes flushing
+        overlapping keys at once queue behind each other instead of deadlocking
+        (PostgreSQL aborts one of two transactions that lock rows in opposite orders).
+        A last-used time never moves back when another process wrote a later one.
+        """
         rows = [
-            {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at} for use in uses
+            {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at}
+            for use in sorted(uses, key=lambda use: use.key_id)
         ]
         if not rows:
             return
+        last = bindparam("b_last", type_=BigInteger())
         statement = (
             update(ApiKey)
             .where(ApiKey.id == bindparam("b_id"))
             .values(
                 use_count=ApiKey.use_count + bindparam("b_count"),
-                last_used_at=bindparam("b_last"),
+                last_used_at=case((ApiKey.last_used_at > last, ApiKey.last_used_at), else_=last),
             )
         )
         self.session.connection().execute(statement, rows)
