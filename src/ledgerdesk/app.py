@@ -140,7 +140,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_clean_storage, runtime)
-            tasks.start_soon(_every, KEY_USAGE_FLUSH_SECONDS, runtime.flush_key_usage, "key usage")
+            if runtime.settings.is_sqlite:
+                tasks.start_soon(
+                    _every_here, KEY_USAGE_FLUSH_SECONDS, endpoint.flush_key_usage_here
+                )
+            else:
+                tasks.start_soon(
+                    _every, KEY_USAGE_FLUSH_SECONDS, runtime.flush_key_usage, "key usage"
+                )
             tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
             try:
                 yield
@@ -178,6 +185,16 @@ async def _every(seconds: float, flush: Callable[[], int], what: str) -> None:
             await to_thread.run_sync(flush)
         except Exception:
             log.exception("could not write %s; will retry", what)
+
+
+async def _every_here(seconds: float, flush: Callable[[], int]) -> None:
+    """``_every`` on the event loop itself, for flushes that never wait (SQLite)."""
+    while True:
+        await anyio.sleep(seconds)
+        try:
+            flush()
+        except Exception:
+            log.exception("could not write key usage; will retry")
 
 
 async def _clean_storage(runtime: Runtime) -> None:

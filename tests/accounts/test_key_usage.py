@@ -4,17 +4,26 @@ never a deadlock between processes that used the same keys."""
 from __future__ import annotations
 
 import multiprocessing
+import time
+from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ledgerdesk.accounts.usage import KeyUsageRecorder
+from ledgerdesk.app import LedgerdeskApp, create_app
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import ApiKey
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_key, make_user
+from tests.conftest import CLIENT_ADDRESS, make_client
+from tests.factories import make_customer, make_key, make_user
+from tests.support import FrozenClock, call
+
+pytestmark = pytest.mark.anyio
 
 ROUNDS = 15
 KEYS = 60
@@ -73,3 +82,55 @@ def test_a_last_used_time_never_moves_back(runtime: Runtime) -> None:
         key = session.get(ApiKey, key_id)
         assert key is not None
         assert (key.use_count, key.last_used_at) == (2, 2_000)
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path, clock: FrozenClock) -> Iterator[LedgerdeskApp]:
+    """SQLite only: PostgreSQL keeps no read cache and flushes through the pool."""
+    data = tmp_path / "data"
+    settings = Settings(database_url=f"sqlite+pysqlite:///{data}/ledgerdesk.sqlite3", data_dir=data)
+    app = create_app(settings, clock=clock)
+    upgrade(app.state.runtime.engine)
+    yield app
+    app.state.runtime.close()
+
+
+async def test_flushing_on_the_event_loop_keeps_the_read_cache(
+    sqlite_app: LedgerdeskApp,
+) -> None:
+    app, runtime = sqlite_app, sqlite_app.state.runtime
+    client = make_client(app, CLIENT_ADDRESS)
+    caller = make_customer(runtime)
+    first = await call(client, caller, "getTicketOverview")
+    await call(client, caller, "getTicketOverview")
+    hits = app.api.read_cache.hits
+    assert app.api.flush_key_usage_here() == 1
+    again = await call(client, caller, "getTicketOverview")
+    assert again.content == first.content
+    assert app.api.read_cache.hits == hits + 1  # still answered from memory
+    with unit_of_work(runtime.sessions, write=False) as session:
+        assert session.scalars(select(ApiKey.use_count)).one() == 2
+    runtime.flush_key_usage()  # the third use, through the pool as the CLI does
+    with unit_of_work(runtime.sessions, write=False) as session:
+        assert session.scalars(select(ApiKey.use_count)).one() == 3
+
+
+async def test_a_flush_on_the_event_loop_never_waits_for_a_writer(
+    sqlite_app: LedgerdeskApp,
+) -> None:
+    app, runtime = sqlite_app, sqlite_app.state.runtime
+    client = make_client(app, CLIENT_ADDRESS)
+    caller = make_customer(runtime)
+    await call(client, caller, "getInvoiceIds")
+    writer = runtime.engine.raw_connection()
+    try:
+        writer.driver_connection.execute("BEGIN IMMEDIATE")  # a writer holds the lock
+        began = time.monotonic()
+        assert app.api.flush_key_usage_here() == 0
+        assert time.monotonic() - began < 1
+        writer.driver_connection.execute("ROLLBACK")
+    finally:
+        writer.close()
+    assert app.api.flush_key_usage_here() == 1  # kept, and written on the next try
+    with unit_of_work(runtime.sessions, write=False) as session:
+        assert session.scalars(select(ApiKey.use_count)).one() == 1

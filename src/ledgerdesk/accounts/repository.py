@@ -72,26 +72,33 @@ class AccountRepository:
         return key
 
     def record_uses(self, uses: Iterable[KeyUse]) -> None:
-        """Add use counts and move last-used times forward, in ascending key order.
+        """Add use counts and move last-used times forward (see ``RECORD_USES``)."""
+        rows = key_use_rows(uses)
+        if rows:
+            self.session.connection().execute(RECORD_USES, rows)
 
-        Every process writes its rows in the same order, so two processes flushing
-        overlapping keys at once queue behind each other instead of deadlocking
-        (PostgreSQL aborts one of two transactions that lock rows in opposite orders).
-        A last-used time never moves back when another process wrote a later one.
-        """
-        rows = [
-            {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at}
-            for use in sorted(uses, key=lambda use: use.key_id)
-        ]
-        if not rows:
-            return
-        last = bindparam("b_last", type_=BigInteger())
-        statement = (
-            update(ApiKey)
-            .where(ApiKey.id == bindparam("b_id"))
-            .values(
-                use_count=ApiKey.use_count + bindparam("b_count"),
-                last_used_at=case((ApiKey.last_used_at > last, ApiKey.last_used_at), else_=last),
-            )
-        )
-        self.session.connection().execute(statement, rows)
+
+_LAST = bindparam("b_last", type_=BigInteger())
+# Adds a use count and moves the last-used time forward; never back, when another
+# process wrote a later one.
+RECORD_USES = (
+    update(ApiKey)
+    .where(ApiKey.id == bindparam("b_id", type_=BigInteger()))
+    .values(
+        use_count=ApiKey.use_count + bindparam("b_count", type_=BigInteger()),
+        last_used_at=case((ApiKey.last_used_at > _LAST, ApiKey.last_used_at), else_=_LAST),
+    )
+)
+
+
+def key_use_rows(uses: Iterable[KeyUse]) -> list[dict[str, int]]:
+    """The parameters of ``RECORD_USES``, in ascending key order.
+
+    Every process writes its rows in the same order, so two processes flushing
+    overlapping keys at once queue behind each other instead of deadlocking
+    (PostgreSQL aborts one of two transactions that lock rows in opposite orders).
+    """
+    return [
+        {"b_id": use.key_id, "b_count": use.count, "b_last": use.last_used_at}
+        for use in sorted(uses, key=lambda use: use.key_id)
+    ]

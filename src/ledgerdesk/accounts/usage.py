@@ -25,22 +25,31 @@ class KeyUsageRecorder:
             count, last = self._pending.get(key_id, (0, 0))
             self._pending[key_id] = (count + 1, max(last, now))
 
-    def flush(self, factory: sessionmaker[Session]) -> int:
-        """Write what has been gathered; returns how many keys were updated."""
+    def take(self) -> list[KeyUse]:
+        """Everything gathered so far, which is now the caller's to write (or give back)."""
         with self._lock:
             pending, self._pending = self._pending, {}
-        if not pending:
+        return [KeyUse(key_id, count, last) for key_id, (count, last) in pending.items()]
+
+    def give_back(self, uses: list[KeyUse]) -> None:
+        """Uses that could not be written: kept for the next flush rather than lost."""
+        with self._lock:
+            for use in uses:
+                old_count, old_last = self._pending.get(use.key_id, (0, 0))
+                self._pending[use.key_id] = (
+                    old_count + use.count,
+                    max(old_last, use.last_used_at),
+                )
+
+    def flush(self, factory: sessionmaker[Session]) -> int:
+        """Write what has been gathered; returns how many keys were updated."""
+        uses = self.take()
+        if not uses:
             return 0
         try:
             with unit_of_work(factory, write=True) as session:
-                AccountRepository(session).record_uses(
-                    KeyUse(key_id, count, last) for key_id, (count, last) in pending.items()
-                )
+                AccountRepository(session).record_uses(uses)
         except Exception:
-            # Keep the counts for the next flush rather than lose them.
-            with self._lock:
-                for key_id, (count, last) in pending.items():
-                    old_count, old_last = self._pending.get(key_id, (0, 0))
-                    self._pending[key_id] = (old_count + count, max(old_last, last))
+            self.give_back(uses)
             raise
-        return len(pending)
+        return len(uses)

@@ -13,6 +13,7 @@ conversions SQLAlchemy would apply on either side.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 
 Processor = Callable[[Any], Any]
 
@@ -188,7 +190,43 @@ class PinnedReader:
         if self._pooled is None:
             self._pooled = self.engine.raw_connection()
             self._generation += 1
+            # Its small writes (try_write) never checkpoint the WAL: that fsync is left
+            # to the writers' connections, off the event loop.
+            self._pooled.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
         return self._pooled.driver_connection
+
+    def try_write(self, statement: UpdateBase, rows: list[dict[str, Any]]) -> bool:
+        """Run ``statement`` for each row in one transaction on this connection, if the
+        write lock is free now; False (nothing written) when another writer holds it.
+
+        For small bookkeeping writes made on the event loop, which must never wait for
+        a lock. A connection's own commits do not change its ``data_version``, so they
+        leave the read cache alone.
+        """
+        compiled = statement.compile(dialect=self.engine.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        names = tuple(compiled.positiontup or ())
+        sql = compiled.string
+        connection = self._connection()
+        try:
+            connection.execute("PRAGMA busy_timeout=0")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # "database is locked": a writer is busy
+                return False
+            try:
+                connection.executemany(sql, [tuple(row[n] for n in names) for row in rows])
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            return True
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            if self._pooled is not None:
+                connection.execute("PRAGMA busy_timeout=30000")
 
     def data_version(self) -> tuple[int, int]:
         """Changes whenever another connection has committed (SQLite's data_version).

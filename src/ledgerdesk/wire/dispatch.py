@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ledgerdesk.accounts.queries import AccountQueries
+from ledgerdesk.accounts.repository import RECORD_USES, key_use_rows
 from ledgerdesk.accounts.service import Authenticator, IPAddress, Principal
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.audit.service import Event, record_now
@@ -143,6 +144,26 @@ class ActionEndpoint:
         self.unknown_action_message = (
             f"Unknown or missing action; known actions: {', '.join(registry.names())}."
         )
+
+    def flush_key_usage_here(self) -> int:
+        """SQLite: write the gathered key usage on the event loop's own connection.
+
+        Its commit does not change that connection's ``data_version``, so the read cache
+        survives it (a flush through the pool empties the cache every few seconds). It
+        never waits: when a writer holds the lock, the uses are kept for the next try.
+        """
+        uses = self.runtime.key_usage.take()
+        if not uses:
+            return 0
+        try:
+            written = self.loop_reader.try_write(RECORD_USES, key_use_rows(uses))
+        except BaseException:
+            self.runtime.key_usage.give_back(uses)
+            raise
+        if not written:
+            self.runtime.key_usage.give_back(uses)
+            return 0
+        return len(uses)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = request_headers(scope)
