@@ -22,6 +22,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -85,8 +86,14 @@ class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
         Index("ix_invoices_user_id_created_on", "user_id", "created_on", "id"),
-        # Unpaid and overdue invoices for staff: paid_on IS NULL, by due date.
-        Index("ix_invoices_paid_on_pay_before", "paid_on", "pay_before", "id"),
+        # Unpaid and overdue invoices for staff, by due date: only unpaid ones are in it.
+        Index(
+            "ix_invoices_unpaid_pay_before",
+            "pay_before",
+            "id",
+            sqlite_where=text("paid_on IS NULL"),
+            postgresql_where=text("paid_on IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -119,7 +126,9 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_user_id_status", "user_id", "status"),
         Index("ix_tickets_user_id_created_at", "user_id", "created_at", "id"),
-        # The staff queue: by status, longest waiting first; or by priority first.
+        # The staff queue: by status, longest waiting first; or by priority first; or
+        # one customer's tickets, longest waiting first.
+        Index("ix_tickets_user_id_last_updated_at", "user_id", "last_updated_at", "id"),
         Index("ix_tickets_status_last_updated_at", "status", "last_updated_at", "id"),
         Index(
             "ix_tickets_status_priority_last_updated_at",

@@ -38,7 +38,11 @@ def upgrade() -> None:
         ["status", "priority", "last_updated_at", "id"],
     )
     op.create_index(
-        op.f("ix_invoices_paid_on_pay_before"), "invoices", ["paid_on", "pay_before", "id"]
+        op.f("ix_invoices_unpaid_pay_before"),
+        "invoices",
+        ["pay_before", "id"],
+        sqlite_where=sa.text("paid_on IS NULL"),
+        postgresql_where=sa.text("paid_on IS NULL"),
     )
     op.create_table(
         "web_sessions",
@@ -78,7 +82,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("user_tokens")
     op.drop_table("web_sessions")
-    op.drop_index(op.f("ix_invoices_paid_on_pay_before"), "invoices")
+    op.drop_index(op.f("ix_invoices_unpaid_pay_before"), "invoices")
     op.drop_index(op.f("ix_tickets_status_priority_last_updated_at"), "tickets")
     op.drop_index(op.f("ix_tickets_status_last_updated_at"), "tickets")
     with op.batch_alter_table("ticket_replies") as replies:

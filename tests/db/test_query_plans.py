@@ -1,0 +1,92 @@
+"""Every list query reads an index, in the order it returns rows: no table scan, no sort.
+
+SQLite: ``EXPLAIN QUERY PLAN`` must name an index for each table and never build a
+temporary B-tree for ORDER BY. PostgreSQL: with sequential scans and sorts priced out
+(``enable_seqscan``/``enable_sort`` off), the plan must still have neither; had no index
+served, the planner would have had to keep them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine
+
+from ledgerdesk.db.prepared import Prepared
+from ledgerdesk.invoices import queries as invoices
+from ledgerdesk.tickets import queries as tickets
+
+LIST_QUERIES: dict[str, Prepared] = {
+    "getTicketOverview": tickets._OVERVIEW[(True, False)],
+    "getTicketOverview by status": tickets._OVERVIEW[(True, True)],
+    "getTicket replies": tickets._REPLIES[False],
+    "getTicket replies (staff)": tickets._REPLIES[True],
+    "getTicket attachments": tickets._ATTACHMENTS[False],
+    "getTicket attachments (staff)": tickets._ATTACHMENTS[True],
+    "getInvoiceIds": invoices._IDS[None],
+    "getInvoiceIds paid": invoices._IDS[True],
+    "getInvoiceIds unpaid": invoices._IDS[False],
+    "portal invoices": invoices._OF_CUSTOMER,
+    "staff unpaid invoices": invoices._UNPAID[False],
+    "staff overdue invoices": invoices._UNPAID[True],
+    **{
+        f"queue status={s} priority={p} customer={o} after={a}": tickets._queue(
+            status=s, priority=p, owner=o, text=False, after=a
+        )
+        for s in (True, False)
+        for p in (True, False)
+        for o in (True, False)
+        for a in (True, False)
+        if s or o  # the queue always has a status or a customer (status "all")
+    },
+}
+
+VALUES: dict[str, Any] = {
+    "user_id": 1,
+    "ticket_id": 1,
+    "status": 1,
+    "priority": 2,
+    "first": date(2026, 1, 1),
+    "last": date(2026, 12, 31),
+    "today": date(2026, 11, 28),
+    "after_time": 1,
+    "after_id": 1,
+    "limit": 51,
+}
+
+
+def _plan(database_url: str, query: Prepared) -> str:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            raw: Any = connection.connection.driver_connection
+            compiled = query.compiled(engine.dialect)
+            if engine.dialect.name == "sqlite":
+                names = compiled.positional or ()
+                values = [VALUES.get(name, compiled.defaults.get(name)) for name in names]
+                rows = raw.execute("EXPLAIN QUERY PLAN " + compiled.sql, values).fetchall()
+                return "\n".join(row[3] for row in rows)
+            names = re.findall(r"%\((\w+)\)s", compiled.sql)
+            values = {name: VALUES.get(name, compiled.defaults.get(name)) for name in names}
+            cursor = raw.cursor()
+            cursor.execute("SET enable_seqscan = off")
+            cursor.execute("SET enable_sort = off")
+            cursor.execute("EXPLAIN " + compiled.sql, values)
+            return "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("name", sorted(LIST_QUERIES))
+def test_list_queries_read_an_index_in_order(database_url: str, name: str) -> None:
+    plan = _plan(database_url, LIST_QUERIES[name])
+    if database_url.startswith("sqlite"):
+        assert "TEMP B-TREE" not in plan, plan
+        for line in plan.splitlines():
+            assert " USING " in line, plan  # SEARCH/SCAN ... USING (COVERING) INDEX / PK
+    else:
+        assert "Seq Scan" not in plan, plan
+        assert not re.search(r"^\s*(->\s*)?Sort\b", plan, re.MULTILINE), plan
