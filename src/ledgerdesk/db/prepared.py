@@ -185,6 +185,7 @@ class PinnedReader:
         self._pooled: Any = None
         # Which connection this is: a replaced one starts a new generation.
         self._generation = 0
+        self._writes: dict[UpdateBase, tuple[str, tuple[str, ...]]] = {}
 
     def _connection(self) -> Any:
         if self._pooled is None:
@@ -203,10 +204,12 @@ class PinnedReader:
         a lock. A connection's own commits do not change its ``data_version``, so they
         leave the read cache alone.
         """
-        compiled = statement.compile(dialect=self.engine.dialect)
-        assert isinstance(compiled, SQLCompiler)
-        names = tuple(compiled.positiontup or ())
-        sql = compiled.string
+        found = self._writes.get(statement)
+        if found is None:  # compiled once per statement, as Prepared does for reads
+            compiled = statement.compile(dialect=self.engine.dialect)
+            assert isinstance(compiled, SQLCompiler)
+            found = self._writes[statement] = (compiled.string, tuple(compiled.positiontup or ()))
+        sql, names = found
         connection = self._connection()
         try:
             connection.execute("PRAGMA busy_timeout=0")

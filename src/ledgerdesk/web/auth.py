@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from urllib.parse import quote
 
@@ -64,7 +63,7 @@ class AuthPages:
         counters = (
             (f"signin/account/{email}", self.runtime.settings.signin_failure_limit),
             (
-                f"signin/address/{limit_key_of(address)}",
+                f"signin/address/{limit_key(web.client_ip(request))}",
                 self.runtime.settings.signin_failure_limit * ADDRESS_FACTOR,
             ),
         )
@@ -237,12 +236,6 @@ def _event(now: int, action: str, outcome: str, user_id: int | None, address: st
         user_id=user_id,
         client_address=address,
     )
-
-
-def limit_key_of(address: str | None) -> str:
-    if address is None:
-        return "unknown"
-    return limit_key(ipaddress.ip_address(address))
 
 
 def _safe_next(raw: str | None) -> str | None:

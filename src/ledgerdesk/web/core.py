@@ -10,7 +10,6 @@ database; the function returns a ``Page`` (template and values) or a redirect.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ledgerdesk.accounts.people import CurrentSession, PeopleService
+from ledgerdesk.accounts.service import IPAddress
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
 from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.audit.service import Event, record_now
@@ -41,7 +41,7 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.schemas import check_file_name, check_media_type
 from ledgerdesk.tickets.service import MAX_ATTACHMENTS
 from ledgerdesk.web import display
-from ledgerdesk.wire.client_address import client_address
+from ledgerdesk.wire.client_address import client_address, is_trusted, parse_address
 from ledgerdesk.wire.rate_limit import RateLimits
 
 log = logging.getLogger("ledgerdesk.web")
@@ -203,15 +203,8 @@ class Web:
         that says so (X-Forwarded-Proto from an address in LEDGERDESK_TRUSTED_PROXIES)."""
         if request.url.scheme == "https":
             return True
-        proxies = self.runtime.settings.trusted_proxies
-        peer = request.client.host if request.client else None
-        if not proxies or peer is None:
-            return False
-        try:
-            address = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        if not any(address in network for network in proxies):
+        peer = parse_address(request.client.host) if request.client else None
+        if peer is None or not is_trusted(peer, self.runtime.settings.trusted_proxies):
             return False
         forwarded = request.headers.get("x-forwarded-proto", "")
         return forwarded.split(",")[-1].strip().lower() == "https"
@@ -240,11 +233,15 @@ class Web:
 
     # -- the person ---------------------------------------------------------------------
 
-    def address(self, request: Request) -> str | None:
+    def client_ip(self, request: Request) -> IPAddress | None:
+        """The person's address, X-Forwarded-For believed from trusted proxies only."""
         peer = request.client.host if request.client else None
-        found = client_address(
+        return client_address(
             peer, request.headers.get("x-forwarded-for"), self.runtime.settings.trusted_proxies
         )
+
+    def address(self, request: Request) -> str | None:
+        found = self.client_ip(request)
         return None if found is None else str(found)
 
     async def visit(

@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.db.models import User
+from ledgerdesk.db.models import Ticket, User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
@@ -134,13 +134,12 @@ class TicketPages:
                 raise invalid("action", f"must be one of {', '.join(STATUS_ACTIONS[self.role])}")
             service = TicketService.of(visit.session)
             scope = self._scope(visit)
-            changes: dict[str, Callable[[], object]] = {
+            changes: dict[str, Callable[[], Ticket]] = {
                 "close": lambda: service.close(ticket_id, user_id=scope, now=visit.now),
                 "reopen": lambda: service.reopen(ticket_id, user_id=scope, now=visit.now),
                 "force-close": lambda: service.force_close(ticket_id, now=visit.now),
             }
             ticket = changes[action]()
-            assert hasattr(ticket, "user_id")
             visit.audit(f"ticket.{action}", user_id=ticket.user_id, target_id=ticket_id)
             done = {"close": "closed", "reopen": "reopened", "force-close": "forcibly closed"}
             return Redirect(f"{self.base}/tickets/{ticket_id}", flash=f"Ticket {done[action]}.")

@@ -11,7 +11,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @lru_cache(maxsize=65536)
-def _parse(raw: str) -> IPAddress | None:
+def parse_address(raw: str) -> IPAddress | None:
     # Callers come back: parsing each distinct address once keeps this off the hot path.
     try:
         return ipaddress.ip_address(raw.strip())
@@ -19,7 +19,8 @@ def _parse(raw: str) -> IPAddress | None:
         return None
 
 
-def _trusted(address: IPAddress, proxies: tuple[IPNetwork, ...]) -> bool:
+def is_trusted(address: IPAddress, proxies: tuple[IPNetwork, ...]) -> bool:
+    """Whether ``address`` (an IPv4-mapped one as its IPv4 address) is one of ours."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return any(address in network for network in proxies)
@@ -34,16 +35,16 @@ def client_address(
     that is not ours is the client. Entries further left were written by the client
     itself and prove nothing.
     """
-    address = _parse(peer) if peer else None
-    if address is None or not proxies or not forwarded_for or not _trusted(address, proxies):
+    address = parse_address(peer) if peer else None
+    if address is None or not proxies or not forwarded_for or not is_trusted(address, proxies):
         return address
     for hop in reversed(forwarded_for.split(",")):
-        hop_address = _parse(hop)
+        hop_address = parse_address(hop)
         if hop_address is None:
             # A malformed hop: nothing to its left can be trusted either.
             return address
         address = hop_address
-        if not _trusted(address, proxies):
+        if not is_trusted(address, proxies):
             return address
     return address
 
