@@ -26,7 +26,11 @@ from ledgerdesk.config import Settings
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import Base
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.wire import envelope
 from tests.support import FrozenClock
+
+# Every answer built from plain rows (wire.types.Shaped) is checked against its model.
+envelope.check_shapes = True
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 CHOSEN_POSTGRES_URL = os.environ.get("LEDGERDESK_TEST_POSTGRES_URL")

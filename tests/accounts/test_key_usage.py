@@ -4,6 +4,7 @@ never a deadlock between processes that used the same keys."""
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
@@ -19,6 +20,7 @@ from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import ApiKey
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.wire import dispatch
 from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import make_customer, make_key, make_user
 from tests.support import FrozenClock, call
@@ -134,3 +136,32 @@ async def test_a_flush_on_the_event_loop_never_waits_for_a_writer(
     assert app.api.flush_key_usage_here() == 1  # kept, and written on the next try
     with unit_of_work(runtime.sessions, write=False) as session:
         assert session.scalars(select(ApiKey.use_count)).one() == 1
+
+
+async def test_many_keys_are_flushed_off_the_event_loop(
+    sqlite_app: LedgerdeskApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, runtime = sqlite_app, sqlite_app.state.runtime
+    client = make_client(app, CLIENT_ADDRESS)
+    callers = [make_customer(runtime) for _ in range(3)]
+    for caller in callers:
+        await call(client, caller, "getInvoiceIds")
+    monkeypatch.setattr(dispatch, "LOOP_FLUSH_MAX_KEYS", 2)
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    flush = runtime.flush_key_usage
+
+    def spied() -> int:
+        writers.append(threading.get_ident())
+        return flush()
+
+    monkeypatch.setattr(runtime, "flush_key_usage", spied)
+    assert await app.api.flush_key_usage() == 3
+    assert writers
+    assert writers[0] != loop_thread
+    with unit_of_work(runtime.sessions, write=False) as session:
+        assert session.scalars(select(ApiKey.use_count)).all() == [1, 1, 1]
+    # A few keys are written here, on the loop's own connection.
+    await call(client, callers[0], "getInvoiceIds")
+    assert await app.api.flush_key_usage() == 1
+    assert len(writers) == 1

@@ -25,6 +25,10 @@ class KeyUsageRecorder:
             count, last = self._pending.get(key_id, (0, 0))
             self._pending[key_id] = (count + 1, max(last, now))
 
+    def pending(self) -> int:
+        """How many keys have uses not yet written."""
+        return len(self._pending)
+
     def take(self) -> list[KeyUse]:
         """Everything gathered so far, which is now the caller's to write (or give back)."""
         with self._lock:

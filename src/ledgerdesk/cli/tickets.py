@@ -39,7 +39,7 @@ def ticket_list(state: CliState, status: int, user_id: int | None, as_json: bool
         )
         emit(
             as_json,
-            {"tickets": [summary(t).model_dump() for t in tickets]},
+            {"tickets": [summary(t) for t in tickets]},
             "\n".join(_line(t) for t in tickets) or "No tickets.",
         )
 
@@ -58,7 +58,7 @@ def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
                 "userId": view.reply.author_id,
                 "created": view.reply.created_at,
                 "content": view.reply.content,
-                "attachments": [attachment_info(a).model_dump() for a in view.attachments],
+                "attachments": [attachment_info(a) for a in view.attachments],
             }
             for view in thread.replies
         ]
@@ -76,7 +76,7 @@ def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
             prose.append("")
         emit(
             as_json,
-            {"thread": summary(thread.ticket).model_dump(), "replies": replies},
+            {"thread": summary(thread.ticket), "replies": replies},
             "\n".join(prose).rstrip(),
         )
 

@@ -20,47 +20,47 @@ from ledgerdesk.tickets.queries import AttachmentRecord, TicketQueries, TicketRe
 from ledgerdesk.tickets.schemas import (
     AttachmentContent,
     AttachmentEnvelope,
-    AttachmentInfo,
     CreateTicketParams,
     GetTicketAttachmentParams,
     GetTicketOverviewParams,
-    ReplyOut,
     ReplyTicketParams,
     TicketId,
     TicketIdParams,
     TicketMessage,
     TicketOverview,
-    TicketSummary,
     TicketThread,
     check_file_name,
     check_media_type,
 )
 from ledgerdesk.tickets.service import MAX_ATTACHMENTS, TicketReader, TicketService
 from ledgerdesk.wire.registry import Action, ActionContext, FileDownload
+from ledgerdesk.wire.types import Shaped
 
 
-def summary(ticket: TicketRecord) -> TicketSummary:
-    return TicketSummary(
-        userId=ticket.user_id,
-        ticketId=ticket.id,
-        ticketCode=ticket.code,
-        created=ticket.created_at,
-        title=ticket.title,
-        reference=ticket.reference,
-        status=ticket.status,
-        statusUpdateTime=ticket.status_updated_at,
-        timeLastUpdated=ticket.last_updated_at,
-        priorityId=ticket.priority,
-    )
+def summary(ticket: TicketRecord) -> dict[str, Any]:
+    """A ticket as ``TicketSummary`` lays it out."""
+    return {
+        "userId": ticket.user_id,
+        "ticketId": ticket.id,
+        "ticketCode": ticket.code,
+        "created": ticket.created_at,
+        "title": ticket.title,
+        "reference": ticket.reference,
+        "status": ticket.status,
+        "statusUpdateTime": ticket.status_updated_at,
+        "timeLastUpdated": ticket.last_updated_at,
+        "priorityId": ticket.priority,
+    }
 
 
-def attachment_info(attachment: AttachmentRecord) -> AttachmentInfo:
-    return AttachmentInfo(
-        attachmentId=attachment.id,
-        name=attachment.name,
-        contentType=attachment.content_type,
-        size=attachment.size,
-    )
+def attachment_info(attachment: AttachmentRecord) -> dict[str, Any]:
+    """An attachment as ``AttachmentInfo`` lays it out."""
+    return {
+        "attachmentId": attachment.id,
+        "name": attachment.name,
+        "contentType": attachment.content_type,
+        "size": attachment.size,
+    }
 
 
 def incoming_files(
@@ -109,28 +109,33 @@ def _customer(context: ActionContext) -> User:
     return user
 
 
-def get_ticket_overview(context: ActionContext, params: GetTicketOverviewParams) -> TicketOverview:
+def get_ticket_overview(
+    context: ActionContext, params: GetTicketOverviewParams
+) -> Shaped[TicketOverview]:
     tickets = _reader(context).overview(
         user_id=context.principal.user_id, status=None if params.status == -1 else params.status
     )
-    return TicketOverview(tickets=[summary(t) for t in tickets])
+    return Shaped(TicketOverview, {"tickets": [summary(t) for t in tickets]})
 
 
-def get_ticket(context: ActionContext, params: TicketIdParams) -> TicketThread:
+def get_ticket(context: ActionContext, params: TicketIdParams) -> Shaped[TicketThread]:
     thread = _reader(context).thread(params.ticketId, user_id=context.principal.user_id)
-    return TicketThread(
-        thread=summary(thread.ticket),
-        replies=[
-            ReplyOut(
-                by=view.reply.author_name,
-                userId=view.reply.author_id,
-                created=view.reply.created_at,
-                title=view.reply.title,
-                content=view.reply.content,
-                attachments=[attachment_info(a) for a in view.attachments],
-            )
-            for view in thread.replies
-        ],
+    return Shaped(
+        TicketThread,
+        {
+            "thread": summary(thread.ticket),
+            "replies": [
+                {  # as ReplyOut
+                    "by": view.reply.author_name,
+                    "userId": view.reply.author_id,
+                    "created": view.reply.created_at,
+                    "title": view.reply.title,
+                    "content": view.reply.content,
+                    "attachments": [attachment_info(a) for a in view.attachments],
+                }
+                for view in thread.replies
+            ],
+        },
     )
 
 

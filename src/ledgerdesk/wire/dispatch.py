@@ -57,7 +57,7 @@ from ledgerdesk.wire.registry import (
     FileDownload,
     WriteScope,
 )
-from ledgerdesk.wire.types import Params, Result
+from ledgerdesk.wire.types import Params, Result, Shaped
 
 log = logging.getLogger("ledgerdesk.wire")
 
@@ -65,6 +65,9 @@ API_PREFIX = "/api/rest/v2/"
 CATEGORY = "administration"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 MAX_ATTACHMENTS = 10
+# Key usage of at most this many keys is written on the event loop (SQLite): a few
+# milliseconds at most (see flush_key_usage).
+LOOP_FLUSH_MAX_KEYS = 256
 JSON_MEDIA_TYPE = "application/json"
 
 
@@ -144,6 +147,21 @@ class ActionEndpoint:
         self.unknown_action_message = (
             f"Unknown or missing action; known actions: {', '.join(registry.names())}."
         )
+
+    async def flush_key_usage(self) -> int:
+        """Write the key usage gathered since the last flush; how many keys.
+
+        SQLite, a few keys (one busy customer): on the event loop's own connection,
+        which leaves the read cache alone (``flush_key_usage_here``). Many keys, a busy
+        write lock, or PostgreSQL: in a worker thread, so that the event loop never
+        stalls for a write that grows with the number of keys in use.
+        """
+        usage = self.runtime.key_usage
+        if self.inline_reads and usage.pending() <= LOOP_FLUSH_MAX_KEYS:
+            written = self.flush_key_usage_here()
+            if written or not usage.pending():
+                return written
+        return await to_thread.run_sync(self.runtime.flush_key_usage)
 
     def flush_key_usage_here(self) -> int:
         """SQLite: write the gathered key usage on the event loop's own connection.
@@ -443,7 +461,7 @@ def _answer_key(user_id: int, action: str, day: date, fields: Mapping[str, Any])
     return key
 
 
-def _target(params: Params, result: Result) -> int | None:
+def _target(params: Params, result: Result | Shaped[Result]) -> int | None:
     """The id of what a write acted on, for the audit trail."""
     for source in (result, params):
         for name in ("ticketId", "invoiceId"):

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import orjson
 from pydantic_core import to_json
 
 from ledgerdesk.errors import LedgerdeskError
-from ledgerdesk.wire.types import Result
+from ledgerdesk.wire.types import Result, Shaped
 
 _SUCCESS_HEAD = b'{"status":"Success","msg":"OK","data":'
 
+# The test suite turns this on: every Shaped answer is then checked against its model.
+check_shapes = False
 
-def success(result: Result) -> bytes:
+
+def success(result: Result | Shaped[Result]) -> bytes:
+    if isinstance(result, Shaped):
+        data = orjson.dumps(result.data)
+        if check_shapes:
+            _check_shape(result, data)
+        return _SUCCESS_HEAD + data + b"}"
     return _SUCCESS_HEAD + result.model_dump_json().encode() + b"}"
+
+
+def _check_shape(result: Shaped[Result], encoded: bytes) -> None:
+    """The bytes are exactly what the model would have produced from the same data."""
+    expected = result.model.model_validate(result.data, strict=True).model_dump_json().encode()
+    if encoded != expected:
+        raise AssertionError(
+            f"{result.model.__name__} answer {encoded!r} is not what its model gives: {expected!r}"
+        )
 
 
 def error(exc: LedgerdeskError) -> bytes:

@@ -21,7 +21,7 @@ from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
 from ledgerdesk.config import Settings
 from ledgerdesk.db.prepared import Db
 from ledgerdesk.errors import InvalidParameters, LedgerdeskError, ParamError, invalid
-from ledgerdesk.wire.types import Params, Result
+from ledgerdesk.wire.types import Params, Result, Shaped
 
 P = TypeVar("P", bound=Params)
 R = TypeVar("R", bound=Result)
@@ -83,7 +83,7 @@ class Action(Generic[P, R]):
     summary: str
     params: type[P]
     result: type[R]
-    handler: Callable[[ActionContext, P], R | FileDownload]
+    handler: Callable[[ActionContext, P], R | Shaped[R] | FileDownload]
     # The errors this action can answer besides the ones every request can (auth, body).
     errors: tuple[type[LedgerdeskError], ...] = ()
     # Writers take the database write lock up front (see db.engine).

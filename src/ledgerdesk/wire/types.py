@@ -8,9 +8,10 @@ or anything else. Strings are strict: a number where text belongs is an error.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -94,3 +95,19 @@ class Result(BaseModel):
     """Base for an action's ``data``."""
 
     model_config = ConfigDict(frozen=True)
+
+
+ResultT = TypeVar("ResultT", bound=Result)
+
+
+@dataclass(frozen=True, slots=True)
+class Shaped(Generic[ResultT]):
+    """An action's ``data`` as plain dicts and lists laid out as the ``model`` says.
+
+    For answers of many rows: building a model object per row and dumping it costs more
+    than the query (see bench/). The model still documents the answer (OpenAPI) and the
+    test suite checks every such answer against it (``envelope.check_shapes``).
+    """
+
+    model: type[ResultT]
+    data: dict[str, Any]
