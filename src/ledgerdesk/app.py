@@ -152,6 +152,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             finally:
                 tasks.cancel_scope.cancel()
         await endpoint.limits.aclose()
+        await endpoint.aclose()
         await web.throttle.aclose()
         await to_thread.run_sync(runtime.close)
 

@@ -68,15 +68,17 @@ class Prepared:
 
     def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
-        self._by_dialect: dict[str, _Compiled] = {}
+        # By dialect and driver: psycopg and asyncpg both speak "postgresql".
+        self._by_dialect: dict[tuple[str, str], _Compiled] = {}
         self._lock = threading.Lock()
 
     def compiled(self, dialect: Dialect) -> _Compiled:
-        found = self._by_dialect.get(dialect.name)
+        key = (dialect.name, dialect.driver)
+        found = self._by_dialect.get(key)
         if found is None:
             with self._lock:
-                found = self._by_dialect.get(dialect.name) or self._compile(dialect)
-                self._by_dialect[dialect.name] = found
+                found = self._by_dialect.get(key) or self._compile(dialect)
+                self._by_dialect[key] = found
         return found
 
     def _compile(self, dialect: Dialect) -> _Compiled:

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from anyio import CapacityLimiter, to_thread
@@ -29,6 +30,7 @@ from ledgerdesk.accounts.repository import RECORD_USES, key_use_rows
 from ledgerdesk.accounts.service import Authenticator, IPAddress, Principal
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.audit.service import Event, record_now
+from ledgerdesk.db.loop_reads import LoopReads
 from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction, session_db
 from ledgerdesk.errors import (
     AuthenticationFailed,
@@ -132,6 +134,12 @@ class ActionEndpoint:
         settings = runtime.settings
         self.inline_reads = settings.is_sqlite
         self.loop_reader = PinnedReader(runtime.engine)
+        # PostgreSQL reads run on the event loop too, through asyncpg (see db.loop_reads).
+        self.loop_reads = (
+            None
+            if settings.is_sqlite
+            else LoopReads(settings.database_url, settings.db_pool_size)
+        )
         self.read_cache = ReadCache(self.loop_reader.data_version)
         # No more request threads at the database than the pool has connections: a
         # thread beyond that would wait for one, or force an overflow connection that
@@ -293,12 +301,15 @@ class ActionEndpoint:
                     return await to_thread.run_sync(
                         self._write, request, limiter=self.database_threads
                     )
-                if self.inline_reads and not (action is not None and action.offload):
+                offload = action is not None and action.offload
+                if self.inline_reads and not offload:
                     # SQLite reads take microseconds and never wait for writers (WAL):
                     # a hop to a worker thread would cost more than the query itself.
                     self.read_cache.refresh()
                     with self.loop_reader.transaction() as db:
                         return self._perform(request, db, None, self.read_cache)
+                if self.loop_reads is not None and not offload:
+                    return await self.loop_reads.run(partial(self._perform, request, write=None))
                 return await to_thread.run_sync(self._read, request, limiter=self.database_threads)
             except AuthenticationFailed:
                 exchange.quota = await self.limits.failed_authentication(exchange.limit_key)
@@ -310,6 +321,11 @@ class ActionEndpoint:
     def _read(self, request: _Request) -> bytes | FileDownload:
         with read_transaction(self.runtime.engine) as db:
             return self._perform(request, db, None)
+
+    async def aclose(self) -> None:
+        """Close what the endpoint holds on the event loop (the asyncpg pool)."""
+        if self.loop_reads is not None:
+            await self.loop_reads.aclose()
 
     def _write(self, request: _Request) -> bytes | FileDownload:
         try:

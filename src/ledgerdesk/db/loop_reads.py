@@ -1,0 +1,137 @@
+"""PostgreSQL reads on the event loop: asyncpg, without a thread per request.
+
+The request path is synchronous code (authentication, the action's handler, its
+queries through ``Db``) so that the same code serves SQLite, the admin CLI and worker
+threads. Handing each PostgreSQL read to a worker thread cost more CPU than the queries
+(a thread hop is ~40 µs under load, and several context switches per request). Instead
+the synchronous code runs in a greenlet on the event loop itself; when a query needs
+the database, ``wait`` hands the driver's coroutine to the event loop and the greenlet
+resumes with its result. Other requests run meanwhile, as with any coroutine.
+
+The statements are the same ``Prepared`` ones, compiled for asyncpg's dialect (``$1``
+parameters); asyncpg prepares and caches each statement per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from greenlet import getcurrent, greenlet
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import make_url
+
+from ledgerdesk.db.prepared import Db, Prepared
+
+T = TypeVar("T")
+
+_DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+
+
+class _Bridged(greenlet):
+    """A greenlet started by ``run_bridged``: the only place ``wait`` may be called."""
+
+
+async def run_bridged(function: Callable[..., T], *args: Any) -> T:
+    """Run synchronous ``function`` on the event loop; it may ``wait`` for awaitables."""
+    child = _Bridged(function, getcurrent())
+    requested = child.switch(*args)
+    while not child.dead:
+        try:
+            value = await requested
+        except BaseException as exc:  # handed to the waiting code as it is
+            requested = child.throw(exc)
+        else:
+            requested = child.switch(value)
+    result: T = requested
+    return result
+
+
+def wait(awaitable: Awaitable[T]) -> T:
+    """From code run by ``run_bridged``: the result of ``awaitable``, awaited by the loop."""
+    current = getcurrent()
+    if not isinstance(current, _Bridged) or current.parent is None:
+        raise RuntimeError("wait() called outside run_bridged()")
+    result: T = current.parent.switch(awaitable)
+    return result
+
+
+class LoopDb(Db):
+    """``Db`` over an asyncpg connection, for code run by ``run_bridged``.
+
+    Each statement runs on its own (asyncpg's implicit transaction), as the pooled
+    PostgreSQL reads do (see ``read_transaction``).
+    """
+
+    __slots__ = ()
+
+    def rows(self, query: Prepared, **params: Any) -> list[tuple[Any, ...]]:
+        compiled = query.compiled(self.dialect)
+        arguments = compiled.parameters(params)
+        assert isinstance(arguments, tuple)
+        records = wait(self.connection.fetch(compiled.sql, *arguments))
+        return compiled.convert(records)
+
+
+async def _json_codecs(connection: asyncpg.Connection) -> None:
+    # JSON columns read as Python values, as psycopg gives them.
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+class LoopReads:
+    """An asyncpg pool for the reads of requests, and the way to run them.
+
+    The pool belongs to the event loop that first used it. It is closed by ``aclose``
+    (the server's shutdown) or, failing that, when that loop shuts down: it lives in an
+    async generator, which asyncio closes at the end of ``asyncio.run``.
+    """
+
+    def __init__(self, database_url: str, pool_size: int) -> None:
+        url = make_url(database_url).set(drivername="postgresql")
+        self.dsn = url.render_as_string(hide_password=False)
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._lifetime: AsyncGenerator[asyncpg.Pool] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening = asyncio.Lock()
+
+    async def run(self, function: Callable[[Db], T]) -> T:
+        """``function(db)`` on the event loop, with a pooled connection."""
+        pool = await self._current_pool()
+        async with pool.acquire() as connection:
+            return await run_bridged(function, LoopDb(connection, _DIALECT))
+
+    async def _current_pool(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use, or a new loop (each test has its own)
+            self._loop, self._pool, self._lifetime = loop, None, None
+            self._opening = asyncio.Lock()
+        pool = self._pool
+        if pool is None:
+            async with self._opening:  # the first requests at once open one pool
+                if self._pool is None:
+                    lifetime = self._pool_lifetime()
+                    self._pool = await anext(lifetime)
+                    self._lifetime = lifetime
+                pool = self._pool
+        return pool
+
+    async def _pool_lifetime(self) -> AsyncGenerator[asyncpg.Pool]:
+        pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.pool_size, init=_json_codecs
+        )
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
+    async def aclose(self) -> None:
+        lifetime, self._lifetime, self._pool = self._lifetime, None, None
+        if lifetime is not None:
+            await lifetime.aclose()
