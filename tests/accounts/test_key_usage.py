@@ -165,3 +165,24 @@ async def test_many_keys_are_flushed_off_the_event_loop(
     await call(client, callers[0], "getInvoiceIds")
     assert await app.api.flush_key_usage() == 1
     assert len(writers) == 1
+
+
+async def test_the_server_flushes_key_usage_of_every_key(
+    app: LedgerdeskApp, runtime: Runtime, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL writes it through asyncpg on the event loop: no worker thread."""
+    client = make_client(app, CLIENT_ADDRESS)
+    callers = [make_customer(runtime) for _ in range(3)]
+    for caller in [*callers, callers[0]]:
+        await call(client, caller, "getInvoiceIds")
+    if backend == "postgresql":
+
+        async def no_threads(*args: object, **kwargs: object) -> object:
+            raise AssertionError("key usage went to a worker thread")
+
+        monkeypatch.setattr(dispatch.to_thread, "run_sync", no_threads)
+    assert await app.api.flush_key_usage() == 3
+    assert await app.api.flush_key_usage() == 0
+    with unit_of_work(runtime.sessions, write=False) as session:
+        counts = session.scalars(select(ApiKey.use_count).order_by(ApiKey.id)).all()
+    assert counts == [2, 1, 1]

@@ -23,6 +23,8 @@ import asyncpg
 from greenlet import getcurrent, greenlet
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 
 from ledgerdesk.db.prepared import Db, Prepared
 
@@ -84,6 +86,17 @@ async def _json_codecs(connection: asyncpg.Connection) -> None:
         )
 
 
+async def _unchanged_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection returns to the pool.
+
+    asyncpg's default sends ``RESET ALL; UNLISTEN *; CLOSE ALL; ...``, a round trip per
+    request. These connections only ever run single statements outside a transaction
+    (and ``execute_many``'s transactions, which end before release): no session
+    settings, listeners, cursors or advisory locks are ever left behind. A statement
+    interrupted mid-way closes its connection instead (asyncpg).
+    """
+
+
 class LoopReads:
     """An asyncpg pool for the reads of requests, and the way to run them.
 
@@ -100,12 +113,26 @@ class LoopReads:
         self._lifetime: AsyncGenerator[asyncpg.Pool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
+        self._writes: dict[UpdateBase, tuple[str, tuple[str, ...]]] = {}
 
     async def run(self, function: Callable[[Db], T]) -> T:
         """``function(db)`` on the event loop, with a pooled connection."""
         pool = await self._current_pool()
         async with pool.acquire() as connection:
             return await run_bridged(function, LoopDb(connection, _DIALECT))
+
+    async def execute_many(self, statement: UpdateBase, rows: list[dict[str, Any]]) -> None:
+        """``statement`` once per row, in order, in one transaction (bookkeeping writes
+        such as key usage, which would otherwise hold the GIL in a worker thread)."""
+        found = self._writes.get(statement)
+        if found is None:
+            compiled = statement.compile(dialect=_DIALECT)
+            assert isinstance(compiled, SQLCompiler)
+            found = self._writes[statement] = (compiled.string, tuple(compiled.positiontup or ()))
+        sql, names = found
+        pool = await self._current_pool()
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.executemany(sql, [tuple(row[n] for n in names) for row in rows])
 
     async def _current_pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
@@ -124,7 +151,11 @@ class LoopReads:
 
     async def _pool_lifetime(self) -> AsyncGenerator[asyncpg.Pool]:
         pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size, init=_json_codecs
+            self.dsn,
+            min_size=1,
+            max_size=self.pool_size,
+            init=_json_codecs,
+            reset=_unchanged_session,
         )
         try:
             yield pool

@@ -136,9 +136,7 @@ class ActionEndpoint:
         self.loop_reader = PinnedReader(runtime.engine)
         # PostgreSQL reads run on the event loop too, through asyncpg (see db.loop_reads).
         self.loop_reads = (
-            None
-            if settings.is_sqlite
-            else LoopReads(settings.database_url, settings.db_pool_size)
+            None if settings.is_sqlite else LoopReads(settings.database_url, settings.db_pool_size)
         )
         self.read_cache = ReadCache(self.loop_reader.data_version)
         # No more request threads at the database than the pool has connections: a
@@ -159,13 +157,23 @@ class ActionEndpoint:
     async def flush_key_usage(self) -> int:
         """Write the key usage gathered since the last flush; how many keys.
 
-        SQLite, a few keys (one busy customer): on the event loop's own connection,
-        which leaves the read cache alone (``flush_key_usage_here``). Many keys, a busy
-        write lock, or PostgreSQL: in a worker thread, so that the event loop never
+        PostgreSQL: through asyncpg on the event loop (its ``executemany`` sends every
+        row in one go). SQLite, a few keys (one busy customer): on the event loop's own
+        connection, which leaves the read cache alone (``flush_key_usage_here``); many
+        keys or a busy write lock: in a worker thread, so that the event loop never
         stalls for a write that grows with the number of keys in use.
         """
         usage = self.runtime.key_usage
-        if self.inline_reads and usage.pending() <= LOOP_FLUSH_MAX_KEYS:
+        if self.loop_reads is not None:
+            uses = usage.take()
+            if uses:
+                try:
+                    await self.loop_reads.execute_many(RECORD_USES, key_use_rows(uses))
+                except BaseException:
+                    usage.give_back(uses)
+                    raise
+            return len(uses)
+        if usage.pending() <= LOOP_FLUSH_MAX_KEYS:
             written = self.flush_key_usage_here()
             if written or not usage.pending():
                 return written
