@@ -31,6 +31,7 @@ from ledgerdesk.db.prepared import Db, Prepared
 T = TypeVar("T")
 
 _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+WRITE_SLICE = 500
 
 
 class _Bridged(greenlet):
@@ -132,7 +133,12 @@ class LoopReads:
         sql, names = found
         pool = await self._current_pool()
         async with pool.acquire() as connection, connection.transaction():
-            await connection.executemany(sql, [tuple(row[n] for n in names) for row in rows])
+            # In slices, so that preparing the arguments never holds the loop for long.
+            for start in range(0, len(rows), WRITE_SLICE):
+                arguments = [
+                    tuple([row[n] for n in names]) for row in rows[start : start + WRITE_SLICE]
+                ]
+                await connection.executemany(sql, arguments)
 
     async def _current_pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
