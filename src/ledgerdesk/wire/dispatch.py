@@ -30,6 +30,7 @@ from ledgerdesk.accounts.repository import RECORD_USES, key_use_rows
 from ledgerdesk.accounts.service import Authenticator, IPAddress, Principal
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.audit.service import Event, record_now
+from ledgerdesk.config import Settings
 from ledgerdesk.db.loop_reads import LoopReads
 from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction, session_db
 from ledgerdesk.errors import (
@@ -336,18 +337,23 @@ class ActionEndpoint:
             await self.loop_reads.aclose()
 
     def _write(self, request: _Request) -> bytes | FileDownload:
+        # Parameters checked and attachments decoded, hashed and fsynced before the
+        # write transaction: the write lock is held for the rows and the commit only.
+        prepared = _PreparedWrite.of(request, self.runtime.settings)
         try:
-            return self._write_once(request)
+            return self._write_once(request, prepared)
         except IntegrityError:
             if request.idempotency_key is None:
                 raise
             # A concurrent request with the same Idempotency-Key committed first; this
             # attempt was rolled back whole. Run again: it now finds the first answer.
-            return self._write_once(request)
+            return self._write_once(request, prepared)
 
-    def _write_once(self, request: _Request) -> bytes | FileDownload:
+    def _write_once(self, request: _Request, prepared: _PreparedWrite) -> bytes | FileDownload:
         with self.runtime.transaction(write=True) as (session, blobs):
-            return self._perform(request, session_db(session), WriteScope(session, blobs))
+            return self._perform(
+                request, session_db(session), WriteScope(session, blobs), prepared=prepared
+            )
 
     def _perform(
         self,
@@ -355,6 +361,7 @@ class ActionEndpoint:
         db: Db,
         write: WriteScope | None,
         cache: ReadCache | None = None,
+        prepared: _PreparedWrite | None = None,
     ) -> bytes | FileDownload:
         """Authenticate, then run the action, inside the caller's transaction."""
         runtime = self.runtime
@@ -380,8 +387,9 @@ class ActionEndpoint:
             raise UnknownAction(self.unknown_action_message)
         if write is None:
             return self._answer_read(request, action, principal, db, now, day, cache)
+        assert prepared is not None, "writes are prepared before their transaction"
         try:
-            return self._answer_write(request, action, principal, db, write, now, day)
+            return self._answer_write(request, action, principal, db, write, now, day, prepared)
         except LedgerdeskError as exc:
             runtime.audit.record(request.event(now, "error", principal, error_code=exc.error_code))
             raise
@@ -425,9 +433,13 @@ class ActionEndpoint:
         write: WriteScope,
         now: int,
         day: date,
+        prepared: _PreparedWrite,
     ) -> bytes | FileDownload:
-        params = action.parse(request.body.fields, self.runtime.settings)
-        attachments = action.files(request.files, params) if action.files is not None else []
+        # Refused parameters are answered after authentication, as for reads.
+        if prepared.error is not None:
+            raise prepared.error
+        assert prepared.params is not None
+        params, attachments = prepared.params, prepared.attachments
         remembered = _Remembered.of(
             write.session, principal.user_id, action, request, params, attachments, now
         )
@@ -532,6 +544,27 @@ class _Exchange:
     @property
     def limit_key(self) -> str:
         return limit_key(self.address)
+
+
+@dataclass(frozen=True)
+class _PreparedWrite:
+    """A write's parameters and attachments, or the error that refuses them."""
+
+    params: Params | None
+    attachments: list[IncomingFile]
+    error: LedgerdeskError | None = None
+
+    @classmethod
+    def of(cls, request: _Request, settings: Settings) -> _PreparedWrite:
+        action = request.action
+        if action is None:
+            return cls(None, [])
+        try:
+            params = action.parse(request.body.fields, settings)
+            files = action.files(request.files, params) if action.files is not None else []
+        except LedgerdeskError as exc:
+            return cls(None, [], exc)
+        return cls(params, files)
 
 
 @dataclass(frozen=True)
