@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import time
 from datetime import date, datetime
 from typing import Any
@@ -64,7 +65,6 @@ VALUES ($1, $2, $3, $4, $5, false)
 """
 
 _pool: asyncpg.Pool | None = None
-_codes = iter(range(50_000_000, 99_999_999))
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -146,14 +146,23 @@ async def _answer(connection: asyncpg.Connection, user_id: int, fields: dict[str
         }
     if action == "createTicket":
         now = int(time.time())
-        async with connection.transaction():
-            ticket_id = await connection.fetchval(
-                NEW_TICKET, next(_codes), user_id, fields["title"], fields["priorityId"], now
-            )
-            await connection.execute(
-                NEW_REPLY, ticket_id, user_id, now, fields["title"], fields["content"]
-            )
-        return {"ticketId": ticket_id}
+        while True:  # random 8-digit codes, as ledgerdesk's; a taken one is drawn again
+            try:
+                async with connection.transaction():
+                    ticket_id = await connection.fetchval(
+                        NEW_TICKET,
+                        random.randrange(10_000_000, 100_000_000),
+                        user_id,
+                        fields["title"],
+                        fields["priorityId"],
+                        now,
+                    )
+                    await connection.execute(
+                        NEW_REPLY, ticket_id, user_id, now, fields["title"], fields["content"]
+                    )
+            except asyncpg.UniqueViolationError:
+                continue
+            return {"ticketId": ticket_id}
     raise LookupError
 
 

@@ -6,6 +6,7 @@
 --   BENCH_CUSTOMERS, BENCH_TICKETS, BENCH_INVOICES   the seeded sizes
 --   BENCH_WORKLOAD   getTicketOverview | getTicket | getInvoiceIds | getInvoiceDetails
 --                    | mix (reads in proportion, 5% createTicket)
+--                    | createTicket100k (a ticket with a 100 KB attachment)
 --   BENCH_SEED       random seed (each run asks the same sequence of customers)
 
 local customers = tonumber(os.getenv("BENCH_CUSTOMERS"))
@@ -38,6 +39,9 @@ local function day(offset)
   return os.date("!%d-%m-%Y", today - offset * 86400)
 end
 
+-- 102,402 zero bytes in base64 (a 100 KB attachment)
+local attachment = string.rep("A", 136536)
+
 local bodies = {
   getTicketOverview = function(c)
     return string.format('{%s,"action":"getTicketOverview"}', credentials(c))
@@ -62,6 +66,14 @@ local bodies = {
       '{%s,"action":"createTicket","title":"Load test %d","content":"%s","priorityId":2}',
       credentials(c), counter,
       "The server does not answer on port 443 since this morning; please have a look.")
+  end,
+  createTicket100k = function(c)
+    counter = counter + 1
+    return string.format(
+      '{%s,"action":"createTicket","title":"Crash dump %d","content":"%s","priorityId":2,'
+      .. '"attachments":[{"name":"dump.bin","contentType":"application/octet-stream",'
+      .. '"size":102402,"content":"%s"}]}',
+      credentials(c), counter, "The dump of this morning's crash is attached.", attachment)
   end,
 }
 

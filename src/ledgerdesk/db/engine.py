@@ -6,6 +6,8 @@ back on any error. Services and repositories never commit.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -66,7 +68,7 @@ def _sqlite_engine(settings: Settings) -> Engine:
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
-    _SQLITE_WRITERS[engine] = threading.Lock()
+    _SQLITE_WRITERS[engine] = WriterQueue(Path(path) if path and path != ":memory:" else None)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -84,11 +86,49 @@ def build_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-# SQLite has one writer at a time. Writers of this process queue on a lock of their
-# own before BEGIN IMMEDIATE: the next one starts the moment the previous commits,
-# where SQLite's busy handler would have it sleep and poll (up to 100 ms a time; p99
-# of concurrent writes went over a second). Other processes still meet the busy handler.
-_SQLITE_WRITERS: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+class WriterQueue:
+    """SQLite's one writer at a time, taken in turn instead of by polling.
+
+    SQLite's busy handler makes a writer that finds the lock taken sleep and try again
+    (up to 100 ms a time): under concurrent writes the p99 went over a second. Writers
+    queue here before ``BEGIN IMMEDIATE`` instead, and the next one starts the moment
+    the previous one is done: threads of this process on a lock, processes (other
+    workers, the admin CLI) on an ``flock`` of a file beside the database, which the
+    kernel hands over at once and releases if its holder dies.
+    """
+
+    def __init__(self, database: Path | None) -> None:
+        self._threads = threading.Lock()
+        self._file = None if database is None else database.with_name(database.name + ".writer")
+
+    def acquire(self) -> None:
+        if not self._threads.acquire(timeout=WRITER_WAIT_SECONDS):
+            raise TimeoutError(f"no turn to write within {WRITER_WAIT_SECONDS:.0f} s")
+        if self._file is None:
+            return
+        try:
+            self._descriptor = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        except BaseException:
+            self._close()
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            self._close()  # closing the descriptor releases the flock
+        finally:
+            self._threads.release()
+
+    def _close(self) -> None:
+        descriptor, self._descriptor = self._descriptor, -1
+        if descriptor >= 0:
+            os.close(descriptor)
+
+    _descriptor = -1
+
+
+_SQLITE_WRITERS: WeakKeyDictionary[Engine, WriterQueue] = WeakKeyDictionary()
 WRITER_WAIT_SECONDS = 30.0
 
 
@@ -96,8 +136,8 @@ WRITER_WAIT_SECONDS = 30.0
 def unit_of_work(factory: sessionmaker[Session], *, write: bool) -> Iterator[Session]:
     """A session inside one transaction: committed on success, rolled back on error."""
     writers = _SQLITE_WRITERS.get(factory.kw["bind"]) if write else None
-    if writers is not None and not writers.acquire(timeout=WRITER_WAIT_SECONDS):
-        raise TimeoutError(f"no turn to write within {WRITER_WAIT_SECONDS:.0f} s")
+    if writers is not None:
+        writers.acquire()
     try:
         with factory() as session, session.begin():
             if write:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import Attachment, Reply, Ticket
+from ledgerdesk.db.prepared import Prepared, session_db
 
 
 class TicketRepository:
@@ -24,10 +25,17 @@ class TicketRepository:
         return self.session.scalars(query).one_or_none()
 
     def code_in_use(self, code: int) -> bool:
-        return (
-            self.session.scalars(select(Ticket.id).where(Ticket.code == code)).first() is not None
-        )
+        # A prepared statement: this runs inside the write lock of every new ticket.
+        return session_db(self.session).first(_CODE_IN_USE, code=code) is not None
 
-    def add(self, row: Ticket | Reply | Attachment) -> None:
+    def add(self, row: Ticket | Reply) -> None:
+        """Insert now: the caller needs the row's id."""
         self.session.add(row)
         self.session.flush()
+
+    def add_later(self, row: Attachment) -> None:
+        """Insert with the commit's flush (nothing refers to it before then)."""
+        self.session.add(row)
+
+
+_CODE_IN_USE = Prepared(select(Ticket.id).where(Ticket.code == bindparam("code")).limit(1))

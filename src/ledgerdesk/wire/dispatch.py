@@ -68,6 +68,8 @@ API_PREFIX = "/api/rest/v2/"
 CATEGORY = "administration"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 MAX_ATTACHMENTS = 10
+# Threads decoding and fsyncing uploaded attachments at once (they hold no connection).
+FILE_THREADS = 32
 # Key usage of at most this many keys is written on the event loop (SQLite): a few
 # milliseconds at most (see flush_key_usage).
 LOOP_FLUSH_MAX_KEYS = 256
@@ -144,6 +146,7 @@ class ActionEndpoint:
         # thread beyond that would wait for one, or force an overflow connection that
         # is opened and closed again for a single request.
         self.database_threads = CapacityLimiter(settings.db_pool_size)
+        self.file_threads = CapacityLimiter(FILE_THREADS)
         self.limits = RateLimits(
             per_key=settings.rate_limit,
             auth_failures=settings.auth_failure_limit,
@@ -307,8 +310,18 @@ class ActionEndpoint:
             )
             try:
                 if action is not None and action.writes:
+                    # Parameters checked and attachments decoded, hashed and fsynced
+                    # before the write transaction, which then holds the write lock
+                    # for the rows and the commit only. Files are prepared by threads
+                    # of their own: their fsyncs overlap, whatever the pool's size.
+                    if action.accepts_files:
+                        prepared = await to_thread.run_sync(
+                            _PreparedWrite.of, request, settings, limiter=self.file_threads
+                        )
+                    else:
+                        prepared = _PreparedWrite.of(request, settings)
                     return await to_thread.run_sync(
-                        self._write, request, limiter=self.database_threads
+                        self._write, request, prepared, limiter=self.database_threads
                     )
                 offload = action is not None and action.offload
                 if self.inline_reads and not offload:
@@ -336,10 +349,7 @@ class ActionEndpoint:
         if self.loop_reads is not None:
             await self.loop_reads.aclose()
 
-    def _write(self, request: _Request) -> bytes | FileDownload:
-        # Parameters checked and attachments decoded, hashed and fsynced before the
-        # write transaction: the write lock is held for the rows and the commit only.
-        prepared = _PreparedWrite.of(request, self.runtime.settings)
+    def _write(self, request: _Request, prepared: _PreparedWrite) -> bytes | FileDownload:
         try:
             return self._write_once(request, prepared)
         except IntegrityError:
