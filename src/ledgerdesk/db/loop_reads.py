@@ -114,12 +114,16 @@ class LoopReads:
         self._lifetime: AsyncGenerator[asyncpg.Pool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
+        self._turns = asyncio.Semaphore(pool_size)
         self._writes: dict[UpdateBase, tuple[str, tuple[str, ...]]] = {}
 
     async def run(self, function: Callable[[Db], T]) -> T:
         """``function(db)`` on the event loop, with a pooled connection."""
         pool = await self._current_pool()
-        async with pool.acquire() as connection:
+        # In order of arrival: asyncpg's own queue lets a newcomer take a connection
+        # that was just handed to a waiter, which then queues again at the back
+        # (p99 of 90 ms against 5 ms at the median, with 32 requests for 10 connections).
+        async with self._turns, pool.acquire() as connection:
             return await run_bridged(function, LoopDb(connection, _DIALECT))
 
     async def execute_many(self, statement: UpdateBase, rows: list[dict[str, Any]]) -> None:
@@ -145,6 +149,7 @@ class LoopReads:
         if self._loop is not loop:  # first use, or a new loop (each test has its own)
             self._loop, self._pool, self._lifetime = loop, None, None
             self._opening = asyncio.Lock()
+            self._turns = asyncio.Semaphore(self.pool_size)
         pool = self._pool
         if pool is None:
             async with self._opening:  # the first requests at once open one pool
