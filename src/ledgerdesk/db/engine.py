@@ -22,10 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.config import Settings
 
-# SQLite caps it at its compile-time maximum (2 GiB on Linux); larger files are read
-# through the mapping up to there and with read() beyond.
-SQLITE_MMAP_BYTES = 1 << 31
-
 # Execution option that marks a transaction as one that will write.
 _WRITE = "ledgerdesk_write"
 
@@ -62,10 +58,6 @@ def _sqlite_engine(settings: Settings) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
-        # Read pages straight from the operating system's page cache, shared by every
-        # connection and process, instead of a read() into each connection's own 2 MB
-        # cache: at a million rows most pages a request needs are not in the latter.
-        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.close()
 
     _SQLITE_WRITERS[engine] = WriterQueue(Path(path) if path and path != ":memory:" else None)
