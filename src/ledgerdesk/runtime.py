@@ -40,7 +40,7 @@ class Runtime:
         blobs: BlobStore = (
             LocalBlobStore(settings.data_dir / "attachments", sessions)
             if settings.attachment_store == "local"
-            else DatabaseBlobStore()
+            else DatabaseBlobStore(engine)
         )
         return cls(
             settings=settings,

@@ -21,7 +21,7 @@ from ledgerdesk.attachments.repository import BlobRepository
 from ledgerdesk.cli.main import cli
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import unit_of_work
-from ledgerdesk.db.models import Attachment, Blob, Reply, Ticket, User
+from ledgerdesk.db.models import Attachment, BlobChunk, Reply, Ticket, User
 from ledgerdesk.runtime import Runtime
 from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import make_customer
@@ -117,7 +117,9 @@ async def test_changed_bytes_are_reported_corrupt(
         path.write_bytes(b"alphX")
     else:
         with unit_of_work(store_runtime.sessions, write=True) as session:
-            session.execute(update(Blob).where(Blob.sha256 == sha256).values(data=b"alphX"))
+            session.execute(
+                update(BlobChunk).where(BlobChunk.sha256 == sha256).values(data=b"alphX")
+            )
     code, report = verify(store_runtime)
     assert code == 1
     assert report["corrupt"] == [sha256]

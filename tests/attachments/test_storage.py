@@ -1,4 +1,5 @@
-"""The local attachment store: whole files under real names, nothing lost, nothing left."""
+"""The attachment stores: whole files under real names, nothing lost, nothing left;
+the database store in chunks."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.attachments.incoming import (
@@ -18,7 +20,10 @@ from ledgerdesk.attachments.incoming import (
     IncomingWriter,
     sweep_incoming,
 )
-from ledgerdesk.attachments.storage import LocalBlobStore
+from ledgerdesk.attachments.storage import CHUNK, DatabaseBlobStore, LocalBlobStore
+from ledgerdesk.db.engine import unit_of_work
+from ledgerdesk.db.models import BlobChunk
+from ledgerdesk.db.prepared import session_db
 from ledgerdesk.errors import PayloadTooLarge
 from ledgerdesk.runtime import Runtime
 
@@ -144,3 +149,29 @@ def test_commit_restores_a_file_a_concurrent_rollback_removed(
     assert not store.path_of(first.sha256).exists()
     b.committed()
     assert store.path_of(second.sha256).read_bytes() == b"same bytes"
+
+
+def test_the_database_store_keeps_and_reads_bytes_one_chunk_at_a_time(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    directory = tmp_path / "in"
+    directory.mkdir()
+    data = os.urandom(2 * CHUNK + 1234)
+    writer = IncomingWriter(directory, 4 * CHUNK, "big.bin")
+    writer.write(data)
+    upload = writer.finish("big.bin", "application/octet-stream")
+    store = DatabaseBlobStore(runtime.engine)
+    for _ in range(2):  # the same bytes again are stored once
+        with unit_of_work(runtime.sessions, write=True) as session:
+            store.batch().add(session, upload)
+    with unit_of_work(runtime.sessions, write=False) as session:
+        pieces = session.execute(
+            select(BlobChunk.seq, func.length(BlobChunk.data)).order_by(BlobChunk.seq)
+        ).all()
+        assert [tuple(piece) for piece in pieces] == [(0, CHUNK), (1, CHUNK), (2, 1234)]
+        content = store.open(session_db(session), upload.sha256)
+        assert store.open(session_db(session), "0" * 64) is None
+    assert content is not None
+    assert content.size == len(data)
+    assert [len(chunk) for chunk in content.chunks()] == [CHUNK, CHUNK, 1234]
+    assert content.read() == data

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from ledgerdesk.cli.main import cli
 from ledgerdesk.config import Settings
-from ledgerdesk.db.migrate import head_revision
+from ledgerdesk.db.migrate import alembic_config, head_revision
 from ledgerdesk.db.models import Base
+from ledgerdesk.db.prepared import Db
 from ledgerdesk.runtime import Runtime
 
 
@@ -63,3 +66,49 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         runtime.engine.dispose()
+
+
+def test_blobs_stored_whole_before_0007_are_read_after_it(
+    migrated_database: str, tmp_path: Path
+) -> None:
+    """A database store written by an older version keeps every attachment readable."""
+    if migrated_database.startswith("sqlite"):
+        url = f"sqlite+pysqlite:///{tmp_path}/old.sqlite3"
+    else:
+        url = migrated_database.rsplit("/", 1)[0] + "/" + f"ledgerdesk_old_{tmp_path.name[-8:]}"
+        admin = create_engine(migrated_database, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            name = url.rsplit("/", 1)[1]
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+    runtime = Runtime.build(
+        Settings(database_url=url, data_dir=tmp_path / "data", attachment_store="database")
+    )
+    data = bytes(range(256)) * 5000  # 1.2 MiB, one row before, chunks of any size after
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        config = alembic_config()
+        with runtime.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0006")
+            connection.execute(
+                text("INSERT INTO blobs (sha256, data) VALUES (:sha256, :data)"),
+                {"sha256": sha256, "data": data},
+            )
+        with runtime.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        with runtime.engine.connect() as connection:
+            db = Db(connection.connection.driver_connection, connection.dialect)
+            content = runtime.blobs.open(db, sha256)
+            assert content is not None
+            assert content.size == len(data)
+            assert content.read() == data
+    finally:
+        runtime.engine.dispose()
+        if not url.startswith("sqlite"):
+            admin = create_engine(migrated_database, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"')
+            admin.dispose()

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ledgerdesk.db.models import Attachment, Blob
+from ledgerdesk.db.models import Attachment, Blob, BlobChunk
 from ledgerdesk.db.prepared import Db, Prepared
 
 # PostgreSQL advisory lock between requests that store attachment bytes (shared) and
@@ -71,19 +71,40 @@ class BlobRepository:
         ).first()
         return found is not None
 
-    def put(self, sha256: str, data: bytes) -> None:
+    def put(self, sha256: str, size: int, pieces: Iterable[bytes]) -> None:
+        """Store a blob unless it is stored already, one piece (chunk row) at a time."""
         insert = (
             postgresql.insert
             if self.session.get_bind().dialect.name == "postgresql"
             else sqlite.insert
         )
-        self.session.execute(insert(Blob).values(sha256=sha256, data=data).on_conflict_do_nothing())
+        created = self.session.execute(
+            insert(Blob)
+            .values(sha256=sha256, size=size)
+            .on_conflict_do_nothing()
+            .returning(Blob.sha256)
+        ).first()
+        if created is None:
+            return  # the same bytes are stored already (or by a concurrent request)
+        for seq, data in enumerate(pieces):
+            self.session.execute(insert(BlobChunk).values(sha256=sha256, seq=seq, data=data))
 
 
-_BLOB = Prepared(select(Blob.data).where(Blob.sha256 == bindparam("sha256")))
+_BLOB_SIZE = Prepared(select(Blob.size).where(Blob.sha256 == bindparam("sha256")))
+_BLOB_CHUNK = Prepared(
+    select(BlobChunk.data).where(
+        BlobChunk.sha256 == bindparam("sha256"), BlobChunk.seq == bindparam("seq")
+    )
+)
 
 
-def read_blob(db: Db, sha256: str) -> bytes | None:
-    """The bytes kept in the database store (a read on the request path)."""
-    row = db.first(_BLOB, sha256=sha256)
-    return None if row is None else bytes(row[0])
+def blob_size(db: Db, sha256: str) -> int | None:
+    """The size of bytes kept in the database store, or None when there are none."""
+    row = db.first(_BLOB_SIZE, sha256=sha256)
+    return None if row is None else int(row[0])
+
+
+def blob_chunk(db: Db, sha256: str, seq: int) -> bytes | None:
+    """One piece of a stored blob; None past the last."""
+    rows = db.binary_rows(_BLOB_CHUNK, sha256=sha256, seq=seq)
+    return bytes(rows[0][0]) if rows else None

@@ -14,35 +14,46 @@ A store works in step with the request's transaction through a ``BlobBatch``:
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.attachments.repository import BlobRepository, read_blob
+from ledgerdesk.attachments.repository import BlobRepository, blob_chunk, blob_size
 from ledgerdesk.db.engine import unit_of_work
-from ledgerdesk.db.prepared import Db
+from ledgerdesk.db.prepared import Db, read_transaction
 
-CHUNK = 256 * 1024
+# Bytes read, sent and stored in the database at a time: a 10 MiB download is eleven
+# of them, eight at once stay well under 100 MiB. Just under 1 MiB, the threshold from
+# which the allocator maps fresh pages for each block (serving.tune_allocator): at
+# 1 MiB every block cost a mapping, page faults and an unmapping (0.26x raw speed).
+CHUNK = 1024 * 1024 - 64 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class BlobContent:
-    """Bytes to send: from a file (streamed in chunks) or already in memory."""
+    """Bytes to send: from a file or the database, streamed in chunks; or in memory."""
 
     size: int
     path: Path | None = None
     data: bytes | None = None
+    pieces: Callable[[], Iterator[bytes]] | None = None
 
     def chunks(self) -> Generator[bytes, None, None]:
         if self.data is not None:
             yield self.data
+            return
+        if self.pieces is not None:
+            yield from self.pieces()
             return
         assert self.path is not None
         with self.path.open("rb") as handle:
@@ -150,9 +161,15 @@ def _link(source: Path, target: Path) -> bool:
 
 
 class DatabaseBlobStore:
-    """Bytes in the ``blobs`` table, for servers that share one PostgreSQL database."""
+    """Bytes in the database (``blobs`` and its ``blob_chunks``), for servers that share
+    one PostgreSQL database. Read one chunk at a time, each in a short transaction of
+    its own, so a download never holds a connection or a whole file (the bytes under a
+    hash never change)."""
 
     name = "database"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def batch(self) -> DatabaseBatch:
         return DatabaseBatch()
@@ -164,18 +181,34 @@ class DatabaseBlobStore:
         BlobRepository(session).delete_blobs(hashes)
 
     def open(self, db: Db, sha256: str) -> BlobContent | None:
-        data = read_blob(db, sha256)
-        return None if data is None else BlobContent(size=len(data), data=data)
+        size = blob_size(db, sha256)
+        if size is None:
+            return None
+        return BlobContent(size=size, pieces=partial(self._pieces, sha256))
+
+    def _pieces(self, sha256: str) -> Iterator[bytes]:
+        for seq in itertools.count():
+            with read_transaction(self.engine) as db:
+                piece = blob_chunk(db, sha256, seq)
+            if piece is None:
+                return
+            yield piece
 
 
 class DatabaseBatch:
     def add(self, session: Session, incoming: IncomingFile) -> None:
         repository = BlobRepository(session)
         repository.lock_for_storing()
-        repository.put(incoming.sha256, incoming.path.read_bytes())
+        repository.put(incoming.sha256, incoming.size, _file_pieces(incoming.path))
 
     def committed(self) -> None:
         """The bytes were committed with the rows."""
 
     def rolled_back(self) -> None:
         """The bytes were rolled back with the rows."""
+
+
+def _file_pieces(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while piece := handle.read(CHUNK):
+            yield piece

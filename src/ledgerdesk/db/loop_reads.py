@@ -71,7 +71,10 @@ class LoopDb(Db):
 
     __slots__ = ()
 
-    def rows(self, query: Prepared, **params: Any) -> list[tuple[Any, ...]]:
+    def _rows(
+        self, query: Prepared, params: dict[str, Any], *, binary: bool
+    ) -> list[tuple[Any, ...]]:
+        # asyncpg always reads results in the binary format.
         compiled = query.compiled(self.dialect)
         arguments = compiled.parameters(params)
         assert isinstance(arguments, tuple)

@@ -218,11 +218,24 @@ class UserToken(Base):
 
 
 class Blob(Base):
-    """Attachment bytes, for the PostgreSQL-backed store (content-addressed)."""
+    """Attachment bytes, for the database store (content-addressed), in ``BlobChunk``s."""
 
     __tablename__ = "blobs"
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class BlobChunk(Base):
+    """One piece of a blob (1 MiB, the last one shorter), read and written one at a time
+    so that no request holds a whole file in memory."""
+
+    __tablename__ = "blob_chunks"
+
+    sha256: Mapped[str] = mapped_column(
+        String(64), ForeignKey("blobs.sha256", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -314,7 +314,7 @@ class ActionEndpoint:
                     # before the write transaction, which then holds the write lock
                     # for the rows and the commit only. Files are prepared by threads
                     # of their own: their fsyncs overlap, whatever the pool's size.
-                    if action.accepts_files:
+                    if action.accepts_files and (body.uploads or body.fields.get("attachments")):
                         prepared = await to_thread.run_sync(
                             _PreparedWrite.of, request, settings, limiter=self.file_threads
                         )
