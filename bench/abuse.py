@@ -37,7 +37,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.throughput import free_port, seed
+from bench.servers import free_port
+from bench.throughput import seed
 from tests.servers import start, stop
 
 from ledgerdesk.config import Settings

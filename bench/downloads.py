@@ -28,12 +28,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.abuse import memory
-from bench.realistic import UVICORN, start, stop
-from bench.throughput import free_port, seed
+from bench.servers import start_ledgerdesk, start_yardstick, stop
+from bench.throughput import seed
 
 from ledgerdesk.config import Settings
 
-HERE = Path(__file__).resolve().parent
 ENDPOINT = "/api/rest/v2/administration"
 SIZE = 10 * 1024 * 1024
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -89,8 +88,7 @@ def main() -> None:
     raw_file = data_dir / "raw.bin"
     raw_file.write_bytes(content)
 
-    port = free_port()
-    server = start([sys.executable, "-m", "ledgerdesk", "serve", "--port", str(port)], port, env)
+    server, port = start_ledgerdesk(env)
     try:
         url = f"http://127.0.0.1:{port}{ENDPOINT}"
         credentials = {"userId": user_id, "apiKey": api_key}
@@ -136,22 +134,7 @@ def main() -> None:
     finally:
         stop(server)
 
-    raw_port = free_port()
-    raw = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "raw_file_app:app",
-            "--app-dir",
-            str(HERE),
-            "--port",
-            str(raw_port),
-            *UVICORN,
-        ],
-        raw_port,
-        {**env, "RAW_FILE": str(raw_file)},
-    )
+    raw, raw_port = start_yardstick("raw_file_app", {**env, "RAW_FILE": str(raw_file)})
     try:
         raw_rate = wrk_post(f"http://127.0.0.1:{raw_port}/", body, args.seconds, args.connections)
     finally:

@@ -30,10 +30,7 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -44,44 +41,11 @@ import httpx
 from seed_bulk import Layout, key_secret, recreate_postgres_database, seed, sqlite_path
 
 from ledgerdesk.config import Settings
+from servers import HERE, start_ledgerdesk, start_yardstick, stop
 
-HERE = Path(__file__).resolve().parent
 WORKLOADS = ("getTicketOverview", "getTicket", "getInvoiceIds", "getInvoiceDetails", "mix")
 # Asked for by name: uploads grow the database by 100 KB a request.
 EXTRA_WORKLOADS = ("createTicket100k",)
-UVICORN = ["--no-access-log", "--loop", "uvloop", "--http", "httptools"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                time.sleep(0.5)  # let every worker finish its start-up
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    error = process.stderr.read().decode() if process.stderr else ""
-    raise SystemExit(f"{command} did not start on {port}:\n{error}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -173,60 +137,18 @@ def run_backend(
         timings["total"] = time.perf_counter() - started
         print(f"{backend}: seeded in {timings['total']:.1f} s ({_timings(timings)})", flush=True)
 
-    ledger_port = free_port()
     servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
-    ledger = start(
-        [
-            sys.executable,
-            "-m",
-            "ledgerdesk",
-            "serve",
-            "--port",
-            str(ledger_port),
-            "--workers",
-            str(args.workers),
-        ],
-        ledger_port,
-        env,
-    )
+    ledger, ledger_port = start_ledgerdesk(env, args.workers)
     api = f"http://127.0.0.1:{ledger_port}/api/rest/v2/administration"
     servers["ledgerdesk"] = (ledger, api)
     try:
         answers_file = work / f"answers-{backend}.json"
         answers_file.write_text(json.dumps(sample_answers(api, layout)))
-        bare_port = free_port()
-        bare = start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bare_app:app",
-                "--app-dir",
-                str(HERE),
-                "--port",
-                str(bare_port),
-                *UVICORN,
-            ],
-            bare_port,
-            {**env, "BARE_ANSWERS": str(answers_file)},
-        )
+        bare, bare_port = start_yardstick("bare_app", {**env, "BARE_ANSWERS": str(answers_file)})
         servers["bare"] = (bare, f"http://127.0.0.1:{bare_port}/")
         if backend == "postgresql":
-            asyncpg_port = free_port()
-            reference = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "asyncpg_app:app",
-                    "--app-dir",
-                    str(HERE),
-                    "--port",
-                    str(asyncpg_port),
-                    *UVICORN,
-                ],
-                asyncpg_port,
-                {**env, "DATABASE_URL": database_url.replace("+psycopg", "")},
+            reference, asyncpg_port = start_yardstick(
+                "asyncpg_app", {**env, "DATABASE_URL": database_url.replace("+psycopg", "")}
             )
             servers["asyncpg"] = (reference, f"http://127.0.0.1:{asyncpg_port}/")
         results: dict[str, Any] = {}

@@ -14,12 +14,9 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,14 +32,10 @@ from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService
 from ledgerdesk.runtime import Runtime
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from servers import start_ledgerdesk, start_yardstick, stop
+
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def seed(settings: Settings) -> tuple[int, str]:
@@ -76,21 +69,6 @@ def seed(settings: Settings) -> tuple[int, str]:
         user_id = user.id
     runtime.engine.dispose()
     return user_id, new.secret
-
-
-def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-            return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit(
-        f"server on {port} did not start: {process.stderr.read() if process.stderr else ''}"
-    )
 
 
 def wrk(url: str, body: str, seconds: int, connections: int) -> float:
@@ -137,31 +115,13 @@ def main() -> None:
     user_id, api_key = seed(settings)
     body = json.dumps({"userId": user_id, "apiKey": api_key, "action": "getInvoiceIds"})
 
-    ledger_port, bare_port = free_port(), free_port()
-    uvicorn_flags = ["--no-access-log", "--loop", "uvloop", "--http", "httptools", "--workers", "1"]
-    ledger = start(
-        [sys.executable, "-m", "ledgerdesk", "serve", "--port", str(ledger_port)], ledger_port, env
-    )
+    ledger, ledger_port = start_ledgerdesk(env)
     answer = httpx.post(
         f"http://127.0.0.1:{ledger_port}/api/rest/v2/administration",
         content=body,
         headers={"Content-Type": "application/json"},
     ).text
-    bare = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bare_app:app",
-            "--app-dir",
-            str(HERE),
-            "--port",
-            str(bare_port),
-            *uvicorn_flags,
-        ],
-        bare_port,
-        {**env, "BARE_BODY": answer},
-    )
+    bare, bare_port = start_yardstick("bare_app", {**env, "BARE_BODY": answer})
     results: dict[str, list[float]] = {"bare": [], "ledgerdesk": []}
     try:
         for _ in range(args.rounds):
@@ -178,8 +138,7 @@ def main() -> None:
             )
     finally:
         for process in (ledger, bare):
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=15)
+            stop(process)
     bare_rps = max(results["bare"])
     ledger_rps = max(results["ledgerdesk"])
     backend = "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"

@@ -14,7 +14,7 @@ from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.errors import invalid
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.tickets.actions import attachment_info, summary
+from ledgerdesk.tickets.actions import reply_out, summary
 from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
 from ledgerdesk.tickets.service import STATUS_NAMES, TicketReader, TicketService
 
@@ -52,16 +52,7 @@ def ticket_show(state: CliState, ticket_id: int, as_json: bool) -> None:
     """Show a ticket with all its replies."""
     with state.reading() as db:
         thread = TicketReader(TicketQueries(db)).thread(ticket_id, user_id=None)
-        replies = [
-            {
-                "by": view.reply.author_name,
-                "userId": view.reply.author_id,
-                "created": view.reply.created_at,
-                "content": view.reply.content,
-                "attachments": [attachment_info(a) for a in view.attachments],
-            }
-            for view in thread.replies
-        ]
+        replies = [reply_out(view) for view in thread.replies]
         prose = [_line(thread.ticket), ""]
         for view in thread.replies:
             prose.append(

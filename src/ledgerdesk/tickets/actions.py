@@ -32,7 +32,7 @@ from ledgerdesk.tickets.schemas import (
     check_file_name,
     check_media_type,
 )
-from ledgerdesk.tickets.service import MAX_ATTACHMENTS, TicketReader, TicketService
+from ledgerdesk.tickets.service import MAX_ATTACHMENTS, ReplyView, TicketReader, TicketService
 from ledgerdesk.wire.registry import Action, ActionContext, FileDownload
 from ledgerdesk.wire.types import Shaped
 
@@ -60,6 +60,18 @@ def attachment_info(attachment: AttachmentRecord) -> dict[str, Any]:
         "name": attachment.name,
         "contentType": attachment.content_type,
         "size": attachment.size,
+    }
+
+
+def reply_out(view: ReplyView) -> dict[str, Any]:
+    """A reply with its attachments as ``ReplyOut`` lays it out."""
+    return {
+        "by": view.reply.author_name,
+        "userId": view.reply.author_id,
+        "created": view.reply.created_at,
+        "title": view.reply.title,
+        "content": view.reply.content,
+        "attachments": [attachment_info(a) for a in view.attachments],
     }
 
 
@@ -124,17 +136,7 @@ def get_ticket(context: ActionContext, params: TicketIdParams) -> Shaped[TicketT
         TicketThread,
         {
             "thread": summary(thread.ticket),
-            "replies": [
-                {  # as ReplyOut
-                    "by": view.reply.author_name,
-                    "userId": view.reply.author_id,
-                    "created": view.reply.created_at,
-                    "title": view.reply.title,
-                    "content": view.reply.content,
-                    "attachments": [attachment_info(a) for a in view.attachments],
-                }
-                for view in thread.replies
-            ],
+            "replies": [reply_out(view) for view in thread.replies],
         },
     )
 
