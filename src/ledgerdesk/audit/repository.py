@@ -8,11 +8,18 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import AuditEvent
+from ledgerdesk.db.prepared import PreparedInsert, session_db
+
+_INSERT = PreparedInsert(AuditEvent)
 
 
 class AuditRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def add(self, event: dict[str, object]) -> None:
+        """One event, through a prepared statement (it rides along with every write)."""
+        _INSERT.insert(session_db(self.session), event)
 
     def add_all(self, events: Iterable[dict[str, object]]) -> None:
         rows = list(events)

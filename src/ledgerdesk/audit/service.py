@@ -45,7 +45,7 @@ class Event:
 
 def record_now(session: Session, event: Event) -> None:
     """Record in the caller's transaction (committed with the change it describes)."""
-    AuditRepository(session).add_all([event.row()])
+    AuditRepository(session).add(event.row())
 
 
 class AuditLog:

@@ -6,7 +6,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import Attachment, Reply, Ticket
-from ledgerdesk.db.prepared import Prepared, session_db
+from ledgerdesk.db.prepared import Prepared, PreparedInsert, session_db
 
 
 class TicketRepository:
@@ -28,14 +28,14 @@ class TicketRepository:
         # A prepared statement: this runs inside the write lock of every new ticket.
         return session_db(self.session).first(_CODE_IN_USE, code=code) is not None
 
-    def add(self, row: Ticket | Reply) -> None:
-        """Insert now: the caller needs the row's id."""
-        self.session.add(row)
-        self.session.flush()
+    def add(self, row: Ticket | Reply | Attachment) -> None:
+        """Insert ``row`` now and give it its id; it stays outside the session.
 
-    def add_later(self, row: Attachment) -> None:
-        """Insert with the commit's flush (nothing refers to it before then)."""
-        self.session.add(row)
+        A prepared INSERT, not the ORM's unit of work: every new ticket and reply holds
+        the write lock (on SQLite, the whole database's) while this runs.
+        """
+        _INSERTS[type(row)].add(session_db(self.session), row)
 
 
+_INSERTS = {model: PreparedInsert(model) for model in (Ticket, Reply, Attachment)}
 _CODE_IN_USE = Prepared(select(Ticket.id).where(Ticket.code == bindparam("code")).limit(1))

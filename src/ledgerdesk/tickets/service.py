@@ -247,7 +247,7 @@ class TicketService:
         self.repository.add(reply)
         for incoming in files:
             blobs.add(self.session, incoming)
-            self.repository.add_later(
+            self.repository.add(
                 Attachment(
                     ticket_id=ticket.id,
                     reply_id=reply.id,
