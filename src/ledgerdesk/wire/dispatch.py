@@ -3,8 +3,9 @@
 ``ActionEndpoint`` serves ``/api/rest/v2/{category}`` and every alias
 ``/api/rest/v2/{category}/{action}``. The protocol work (reading the body, choosing the
 action) happens on the event loop; authentication and the action itself run together
-in one database transaction: in a worker thread, except for SQLite reads, which are
-faster run where they are.
+in one database transaction. Reads stay on the event loop (SQLite on a pinned
+connection, PostgreSQL through asyncpg); a write's parameters and attachments are made
+ready first, then its transaction runs in a worker thread.
 """
 
 from __future__ import annotations
