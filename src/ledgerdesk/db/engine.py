@@ -29,10 +29,13 @@ _WRITE = "ledgerdesk_write"
 def build_engine(settings: Settings) -> Engine:
     if settings.is_sqlite:
         return _sqlite_engine(settings)
+    # No overflow: the API's reads have a pool of their own (db.loop_reads), so a process
+    # holds at most twice LEDGERDESK_DB_POOL_SIZE connections; a burst of writes or
+    # console pages waits for a connection instead of opening more.
     return create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        max_overflow=0,
         pool_recycle=1800,
     )
 
