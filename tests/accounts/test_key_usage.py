@@ -23,7 +23,7 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import dispatch
 from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import make_customer, make_key, make_user
-from tests.support import FrozenClock, call
+from tests.support import FrozenClock, call, refuse_worker_threads
 
 pytestmark = pytest.mark.anyio
 
@@ -176,11 +176,7 @@ async def test_the_server_flushes_key_usage_of_every_key(
     for caller in [*callers, callers[0]]:
         await call(client, caller, "getInvoiceIds")
     if backend == "postgresql":
-
-        async def no_threads(*args: object, **kwargs: object) -> object:
-            raise AssertionError("key usage went to a worker thread")
-
-        monkeypatch.setattr(dispatch.to_thread, "run_sync", no_threads)
+        refuse_worker_threads(monkeypatch)
     assert await app.api.flush_key_usage() == 3
     assert await app.api.flush_key_usage() == 0
     with unit_of_work(runtime.sessions, write=False) as session:

@@ -13,7 +13,7 @@ from ledgerdesk.db.loop_reads import run_bridged, wait
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import dispatch
 from tests.factories import make_customer
-from tests.support import call
+from tests.support import call, refuse_worker_threads
 
 pytestmark = pytest.mark.anyio
 
@@ -80,10 +80,7 @@ async def test_reads_take_no_worker_thread(
     the event loop."""
     caller = make_customer(runtime)
 
-    async def no_threads(*args: object, **kwargs: object) -> object:
-        raise AssertionError("a read went to a worker thread")
-
-    monkeypatch.setattr(dispatch.to_thread, "run_sync", no_threads)
+    refuse_worker_threads(monkeypatch)
     for action in ("getTicketOverview", "getInvoiceIds", "getTicket"):
         answer = await call(client, caller, action, ticketId=1)
         assert answer.json()["status"] == ("Success" if action != "getTicket" else "Error")

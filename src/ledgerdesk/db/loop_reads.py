@@ -23,10 +23,9 @@ import asyncpg
 from greenlet import getcurrent, greenlet
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
-from ledgerdesk.db.prepared import Db, Prepared
+from ledgerdesk.db.prepared import Db, Prepared, compiled_write
 
 T = TypeVar("T")
 
@@ -118,7 +117,6 @@ class LoopReads:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._opening = asyncio.Lock()
         self._turns = asyncio.Semaphore(pool_size)
-        self._writes: dict[UpdateBase, tuple[str, tuple[str, ...]]] = {}
 
     async def run(self, function: Callable[[Db], T]) -> T:
         """``function(db)`` on the event loop, with a pooled connection."""
@@ -132,12 +130,7 @@ class LoopReads:
     async def execute_many(self, statement: UpdateBase, rows: list[dict[str, Any]]) -> None:
         """``statement`` once per row, in order, in one transaction (bookkeeping writes
         such as key usage, which would otherwise hold the GIL in a worker thread)."""
-        found = self._writes.get(statement)
-        if found is None:
-            compiled = statement.compile(dialect=_DIALECT)
-            assert isinstance(compiled, SQLCompiler)
-            found = self._writes[statement] = (compiled.string, tuple(compiled.positiontup or ()))
-        sql, names = found
+        sql, names = compiled_write(statement, _DIALECT)
         pool = await self._current_pool()
         async with pool.acquire() as connection, connection.transaction():
             # In slices, so that preparing the arguments never holds the loop for long.

@@ -161,6 +161,21 @@ class Db:
         return [row[0] for row in self.rows(query, **params)]
 
 
+_WRITES: dict[tuple[UpdateBase, str, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def compiled_write(statement: UpdateBase, dialect: Dialect) -> tuple[str, tuple[str, ...]]:
+    """A positional-parameter statement's SQL for ``dialect`` and its parameter names in
+    order, compiled once (for bookkeeping writes run straight on a driver connection)."""
+    key = (statement, dialect.name, dialect.driver)
+    found = _WRITES.get(key)
+    if found is None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        found = _WRITES[key] = (compiled.string, tuple(compiled.positiontup or ()))
+    return found
+
+
 class PreparedInsert:
     """One row into a mapped table through a prepared ``INSERT ... RETURNING id``.
 
@@ -249,7 +264,6 @@ class PinnedReader:
         self._pooled: Any = None
         # Which connection this is: a replaced one starts a new generation.
         self._generation = 0
-        self._writes: dict[UpdateBase, tuple[str, tuple[str, ...]]] = {}
 
     def _connection(self) -> Any:
         if self._pooled is None:
@@ -273,12 +287,7 @@ class PinnedReader:
         a lock. A connection's own commits do not change its ``data_version``, so they
         leave the read cache alone.
         """
-        found = self._writes.get(statement)
-        if found is None:  # compiled once per statement, as Prepared does for reads
-            compiled = statement.compile(dialect=self.engine.dialect)
-            assert isinstance(compiled, SQLCompiler)
-            found = self._writes[statement] = (compiled.string, tuple(compiled.positiontup or ()))
-        sql, names = found
+        sql, names = compiled_write(statement, self.engine.dialect)
         connection = self._connection()
         try:
             connection.execute("PRAGMA busy_timeout=0")
