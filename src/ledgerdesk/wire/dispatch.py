@@ -296,6 +296,10 @@ class ActionEndpoint:
             exchange.quota = await self.limits.admit(
                 exchange.limit_key, RateLimits.key_bucket(credentials.user_id, credentials.api_key)
             )
+            if credentials.malformed is not None:
+                # Counted like a wrong key: a client probing types is guessing too.
+                exchange.quota = await self.limits.failed_authentication(exchange.limit_key)
+                raise credentials.malformed
             request = _Request(
                 action=action,
                 body=body,

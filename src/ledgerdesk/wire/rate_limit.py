@@ -208,9 +208,9 @@ class RateLimits:
 
     @staticmethod
     @lru_cache(maxsize=16384)
-    def key_bucket(user_id: int | None, api_key: object) -> str | None:
+    def key_bucket(user_id: int | None, api_key: str | None) -> str | None:
         """The per-key counter of these credentials, or None if they can't be a key."""
-        if user_id is None or not isinstance(api_key, str) or not is_well_formed_key(api_key):
+        if user_id is None or api_key is None or not is_well_formed_key(api_key):
             return None
         digest = hashlib.blake2b(api_key.encode(), digest_size=10, key=_KEY_DIGEST).hexdigest()
         return f"key/{user_id}/{digest}"

@@ -1,0 +1,61 @@
+"""Cheap attacks that starved or broke the server, each kept as a test (issue: what people
+trip over). The ones that need real sockets live in tests/test_attacks_live.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from ledgerdesk.runtime import Runtime
+from tests.factories import make_customer
+from tests.support import ENDPOINT, Caller, assert_error, assert_success, call, error_properties
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def caller(runtime: Runtime) -> Caller:
+    return make_customer(runtime)
+
+
+# -- credentials of the wrong type ------------------------------------------------------
+
+
+@pytest.mark.parametrize("api_key", [{"a": 1}, ["x"], 12345678901234567890, 1.5, True])
+async def test_an_api_key_of_the_wrong_type_is_1003(
+    client: httpx.AsyncClient, caller: Caller, api_key: Any
+) -> None:
+    body = {"userId": caller.user_id, "apiKey": api_key, "action": "getTicketOverview"}
+    response = await client.post(ENDPOINT, json=body)
+    assert_error(response, 1003, 400)
+    assert error_properties(response) == ["apiKey"]
+
+
+@pytest.mark.parametrize("user_id", [{"a": 1}, [1], 4.5, False])
+async def test_a_user_id_of_the_wrong_type_is_1003(
+    client: httpx.AsyncClient, caller: Caller, user_id: Any
+) -> None:
+    body = {"userId": user_id, "apiKey": caller.api_key, "action": "getTicketOverview"}
+    response = await client.post(ENDPOINT, json=body)
+    assert_error(response, 1003, 400)
+    assert error_properties(response) == ["userId"]
+
+
+async def test_wrongly_typed_credentials_are_counted_as_failed_authentications(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    body = {"userId": [1], "apiKey": {"k": "v"}, "action": "getTicketOverview"}
+    limit = runtime.settings.auth_failure_limit
+    for _ in range(limit):
+        assert_error(await client.post(ENDPOINT, json=body), 1003, 400)
+    assert_error(await client.post(ENDPOINT, json=body), 4002, 429)
+    # The address is blocked for the window, right credentials or not.
+    assert_error(await call(client, caller, "getTicketOverview"), 4002, 429)
+
+
+async def test_right_credentials_still_work_beside_wrong_types(
+    client: httpx.AsyncClient, caller: Caller
+) -> None:
+    assert_success(await call(client, caller, "getTicketOverview"))
