@@ -24,6 +24,8 @@ def test_defaults_follow_the_spec() -> None:
     assert settings.body_memory_bytes == 256 * 1024 * 1024
     assert (settings.header_timeout, settings.body_timeout) == (10.0, 30.0)
     assert (settings.keepalive_timeout, settings.max_connections) == (5.0, 1000)
+    assert (settings.body_deadline, settings.body_min_rate) == (600.0, 16384)
+    assert (settings.send_timeout, settings.max_connections_per_address) == (30.0, 100)
 
 
 def test_every_variable_is_read() -> None:
@@ -44,6 +46,10 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_KEEPALIVE_TIMEOUT": "3",
             "LEDGERDESK_MAX_CONNECTIONS": "50",
             "LEDGERDESK_COMPAT": "I3D",
+            "LEDGERDESK_BODY_DEADLINE": "120",
+            "LEDGERDESK_BODY_MIN_RATE": "0",
+            "LEDGERDESK_SEND_TIMEOUT": "9",
+            "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -65,6 +71,8 @@ def test_every_variable_is_read() -> None:
         3.0,
     )
     assert settings.max_connections == 50
+    assert (settings.body_deadline, settings.body_min_rate) == (120.0, 0)
+    assert (settings.send_timeout, settings.max_connections_per_address) == (9.0, 8)
     assert settings.i3d_compatible
     assert not settings.is_sqlite
 
@@ -95,6 +103,10 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_MAX_CONNECTIONS", "0", "at least 1"),
         ("LEDGERDESK_COMPAT", "php", "'i3d'"),
         ("LEDGERDESK_RATE_LIMIT_WINDOW", "0", "1 to 86400"),
+        ("LEDGERDESK_BODY_DEADLINE", "5", "at least LEDGERDESK_BODY_TIMEOUT"),
+        ("LEDGERDESK_BODY_MIN_RATE", "-1", "0 (no minimum)"),
+        ("LEDGERDESK_SEND_TIMEOUT", "0", "more than 0"),
+        ("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", "0", "at least 1"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

@@ -58,6 +58,16 @@ class Settings:
     body_timeout: float = 30.0
     keepalive_timeout: float = 5.0
     max_connections: int = 1000
+    # A body must arrive within body_deadline seconds in all and, after its first
+    # body_timeout seconds, at an average of body_min_rate bytes a second (a client
+    # dribbling a byte every few seconds is cut off, a slow but honest upload is not).
+    body_deadline: float = 600.0
+    body_min_rate: int = 16384
+    # An answer the client stops reading is dropped after send_timeout seconds.
+    send_timeout: float = 30.0
+    # Open connections from one client address (an IPv6 /64 counts as one); trusted
+    # proxies are not counted (they carry everyone's connections).
+    max_connections_per_address: int = 100
     # "i3d": answer as the original service's clients expect (every envelope with HTTP
     # 200; getTicketAttachment answers the envelope unless "encoding": "raw").
     compat: str = ""
@@ -102,11 +112,19 @@ class Settings:
             ("LEDGERDESK_HEADER_TIMEOUT", self.header_timeout),
             ("LEDGERDESK_BODY_TIMEOUT", self.body_timeout),
             ("LEDGERDESK_KEEPALIVE_TIMEOUT", self.keepalive_timeout),
+            ("LEDGERDESK_BODY_DEADLINE", self.body_deadline),
+            ("LEDGERDESK_SEND_TIMEOUT", self.send_timeout),
         ):
             if not 0 < value <= 3600:
                 raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds")
         if self.max_connections < 1:
             raise ConfigError("LEDGERDESK_MAX_CONNECTIONS must be at least 1")
+        if self.max_connections_per_address < 1:
+            raise ConfigError("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS must be at least 1")
+        if self.body_min_rate < 0:
+            raise ConfigError("LEDGERDESK_BODY_MIN_RATE must be 0 (no minimum) or more")
+        if self.body_deadline < self.body_timeout:
+            raise ConfigError("LEDGERDESK_BODY_DEADLINE must be at least LEDGERDESK_BODY_TIMEOUT")
         if self.compat not in ("", "i3d"):
             raise ConfigError(f"LEDGERDESK_COMPAT must be empty or 'i3d', not {self.compat!r}")
         if self.redis_url is not None and not self.redis_url.removeprefix("async+").startswith(
@@ -157,6 +175,10 @@ class Settings:
             body_timeout=_float(env, "LEDGERDESK_BODY_TIMEOUT", 30.0),
             keepalive_timeout=_float(env, "LEDGERDESK_KEEPALIVE_TIMEOUT", 5.0),
             max_connections=_int(env, "LEDGERDESK_MAX_CONNECTIONS", 1000),
+            body_deadline=_float(env, "LEDGERDESK_BODY_DEADLINE", 600.0),
+            body_min_rate=_int(env, "LEDGERDESK_BODY_MIN_RATE", 16384),
+            send_timeout=_float(env, "LEDGERDESK_SEND_TIMEOUT", 30.0),
+            max_connections_per_address=_int(env, "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", 100),
             compat=(env.get("LEDGERDESK_COMPAT") or "").strip().lower(),
             attachment_store=(env.get("LEDGERDESK_ATTACHMENT_STORE") or "").strip().lower(),
             signin_failure_limit=_int(env, "LEDGERDESK_SIGNIN_FAILURE_LIMIT", 5),

@@ -11,8 +11,18 @@ headers and does not cap connections the way a public server needs. ``GuardedPro
   between two pieces, else 408 and the connection is closed. Kept here rather than in
   the application because it costs nothing for the usual body that arrives with its
   headers: the timer is only set when a body spans several reads;
-- a **connection cap** per process (``LEDGERDESK_MAX_CONNECTIONS``): a connection over
-  it is answered 503 with ``Retry-After`` and closed before any byte is read;
+- a **body deadline**: the same timer also holds every body to a total: at most
+  ``LEDGERDESK_BODY_DEADLINE`` seconds, and after its first ``LEDGERDESK_BODY_TIMEOUT``
+  seconds an average of ``LEDGERDESK_BODY_MIN_RATE`` bytes a second. A client that
+  sends a byte just often enough to dodge the pause timeout is cut off within seconds
+  of the grace period, an honest slow upload is not;
+- a **send timeout**: an answer the client stops reading (the socket's buffer full for
+  ``LEDGERDESK_SEND_TIMEOUT`` seconds) is dropped and the connection aborted, so a
+  reader that never reads holds neither the answer's memory nor the connection;
+- a **connection cap** per process (``LEDGERDESK_MAX_CONNECTIONS``) and per client
+  address (``LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS``, an IPv6 /64 counted as one;
+  trusted proxies are not capped, they carry everyone's connections): a connection over
+  either is answered 503 with ``Retry-After`` and closed before any byte is read;
 - **half-closed clients** are answered: a client that sends its request and shuts down
   its sending side still gets the answer before the connection closes.
 
@@ -31,9 +41,10 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ledgerdesk.config import Settings
+from ledgerdesk.config import IPNetwork, Settings
 from ledgerdesk.errors import LedgerdeskError, RequestTimeout, ServerBusy
 from ledgerdesk.wire import envelope
+from ledgerdesk.wire.client_address import is_trusted, limit_key, parse_address
 from ledgerdesk.wire.dispatch import request_id_of
 
 
@@ -42,10 +53,32 @@ class ConnectionGuards:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 1000
+    body_deadline: float = 600.0
+    body_min_rate: int = 16384
+    send_timeout: float = 30.0
+    max_connections_per_address: int = 100
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def of(cls, settings: Settings) -> ConnectionGuards:
-        return cls(settings.header_timeout, settings.body_timeout, settings.max_connections)
+        return cls(
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+            body_deadline=settings.body_deadline,
+            body_min_rate=settings.body_min_rate,
+            send_timeout=settings.send_timeout,
+            max_connections_per_address=settings.max_connections_per_address,
+            trusted_proxies=settings.trusted_proxies,
+        )
+
+    def body_due(self, started: float, last_seen: float, received: int) -> float:
+        """When a body that began at ``started`` and has brought ``received`` bytes so
+        far (the last at ``last_seen``) is too slow, by the loop's clock."""
+        due = min(last_seen + self.body_timeout, started + self.body_deadline)
+        if self.body_min_rate:
+            due = min(due, started + self.body_timeout + received / self.body_min_rate)
+        return due
 
 
 def _raw_answer(exc: LedgerdeskError, reason: str) -> bytes:
@@ -80,30 +113,116 @@ def _too_many_connections() -> bytes:
     )
 
 
+def _too_many_from_address() -> bytes:
+    return _raw_answer(
+        ServerBusy(1, "Too many connections from your address; retry shortly."),
+        "Service Unavailable",
+    )
+
+
+class AddressCounts:
+    """Open connections by client address, one table per server (all its protocols)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, int] = {}
+
+    @staticmethod
+    def of(server_state: Any) -> AddressCounts:
+        counts = getattr(server_state, "ledgerdesk_addresses", None)
+        if counts is None:
+            counts = AddressCounts()
+            server_state.ledgerdesk_addresses = counts
+        return counts
+
+    def add(self, key: str, cap: int) -> bool:
+        count = self.open.get(key, 0)
+        if count >= cap:
+            return False
+        self.open[key] = count + 1
+        return True
+
+    def remove(self, key: str) -> None:
+        count = self.open.get(key, 0) - 1
+        if count > 0:
+            self.open[key] = count
+        else:
+            self.open.pop(key, None)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self.guards: ConnectionGuards = getattr(config, "ledgerdesk_guards", ConnectionGuards())
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._body_cycle: object = None
+        self._body_started = 0.0
         self._body_seen = 0.0
+        self._body_bytes = 0
         self._half_closed = False
         self._refused = False
+        self._addresses = AddressCounts.of(self.server_state)
+        self._address_key: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        refusal = None
         if len(self.connections) >= self.guards.max_connections:
+            refusal = _too_many_connections()
+        else:
+            key = self._capped_address(transport)
+            if key is not None:
+                if self._addresses.add(key, self.guards.max_connections_per_address):
+                    self._address_key = key
+                else:
+                    refusal = _too_many_from_address()
+        if refusal is not None:
             self._refused = True
             self.transport = transport
-            transport.write(_too_many_connections())
+            transport.write(refusal)
             transport.close()
             return
         super().connection_made(transport)
         self._arm_header_timer()
 
+    def _capped_address(self, transport: asyncio.Transport) -> str | None:
+        """The name the peer's connections are counted under; None for a trusted proxy
+        (or a peer without an IP address, such as a Unix socket)."""
+        peer = transport.get_extra_info("peername")
+        address = parse_address(peer[0]) if isinstance(peer, tuple) and peer else None
+        if address is None or is_trusted(address, self.guards.trusted_proxies):
+            return None
+        return limit_key(address)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
         self._cancel_body_timer()
+        self._cancel_send_timer()
+        if self._address_key is not None:
+            self._addresses.remove(self._address_key)
+            self._address_key = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._send_timer = self.loop.call_later(self.guards.send_timeout, self._not_reading)
+
+    def resume_writing(self) -> None:
+        self._cancel_send_timer()
+        super().resume_writing()
+
+    def _not_reading(self) -> None:
+        # The client has read nothing for send_timeout seconds: close() would wait for
+        # the buffer to drain (for ever), abort() drops it. The application's next send
+        # finds the connection gone.
+        self._send_timer = None
+        self.transport.abort()
+
+    def _cancel_send_timer(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -120,11 +239,16 @@ class GuardedProtocol(HttpToolsProtocol):
         elif (cycle is None or cycle.response_complete) and self._header_timer is None:
             self._arm_header_timer()  # the start of a request, not yet its headers
         if cycle is not None and cycle.more_body and not cycle.response_complete:
-            self._body_seen = self.loop.time()
+            now = self.loop.time()
+            if cycle is not self._body_cycle:
+                self._body_cycle = cycle
+                self._body_started = now
+                self._body_bytes = 0
+            self._body_seen = now
+            self._body_bytes += len(data)
             if self._body_timer is None:
-                self._body_timer = self.loop.call_later(
-                    self.guards.body_timeout, self._body_too_slow
-                )
+                due = self.guards.body_due(self._body_started, now, self._body_bytes)
+                self._body_timer = self.loop.call_at(due, self._body_too_slow)
         elif self._body_timer is not None:
             self._cancel_body_timer()
 
@@ -163,11 +287,9 @@ class GuardedProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if self.transport.is_closing() or cycle is None or not cycle.more_body:
             return
-        waited = self.loop.time() - self._body_seen
-        if waited < self.guards.body_timeout:
-            self._body_timer = self.loop.call_later(
-                self.guards.body_timeout - waited, self._body_too_slow
-            )
+        due = self.guards.body_due(self._body_started, self._body_seen, self._body_bytes)
+        if self.loop.time() < due:
+            self._body_timer = self.loop.call_at(due, self._body_too_slow)
             return
         if not cycle.response_complete:
             # The application is still waiting for the body: answer for it. The

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
@@ -143,7 +142,7 @@ def get_ticket(context: ActionContext, params: TicketIdParams) -> Shaped[TicketT
 
 def get_ticket_attachment(
     context: ActionContext, params: GetTicketAttachmentParams
-) -> AttachmentEnvelope | FileDownload:
+) -> FileDownload:
     attachment, content = _reader(context).attachment(
         params.ticketId,
         params.attachmentId,
@@ -153,15 +152,17 @@ def get_ticket_attachment(
     encoding = params.encoding or ("base64" if context.settings.i3d_compatible else "raw")
     if encoding == "raw":
         return FileDownload(attachment.name, attachment.content_type, content)
-    return AttachmentEnvelope(
+    # The envelope with an empty "content": the wire layer streams the base64 into it.
+    envelope = AttachmentEnvelope(
         tickets=AttachmentContent(
             attachmentId=attachment.id,
             name=attachment.name,
             contentType=attachment.content_type,
             size=attachment.size,
-            content=base64.b64encode(content.read()).decode("ascii"),
+            content="",
         )
     )
+    return FileDownload(attachment.name, attachment.content_type, content, envelope)
 
 
 def create_ticket(context: ActionContext, params: CreateTicketParams) -> TicketId:

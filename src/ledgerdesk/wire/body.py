@@ -85,7 +85,7 @@ class BodyReader:
         """The body as it arrives, refused with 4001 the moment it passes ``limit`` bytes."""
         received = 0
         while True:
-            message = await self.receive()
+            message = await self.memory.arriving(self.receive)
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected()
             chunk: bytes = message.get("body", b"")
@@ -97,23 +97,19 @@ class BodyReader:
             if not message.get("more_body", False):
                 return
 
-    async def whole(
-        self, declared: int | None, shape: JsonShape | None = None
-    ) -> bytes | bytearray:
-        """The whole body in memory, reserved from the budget twice over (raw and parsed).
+    async def whole(self, shape: JsonShape | None = None) -> bytes | bytearray:
+        """The whole body in memory, reserved from the budget twice over (raw and parsed)
+        piece by piece as it arrives: what a client declares costs nothing until sent.
 
         A JSON body's ``shape`` is checked piece by piece as it arrives, so a body that
         can only be refused is refused at its first bytes, not after 150 MB.
         """
-        if declared is not None:
-            await self.memory.take(2 * declared)
         message = await self.receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
             body: bytes = message.get("body", b"")  # the usual case: one message
             if len(body) > self.limit:
                 raise PayloadTooLarge(f"The request body is larger than {self.limit} bytes.")
-            if declared is None:
-                await self.memory.take(2 * len(body))
+            await self.memory.take(2 * len(body))
             if shape is not None and len(body) > SMALL_JSON:
                 shape.add(body)
             return body
@@ -128,8 +124,7 @@ class BodyReader:
         # page is touched (zeroed) before its bytes arrive.
         growing = bytearray()
         async for chunk in BodyReader(replayed, self.limit, self.memory).chunks():
-            if declared is None:
-                await self.memory.take(2 * len(chunk))
+            await self.memory.take(2 * len(chunk))
             if shape is not None:
                 shape.add(chunk)
             growing += chunk
@@ -178,17 +173,17 @@ async def read_body(
     max_files: int,
     max_file_bytes: int,
 ) -> Body:
-    declared = declared_length(headers.get("content-length"), limit)
+    declared_length(headers.get("content-length"), limit)  # 4001 before reading a byte
     content_type = headers.get("content-type", "")
     media_type = media_type_of(content_type)
     reader = BodyReader(receive, limit, memory)
     if media_type == JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
-        raw = await reader.whole(declared, JsonShape())
+        raw = await reader.whole(JsonShape())
         return Body(fields=await _off_loop_if_large(_json_object, raw), media_type=JSON)
     if media_type == FORM:
-        raw = await reader.whole(declared)
+        raw = await reader.whole()
         return Body(fields=await _off_loop_if_large(_form_fields, raw), media_type=FORM)
     if media_type == MULTIPART:
         await memory.take(2 * MAX_TEXT_BYTES)

@@ -29,11 +29,14 @@ R = TypeVar("R", bound=Result)
 
 @dataclass(frozen=True)
 class FileDownload:
-    """A handler's answer that is a file itself rather than an envelope."""
+    """A handler's answer that is a file itself rather than an envelope; or, with
+    ``envelope``, the success envelope of that result with the file's base64 streamed
+    into its last value (an empty string in ``envelope``), never built whole in memory."""
 
     name: str
     content_type: str
     content: BlobContent
+    envelope: Result | None = None
 
 
 @dataclass(frozen=True)
