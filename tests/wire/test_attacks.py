@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -59,3 +60,44 @@ async def test_right_credentials_still_work_beside_wrong_types(
     client: httpx.AsyncClient, caller: Caller
 ) -> None:
     assert_success(await call(client, caller, "getTicketOverview"))
+
+
+# -- concurrent guesses ---------------------------------------------------------------
+
+
+async def test_concurrent_wrong_keys_cannot_pass_the_failure_limit(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    """Forty guesses sent at once: no more than the limit are checked (on PostgreSQL the
+    check used to come before the count, and 37 of 40 passed a limit of 10)."""
+    limit = runtime.settings.auth_failure_limit
+    wrong = Caller(caller.user_id, "A" * 20)
+    answers: list[httpx.Response] = []
+
+    async def guess() -> None:
+        answers.append(await call(client, wrong, "getTicketOverview"))
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(40):
+            tasks.start_soon(guess)
+    codes = sorted(a.json()["data"]["errorCode"] for a in answers)
+    assert codes.count(2001) == limit
+    assert codes.count(4002) == 40 - limit
+
+
+async def test_a_right_key_is_not_counted_as_a_failure(
+    client: httpx.AsyncClient, caller: Caller, runtime: Runtime
+) -> None:
+    """Counted first, given back when right: many concurrent right requests, then wrong
+    ones still have the whole failure budget."""
+
+    async def right() -> None:
+        assert_success(await call(client, caller, "getTicketOverview"))
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(30):
+            tasks.start_soon(right)
+    wrong = await call(client, Caller(caller.user_id, "A" * 20), "getTicketOverview")
+    assert_error(wrong, 2001, 401)
+    remaining = int(wrong.headers["ratelimit-remaining"])
+    assert remaining == runtime.settings.auth_failure_limit - 1

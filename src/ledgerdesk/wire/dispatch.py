@@ -21,7 +21,7 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
+from anyio import CancelScope, CapacityLimiter, to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -294,57 +294,83 @@ class ActionEndpoint:
                 )
             idempotency_key = headers.get("idempotency-key")
             credentials = credentials_from(body.fields, headers.get("authorization"))
-            exchange.quota = await self.limits.admit(
-                exchange.limit_key, RateLimits.key_bucket(credentials.user_id, credentials.api_key)
-            )
-            if credentials.malformed is not None:
-                # Counted like a wrong key: a client probing types is guessing too.
-                exchange.quota = await self.limits.failed_authentication(exchange.limit_key)
-                raise credentials.malformed
-            request = _Request(
-                action=action,
-                body=body,
-                files=files,
-                credentials=credentials,
-                address=exchange.address,
-                request_id=exchange.request_id,
-                idempotency_key=(
-                    check_key(idempotency_key)
-                    if idempotency_key is not None and action is not None and action.idempotent
-                    else None
-                ),
-            )
+            bucket = RateLimits.key_bucket(credentials.user_id, credentials.api_key)
+            # Credentials not yet proven right here count as a failure before they are
+            # checked (no burst of guesses passes the limit while the first are checked).
+            limits = self.limits
+            counted = not limits.is_proven(bucket) and await limits.must_count_first(bucket)
+            failed = False
+            request: _Request | None = None
             try:
-                if action is not None and action.writes:
-                    # Parameters checked and attachments decoded, hashed and fsynced
-                    # before the write transaction, which then holds the write lock
-                    # for the rows and the commit only. Files are prepared by threads
-                    # of their own: their fsyncs overlap, whatever the pool's size.
-                    if action.accepts_files and (body.uploads or body.fields.get("attachments")):
-                        prepared = await to_thread.run_sync(
-                            _PreparedWrite.of, request, settings, limiter=self.file_threads
-                        )
-                    else:
-                        prepared = _PreparedWrite.of(request, settings)
-                    return await to_thread.run_sync(
-                        self._write, request, prepared, limiter=self.database_threads
-                    )
-                offload = action is not None and action.offload
-                if self.inline_reads and not offload:
-                    # SQLite reads take microseconds and never wait for writers (WAL):
-                    # a hop to a worker thread would cost more than the query itself.
-                    self.read_cache.refresh()
-                    with self.loop_reader.transaction() as db:
-                        return self._perform(request, db, None, self.read_cache)
-                if self.loop_reads is not None and not offload:
-                    return await self.loop_reads.run(partial(self._perform, request, write=None))
-                return await to_thread.run_sync(self._read, request, limiter=self.database_threads)
-            except AuthenticationFailed:
-                exchange.quota = await self.limits.failed_authentication(exchange.limit_key)
+                exchange.quota = await limits.admit(exchange.limit_key, bucket, count_first=counted)
+                if credentials.malformed is not None:
+                    # Counted like a wrong key: a client probing types is guessing too.
+                    failed = True
+                    exchange.quota = await limits.peek_address(exchange.limit_key)
+                    raise credentials.malformed
+                request = _Request(
+                    action=action,
+                    body=body,
+                    files=files,
+                    credentials=credentials,
+                    address=exchange.address,
+                    request_id=exchange.request_id,
+                    idempotency_key=(
+                        check_key(idempotency_key)
+                        if idempotency_key is not None and action is not None and action.idempotent
+                        else None
+                    ),
+                )
+                return await self._run(request, body, settings)
+            except RateLimitExceeded:
+                failed = True  # refused before anything was checked: the count stands
                 raise
+            except AuthenticationFailed:
+                failed = True
+                exchange.quota = (
+                    await limits.peek_address(exchange.limit_key)
+                    if counted
+                    else await limits.failed_authentication(exchange.limit_key)
+                )
+                raise
+            finally:
+                if counted:
+                    limits.checked(bucket, proven=request is not None and request.authenticated)
+                    if not failed:
+                        with CancelScope(shield=True):
+                            await limits.give_back(exchange.limit_key)
         finally:
             # Stored bytes were linked or copied; a file to send is read from the store.
             files.discard()
+
+    async def _run(self, request: _Request, body: Body, settings: Settings) -> bytes | FileDownload:
+        """Authenticate and answer where the action runs: a write's transaction in a
+        worker thread, a read on the event loop (or a thread when it is offloaded)."""
+        action = request.action
+        if action is not None and action.writes:
+            # Parameters checked and attachments decoded, hashed and fsynced before the
+            # write transaction, which then holds the write lock for the rows and the
+            # commit only. Files are prepared by threads of their own: their fsyncs
+            # overlap, whatever the pool's size.
+            if action.accepts_files and (body.uploads or body.fields.get("attachments")):
+                prepared = await to_thread.run_sync(
+                    _PreparedWrite.of, request, settings, limiter=self.file_threads
+                )
+            else:
+                prepared = _PreparedWrite.of(request, settings)
+            return await to_thread.run_sync(
+                self._write, request, prepared, limiter=self.database_threads
+            )
+        offload = action is not None and action.offload
+        if self.inline_reads and not offload:
+            # SQLite reads take microseconds and never wait for writers (WAL): a hop to
+            # a worker thread would cost more than the query itself.
+            self.read_cache.refresh()
+            with self.loop_reader.transaction() as db:
+                return self._perform(request, db, None, self.read_cache)
+        if self.loop_reads is not None and not offload:
+            return await self.loop_reads.run(partial(self._perform, request, write=None))
+        return await to_thread.run_sync(self._read, request, limiter=self.database_threads)
 
     def _read(self, request: _Request) -> bytes | FileDownload:
         with read_transaction(self.runtime.engine) as db:
@@ -398,6 +424,7 @@ class ActionEndpoint:
         except LedgerdeskError as exc:
             runtime.audit.record(request.event(now, "error", None, error_code=exc.error_code))
             raise
+        request.authenticated = True
         runtime.key_usage.record(principal.key_id, now)
         if action is None:
             raise UnknownAction(self.unknown_action_message)
@@ -685,6 +712,8 @@ class _Request:
     address: IPAddress | None
     request_id: str
     idempotency_key: str | None
+    # Set once the credentials proved right (in the transaction's thread or greenlet).
+    authenticated: bool = False
 
     def event(
         self,

@@ -9,7 +9,11 @@ Two limits, both fixed windows of one minute (``LEDGERDESK_RATE_LIMIT_WINDOW``):
 - **per client address, failed authentications**: after
   ``LEDGERDESK_AUTH_FAILURE_LIMIT`` failed authentications in a minute, every request
   from that address is answered 4002 until the window ends, valid credentials or not,
-  so that guessing keys gets nowhere.
+  so that guessing keys gets nowhere. Credentials not yet proven right in this process
+  are counted as a failure *before* they are checked, in the same atomic step as the
+  check of the count, and given back once they prove right: forty guesses sent at once
+  cannot all pass a limit of ten while the first are still being checked. A key that
+  proved right is remembered (by its bucket's name), so the usual request pays nothing.
 
 Counters live in this process (``LocalWindows``), or in Redis through the ``limits``
 library's Redis store (an atomic increment that starts the window's expiry) when
@@ -28,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
+import anyio
 import redis.asyncio
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 
@@ -39,6 +44,8 @@ log = logging.getLogger("ledgerdesk.rate_limit")
 WINDOW_SECONDS = 60
 RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 0.25
+# Buckets of credentials proven right, remembered per process (then forgotten at once).
+PROVEN_BUCKETS = 65536
 _KEY_DIGEST = b"ledgerdesk rate-limit bucket"
 T = TypeVar("T")
 
@@ -82,16 +89,21 @@ class LocalWindows:
             return 0
         return int(window[0])
 
-    def incr(self, key: str, expiry: int) -> int:
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = self.clock()
         window = self.windows.get(key)
         if window is None or window[1] <= now:
-            self.windows[key] = [1, now + expiry]
+            if amount < 1:
+                return 0  # nothing to give back to a window that has ended
+            self.windows[key] = [amount, now + expiry]
             if len(self.windows) >= self.sweep_at:
                 self._sweep(now)
-            return 1
-        window[0] += 1
+            return amount
+        window[0] += amount
         return int(window[0])
+
+    def clear(self, key: str) -> None:
+        self.windows.pop(key, None)
 
     def get_expiry(self, key: str) -> float:
         window = self.windows.get(key)
@@ -127,35 +139,57 @@ class _Counters:
         assert self.redis is not None
         return await self.redis.get(key)
 
-    async def hit(self, key: str) -> tuple[int, float]:
-        """Count one in the window of ``key``; the count so far and when the window ends."""
+    async def hit(
+        self, key: str, *, amount: int = 1, expiry: int | None = None
+    ) -> tuple[int, float]:
+        """Count ``amount`` in the window of ``key`` (a window of ``expiry`` seconds when
+        it starts now); the count so far and when the window ends."""
+        window = self.window if expiry is None else expiry
         if self.memory is not None:
-            return self.memory.incr(key, self.window), self.memory.get_expiry(key)
+            return self.memory.incr(key, window, amount), self.memory.get_expiry(key)
         assert self.redis is not None
-        count = await self.redis.incr(key, self.window)
+        count = await self.redis.incr(key, window, amount)
         return count, await self.redis.get_expiry(key)
 
+    async def clear(self, key: str) -> None:
+        if self.memory is not None:
+            self.memory.clear(key)
+            return
+        assert self.redis is not None
+        await self.redis.clear(key)
+
     async def admit(
-        self, failures_key: str, bucket: str | None, limit: int
+        self, failures_key: str, bucket: str | None, limit: int, *, count_first: bool
     ) -> tuple[int, int, float]:
-        """Failures of the address so far; then, unless the address is blocked (``limit``
-        reached) or there is no bucket, one hit on the bucket. Returns the failures, the
+        """Failures of the address so far (``count_first``: this request counted among
+        them already); then, unless the address is blocked (over ``limit``) or there is
+        no bucket, one hit on the bucket. Returns the failures before this request, the
         bucket's count (0 when not counted) and when the window that decides ends."""
         if self.memory is not None:
-            return self.admit_now(failures_key, bucket, limit)
-        failures = await self.count(failures_key)
+            return self.admit_now(failures_key, bucket, limit, count_first=count_first)
+        if count_first:
+            failures = await self._redis_incr(failures_key) - 1
+        else:
+            failures = await self.count(failures_key)
         if failures >= limit or bucket is None:
             return failures, 0, await self.reset_time(failures_key)
         count, reset_at = await self.hit(bucket)
         return failures, count, reset_at
 
+    async def _redis_incr(self, key: str) -> int:
+        assert self.redis is not None
+        return await self.redis.incr(key, self.window)
+
     def admit_now(
-        self, failures_key: str, bucket: str | None, limit: int
+        self, failures_key: str, bucket: str | None, limit: int, *, count_first: bool
     ) -> tuple[int, int, float]:
         """``admit`` on this process's own counters: no I/O, so no coroutine."""
         memory = self.memory
         assert memory is not None
-        failures = memory.get(failures_key)
+        if count_first:
+            failures = memory.incr(failures_key, self.window) - 1
+        else:
+            failures = memory.get(failures_key)
         if failures >= limit or bucket is None:
             return failures, 0, memory.get_expiry(failures_key)
         return failures, memory.incr(bucket, self.window), memory.get_expiry(bucket)
@@ -205,6 +239,10 @@ class RateLimits:
             )
             self.shared = _Counters(None, storage, window)
         self.shared_down_until = 0.0
+        # Buckets of credentials that authenticated in this process (bounded), and of
+        # those being checked for the first time right now.
+        self.proven: dict[str, None] = {}
+        self.checking: dict[str, anyio.Event] = {}
 
     @staticmethod
     @lru_cache(maxsize=16384)
@@ -219,19 +257,54 @@ class RateLimits:
     def address_counter(address: str) -> str:
         return f"authfail/{address}"
 
-    async def admit(self, address: str, bucket: str | None) -> Quota:
+    def is_proven(self, bucket: str | None) -> bool:
+        """Whether these credentials authenticated here before (then they are not
+        counted as a failure before they are checked)."""
+        return bucket is not None and bucket in self.proven
+
+    async def must_count_first(self, bucket: str | None) -> bool:
+        """Whether a request with these credentials is counted as a failure before they
+        are checked. Requests with the same unproven credentials are checked one at a
+        time (the others wait for the first's outcome): a client's first burst with a
+        right key is not mistaken for a burst of guesses. ``checked`` must follow."""
+        if bucket is None:
+            return True
+        while (pending := self.checking.get(bucket)) is not None:
+            await pending.wait()
+        if bucket in self.proven:
+            return False
+        self.checking[bucket] = anyio.Event()
+        return True
+
+    def checked(self, bucket: str | None, *, proven: bool) -> None:
+        """The outcome of a check ``must_count_first`` asked for."""
+        if bucket is None:
+            return
+        if proven and bucket not in self.proven:
+            if len(self.proven) >= PROVEN_BUCKETS:
+                self.proven.clear()
+            self.proven[bucket] = None
+        pending = self.checking.pop(bucket, None)
+        if pending is not None:
+            pending.set()
+
+    async def admit(self, address: str, bucket: str | None, *, count_first: bool) -> Quota:
         """Spend one request of ``bucket``; 4002 when it or the address is over its limit.
 
-        Without a bucket (no usable credentials) the address's failure budget is what
-        the answer's headers describe.
+        ``count_first``: the request is counted as a failed authentication before its
+        credentials are checked (``give_back`` when they prove right). Without a bucket
+        (no usable credentials) the address's failure budget is what the answer's
+        headers describe.
         """
         failures_key = self.address_counter(address)
         limit = self.auth_failures
         if self.shared is None:  # the usual single-process case, without a coroutine hop
-            failures, count, reset_at = self.local.admit_now(failures_key, bucket, limit)
+            failures, count, reset_at = self.local.admit_now(
+                failures_key, bucket, limit, count_first=count_first
+            )
         else:
             failures, count, reset_at = await self._run(
-                lambda c: c.admit(failures_key, bucket, limit)
+                lambda c: c.admit(failures_key, bucket, limit, count_first=count_first)
             )
         if failures >= limit:
             raise RateLimitExceeded(
@@ -243,6 +316,8 @@ class RateLimits:
             return Quota(limit, limit - failures, reset_at)
         quota = Quota(self.per_key, max(0, self.per_key - count), reset_at)
         if count > self.per_key:
+            if count_first:  # refused for its key's rate, not for its credentials
+                await self.give_back(address)
             raise RateLimitExceeded(
                 quota, self.clock(), "Too many requests for this API key; retry later."
             )
@@ -258,13 +333,24 @@ class RateLimits:
         count, reset_at = await self.hit(self.address_counter(address))
         return Quota(self.auth_failures, max(0, self.auth_failures - count), reset_at)
 
+    async def give_back(self, address: str) -> None:
+        """Undo a failure counted first (``admit(count_first=True)``) that was none."""
+        await self.hit(self.address_counter(address), amount=-1)
+
     async def peek(self, counter: str) -> tuple[int, float]:
         """Any counter's count in its window and when the window ends, spending nothing."""
         return await self._run(lambda c: c.peek(counter))
 
-    async def hit(self, counter: str) -> tuple[int, float]:
-        """Count one on any counter: its count so far and when its window ends."""
-        return await self._run(lambda c: c.hit(counter))
+    async def hit(
+        self, counter: str, *, amount: int = 1, expiry: int | None = None
+    ) -> tuple[int, float]:
+        """Count on any counter: its count so far and when its window ends (a window of
+        ``expiry`` seconds, rather than the usual one, when it starts now)."""
+        return await self._run(lambda c: c.hit(counter, amount=amount, expiry=expiry))
+
+    async def clear(self, counter: str) -> None:
+        """Forget a counter's window."""
+        await self._run(lambda c: c.clear(counter))
 
     async def _run(self, operation: Callable[[_Counters], Awaitable[T]]) -> T:
         shared = self.shared
