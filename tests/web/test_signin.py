@@ -109,17 +109,19 @@ async def test_wrong_passwords_and_unknown_emails_get_the_same_answer(
     assert [(e.outcome, e.client_address) for e in events] == [("error", "203.0.113.7")] * 2
 
 
-async def test_sign_in_is_throttled_per_account_after_repeated_failures(
+async def test_wrong_passwords_slow_their_address_down_but_never_lock_the_owner_out(
     runtime: Runtime, web: WebClient, other_web: WebClient
 ) -> None:
     make_person(runtime, "Ann", "ann@example.com")
     for _ in range(runtime.settings.signin_failure_limit):
         assert (await web.sign_in("ann@example.com", "guess guess guess")).status_code == 401
-    # Now even the right password is not tried, from any address, until the window ends.
-    blocked = await other_web.sign_in("ann@example.com")
+    # That address must now wait before its next try at this account, right or wrong ...
+    blocked = await web.sign_in("ann@example.com")
     assert blocked.status_code == 429
-    assert int(blocked.headers["retry-after"]) > 0
-    assert "Too many failed sign-ins" in blocked.text
+    assert int(blocked.headers["retry-after"]) >= 1
+    assert "Too many tries from your address" in blocked.text
+    # ... while the owner, from anywhere else, signs in as usual.
+    assert (await other_web.sign_in("ann@example.com")).status_code == 303
 
 
 async def test_sign_in_is_throttled_per_address(runtime: Runtime, web: WebClient) -> None:
@@ -324,8 +326,8 @@ async def test_staff_second_factor_with_totp_and_recovery_codes(
         assert len(user.recovery_codes) == 9
 
 
-async def test_wrong_second_factor_codes_are_throttled(
-    runtime: Runtime, clock: FrozenClock, web: WebClient
+async def test_wrong_second_factor_codes_are_throttled_per_account_and_address(
+    runtime: Runtime, clock: FrozenClock, web: WebClient, other_web: WebClient
 ) -> None:
     user_id = make_person(runtime, "Sam", "sam@example.com", staff=True)
     with unit_of_work(runtime.sessions, write=True) as session:
@@ -336,12 +338,18 @@ async def test_wrong_second_factor_codes_are_throttled(
     await web.sign_in("sam@example.com")
     for _ in range(runtime.settings.signin_failure_limit):
         await web.submit("/signin/verify", "/signin/verify", {"code": "12345x"})
-    blocked = await web.submit(
-        "/signin/verify", "/signin/verify", {"code": pyotp.TOTP(secret).at(clock.now + 30)}
-    )
+    right = {"code": pyotp.TOTP(secret).at(clock.now + 30)}
+    blocked = await web.submit("/signin/verify", "/signin/verify", right)
     assert blocked.status_code == 429
+    # Signing in again gives no fresh budget: the count is the account's and address's.
+    await web.sign_in("sam@example.com")
+    again = await web.submit("/signin/verify", "/signin/verify", right)
+    assert again.status_code == 429
     with unit_of_work(runtime.sessions, write=False) as session:
-        assert not session.scalars(select(WebSession.verified)).one()
+        assert not any(session.scalars(select(WebSession.verified)).all())
+    # The same person from another address is not held up.
+    await other_web.sign_in("sam@example.com")
+    assert (await other_web.submit("/signin/verify", "/signin/verify", right)).status_code == 303
 
 
 def test_passwords_are_hashed_with_argon2id_at_rfc_9106_strength(

@@ -1,7 +1,11 @@
 """People signing in to the web console and portal: passwords, links, sessions, TOTP.
 
 - Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second
-  recommended profile) and re-hashed on sign-in when those parameters change.
+  recommended profile) and re-hashed on sign-in when those parameters change. A hash
+  costs 64 MiB and a tenth of a second, so it is never computed inside a transaction:
+  the stored hash is read (``StoredPassword``), verified and new hashes made outside
+  any transaction (the web bounds how many at once), and the write that follows
+  refuses if the stored hash changed in between.
 - A password is set only through a one-time link: an invitation or a reset, printed by
   the admin CLI (or shown once in the console). The link's secret is stored hashed; it
   is deleted when used and expires.
@@ -85,6 +89,35 @@ def normal_email(email: str) -> str:
 
 
 @dataclass(frozen=True)
+class StoredPassword:
+    """A user's password hash as read before it is verified outside any transaction;
+    ``user_id`` None: no such user (verified against a dummy hash all the same)."""
+
+    user_id: int | None
+    password_hash: str | None
+
+
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """Verify a password (an Argon2id hash: call outside any transaction). Without a
+    stored hash a dummy one is verified, so an unknown user takes as long."""
+    try:
+        return PASSWORDS.hasher.verify(stored_hash or PASSWORDS.dummy_hash, password) and (
+            stored_hash is not None
+        )
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def hash_password(password: str) -> str:
+    """A new Argon2id hash (call outside any transaction)."""
+    return PASSWORDS.hasher.hash(password)
+
+
+def needs_rehash(stored_hash: str | None) -> bool:
+    return stored_hash is not None and PASSWORDS.hasher.check_needs_rehash(stored_hash)
+
+
+@dataclass(frozen=True)
 class SignedIn:
     """A session just begun: the cookie's secret (shown once) and whether TOTP is due."""
 
@@ -149,9 +182,13 @@ class PeopleService:
         self.session.flush()
         return secret
 
-    def link_user(self, secret: str, *, now: int) -> User:
-        """The user a link is for, or NotFound when it is unknown, used or expired."""
-        token = self.session.get(UserToken, _digest(secret))
+    def link_user(self, secret: str, *, now: int, lock: bool = False) -> User:
+        """The user a link is for, or NotFound when it is unknown, used or expired.
+
+        ``lock``: the link's row is locked until the transaction ends, so that of two
+        transactions taking the same link at once the second finds it gone.
+        """
+        token = self.session.get(UserToken, _digest(secret), with_for_update=lock)
         if token is None or token.expires_at <= now:
             raise NotFound("This link is not valid any more; ask for a new one.")
         user = self._user(token.user_id)
@@ -159,31 +196,49 @@ class PeopleService:
             raise NotFound("This link is not valid any more; ask for a new one.")
         return user
 
-    def set_password_with_link(self, secret: str, password: str, *, now: int) -> User:
-        """Take the link (once), set the password and end every session of the user."""
-        user = self.link_user(secret, now=now)
-        check_password(password, user)
+    def take_link(self, secret: str, password_hash: str, *, now: int) -> User:
+        """Take the link (once), set the password (hashed beforehand, outside the
+        transaction) and end every session of the user."""
+        user = self.link_user(secret, now=now, lock=True)
         self.session.execute(delete(UserToken).where(UserToken.user_id == user.id))
-        self._set_password(user, password)
+        self._set_password_hash(user, password_hash)
         return user
+
+    def set_password_with_link(self, secret: str, password: str, *, now: int) -> User:
+        """``take_link`` with a password hashed here (for tools and tests; the web
+        hashes outside its transaction)."""
+        user = self.link_user(secret, now=now)
+        check_password(password, name=user.name, email=user.email)
+        return self.take_link(secret, hash_password(password), now=now)
 
     # -- passwords and sessions -------------------------------------------------------
 
-    def sign_in(self, email: str, password: str, *, now: int) -> SignedIn:
-        user = self.session.scalars(
-            select(User)
+    def stored_password_of_email(self, email: str) -> StoredPassword:
+        """The stored hash of the user who signs in with ``email`` (or none)."""
+        row = self.session.execute(
+            select(User.id, User.password_hash)
             .where(func.lower(User.email) == normal_email(email), User.password_hash.is_not(None))
             .order_by(User.id)
             .limit(1)
         ).first()
-        stored = user.password_hash if user is not None else None
-        if not _password_matches(stored or PASSWORDS.dummy_hash, password) or user is None:
+        return StoredPassword(None, None) if row is None else StoredPassword(row[0], row[1])
+
+    def stored_password(self, user_id: int) -> StoredPassword:
+        return StoredPassword(user_id, self._user(user_id).password_hash)
+
+    def begin_session(
+        self, checked: StoredPassword, *, now: int, rehashed: str | None = None
+    ) -> SignedIn:
+        """A session for a user whose password was verified against ``checked``; refused
+        if the user was disabled or the password changed meanwhile. ``rehashed``: the
+        password hashed anew with today's parameters (``needs_rehash``)."""
+        if checked.user_id is None:
             raise SignInRefused()
-        assert stored is not None
-        if user.disabled_at is not None:
+        user = self._user(checked.user_id)
+        if user.disabled_at is not None or user.password_hash != checked.password_hash:
             raise SignInRefused()
-        if PASSWORDS.hasher.check_needs_rehash(stored):
-            user.password_hash = PASSWORDS.hasher.hash(password)
+        if rehashed is not None:
+            user.password_hash = rehashed
         self.session.execute(
             delete(WebSession).where(
                 WebSession.user_id == user.id,
@@ -204,6 +259,13 @@ class PeopleService:
         )
         self.session.flush()
         return SignedIn(secret, user, needs_second_factor=user.totp_secret is not None)
+
+    def awaiting_second_factor(self, secret: str, *, now: int) -> int | None:
+        """The user of a session that still needs its second factor (or None)."""
+        web = self.session.get(WebSession, _digest(secret))
+        if web is None or web.verified or now - web.created_at > SESSION_IDLE_SECONDS:
+            return None
+        return web.user_id
 
     def current(self, secret: str, *, now: int) -> CurrentSession | None:
         """The live session behind a cookie; an idle, too old or disabled one is None.
@@ -250,13 +312,18 @@ class PeopleService:
         """Sign out: the session behind this cookie ends (nothing if it already has)."""
         self.session.execute(delete(WebSession).where(WebSession.token_hash == _digest(secret)))
 
-    def change_password(self, user_id: int, current: str, new: str) -> None:
-        """Every session of the user ends, this one included (the caller signs in again)."""
-        user = self._user(user_id)
-        if user.password_hash is None or not _password_matches(user.password_hash, current):
-            raise invalid("current_password", "is not your current password")
-        check_password(new, user)
-        self._set_password(user, new)
+    def change_password(self, checked: StoredPassword, new_hash: str) -> None:
+        """Replace a password verified against ``checked`` by one hashed beforehand.
+        Every session of the user ends, this one included (the caller signs in again)."""
+        self._set_password_hash(self._unchanged(checked, "current_password"), new_hash)
+
+    def _unchanged(self, checked: StoredPassword, field: str) -> User:
+        """The user whose password was verified, if it is still the one stored."""
+        assert checked.user_id is not None
+        user = self.session.get(User, checked.user_id, with_for_update=True)
+        if user is None or user.password_hash != checked.password_hash:
+            raise invalid(field, "changed meanwhile; try again")
+        return user
 
     def set_disabled(self, user_id: int, disabled: bool, *, now: int) -> User:
         """Disable (sessions and links end, keys stop working) or enable a user."""
@@ -282,10 +349,13 @@ class PeopleService:
         return Enrolment(secret, uri)
 
     def confirm_totp(self, user_id: int, secret: str, code: str, *, now: int) -> list[str]:
-        """Turn TOTP on once a code from the new secret checks out; the recovery codes."""
-        user = self._user(user_id)
+        """Turn TOTP on once a code from the new secret checks out; the recovery codes.
+        A factor already on is not replaced (a form sent twice turns it on once)."""
+        user = self._user(user_id, lock=True)
         if not user.is_staff:
             raise invalid("code", "a second factor is for staff accounts")
+        if user.totp_secret is not None:
+            raise invalid("code", "the second factor is already on")
         if not _TOTP_SECRET.fullmatch(secret):
             raise invalid("code", "the enrolment expired; scan the new code")
         step = _totp_step(secret, code, now)
@@ -297,10 +367,9 @@ class PeopleService:
         user.recovery_codes = [_recovery_digest(c) for c in codes]
         return codes
 
-    def disable_totp(self, user_id: int, password: str) -> None:
-        user = self._user(user_id)
-        if user.password_hash is None or not _password_matches(user.password_hash, password):
-            raise invalid("password", "is not your password")
+    def disable_totp(self, checked: StoredPassword) -> None:
+        """Turn TOTP off for a user whose password was verified against ``checked``."""
+        user = self._unchanged(checked, "password")
         user.totp_secret = None
         user.totp_last_step = None
         user.recovery_codes = None
@@ -310,7 +379,9 @@ class PeopleService:
         web = self.session.get(WebSession, _digest(secret), with_for_update=True)
         if web is None or now - web.created_at > SESSION_IDLE_SECONDS:
             raise NotFound("Your sign-in has expired; sign in again.")
-        user = self._user(web.user_id)
+        # Locked: of two sessions sending the same code (or recovery code) at once, the
+        # second sees it spent.
+        user = self._user(web.user_id, lock=True)
         if user.totp_secret is None:
             web.verified = True
             return
@@ -331,37 +402,31 @@ class PeopleService:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _user(self, user_id: int) -> User:
-        user = self.session.get(User, user_id)
+    def _user(self, user_id: int, *, lock: bool = False) -> User:
+        user = self.session.get(User, user_id, with_for_update=lock or None, populate_existing=lock)
         if user is None:
             raise NotFound(f"User {user_id} does not exist.")
         return user
 
-    def _set_password(self, user: User, password: str) -> None:
-        user.password_hash = PASSWORDS.hasher.hash(password)
+    def _set_password_hash(self, user: User, password_hash: str) -> None:
+        user.password_hash = password_hash
         self._end_sessions(user.id)
 
     def _end_sessions(self, user_id: int) -> None:
         self.session.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
 
-def check_password(password: str, user: User) -> None:
+def check_password(password: str, *, name: str, email: str | None) -> None:
+    """The rules a new password must follow (before it is hashed)."""
     if len(password) < MIN_PASSWORD:
         raise invalid("password", f"must be at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
         raise invalid("password", f"must be at most {MAX_PASSWORD} characters")
     lowered = password.lower()
-    if user.email and lowered == user.email.lower():
+    if email and lowered == email.lower():
         raise invalid("password", "must not be your email address")
-    if lowered == user.name.lower():
+    if lowered == name.lower():
         raise invalid("password", "must not be your name")
-
-
-def _password_matches(stored: str, password: str) -> bool:
-    try:
-        return PASSWORDS.hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def _totp_step(secret: str, code: str, now: int) -> int | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from urllib.parse import quote
 
 from anyio import to_thread
@@ -15,7 +14,12 @@ from ledgerdesk.accounts.people import (
     PeopleService,
     SignedIn,
     SignInRefused,
+    StoredPassword,
+    check_password,
+    hash_password,
+    needs_rehash,
     normal_email,
+    password_matches,
 )
 from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.errors import LedgerdeskError, NotFound
@@ -23,14 +27,13 @@ from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     SESSION_COOKIE,
     Page,
+    Redirect,
     Web,
     field_errors,
     text_field,
 )
+from ledgerdesk.web.throttle import Throttled
 from ledgerdesk.wire.client_address import limit_key
-
-# An address may fail this many times the per-account limit (an office behind one NAT).
-ADDRESS_FACTOR = 4
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -60,49 +63,44 @@ class AuthPages:
         email = normal_email(text_field(form, "email"))
         password = text_field(form, "password")
         address = web.address(request)
-        counters = (
-            (f"signin/account/{email}", self.runtime.settings.signin_failure_limit),
-            (
-                f"signin/address/{limit_key(web.client_ip(request))}",
-                self.runtime.settings.signin_failure_limit * ADDRESS_FACTOR,
-            ),
-        )
-        for counter, limit in counters:
-            count, reset_at = await web.throttle.peek(counter)
-            if count >= limit:
-                wait = max(1, math.ceil(reset_at - web.throttle.clock()))
-                response = web.render(
-                    request,
-                    Page(
-                        "signin.html",
-                        {
-                            "email": email,
-                            "errors": {
-                                "_": "Too many failed sign-ins. Try again in "
-                                f"{math.ceil(wait / 60)} minute(s)."
-                            },
-                        },
-                        429,
-                    ),
-                )
-                response.headers["retry-after"] = str(wait)
-                return response
+        where = limit_key(web.client_ip(request))
+        try:
+            attempt = await web.throttle.attempt("signin", email, where)
+        except Throttled as throttled:
+            return self._throttled(request, "signin.html", {"email": email}, throttled)
+        runtime = self.runtime
 
-        def attempt() -> SignedIn | None:
-            now = self.runtime.clock.timestamp()
+        def stored() -> StoredPassword:
+            with runtime.transaction(write=False) as (session, _):
+                return PeopleService(session).stored_password_of_email(email)
+
+        def begin(checked: StoredPassword, rehashed: str | None) -> SignedIn | None:
+            now = runtime.clock.timestamp()
             try:
-                with self.runtime.transaction(write=True) as (session, _):
-                    signed = PeopleService(session).sign_in(email, password, now=now)
+                with runtime.transaction(write=True) as (session, _):
+                    signed = PeopleService(session).begin_session(
+                        checked, now=now, rehashed=rehashed
+                    )
                     record_now(session, _event(now, "signin", "ok", signed.user.id, address))
                     return signed
             except SignInRefused:
-                self.runtime.audit.record(_event(now, "signin", "error", None, address))
                 return None
 
-        signed = await to_thread.run_sync(attempt)
+        # The hash is verified (and remade, when its parameters are old) outside any
+        # transaction, a few at a time: it costs 64 MiB and a tenth of a second.
+        checked = await to_thread.run_sync(stored)
+        signed = None
+        if await web.hashing(password_matches, checked.password_hash, password):
+            rehashed = (
+                await web.hashing(hash_password, password)
+                if needs_rehash(checked.password_hash)
+                else None
+            )
+            signed = await to_thread.run_sync(begin, checked, rehashed)
         if signed is None:
-            for counter, _limit in counters:
-                await web.throttle.hit(counter)
+            runtime.audit.record(
+                _event(runtime.clock.timestamp(), "signin", "error", None, address)
+            )
             return web.render(
                 request,
                 Page(
@@ -111,12 +109,36 @@ class AuthPages:
                     401,
                 ),
             )
+        await web.throttle.succeeded(attempt)
         if signed.needs_second_factor:
             destination = "/signin/verify" + (f"?next={quote(target, safe='/')}" if target else "")
         else:
             destination = target or ("/console" if signed.user.is_staff else "/account")
         response = RedirectResponse(destination, 303, headers=SECURITY_HEADERS)
         web.set_cookie(request, response, SESSION_COOKIE, signed.secret, SESSION_MAX_SECONDS)
+        return response
+
+    def _throttled(
+        self, request: Request, template: str, values: dict[str, object], throttled: Throttled
+    ) -> Response:
+        response = self.web.render(
+            request,
+            Page(
+                template,
+                {
+                    **values,
+                    "errors": {
+                        "_": "Too many tries from your address. Try again in "
+                        f"{throttled.retry_after} second(s)."
+                        if throttled.retry_after < 120
+                        else "Too many tries from your address. Try again in "
+                        f"{throttled.minutes} minutes."
+                    },
+                },
+                429,
+            ),
+        )
+        response.headers["retry-after"] = str(throttled.retry_after)
         return response
 
     async def verify(self, request: Request) -> Response:
@@ -128,17 +150,30 @@ class AuthPages:
         form = await web.form(request)
         web.check_anonymous_csrf(request, form)
         code = text_field(form, "code").strip()
-        counter = f"signin/totp/{secret[:16]}"
-        limit = self.runtime.settings.signin_failure_limit
-        count, _ = await web.throttle.peek(counter)
-        if count >= limit:
+        runtime = self.runtime
+
+        def pending() -> int | None:
+            with runtime.transaction(write=False) as (session, _):
+                return PeopleService(session).awaiting_second_factor(
+                    secret, now=runtime.clock.timestamp()
+                )
+
+        user_id = await to_thread.run_sync(pending) if secret else None
+        if user_id is None:
             return web.message(
-                request, "Too many attempts", "Too many wrong codes; sign in again later.", 429
+                request, "Sign in again", "Your sign-in has expired; sign in again.", 401
             )
+        # Per account and address, like passwords: signing in again gives no new tries.
+        try:
+            attempt = await web.throttle.attempt(
+                "totp", str(user_id), limit_key(web.client_ip(request))
+            )
+        except Throttled as throttled:
+            return self._throttled(request, "verify.html", {}, throttled)
 
         def check() -> bool:
-            now = self.runtime.clock.timestamp()
-            with self.runtime.transaction(write=True) as (session, _):
+            now = runtime.clock.timestamp()
+            with runtime.transaction(write=True) as (session, _):
                 people = PeopleService(session)
                 people.second_factor(secret, code, now=now)
                 person = people.current(secret, now=now)
@@ -149,8 +184,8 @@ class AuthPages:
         except NotFound as exc:
             return web.message(request, "Sign in again", exc.message, 401)
         except LedgerdeskError as exc:
-            await web.throttle.hit(counter)
             return web.render(request, Page("verify.html", {"errors": field_errors(exc)}, 401))
+        await web.throttle.succeeded(attempt)
         target = _safe_next(request.query_params.get("next"))
         return RedirectResponse(
             target or ("/console" if staff else "/account"), 303, headers=SECURITY_HEADERS
@@ -175,9 +210,7 @@ class AuthPages:
 
         if secret and not await to_thread.run_sync(end):
             return web.message(request, "Form refused", "Reload the page and try again.", 403)
-        response = RedirectResponse(
-            "/signin?flash=You+are+signed+out.", 303, headers=SECURITY_HEADERS
-        )
+        response = web.redirect(request, Redirect("/signin", flash="signed-out"))
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -203,14 +236,20 @@ class AuthPages:
         form = await web.form(request)
         web.check_anonymous_csrf(request, form)
         password = text_field(form, "password")
+        try:
+            check_password(password, name=name, email=email)
+        except LedgerdeskError as exc:
+            values["errors"] = field_errors(exc)
+            return web.render(request, Page("set_password.html", values, 400))
         if password != text_field(form, "password_again"):
             values["errors"] = {"password_again": "does not match the password"}
             return web.render(request, Page("set_password.html", values, 400))
+        password_hash = await web.hashing(hash_password, password)
 
         def take() -> None:
             now = runtime.clock.timestamp()
             with runtime.transaction(write=True) as (session, _):
-                user = PeopleService(session).set_password_with_link(token, password, now=now)
+                user = PeopleService(session).take_link(token, password_hash, now=now)
                 record_now(
                     session, _event(now, "password.set", "ok", user.id, web.address(request))
                 )
@@ -219,12 +258,7 @@ class AuthPages:
             await to_thread.run_sync(take)
         except NotFound as exc:
             return web.message(request, "Link not valid", exc.message, 404)
-        except LedgerdeskError as exc:
-            values["errors"] = field_errors(exc)
-            return web.render(request, Page("set_password.html", values, 400))
-        return RedirectResponse(
-            "/signin?flash=Your+password+is+set.+Sign+in+with+it.", 303, headers=SECURITY_HEADERS
-        )
+        return web.redirect(request, Redirect("/signin", flash="password-set"))
 
 
 def _event(now: int, action: str, outcome: str, user_id: int | None, address: str | None) -> Event:

@@ -20,7 +20,7 @@ from importlib.resources import files
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
@@ -36,11 +36,12 @@ from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.clock import day_of
 from ledgerdesk.db.models import User
 from ledgerdesk.db.prepared import Db, session_db
-from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
+from ledgerdesk.errors import LedgerdeskError, NotFound, ServerBusy, invalid
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.schemas import check_file_name, check_media_type
 from ledgerdesk.tickets.service import MAX_ATTACHMENTS
 from ledgerdesk.web import display
+from ledgerdesk.web.throttle import SIGNIN_WINDOW, Throttle
 from ledgerdesk.wire.client_address import client_address, is_trusted, parse_address
 from ledgerdesk.wire.rate_limit import RateLimits
 
@@ -48,7 +49,11 @@ log = logging.getLogger("ledgerdesk.web")
 
 SESSION_COOKIE = "ledgerdesk_session"
 ANON_CSRF_COOKIE = "ledgerdesk_csrf"
-SIGNIN_WINDOW = 15 * 60
+# An address may fail this many times the per-account allowance (an office behind NAT).
+ADDRESS_FACTOR = 4
+# Password hashes computed at once, and how many more may wait their turn.
+HASH_SLOTS = 2
+HASH_QUEUE = 64
 COPY_CHUNK = 1024 * 1024
 # Text fields of one form, in all (files are streamed to disk and limited on their own).
 MAX_FIELD_BYTES = 256 * 1024
@@ -157,14 +162,28 @@ class Web:
         self.templates.globals.update(display.GLOBALS)
         self.templates.filters.update(display.FILTERS)
         settings = runtime.settings
-        # Failed sign-ins, counted in 15-minute windows (shared through Redis when set).
-        self.throttle = RateLimits(
-            per_key=1,
-            auth_failures=settings.signin_failure_limit,
-            redis_url=settings.redis_url,
-            window=SIGNIN_WINDOW,
+        # Sign-in and second-factor tries, counted in 15-minute windows (shared through
+        # Redis when set), per account and address (see web.throttle).
+        self.throttle = Throttle(
+            RateLimits(
+                per_key=1,
+                auth_failures=settings.signin_failure_limit,
+                redis_url=settings.redis_url,
+                window=SIGNIN_WINDOW,
+            ),
+            free=settings.signin_failure_limit,
+            per_address=settings.signin_failure_limit * ADDRESS_FACTOR,
         )
+        # Password hashes (Argon2id: 64 MiB and a tenth of a second each) made at once.
+        self.hashes = CapacityLimiter(HASH_SLOTS)
         self.static_dir = str(files("ledgerdesk.web") / "static")
+
+    async def hashing(self, work: Callable[..., T], *args: Any) -> T:
+        """Run a password hash in a worker thread, a few at a time, outside any
+        transaction; 503 when too many wait (a flood of sign-ins)."""
+        if self.hashes.statistics().tasks_waiting >= HASH_QUEUE:
+            raise ServerBusy(2, "Too many sign-ins at once; try again in a moment.")
+        return await to_thread.run_sync(work, *args, limiter=self.hashes)
 
     # -- answers ------------------------------------------------------------------------
 
@@ -243,6 +262,24 @@ class Web:
     def address(self, request: Request) -> str | None:
         found = self.client_ip(request)
         return None if found is None else str(found)
+
+    async def signed_in(self, request: Request, role: Role) -> CurrentSession | None:
+        """The verified person of ``role`` behind the session cookie, or None; read
+        before a form's body is, so that nothing a visitor sends is read (or spooled to
+        disk) unless they are signed in, and before a password is hashed for them."""
+        secret = request.cookies.get(SESSION_COOKIE)
+        if not secret:
+            return None
+        runtime = self.runtime
+
+        def read() -> CurrentSession | None:
+            with runtime.transaction(write=False) as (session, _):
+                return PeopleService(session).current(secret, now=runtime.clock.timestamp())
+
+        person = await to_thread.run_sync(read)
+        if person is None or not person.verified or (role == "staff") != person.is_staff:
+            return None
+        return person
 
     async def visit(
         self,

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import segno
+from anyio import to_thread
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.accounts.people import (
+    PeopleService,
+    StoredPassword,
+    check_password,
+    hash_password,
+    password_matches,
+)
 from ledgerdesk.errors import LedgerdeskError, invalid
 from ledgerdesk.web.core import (
     Page,
@@ -62,6 +72,7 @@ class SecurityPages:
             return await web.visit(request, self.role, lambda visit: self.page(visit))
         form = await web.form(request)
         action = text_field(form, "action")
+        checked = await self._check_password_first(request, action, form)
 
         def work(visit: Visit) -> Page | Redirect:
             people = PeopleService(visit.session)
@@ -72,10 +83,15 @@ class SecurityPages:
                     new = text_field(form, "new_password")
                     if new != text_field(form, "new_password_again"):
                         raise invalid("new_password_again", "does not match the new password")
-                    people.change_password(user_id, text_field(form, "current_password"), new)
+                    if checked is None or not checked.right:
+                        raise invalid("current_password", "is not your current password")
+                    user = visit.user()
+                    check_password(new, name=user.name, email=user.email)
+                    assert checked.new_hash is not None
+                    people.change_password(checked.stored, checked.new_hash)
                     visit.audit("password.change", user_id=user_id, target_id=user_id)
                     # Every session ended, this one too: sign in with the new password.
-                    return Redirect("/signin", flash="Password changed. Sign in again.")
+                    return Redirect("/signin", flash="password-changed")
                 if action == "totp-enable" and self.role == "staff":
                     codes = people.confirm_totp(
                         user_id, secret, text_field(form, "code").strip(), now=visit.now
@@ -83,7 +99,9 @@ class SecurityPages:
                     visit.audit("totp.enable", user_id=user_id, target_id=user_id)
                     return self.page(visit, recovery_codes=codes)
                 if action == "totp-disable" and self.role == "staff":
-                    people.disable_totp(user_id, text_field(form, "password"))
+                    if checked is None or not checked.right:
+                        raise invalid("password", "is not your password")
+                    people.disable_totp(checked.stored)
                     visit.audit("totp.disable", user_id=user_id, target_id=user_id)
                     return Redirect("/console/security", flash="Second factor turned off.")
             except LedgerdeskError as exc:
@@ -94,3 +112,42 @@ class SecurityPages:
             raise invalid("action", "is not something this page does")
 
         return await web.visit(request, self.role, work, form=form, write=True)
+
+    async def _check_password_first(
+        self, request: Request, action: str, form: FormData
+    ) -> CheckedPassword | None:
+        """For the forms that need the person's password: verify it (and hash the new
+        one) before the form's transaction, outside any (see Web.hashing). None when
+        the form is not one of them, or the visit will refuse it anyway."""
+        if action not in ("password", "totp-disable"):
+            return None
+        web = self.web
+        person = await web.signed_in(request, self.role)
+        if person is None or form.get("csrf") != person.csrf_token:
+            return None  # the visit sends them to sign in, or refuses the form
+        runtime = web.runtime
+
+        def stored() -> StoredPassword:
+            with runtime.transaction(write=False) as (session, _):
+                return PeopleService(session).stored_password(person.user_id)
+
+        current = await to_thread.run_sync(stored)
+        given = text_field(form, "current_password" if action == "password" else "password")
+        right = await web.hashing(password_matches, current.password_hash, given)
+        new_hash = None
+        new = text_field(form, "new_password")
+        if action == "password" and right and new == text_field(form, "new_password_again"):
+            try:
+                check_password(new, name=person.name, email=person.email)
+            except LedgerdeskError:
+                pass  # refused in the visit, with the rest of the form's problems
+            else:
+                new_hash = await web.hashing(hash_password, new)
+        return CheckedPassword(current, right, new_hash)
+
+
+@dataclass(frozen=True)
+class CheckedPassword:
+    stored: StoredPassword
+    right: bool
+    new_hash: str | None

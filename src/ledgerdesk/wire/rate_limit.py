@@ -219,7 +219,7 @@ class RateLimits:
         self.per_key = per_key
         self.auth_failures = auth_failures
         self.clock = clock
-        self.local = _Counters(LocalWindows(), None, window)
+        self.local = _Counters(LocalWindows(clock), None, window)
         self.shared: _Counters | None = None
         self.redis_url = redis_url
         self.redis_pool: redis.asyncio.ConnectionPool | None = None
