@@ -27,7 +27,7 @@ from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
 from ledgerdesk.web import build_routes
-from ledgerdesk.web.core import BadForm, Forbidden
+from ledgerdesk.web.core import BadForm, Forbidden, NotSignedIn
 from ledgerdesk.wire.dispatch import (
     API_PREFIX,
     CATEGORY,
@@ -171,6 +171,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             405: not_found,
             BadForm: web.refused,
             Forbidden: web.refused,
+            NotSignedIn: web.refused,
         },
         lifespan=lifespan,
     )

@@ -161,4 +161,4 @@ async def test_too_many_files_get_a_clear_answer(ann: tuple[int, WebClient]) -> 
         files=files,
     )
     assert refused.status_code == 400
-    assert "Too many files" in refused.text
+    assert "at most 10 files" in refused.text

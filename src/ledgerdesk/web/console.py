@@ -155,7 +155,7 @@ class Console:
 
         if request.method == "GET":
             return await self.web.visit(request, "staff", lambda v: listing(v, {}, {}))
-        form = await self.web.form(request)
+        form = await self.web.form(request, "staff")
         values = {"name": text_field(form, "name"), "email": text_field(form, "email").strip()}
 
         def create(visit: Visit) -> Redirect:
@@ -212,7 +212,7 @@ class Console:
     async def access(self, request: Request) -> Response:
         """Disable or enable a customer, or make a one-time link to set their password."""
         user_id = path_id(request, "user_id")
-        form = await self.web.form(request)
+        form = await self.web.form(request, "staff")
         action = text_field(form, "action")
         site = str(request.base_url).rstrip("/")
 
@@ -242,7 +242,7 @@ class Console:
 
     async def new_key(self, request: Request) -> Response:
         user_id = path_id(request, "user_id")
-        form = await self.web.form(request)
+        form = await self.web.form(request, "staff")
 
         def work(visit: Visit) -> Page:
             self._customer_page(visit, user_id)  # a customer, or 404
@@ -259,7 +259,7 @@ class Console:
 
     async def revoke(self, request: Request) -> Response:
         key_id = path_id(request, "key_id")
-        form = await self.web.form(request)
+        form = await self.web.form(request, "staff")
 
         def work(visit: Visit) -> Redirect:
             key = revoke_key(visit, key_id, owner=None)
@@ -297,7 +297,7 @@ class Console:
             return await self.web.visit(
                 request, "staff", lambda visit: self._invoices_page(visit, show)
             )
-        form = await self.web.form(request)
+        form = await self.web.form(request, "staff")
         names = ("customer", "title", "description", "amount", "vat_perc", "date")
         values = {name: text_field(form, name).strip() for name in (*names, "pay_within_days")}
 
@@ -341,7 +341,7 @@ class Console:
 
     async def mark_paid(self, request: Request) -> Response:
         invoice_id = path_id(request, "invoice_id")
-        form = await self.web.form(request)
+        form = await self.web.form(request, "staff")
         back = "/console/invoices?show=overdue" if form.get("back") == "overdue" else None
 
         def work(visit: Visit) -> Redirect:

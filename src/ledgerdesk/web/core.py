@@ -12,8 +12,8 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
 from importlib.resources import files
@@ -23,26 +23,35 @@ from urllib.parse import quote, urlencode
 from anyio import CapacityLimiter, to_thread
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import Message, Receive
 
 from ledgerdesk.accounts.people import CurrentSession, PeopleService
 from ledgerdesk.accounts.service import IPAddress
-from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
+from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.clock import day_of
 from ledgerdesk.db.models import User
 from ledgerdesk.db.prepared import Db, session_db
-from ledgerdesk.errors import LedgerdeskError, NotFound, ServerBusy, invalid
+from ledgerdesk.errors import (
+    InvalidBody,
+    LedgerdeskError,
+    NotFound,
+    PayloadTooLarge,
+    ServerBusy,
+    invalid,
+)
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.schemas import check_file_name, check_media_type
 from ledgerdesk.tickets.service import MAX_ATTACHMENTS
 from ledgerdesk.web import display
 from ledgerdesk.web.throttle import SIGNIN_WINDOW, Throttle
 from ledgerdesk.wire.client_address import client_address, is_trusted, parse_address
+from ledgerdesk.wire.multipart import MultipartReader
 from ledgerdesk.wire.rate_limit import RateLimits
 
 log = logging.getLogger("ledgerdesk.web")
@@ -54,9 +63,10 @@ ADDRESS_FACTOR = 4
 # Password hashes computed at once, and how many more may wait their turn.
 HASH_SLOTS = 2
 HASH_QUEUE = 64
-COPY_CHUNK = 1024 * 1024
-# Text fields of one form, in all (files are streamed to disk and limited on their own).
+# One text field of a form, and a form without files in all (files stream to disk and
+# are limited on their own).
 MAX_FIELD_BYTES = 256 * 1024
+MAX_FORM_BYTES = 1024 * 1024
 
 Role = Literal["staff", "customer"]
 T = TypeVar("T")
@@ -287,7 +297,7 @@ class Web:
         role: Role,
         work: Callable[[Visit], Page | Redirect | Response],
         *,
-        form: FormData | None = None,
+        form: Mapping[str, Any] | None = None,
         write: bool = False,
     ) -> Response:
         """Run a page for the signed-in person of ``role`` in one unit of work.
@@ -385,24 +395,79 @@ class Web:
 
     # -- forms --------------------------------------------------------------------------
 
-    async def form(self, request: Request, *, files: bool = False) -> FormData:
-        """The posted form, with bounded fields; files (when allowed) spool to disk."""
-        length = request.headers.get("content-length")
-        limit = self.runtime.settings.max_body_bytes
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise BadForm(f"The form is larger than {limit} bytes.", 413)
+    async def form(self, request: Request, role: Role | None = None) -> FormData:
+        """The posted form (no files), its size bounded however it is sent (a declared
+        length over it is refused before a byte is read, a chunked body as it passes).
+
+        ``role``: a form of a signed-in page; its body is read only once a session of
+        that role is found (``NotSignedIn`` otherwise, answered by the sign-in page).
+        """
+        if role is not None:
+            await self._require(request, role)
+        return await self._fields(request)
+
+    async def _fields(self, request: Request) -> FormData:
+        _refuse_declared(request, MAX_FORM_BYTES)
+        bounded = Request(request.scope, _bounded(request.receive, MAX_FORM_BYTES))
         try:
-            return await request.form(
-                max_files=MAX_ATTACHMENTS if files else 0,
-                max_fields=100,
-                max_part_size=MAX_FIELD_BYTES,
-            )
+            return await bounded.form(max_files=0, max_fields=100, max_part_size=MAX_FIELD_BYTES)
         except HTTPException as exc:  # python-multipart's limits and parse errors
             raise BadForm(f"The form could not be read: {exc.detail}", 400) from None
 
+    async def upload_form(self, request: Request, role: Role) -> UploadForm:
+        """A signed-in page's form with files (its ``files`` inputs).
+
+        Nothing is read before a session of ``role`` is found. The body is limited as a
+        whole (``LEDGERDESK_MAX_BODY_BYTES``: a larger declared length is refused before
+        a byte is read) and each file as it streams to disk
+        (``LEDGERDESK_MAX_ATTACHMENT_BYTES``), written and hashed as it arrives, like the
+        API's multipart uploads. A file the form cannot take is the form's ``problem``:
+        the page shows the form again with the error and the text typed so far.
+        """
+        await self._require(request, role)
+        settings = self.runtime.settings
+        limit = settings.max_body_bytes
+        _refuse_declared(request, limit)
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            fields = await self._fields(request)  # sent without files (not by a browser)
+            return UploadForm({k: v for k, v in fields.items() if isinstance(v, str)}, [], None)
+        reader = MultipartReader(
+            directory=self.runtime.incoming_dir,
+            max_files=MAX_ATTACHMENTS,
+            max_file_bytes=settings.max_attachment_bytes,
+            file_fields=frozenset({"files"}),
+        )
+        problem: LedgerdeskError | None = None
+        files: list[IncomingFile] = []
+        try:
+            files = await reader.read(content_type, _limited(request.stream(), limit))
+        except InvalidBody as exc:
+            raise BadForm(f"The form could not be read: {exc.message}", 400) from None
+        except LedgerdeskError as exc:
+            problem = exc  # the reader removed every file it had written
+        form = UploadForm(dict(reader.fields), [], problem)
+        for incoming in files:
+            if not incoming.name and not incoming.size:
+                incoming.discard()  # an empty file input: nothing was chosen
+                continue
+            form.files.append(incoming)
+        if form.problem is None:
+            form.problem = _file_problem(form.files)
+        if form.problem is not None:
+            form.discard()
+        form.files[:] = [_plain_type(f) for f in form.files]
+        return form
+
+    async def _require(self, request: Request, role: Role) -> None:
+        if await self.signed_in(request, role) is None:
+            raise NotSignedIn()
+
     async def refused(self, request: Request, exc: Exception) -> Response:
-        """The application's answer to ``BadForm`` and to ``Forbidden`` (a missing or
-        stale CSRF token on a form sent before sign-in)."""
+        """The application's answer to ``BadForm``, ``NotSignedIn`` and ``Forbidden`` (a
+        missing or stale CSRF token on a form sent before sign-in)."""
+        if isinstance(exc, NotSignedIn):
+            return self._to_sign_in(request)
         if isinstance(exc, BadForm):
             return self.message(request, "Form refused", exc.message, exc.status)
         assert isinstance(exc, Forbidden)
@@ -412,59 +477,88 @@ class Web:
         self,
         request: Request,
         role: Role,
-        form: FormData,
+        form: UploadForm,
         work: Callable[[Visit, list[IncomingFile]], Page | Redirect],
         again: Callable[[Visit, dict[str, str]], Page],
     ) -> Response:
-        """A writing ``visit`` for a form with files (its ``files`` inputs): the files are
-        written and hashed before the transaction begins and removed when it ends; a
-        file the form cannot take shows the form ``again`` with the error."""
-        uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
-        files: list[IncomingFile] = []
+        """A writing ``visit`` for a form with files: the files were written and hashed
+        before the transaction begins and are removed when it ends; a file the form
+        cannot take shows the form ``again`` with the error."""
         try:
-            try:
-                files = await to_thread.run_sync(self.incoming, uploads)
-            except LedgerdeskError as exc:
-                errors = field_errors(exc)
-                return await self.visit(request, role, lambda v: again(v, errors), form=form)
+            if form.problem is not None:
+                errors = field_errors(form.problem)
+                return await self.visit(request, role, lambda v: again(v, errors), form=form.fields)
             return await self.visit(
-                request, role, lambda visit: work(visit, files), form=form, write=True
+                request, role, lambda visit: work(visit, form.files), form=form.fields, write=True
             )
         finally:
-            for incoming in files:
-                incoming.discard()
-            await form.close()
+            form.discard()
 
-    def incoming(self, uploads: Sequence[UploadFile]) -> list[IncomingFile]:
-        """Uploaded files as the domain takes them (written, hashed, fsynced); call in a
-        worker thread. Empty file inputs (nothing chosen) are skipped."""
-        limit = self.runtime.settings.max_attachment_bytes
-        done: list[IncomingFile] = []
-        try:
-            for upload in uploads:
-                name = upload.filename or ""
-                if not name and not upload.size:
-                    continue
-                problem = check_file_name(name)
-                if problem:
-                    raise invalid("attachments", f"file name {problem}")
-                content_type = (upload.content_type or "application/octet-stream").strip()
-                if check_media_type(content_type):
-                    content_type = "application/octet-stream"
-                writer = IncomingWriter(self.runtime.incoming_dir, limit, name)
-                try:
-                    upload.file.seek(0)
-                    while chunk := upload.file.read(COPY_CHUNK):
-                        writer.write(chunk)
-                    done.append(writer.finish(name, content_type))
-                except BaseException:
-                    writer.discard()
-                    raise
-        except BaseException:
-            for incoming in done:
-                incoming.discard()
-            raise
-        return done
+
+@dataclass
+class UploadForm:
+    """A form's text fields and its files (complete, hashed, on disk), or the problem
+    that refuses its files."""
+
+    fields: dict[str, str]
+    files: list[IncomingFile]
+    problem: LedgerdeskError | None
+
+    def discard(self) -> None:
+        for incoming in self.files:
+            incoming.discard()
+        self.files.clear()
+
+
+class NotSignedIn(Exception):
+    """A signed-in page's form sent without a live session: answered by the sign-in
+    page before the form's body is read."""
+
+
+def _refuse_declared(request: Request, limit: int) -> None:
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise BadForm(f"The form is larger than {limit} bytes.", 413)
+
+
+def _bounded(receive: Receive, limit: int) -> Receive:
+    """``receive`` refusing a body past ``limit`` bytes, declared or not (chunked)."""
+    received = 0
+
+    async def bounded() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise BadForm(f"The form is larger than {limit} bytes.", 413)
+        return message
+
+    return bounded
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"The form is larger than {limit} bytes.")
+        yield chunk
+
+
+def _file_problem(files: Sequence[IncomingFile]) -> LedgerdeskError | None:
+    for incoming in files:
+        problem = check_file_name(incoming.name)
+        if problem:
+            return invalid("attachments", f"file name {problem}")
+    return None
+
+
+def _plain_type(incoming: IncomingFile) -> IncomingFile:
+    """A media type the browser sent that is not well formed is stored as bytes."""
+    content_type = incoming.content_type.strip()
+    if check_media_type(content_type):
+        content_type = "application/octet-stream"
+    return replace(incoming, content_type=content_type)
 
 
 class BadForm(Exception):

@@ -97,8 +97,8 @@ class Portal:
             return await web.visit(
                 request, "customer", lambda visit: self._new_ticket_page(visit, {}, blank)
             )
-        form = await web.form(request, files=True)
-        values = {name: text_field(form, name) for name in blank}
+        form = await web.upload_form(request, "customer")
+        values = {name: text_field(form.fields, name) for name in blank}
 
         def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
             try:
@@ -152,7 +152,7 @@ class Portal:
         await to_thread.run_sync(web.runtime.flush_key_usage)
         if request.method == "GET":
             return await web.visit(request, "customer", lambda visit: self._keys_page(visit))
-        form = await web.form(request)
+        form = await web.form(request, "customer")
 
         def work(visit: Visit) -> Page:
             try:
@@ -166,7 +166,7 @@ class Portal:
 
     async def revoke(self, request: Request) -> Response:
         key_id = path_id(request, "key_id")
-        form = await self.web.form(request)
+        form = await self.web.form(request, "customer")
 
         def work(visit: Visit) -> Redirect:
             revoke_key(visit, key_id, owner=visit.person.user_id)

@@ -70,7 +70,7 @@ class SecurityPages:
         web = self.web
         if request.method == "GET":
             return await web.visit(request, self.role, lambda visit: self.page(visit))
-        form = await web.form(request)
+        form = await web.form(request, self.role)
         action = text_field(form, "action")
         checked = await self._check_password_first(request, action, form)
 

@@ -87,9 +87,9 @@ class TicketPages:
     async def reply(self, request: Request) -> Response:
         web = self.web
         ticket_id = path_id(request, "ticket_id")
-        form = await web.form(request, files=True)
-        content = text_field(form, "content")
-        internal = self.role == "staff" and form.get("internal") == "1"
+        form = await web.upload_form(request, self.role)
+        content = text_field(form.fields, "content")
+        internal = self.role == "staff" and form.fields.get("internal") == "1"
 
         def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
             service = TicketService.of(visit.session)
@@ -126,7 +126,7 @@ class TicketPages:
     async def status(self, request: Request) -> Response:
         web = self.web
         ticket_id = path_id(request, "ticket_id")
-        form = await web.form(request)
+        form = await web.form(request, self.role)
         action = text_field(form, "action")
 
         def work(visit: Visit) -> Redirect:

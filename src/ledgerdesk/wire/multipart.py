@@ -43,10 +43,18 @@ class _Part:
 
 
 class MultipartReader:
-    def __init__(self, *, directory: Path, max_files: int, max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        directory: Path,
+        max_files: int,
+        max_file_bytes: int,
+        file_fields: frozenset[str] = FILE_FIELDS,
+    ) -> None:
         self.directory = directory
         self.max_files = max_files
         self.max_file_bytes = max_file_bytes
+        self.file_fields = file_fields
         # Text fields in the order they came (bracketed names are nested later).
         self.fields: list[tuple[str, str]] = []
         self.files: list[tuple[IncomingWriter, str, str]] = []
@@ -156,13 +164,10 @@ class MultipartReader:
             if self._field_count > MAX_FIELDS:
                 self._fail(InvalidBody(f"Malformed multipart body: over {MAX_FIELDS} fields."))
             return
-        if part.name not in FILE_FIELDS:
+        if part.name not in self.file_fields:
             # A file is never dropped without a word (unknown text fields are ignored).
-            self._fail(
-                invalid(
-                    part.name, "file parts must be named attachments[], attachments or attachment"
-                )
-            )
+            names = ", ".join(sorted(self.file_fields, reverse=True))
+            self._fail(invalid(part.name, f"file parts must be named {names}"))
             part.ignored = True
             return
         if len(self.files) >= self.max_files:
