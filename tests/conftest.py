@@ -13,6 +13,7 @@ import os
 import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -102,7 +103,13 @@ def migrated_database(
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r} in LEDGERDESK_TEST_BACKENDS")
-    admin_url: str = request.getfixturevalue("postgres_admin_url")
+    with fresh_postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new database beside ``admin_url``, migrated to head, dropped afterwards."""
     name = f"ledgerdesk_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

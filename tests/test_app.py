@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 async def test_healthz_answers_when_the_database_does(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok"}
 
 
 async def test_healthz_is_503_when_the_database_is_gone(settings: Settings) -> None:

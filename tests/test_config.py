@@ -26,6 +26,7 @@ def test_defaults_follow_the_spec() -> None:
     assert (settings.keepalive_timeout, settings.max_connections) == (5.0, 1000)
     assert (settings.body_deadline, settings.body_min_rate) == (600.0, 16384)
     assert (settings.send_timeout, settings.max_connections_per_address) == (30.0, 100)
+    assert (settings.db_timeout, settings.db_connect_timeout) == (30.0, 5.0)
 
 
 def test_every_variable_is_read() -> None:
@@ -50,6 +51,8 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_BODY_MIN_RATE": "0",
             "LEDGERDESK_SEND_TIMEOUT": "9",
             "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
+            "LEDGERDESK_DB_TIMEOUT": "12.5",
+            "LEDGERDESK_DB_CONNECT_TIMEOUT": "2",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -73,6 +76,7 @@ def test_every_variable_is_read() -> None:
     assert settings.max_connections == 50
     assert (settings.body_deadline, settings.body_min_rate) == (120.0, 0)
     assert (settings.send_timeout, settings.max_connections_per_address) == (9.0, 8)
+    assert (settings.db_timeout, settings.db_connect_timeout) == (12.5, 2.0)
     assert settings.i3d_compatible
     assert not settings.is_sqlite
 
@@ -107,6 +111,8 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_BODY_MIN_RATE", "-1", "0 (no minimum)"),
         ("LEDGERDESK_SEND_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", "0", "at least 1"),
+        ("LEDGERDESK_DB_TIMEOUT", "0", "more than 0"),
+        ("LEDGERDESK_DB_CONNECT_TIMEOUT", "never", "number of seconds"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

@@ -22,6 +22,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
+from ledgerdesk.db.outage import RETRY_AFTER_SECONDS, OutageLog, is_outage, unavailable
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.runtime import Runtime
@@ -46,6 +47,9 @@ log = logging.getLogger("ledgerdesk")
 # 2,700 row updates a second on the database server; once a minute costs a third.
 KEY_USAGE_FLUSH_SECONDS = 60.0
 AUDIT_FLUSH_SECONDS = 1.0
+WEB_PREFIXES = ("/console", "/account", "/signin", "/signout", "/password")
+# /healthz waits this long for the database before it says it does not answer.
+HEALTH_SECONDS = 2.0
 
 
 def build_registry() -> ActionRegistry:
@@ -70,6 +74,35 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class OutageMiddleware:
+    """Pages and documents whose database fails (down, hung, out of disk) are answered
+    503 with a sentence, logged once a second; anything else goes on up as an error."""
+
+    def __init__(self, app: ASGIApp, outages: OutageLog, page: Callable[[Request], Response]):
+        self.app = app
+        self.outages = outages
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started or not is_outage(exc):
+                raise
+            self.outages.failed(exc, request_id_of(request_headers(scope)))
+            await self.page(Request(scope))(scope, receive, send)
 
 
 class LedgerdeskApp:
@@ -115,16 +148,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         return HTMLResponse(_DOCS_PAGE)
 
     async def healthz(_: Request) -> Response:
+        """Whether this process answers and its database does, within HEALTH_SECONDS."""
+
         def ping() -> None:
             with runtime.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
 
+        problem = None
         try:
-            await to_thread.run_sync(ping)
-        except Exception:
-            log.exception("health check failed")
-            return json_response(b'{"status":"unavailable"}', 503)
-        return json_response(b'{"status":"ok"}')
+            with anyio.fail_after(HEALTH_SECONDS):
+                await to_thread.run_sync(ping, abandon_on_cancel=True)
+        except TimeoutError:
+            problem = f"no answer within {HEALTH_SECONDS:g} s"
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+            log.warning("health check: database unavailable: %s", problem)
+        if problem is not None:
+            body = {"status": "unavailable", "database": problem}
+            return json_response(to_json(body), 503, {"Retry-After": "5"})
+        return json_response(b'{"status":"ok","database":"ok"}')
 
     web, web_routes = build_routes(runtime)
 
@@ -156,7 +198,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         await endpoint.limits.aclose()
         await endpoint.aclose()
         await web.throttle.aclose()
-        await to_thread.run_sync(runtime.close)
+        try:
+            # The last key usage and audit events; a database that hangs does not hold
+            # the shutdown for ever.
+            with anyio.fail_after(endpoint.database_wait):
+                await to_thread.run_sync(runtime.close, abandon_on_cancel=True)
+        except Exception as exc:
+            _could_not("key usage and audit events at shutdown", exc)
 
     app = Starlette(
         routes=[
@@ -175,6 +223,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         },
         lifespan=lifespan,
     )
+
+    def outage_page(request: Request) -> Response:
+        if request.url.path.startswith(WEB_PREFIXES):
+            response = web.message(
+                request,
+                "Try again shortly",
+                "The database is not answering. Nothing was changed; try again in a moment.",
+                503,
+            )
+        else:
+            response = error_response(unavailable())
+        response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    app.add_middleware(OutageMiddleware, outages=OutageLog(log), page=outage_page)
     app.add_middleware(RequestIdMiddleware)
     app.state.runtime = runtime
     return LedgerdeskApp(endpoint, app, runtime)
@@ -185,8 +248,8 @@ async def _every(seconds: float, flush: Callable[[], int], what: str) -> None:
         await anyio.sleep(seconds)
         try:
             await to_thread.run_sync(flush)
-        except Exception:
-            log.exception("could not write %s; will retry", what)
+        except Exception as exc:
+            _could_not(what, exc)
 
 
 async def _key_usage(seconds: float, endpoint: ActionEndpoint) -> None:
@@ -194,8 +257,17 @@ async def _key_usage(seconds: float, endpoint: ActionEndpoint) -> None:
         await anyio.sleep(seconds)
         try:
             await endpoint.flush_key_usage()
-        except Exception:
-            log.exception("could not write key usage; will retry")
+        except Exception as exc:
+            _could_not("key usage", exc)
+
+
+def _could_not(what: str, exc: Exception) -> None:
+    """A background write failed: one line for an outage (it is retried), a traceback
+    for anything else."""
+    if is_outage(exc):
+        log.warning("could not write %s (%s); will retry", what, type(exc).__name__)
+    else:
+        log.exception("could not write %s; will retry", what)
 
 
 async def _clean_storage(runtime: Runtime) -> None:

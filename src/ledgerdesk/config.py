@@ -48,6 +48,12 @@ class Settings:
     auth_failure_limit: int = 10
     redis_url: str | None = None
     db_pool_size: int = 10
+    # How long one statement may run (PostgreSQL's statement_timeout; asyncpg's reads also
+    # time out on the client) and how long a request waits for the database at all; how
+    # long opening a connection may take. A database that hangs then costs a request a
+    # clean 503, not a request that never ends.
+    db_timeout: float = 30.0
+    db_connect_timeout: float = 5.0
     # Request-body bytes held in memory at once (JSON and form bodies count twice: raw
     # and parsed). 256 MiB leaves room for a few workers on a 2 GiB server.
     body_memory_bytes: int = 256 * 1024 * 1024
@@ -114,6 +120,8 @@ class Settings:
             ("LEDGERDESK_KEEPALIVE_TIMEOUT", self.keepalive_timeout),
             ("LEDGERDESK_BODY_DEADLINE", self.body_deadline),
             ("LEDGERDESK_SEND_TIMEOUT", self.send_timeout),
+            ("LEDGERDESK_DB_TIMEOUT", self.db_timeout),
+            ("LEDGERDESK_DB_CONNECT_TIMEOUT", self.db_connect_timeout),
         ):
             if not 0 < value <= 3600:
                 raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds")
@@ -170,6 +178,8 @@ class Settings:
             auth_failure_limit=_int(env, "LEDGERDESK_AUTH_FAILURE_LIMIT", 10),
             redis_url=env.get("LEDGERDESK_REDIS_URL") or None,
             db_pool_size=_int(env, "LEDGERDESK_DB_POOL_SIZE", 10),
+            db_timeout=_float(env, "LEDGERDESK_DB_TIMEOUT", 30.0),
+            db_connect_timeout=_float(env, "LEDGERDESK_DB_CONNECT_TIMEOUT", 5.0),
             body_memory_bytes=_int(env, "LEDGERDESK_BODY_MEMORY_BYTES", 256 * 1024 * 1024),
             header_timeout=_float(env, "LEDGERDESK_HEADER_TIMEOUT", 10.0),
             body_timeout=_float(env, "LEDGERDESK_BODY_TIMEOUT", 30.0),

@@ -158,6 +158,14 @@ class ServerBusy(RetryLater):
     default_message = "The server is busy; retry shortly."
 
 
+class DatabaseUnavailable(RetryLater):
+    """The database does not answer (down, hung, out of disk): retry shortly."""
+
+    error_code = 5000
+    http_status = 503
+    default_message = "The database is not answering; retry shortly."
+
+
 ALL_ERRORS: tuple[type[LedgerdeskError], ...] = (
     InvalidBody,
     UnknownAction,
@@ -176,6 +184,7 @@ ALL_ERRORS: tuple[type[LedgerdeskError], ...] = (
     InternalError,
     ServerBusy,
     RequestTimeout,
+    DatabaseUnavailable,
 )
 
 

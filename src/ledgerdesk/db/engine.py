@@ -32,11 +32,20 @@ def build_engine(settings: Settings) -> Engine:
     # No overflow: the API's reads have a pool of their own (db.loop_reads), so a process
     # holds at most twice LEDGERDESK_DB_POOL_SIZE connections; a burst of writes or
     # console pages waits for a connection instead of opening more.
+    # Timeouts: a statement runs at most LEDGERDESK_DB_TIMEOUT seconds (on the server), a
+    # connection opens within LEDGERDESK_DB_CONNECT_TIMEOUT, and a request waits no
+    # longer than LEDGERDESK_DB_TIMEOUT for a pooled connection. Migrations lift the
+    # statement timeout for their own transaction (db.migrate).
     return create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_recycle=1800,
+        pool_timeout=settings.db_timeout,
+        connect_args={
+            "connect_timeout": max(1, round(settings.db_connect_timeout)),
+            "options": f"-c statement_timeout={round(settings.db_timeout * 1000)}",
+        },
     )
 
 
@@ -49,7 +58,8 @@ def _sqlite_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         # Connections move between worker threads; each is used by one thread at a time.
-        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_timeout=settings.db_timeout,
+        connect_args={"check_same_thread": False, "timeout": settings.db_timeout},
     )
 
     @event.listens_for(engine, "connect")
@@ -60,7 +70,7 @@ def _sqlite_engine(settings: Settings) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={round(settings.db_timeout * 1000)}")
         cursor.close()
 
     _SQLITE_WRITERS[engine] = WriterQueue(Path(path) if path and path != ":memory:" else None)

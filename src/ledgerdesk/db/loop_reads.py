@@ -108,10 +108,19 @@ class LoopReads:
     async generator, which asyncio closes at the end of ``asyncio.run``.
     """
 
-    def __init__(self, database_url: str, pool_size: int) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        pool_size: int,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self.dsn = url.render_as_string(hide_password=False)
         self.pool_size = pool_size
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
         self._lifetime: AsyncGenerator[asyncpg.Pool] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,17 +166,29 @@ class LoopReads:
         return pool
 
     async def _pool_lifetime(self) -> AsyncGenerator[asyncpg.Pool]:
+        # Every query times out on the client too (command_timeout): a server that hangs
+        # never answers its own statement_timeout.
+        # No floor of open connections: asyncpg would reopen it in the background, and
+        # log a traceback each time it could not while the server is down.
         pool = await asyncpg.create_pool(
             self.dsn,
-            min_size=1,
+            min_size=0,
             max_size=self.pool_size,
             init=_json_codecs,
             reset=_unchanged_session,
+            timeout=self.connect_timeout,
+            command_timeout=self.timeout,
+            server_settings={"statement_timeout": str(round(self.timeout * 1000))},
         )
         try:
             yield pool
         finally:
-            await pool.close()
+            try:
+                # A connection of a server that hangs never closes: drop it instead.
+                async with asyncio.timeout(self.connect_timeout):
+                    await pool.close()
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                pool.terminate()
 
     async def aclose(self) -> None:
         lifetime, self._lifetime, self._pool = self._lifetime, None, None

@@ -22,6 +22,9 @@ def upgrade(engine: Engine) -> str:
     """Bring the database to the newest schema and return the revision it is at."""
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Building an index on a million rows may take longer than any request may.
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return current_revision(engine) or ""

@@ -15,13 +15,13 @@ import itertools
 import logging
 import re
 import secrets
-from collections.abc import Generator, Hashable, Mapping
+from collections.abc import Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
-from anyio import CancelScope, CapacityLimiter, to_thread
+from anyio import CancelScope, CapacityLimiter, fail_after, to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -34,6 +34,7 @@ from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
 from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.config import Settings
 from ledgerdesk.db.loop_reads import LoopReads
+from ledgerdesk.db.outage import OutageLog, is_outage, unavailable
 from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction, session_db
 from ledgerdesk.errors import (
     AuthenticationFailed,
@@ -65,6 +66,7 @@ from ledgerdesk.wire.registry import (
 from ledgerdesk.wire.types import Params, Result, Shaped
 
 log = logging.getLogger("ledgerdesk.wire")
+T = TypeVar("T")
 
 API_PREFIX = "/api/rest/v2/"
 CATEGORY = "administration"
@@ -141,8 +143,19 @@ class ActionEndpoint:
         self.loop_reader = PinnedReader(runtime.engine)
         # PostgreSQL reads run on the event loop too, through asyncpg (see db.loop_reads).
         self.loop_reads = (
-            None if settings.is_sqlite else LoopReads(settings.database_url, settings.db_pool_size)
+            None
+            if settings.is_sqlite
+            else LoopReads(
+                settings.database_url,
+                settings.db_pool_size,
+                timeout=settings.db_timeout,
+                connect_timeout=settings.db_connect_timeout,
+            )
         )
+        # How long a request waits for the database at all: a statement's time plus a
+        # connection's; past it the database is hung (its own timeouts never fired).
+        self.database_wait = settings.db_timeout + settings.db_connect_timeout + 1
+        self.outages = OutageLog(log)
         self.read_cache = ReadCache(self.loop_reader.data_version)
         # No more request threads at the database than the pool has connections: a
         # thread beyond that would wait for one, or force an overflow connection that
@@ -222,7 +235,11 @@ class ActionEndpoint:
         except LedgerdeskError as exc:
             await self._send_error(send, exc, exchange)
             return
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                self.outages.failed(exc, request_id)
+                await self._send_error(send, unavailable(), exchange)
+                return
             # Details go to the log, tagged with the request id; never to the client.
             log.exception("unhandled error in request %s", request_id)
             await self._send_error(send, InternalError(), exchange)
@@ -358,9 +375,7 @@ class ActionEndpoint:
                 )
             else:
                 prepared = _PreparedWrite.of(request, settings)
-            return await to_thread.run_sync(
-                self._write, request, prepared, limiter=self.database_threads
-            )
+            return await self._in_thread(self._write, request, prepared)
         offload = action is not None and action.offload
         if self.inline_reads and not offload:
             # SQLite reads take microseconds and never wait for writers (WAL): a hop to
@@ -369,8 +384,18 @@ class ActionEndpoint:
             with self.loop_reader.transaction() as db:
                 return self._perform(request, db, None, self.read_cache)
         if self.loop_reads is not None and not offload:
-            return await self.loop_reads.run(partial(self._perform, request, write=None))
-        return await to_thread.run_sync(self._read, request, limiter=self.database_threads)
+            with fail_after(self.database_wait):
+                return await self.loop_reads.run(partial(self._perform, request, write=None))
+        return await self._in_thread(self._read, request)
+
+    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """``work`` in a worker thread holding a database connection. A database that
+        hangs does not hang the request: past ``database_wait`` it is answered 503 and
+        the thread is left to finish (or fail) on its own."""
+        with fail_after(self.database_wait):
+            return await to_thread.run_sync(
+                work, *args, limiter=self.database_threads, abandon_on_cancel=True
+            )
 
     def _read(self, request: _Request) -> bytes | FileDownload:
         with read_transaction(self.runtime.engine) as db:
