@@ -161,8 +161,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         except TimeoutError:
             problem = f"no answer within {HEALTH_SECONDS:g} s"
         except Exception as exc:
-            problem = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
-            log.warning("health check: database unavailable: %s", problem)
+            # What failed, not the driver's words (they may name hosts and users).
+            problem = f"unavailable ({type(exc).__name__})"
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            log.warning("health check: database unavailable: %s: %s", type(exc).__name__, first)
         if problem is not None:
             body = {"status": "unavailable", "database": problem}
             return json_response(to_json(body), 503, {"Retry-After": "5"})
