@@ -3,13 +3,20 @@ trip over). The ones that need real sockets live in tests/test_attacks_live.py."
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from unittest.mock import patch
 
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic_core import from_json
 
+from ledgerdesk.errors import InvalidBody
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.wire import body as wire_body
 from tests.factories import make_customer
 from tests.support import ENDPOINT, Caller, assert_error, assert_success, call, error_properties
 
@@ -101,3 +108,36 @@ async def test_a_right_key_is_not_counted_as_a_failure(
     assert_error(wrong, 2001, 401)
     remaining = int(wrong.headers["ratelimit-remaining"])
     assert remaining == runtime.settings.auth_failure_limit - 1
+
+
+# -- large bodies parsed without holding the GIL for long -------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.text(), json_values, max_size=5), cut=st.integers(0, 400))
+def test_a_large_body_is_judged_exactly_as_the_parser_judges_it(
+    value: dict[str, Any], cut: int
+) -> None:
+    """Long strings are cut out before parsing (here: any over 3 bytes); valid or not,
+    the answer is what the JSON parser alone gives."""
+    text = json.dumps(value, ensure_ascii=False).encode()
+    for body in (text, text[:cut], text.replace(b"\\", b"\x01", 1)):
+        try:
+            expected: object = from_json(body, allow_inf_nan=False)
+        except ValueError:
+            expected = InvalidBody
+        try:
+            with patch.object(wire_body, "LONG_STRING", 3):
+                got: object = wire_body._large_json_object(bytearray(body))
+        except InvalidBody:
+            got = InvalidBody
+        if expected is not InvalidBody and not isinstance(expected, dict):
+            assert got is InvalidBody
+        else:
+            assert got == expected
