@@ -27,6 +27,7 @@ def test_defaults_follow_the_spec() -> None:
     assert (settings.body_deadline, settings.body_min_rate) == (600.0, 16384)
     assert (settings.send_timeout, settings.max_connections_per_address) == (30.0, 100)
     assert (settings.db_timeout, settings.db_connect_timeout) == (30.0, 5.0)
+    assert (settings.customer_limit, settings.max_keys_per_customer) == (1200, 20)
 
 
 def test_every_variable_is_read() -> None:
@@ -53,6 +54,8 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
             "LEDGERDESK_DB_TIMEOUT": "12.5",
             "LEDGERDESK_DB_CONNECT_TIMEOUT": "2",
+            "LEDGERDESK_CUSTOMER_RATE_LIMIT": "90",
+            "LEDGERDESK_MAX_KEYS_PER_CUSTOMER": "3",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -77,6 +80,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.body_deadline, settings.body_min_rate) == (120.0, 0)
     assert (settings.send_timeout, settings.max_connections_per_address) == (9.0, 8)
     assert (settings.db_timeout, settings.db_connect_timeout) == (12.5, 2.0)
+    assert (settings.customer_limit, settings.max_keys_per_customer) == (90, 3)
     assert settings.i3d_compatible
     assert not settings.is_sqlite
 
@@ -113,6 +117,8 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", "0", "at least 1"),
         ("LEDGERDESK_DB_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_DB_CONNECT_TIMEOUT", "never", "number of seconds"),
+        ("LEDGERDESK_CUSTOMER_RATE_LIMIT", "-1", "twice the key's"),
+        ("LEDGERDESK_MAX_KEYS_PER_CUSTOMER", "0", "at least 1"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 
 import anyio
 from anyio import to_thread
@@ -25,6 +26,7 @@ from ledgerdesk.config import Settings
 from ledgerdesk.db.outage import RETRY_AFTER_SECONDS, OutageLog, is_outage, unavailable
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.invoices import actions as invoice_actions
+from ledgerdesk.retention import PRUNE_SECONDS, prune
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
 from ledgerdesk.web import build_routes
@@ -193,6 +195,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             # walks only what requests left behind (100 ms pauses otherwise, bench/).
             gc.freeze()
             tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
+            tasks.start_soon(_every, PRUNE_SECONDS, partial(prune, runtime), "expired rows")
             try:
                 yield
             finally:
@@ -245,7 +248,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     return LedgerdeskApp(endpoint, app, runtime)
 
 
-async def _every(seconds: float, flush: Callable[[], int], what: str) -> None:
+async def _every(seconds: float, flush: Callable[[], object], what: str) -> None:
     while True:
         await anyio.sleep(seconds)
         try:

@@ -43,6 +43,10 @@ class Settings:
     max_body_bytes: int = 150 * 1024 * 1024
     trusted_proxies: tuple[IPNetwork, ...] = ()
     rate_limit: int = 600
+    # Requests a minute of one customer across all their keys (0: twice rate_limit), and
+    # how many usable keys a customer may hold: many keys do not multiply a customer's rate.
+    customer_rate_limit: int = 0
+    max_keys_per_customer: int = 20
     # The limits count per window of this many seconds (a minute, as SPEC says).
     rate_limit_window: int = 60
     auth_failure_limit: int = 10
@@ -92,6 +96,11 @@ class Settings:
         return self.compat == "i3d"
 
     @property
+    def customer_limit(self) -> int:
+        """Requests a minute of one customer across all their keys."""
+        return self.customer_rate_limit or 2 * self.rate_limit
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -106,6 +115,11 @@ class Settings:
             raise ConfigError("LEDGERDESK_MAX_BODY_BYTES must be at least 1024")
         if self.rate_limit < 1:
             raise ConfigError("LEDGERDESK_RATE_LIMIT must be at least 1")
+        if self.customer_rate_limit < 0:
+            raise ConfigError("LEDGERDESK_CUSTOMER_RATE_LIMIT must be 0 (twice the key's) or more")
+
+        if self.max_keys_per_customer < 1:
+            raise ConfigError("LEDGERDESK_MAX_KEYS_PER_CUSTOMER must be at least 1")
         if not 1 <= self.rate_limit_window <= 86400:
             raise ConfigError("LEDGERDESK_RATE_LIMIT_WINDOW must be 1 to 86400 seconds")
         if self.auth_failure_limit < 1:
@@ -174,6 +188,8 @@ class Settings:
                 env.get("LEDGERDESK_TRUSTED_PROXIES", ""), "LEDGERDESK_TRUSTED_PROXIES"
             ),
             rate_limit=_int(env, "LEDGERDESK_RATE_LIMIT", 600),
+            customer_rate_limit=_int(env, "LEDGERDESK_CUSTOMER_RATE_LIMIT", 0),
+            max_keys_per_customer=_int(env, "LEDGERDESK_MAX_KEYS_PER_CUSTOMER", 20),
             rate_limit_window=_int(env, "LEDGERDESK_RATE_LIMIT_WINDOW", 60),
             auth_failure_limit=_int(env, "LEDGERDESK_AUTH_FAILURE_LIMIT", 10),
             redis_url=env.get("LEDGERDESK_REDIS_URL") or None,

@@ -193,3 +193,11 @@ def invalid(property: str, message: str) -> InvalidParameters:
     return InvalidParameters(
         f"Invalid parameter {property}: {message}.", [ParamError(property, message)]
     )
+
+
+def problems_error(problems: Sequence[ParamError]) -> InvalidParameters:
+    """Several bad parameters at once, each named."""
+    if len(problems) == 1:
+        return invalid(problems[0].property, problems[0].message)
+    names = ", ".join(dict.fromkeys(p.property for p in problems))
+    return InvalidParameters(f"Invalid parameters: {names}.", problems)

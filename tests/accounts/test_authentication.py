@@ -227,3 +227,25 @@ async def test_failed_authentication_is_not_counted_as_use(
     runtime.flush_key_usage()
     assert stored_key(runtime, key_id).use_count == 0
     assert caller.user_id == user_id
+
+
+@pytest.mark.parametrize(
+    "hop", ["198.51.100.5:51234", "[2001:db8::5]:443", "[2001:db8::5]", " 198.51.100.5 "]
+)
+async def test_a_hop_written_with_its_port_is_the_client(
+    settings: Settings, clock: FrozenClock, hop: str
+) -> None:
+    """Some proxies write ``ip:port``; it was attributed to the proxy itself."""
+    proxied = replace(settings, trusted_proxies=parse_networks("10.0.0.0/8", "test"))
+    app = create_app(proxied, clock=clock)
+    try:
+        caller = make_customer(app.state.runtime, ip_ranges=["198.51.100.0/24", "2001:db8::/64"])
+        client = make_client(app, "10.1.2.3")
+        allowed = await client.post(
+            "/api/rest/v2/administration",
+            json=caller.body("getInvoiceIds"),
+            headers={"X-Forwarded-For": hop},
+        )
+        assert_success(allowed)
+    finally:
+        app.state.runtime.engine.dispose()

@@ -72,6 +72,11 @@ class WebClient:
         token = await self.token(page)
         return await self.http.post(action, data={"csrf": token, **data}, files=files)
 
+    async def follow(self, response: httpx.Response) -> httpx.Response:
+        """The page a form's redirect leads to (where what it made is shown, once)."""
+        assert response.status_code == 303, response.text
+        return await self.http.get(response.headers["location"])
+
     async def sign_in(self, email: str, password: str = PASSWORD) -> httpx.Response:
         return await self.submit("/signin", "/signin", {"email": email, "password": password})
 

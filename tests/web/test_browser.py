@@ -203,7 +203,7 @@ def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_
     )
     assert page.locator("[data-chosen] li").count() == 2
     page.get_by_role("button", name="Send").click()
-    page.wait_for_url(re.compile(r".*flash=Reply.*"))
+    page.wait_for_url(re.compile(r".*notice=.*"))
     assert page.get_by_role("status").first.inner_text().startswith("Reply sent with 2")
     assert page.locator("img.preview").count() == 1
     shot(page, site, "ticket")
@@ -285,7 +285,7 @@ def test_an_internal_note_never_reaches_the_customer(
     staff.get_by_label("Message").fill("Frank paid late twice; ask for prepayment.")
     staff.get_by_label("Internal note (only staff see it)").check()
     staff.get_by_role("button", name="Send").click()
-    staff.wait_for_url(re.compile(r".*flash=Internal.*"))
+    staff.wait_for_url(re.compile(r".*notice=.*"))
     expect(staff.get_by_text("Frank paid late twice")).to_be_visible()
 
     customer_context = browser.new_context()

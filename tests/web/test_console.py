@@ -44,8 +44,7 @@ async def test_a_staff_reply_with_two_files_reaches_the_customer_through_the_api
             ("files", ("rack.png", PNG, "image/png")),
         ],
     )
-    assert sent.status_code == 303
-    assert "Reply+sent+with+2+attachment" in sent.headers["location"]
+    assert "Reply sent with 2 attachment" in (await staff.follow(sent)).text
     thread = assert_success(await call(staff.http, caller, "getTicket", ticketId=ticket_id))
     reply = thread["replies"][-1]
     assert reply["by"] == "Sam Support"
@@ -231,8 +230,8 @@ async def test_customers_are_created_searched_disabled_and_enabled(
 
     # An invitation link made in the console works once.
     page = f"/console/customers/{user_id}"
-    invited = await staff.submit(page, f"{page}/access", {"action": "invite"})
-    link = re.search(r"http://testserver(/password/[\w-]+)", invited.text)
+    invited = await staff.follow(await staff.submit(page, f"{page}/access", {"action": "invite"}))
+    link = re.search(r"http://127.0.0.1:8080(/password/[\w-]+)", invited.text)
     assert link
     await other_web.submit(
         link.group(1),
@@ -242,7 +241,9 @@ async def test_customers_are_created_searched_disabled_and_enabled(
     assert (await other_web.sign_in("ops@hosting.example", "hosting co secret")).status_code == 303
 
     # A new key works on the API until the customer is disabled.
-    made = await staff.submit(page, f"{page}/keys", {"categories": "administration"})
+    made = await staff.follow(
+        await staff.submit(page, f"{page}/keys", {"categories": "administration"})
+    )
     secret = re.search(r'<code class="key" id="new-key">(\w{20})</code>', made.text)
     assert secret
     body = {"userId": user_id, "apiKey": secret.group(1), "action": "getTicketOverview"}
@@ -266,10 +267,12 @@ async def test_keys_made_in_the_console_keep_their_scope_and_can_be_revoked(
     )
     assert bad.status_code == 400
     assert 'id="e-expires"' in bad.text
-    made = await staff.submit(
-        page,
-        f"{page}/keys",
-        {"ip_ranges": "192.0.2.0/24", "note": "monitoring", "expires": "2030-01-31"},
+    made = await staff.follow(
+        await staff.submit(
+            page,
+            f"{page}/keys",
+            {"ip_ranges": "192.0.2.0/24", "note": "monitoring", "expires": "2030-01-31"},
+        )
     )
     secret = re.search(r'id="new-key">(\w{20})<', made.text)
     assert secret
@@ -280,8 +283,7 @@ async def test_keys_made_in_the_console_keep_their_scope_and_can_be_revoked(
     body = {"userId": caller.user_id, "apiKey": secret.group(1), "action": "getTicketOverview"}
     assert_error(await staff.http.post("/api/rest/v2/administration", json=body), 2003, 403)
     revoked = await staff.submit(page, f"/console/keys/{key.id}/revoke", {})
-    assert revoked.status_code == 303, revoked.text
-    assert "revoked" in revoked.headers["location"], revoked.headers["location"]
+    assert f"Key {key.id} revoked" in (await staff.follow(revoked)).text
     assert_error(await staff.http.post("/api/rest/v2/administration", json=body), 2001, 401)
 
 
@@ -304,8 +306,7 @@ async def test_invoices_are_issued_with_the_cli_rules_and_marked_paid(
     issued = await staff.submit(
         "/console/invoices", "/console/invoices", {**form, "amount": "350.00"}
     )
-    assert issued.status_code == 303
-    assert "423.50" in issued.headers["location"]
+    assert "423.50" in (await staff.follow(issued)).text
     ids = assert_success(await call(staff.http, caller, "getInvoiceIds"))["invoiceIds"]
     (details,) = assert_success(
         await call(staff.http, caller, "getInvoiceDetails", invoiceId=ids[0])

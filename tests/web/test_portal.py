@@ -29,10 +29,14 @@ async def test_a_key_made_in_the_portal_works_on_the_api_until_revoked(
     made = await web.submit(
         "/account/keys", "/account/keys", {"categories": "administration", "note": "billing"}
     )
-    assert made.status_code == 200
-    secret = re.search(r'id="new-key">(\w{20})<', made.text)
+    shown = await web.follow(made)
+    secret = re.search(r'id="new-key">(\w{20})<', shown.text)
     assert secret
-    assert "shown only this once" in made.text
+    assert "shown only this once" in shown.text
+    # Reloading the page shows the key no more, and makes no second key.
+    reloaded = await web.get(made.headers["location"])
+    assert secret.group(1) not in reloaded.text
+    assert reloaded.text.count('action="/account/keys/') == 1
     caller = Caller(user_id, secret.group(1))
     assert assert_success(await call(web.http, caller, "getTicketOverview")) == {"tickets": []}
     listed = await web.get("/account/keys")
@@ -162,3 +166,47 @@ async def test_too_many_files_get_a_clear_answer(ann: tuple[int, WebClient]) -> 
     )
     assert refused.status_code == 400
     assert "at most 10 files" in refused.text
+
+
+async def test_a_customer_may_hold_only_so_many_keys(
+    runtime: Runtime, ann: tuple[int, WebClient]
+) -> None:
+    user_id, web = ann
+    most = runtime.settings.max_keys_per_customer
+    for _ in range(most):
+        make_key(runtime, user_id)
+    refused = await web.submit("/account/keys", "/account/keys", {"note": "one more"})
+    assert refused.status_code == 400
+    assert f"already has {most} usable API keys" in refused.text
+
+
+async def test_the_key_form_reports_every_problem_at_once_and_keeps_what_was_typed(
+    ann: tuple[int, WebClient],
+) -> None:
+    _, web = ann
+    refused = await web.submit(
+        "/account/keys",
+        "/account/keys",
+        {
+            "categories": "Not-A-Category administration",
+            "ip_ranges": "10.0.0.0/99",
+            "expires": "31-01-2027",
+            "note": "billing box",
+        },
+    )
+    assert refused.status_code == 400
+    for problem in ("is not a category name", "10.0.0.0/99", "must be a date such as"):
+        assert problem in refused.text
+    assert 'value="billing box"' in refused.text
+    assert "Not-A-Category administration" in refused.text
+    assert "10.0.0.0/99</textarea>" in refused.text
+
+
+async def test_a_visitor_loading_the_keys_page_writes_nothing(
+    runtime: Runtime, web: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushes: list[int] = []
+    monkeypatch.setattr(runtime, "flush_key_usage", lambda: flushes.append(1) or 0)
+    answer = await web.get("/account/keys")
+    assert answer.status_code == 303
+    assert flushes == []

@@ -283,18 +283,20 @@ async def test_staff_second_factor_with_totp_and_recovery_codes(
     )
     assert wrong.status_code == 400
     assert "does not match" in wrong.text
-    enabled = await web.http.post(
-        "/console/security",
-        data={
-            "csrf": csrf_of(page.text),
-            "action": "totp-enable",
-            "secret": secret.group(1),
-            "code": totp.at(clock.now),
-        },
-    )
-    assert enabled.status_code == 200
+    confirm = {
+        "csrf": csrf_of(page.text),
+        "action": "totp-enable",
+        "secret": secret.group(1),
+        "code": totp.at(clock.now),
+    }
+    enabled = await web.follow(await web.http.post("/console/security", data=confirm))
     codes = re.findall(r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", enabled.text)
     assert len(codes) == 10
+    # Sent again (a reload of the old page's form): refused, the codes stay the ones shown.
+    again = await web.http.post("/console/security", data=confirm)
+    assert again.status_code == 400
+    assert "already on" in again.text
+    assert not re.findall(r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", again.text)
 
     # A new sign-in now needs the second factor before any page.
     signed = await other_web.sign_in("sam@example.com")

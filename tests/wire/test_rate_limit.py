@@ -19,7 +19,7 @@ from ledgerdesk.config import Settings
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire.rate_limit import RateLimits
 from tests.conftest import make_client
-from tests.factories import make_customer
+from tests.factories import make_customer, make_key
 from tests.servers import free_port
 from tests.support import Caller, FrozenClock, assert_error, assert_success, call
 
@@ -255,3 +255,25 @@ async def test_limits_return_to_redis_when_it_answers_again(
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unavailable" in m for m in messages) == 2
     assert sum("is back" in m for m in messages) == 1
+
+
+async def test_a_customers_keys_share_a_budget_of_their_own(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """Many keys do not multiply a customer's rate (each key had its own, no more)."""
+    async with (
+        limited(settings, clock, rate_limit=5, customer_rate_limit=8) as (app, caller),
+        make_client(app, "198.51.100.1") as client,
+    ):
+        runtime: Runtime = app.state.runtime
+        keys = [caller, make_key(runtime, caller.user_id)[1], make_key(runtime, caller.user_id)[1]]
+        for n in range(8):
+            assert_success(await call(client, keys[n % 3], "getTicketOverview"))
+        refused = await call(client, keys[2], "getTicketOverview")
+        assert_error(refused, 4002, 429)
+        assert "this customer's keys together" in refused.json()["msg"]
+        # Naming the customer with a wrong key spends nothing of their budget.
+        other = make_customer(runtime, name="Other")
+        for _ in range(3):
+            await call(client, Caller(other.user_id, "B" * 20), "getTicketOverview")
+        assert_success(await call(client, other, "getTicketOverview"))

@@ -21,21 +21,24 @@ The service never commits; the caller's unit of work does.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ledgerdesk.db.models import User, UserToken, WebSession
+from ledgerdesk.db.models import User, UserToken, WebNotice, WebSession
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 
 MIN_PASSWORD = 10
@@ -49,6 +52,8 @@ SESSION_MAX_SECONDS = 7 * 24 * 3600
 SEEN_RESOLUTION = 300
 RECOVERY_CODES = 10
 TOTP_ISSUER = "ledgerdesk"
+# A notice left by a form waits this long for the page that shows it.
+NOTICE_SECONDS = 600
 
 Purpose = Literal["invite", "reset"]
 
@@ -139,6 +144,20 @@ class CurrentSession:
     verified: bool
     token_hash: str
     last_seen_at: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What a page says once after a form: its message and one-time values."""
+
+    message: str | None
+    once: dict[str, Any]
+
+
+def _sealer(cookie_secret: str) -> Fernet:
+    """A key only the browser's cookie can rebuild (the server keeps the cookie's hash)."""
+    key = hmac.new(cookie_secret.encode(), b"ledgerdesk notice", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
 
 
 @dataclass(frozen=True)
@@ -298,6 +317,71 @@ class PeopleService:
             token_hash=web.token_hash,
             last_seen_at=web.last_seen_at,
         )
+
+    def leave_notice(
+        self, cookie_secret: str, *, message: str | None, once: dict[str, Any], now: int
+    ) -> str:
+        """Keep what the next page says once; the id that page is opened with."""
+        notice_id = secrets.token_urlsafe(16)
+        session_hash = _digest(cookie_secret)
+        self.session.execute(
+            delete(WebNotice).where(
+                WebNotice.session_hash == session_hash,
+                WebNotice.created_at < now - NOTICE_SECONDS,
+            )
+        )
+        sealed = (
+            _sealer(cookie_secret).encrypt(json.dumps(once).encode()).decode() if once else None
+        )
+        self.session.add(
+            WebNotice(
+                id_hash=_digest(notice_id),
+                session_hash=session_hash,
+                created_at=now,
+                message=message,
+                sealed=sealed,
+            )
+        )
+        return notice_id
+
+    def take_notice(self, cookie_secret: str, notice_id: str, *, now: int) -> Notice | None:
+        """The notice, once: it is deleted as it is taken (None: gone, expired, or
+        another session's)."""
+        row = self.session.get(WebNotice, _digest(notice_id), with_for_update=True)
+        if row is None or row.session_hash != _digest(cookie_secret):
+            return None
+        self.session.delete(row)
+        if row.created_at < now - NOTICE_SECONDS:
+            return None
+        once: dict[str, Any] = {}
+        if row.sealed is not None:
+            try:
+                once = json.loads(_sealer(cookie_secret).decrypt(row.sealed.encode()))
+            except InvalidToken:
+                return None
+        return Notice(row.message, once)
+
+    def prune(self, *, now: int) -> dict[str, int]:
+        """Remove what can never be used again: expired links, ended sessions, notices
+        nobody came for. How many of each."""
+        removed = {
+            "password_links": self.session.execute(
+                delete(UserToken).where(UserToken.expires_at <= now)
+            ),
+            "web_notices": self.session.execute(
+                delete(WebNotice).where(WebNotice.created_at < now - NOTICE_SECONDS)
+            ),
+            "web_sessions": self.session.execute(
+                delete(WebSession).where(
+                    (WebSession.last_seen_at < now - SESSION_IDLE_SECONDS)
+                    | (WebSession.created_at < now - SESSION_MAX_SECONDS)
+                )
+            ),
+        }
+        return {
+            name: int(result.rowcount or 0)  # type: ignore[attr-defined]
+            for name, result in removed.items()
+        }
 
     @staticmethod
     def needs_touch(person: CurrentSession, now: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import BigInteger, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -65,6 +66,21 @@ class AccountRepository:
         if user_id is not None:
             query = query.where(ApiKey.user_id == user_id)
         return self.session.scalars(query).all()
+
+    def count_usable_keys(self, user_id: int, today: date) -> int:
+        """Keys of the user that are neither revoked nor past their expiry date."""
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(ApiKey)
+                .where(
+                    ApiKey.user_id == user_id,
+                    ApiKey.revoked_at.is_(None),
+                    or_(ApiKey.expires_on.is_(None), ApiKey.expires_on >= today),
+                )
+            )
+            or 0
+        )
 
     def add_key(self, key: ApiKey) -> ApiKey:
         self.session.add(key)

@@ -20,13 +20,16 @@ from ledgerdesk.errors import (
     AuthenticationFailed,
     CategoryForbidden,
     NotFound,
+    ParamError,
     invalid,
+    problems_error,
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CATEGORY = re.compile(r"[a-z][a-zA-Z0-9_-]{0,63}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+MAX_KEY_NOTE = 500
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,47 @@ class AccountService:
             raise NotFound(f"User {user_id} does not exist.")
         return user
 
+    def key_problems(
+        self,
+        *,
+        user_id: int,
+        categories: Sequence[str],
+        ip_ranges: Sequence[str],
+        expires_on: date | None,
+        note: str,
+        today: date,
+        max_keys: int | None = None,
+    ) -> list[ParamError]:
+        """Everything wrong with a key to be made, all at once (a form shows them all)."""
+        user = self.require_user(user_id)
+        problems: list[ParamError] = []
+        if user.is_staff:
+            problems.append(
+                ParamError("user", "staff users answer tickets through the admin CLI, not API keys")
+            )
+        bad = [c for c in categories if not _CATEGORY.fullmatch(c)]
+        if bad:
+            names = ", ".join(repr(c) for c in bad)
+            verb = "is not a category name" if len(bad) == 1 else "are not category names"
+            problems.append(ParamError("category", f"{names} {verb}"))
+        try:
+            parse_networks(tuple(ip_ranges), "ip-range")
+        except ConfigError as exc:
+            problems.append(ParamError("ip-range", str(exc).removeprefix("ip-range: ")))
+        if expires_on is not None and expires_on < today:
+            problems.append(ParamError("expires", "the expiry date is in the past"))
+        if len(note) > MAX_KEY_NOTE:
+            problems.append(ParamError("note", f"must be at most {MAX_KEY_NOTE} characters"))
+        if max_keys is not None and self.repository.count_usable_keys(user_id, today) >= max_keys:
+            problems.append(
+                ParamError(
+                    "user",
+                    f"already has {max_keys} usable API keys, the most a customer may have; "
+                    "revoke one first",
+                )
+            )
+        return problems
+
     def create_key(
         self,
         *,
@@ -88,25 +132,25 @@ class AccountService:
         note: str,
         now: int,
         today: date,
+        max_keys: int | None = None,
     ) -> NewKey:
-        user = self.require_user(user_id)
-        if user.is_staff:
-            raise invalid("user", "staff users answer tickets through the admin CLI, not API keys")
-        for category in categories:
-            if not _CATEGORY.fullmatch(category):
-                raise invalid("category", f"{category!r} is not a category name")
-        try:
-            networks = parse_networks(tuple(ip_ranges), "ip-range")
-        except ConfigError as exc:
-            raise invalid("ip-range", str(exc).removeprefix("ip-range: ")) from None
-        if expires_on is not None and expires_on < today:
-            raise invalid("expires", "the expiry date is in the past")
-        if len(note) > 500:
-            raise invalid("note", "must be at most 500 characters")
+        """A new key (``max_keys``: refused when the customer has that many usable keys)."""
+        problems = self.key_problems(
+            user_id=user_id,
+            categories=categories,
+            ip_ranges=ip_ranges,
+            expires_on=expires_on,
+            note=note,
+            today=today,
+            max_keys=max_keys,
+        )
+        if problems:
+            raise problems_error(problems)
+        networks = parse_networks(tuple(ip_ranges), "ip-range")
         secret = generate_key()
         key = self.repository.add_key(
             ApiKey(
-                user_id=user.id,
+                user_id=user_id,
                 key_hash=hash_key(secret),
                 categories=sorted(set(categories)) or None,
                 ip_ranges=[str(n) for n in networks] or None,

@@ -186,6 +186,7 @@ def key_create(
             note=note,
             now=runtime.clock.timestamp(),
             today=state.today(),
+            max_keys=runtime.settings.max_keys_per_customer,
         )
         state.audit(session, "key.create", user_id=user_id, target_id=new.key.id)
         emit(

@@ -6,6 +6,7 @@ import click
 
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.retention import prune
 from ledgerdesk.serving import run_server
 
 
@@ -21,6 +22,29 @@ def db_upgrade(state: CliState, as_json: bool) -> None:
     """Migrate the database to the current schema."""
     revision = upgrade(state.runtime().engine)
     emit(as_json, {"revision": revision}, f"Database is at revision {revision}.")
+
+
+@db.command("prune")
+@json_option
+@pass_state
+def db_prune(state: CliState, as_json: bool) -> None:
+    """Remove expired rows: idempotent answers older than 24 hours, expired password
+    links, ended web sessions, notices nobody came for. Safe while serving (the server
+    also does this every ten minutes).
+
+    \b
+    Example:
+      ledgerdesk db prune --json
+    """
+    state.require_current_schema()
+    removed = prune(state.runtime())
+    emit(
+        as_json,
+        removed,
+        "Removed "
+        + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in removed.items())
+        + ".",
+    )
 
 
 @click.command()

@@ -218,6 +218,27 @@ class WebSession(Base):
     last_seen_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class WebNotice(Base):
+    """What a page says once after a form: a message, and perhaps a one-time value (a new
+    API key, a password link, recovery codes) sealed with a key derived from the session
+    cookie's secret, which the server never stores: the database alone cannot read it.
+
+    Shown by the page the form redirects to and deleted as it is shown, so a reload shows
+    it no more and repeats nothing; gone with its session, and after NOTICE_SECONDS.
+    """
+
+    __tablename__ = "web_notices"
+    __table_args__ = (Index("ix_web_notices_session_hash", "session_hash"),)
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_hash: Mapped[str] = mapped_column(
+        String(64), ForeignKey("web_sessions.token_hash", ondelete="CASCADE")
+    )
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(Text)
+    sealed: Mapped[str | None] = mapped_column(Text)
+
+
 class UserToken(Base):
     """A one-time link to set a password: an invitation or a password reset."""
 
@@ -254,9 +275,11 @@ class BlobChunk(Base):
 
 
 class IdempotentRequest(Base):
-    """The first answer to a write sent with an Idempotency-Key, kept for 24 hours."""
+    """The first answer to a write sent with an Idempotency-Key, kept for 24 hours (then
+    pruned: ``ledgerdesk db prune``, and by the server every few minutes)."""
 
     __tablename__ = "idempotent_requests"
+    __table_args__ = (Index("ix_idempotent_requests_created_at", "created_at"),)
 
     user_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import IdempotentRequest
@@ -22,6 +22,21 @@ class IdempotencyRepository:
     def add(self, row: IdempotentRequest) -> None:
         self.session.add(row)
         self.session.flush()
+
+    def prune(self, *, before: int, limit: int) -> int:
+        """Remove up to ``limit`` remembered answers made before ``before``; how many."""
+        oldest = (
+            select(IdempotentRequest.user_id, IdempotentRequest.key)
+            .where(IdempotentRequest.created_at < before)
+            .order_by(IdempotentRequest.created_at)
+            .limit(limit)
+        )
+        removed = self.session.execute(
+            delete(IdempotentRequest).where(
+                tuple_(IdempotentRequest.user_id, IdempotentRequest.key).in_(oldest)
+            )
+        )
+        return int(removed.rowcount or 0)  # type: ignore[attr-defined]
 
     def forget(self, user_id: int, key: str) -> None:
         self.session.execute(

@@ -210,7 +210,7 @@ class AuthPages:
 
         if secret and not await to_thread.run_sync(end):
             return web.message(request, "Form refused", "Reload the page and try again.", 403)
-        response = web.redirect(request, Redirect("/signin", flash="signed-out"))
+        response = web.redirect(request, Redirect("/signin", note="signed-out"))
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
@@ -258,7 +258,7 @@ class AuthPages:
             await to_thread.run_sync(take)
         except NotFound as exc:
             return web.message(request, "Link not valid", exc.message, 404)
-        return web.redirect(request, Redirect("/signin", flash="password-set"))
+        return web.redirect(request, Redirect("/signin", note="password-set"))
 
 
 def _event(now: int, action: str, outcome: str, user_id: int | None, address: str | None) -> Event:
@@ -274,7 +274,7 @@ def _event(now: int, action: str, outcome: str, user_id: int | None, address: st
 
 def _safe_next(raw: str | None) -> str | None:
     """Only a path on this site (never ``//host`` or a full URL) may follow sign-in."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+    if not raw or len(raw) > 512 or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
         return None
     if not (raw.startswith("/console") or raw.startswith("/account")):
         return None

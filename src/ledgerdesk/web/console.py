@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -31,7 +30,7 @@ from ledgerdesk.web.core import (
     path_id,
     text_field,
 )
-from ledgerdesk.web.keys import create_key, key_errors, keys_of, revoke_key
+from ledgerdesk.web.keys import create_key, key_errors, key_values, keys_of, revoke_key
 from ledgerdesk.web.tickets import TicketPages
 
 PAGE_SIZE = 50
@@ -177,8 +176,7 @@ class Console:
         user_id: int,
         *,
         errors: dict[str, str] | None = None,
-        new_key: str | None = None,
-        link: str | None = None,
+        values: dict[str, str] | None = None,
     ) -> Page:
         user = visit.session.get(User, user_id)
         if user is None or user.is_staff:
@@ -194,8 +192,9 @@ class Console:
                 "invoices": InvoiceReader(InvoiceQueries(visit.db)).latest(user_id),
                 "keys": keys_of(visit, user_id),
                 "errors": errors or {},
-                "new_key": new_key,
-                "link": link,
+                "values": values or {},
+                "new_key": visit.once.get("api_key"),
+                "link": visit.once.get("link"),
                 "now": visit.now,
                 "today": visit.today,
             },
@@ -204,7 +203,7 @@ class Console:
 
     async def customer(self, request: Request) -> Response:
         user_id = path_id(request, "user_id")
-        await to_thread.run_sync(self.web.runtime.flush_key_usage)
+        await self.web.fresh_key_usage(request, "staff")
         return await self.web.visit(
             request, "staff", lambda visit: self._customer_page(visit, user_id)
         )
@@ -214,7 +213,9 @@ class Console:
         user_id = path_id(request, "user_id")
         form = await self.web.form(request, "staff")
         action = text_field(form, "action")
-        site = str(request.base_url).rstrip("/")
+        # Never from the request's Host header: a link made from it would send the
+        # password reset to whoever the header named (links are mailed).
+        site = self.web.runtime.settings.public_url
 
         def work(visit: Visit) -> Page | Redirect:
             self._customer_page(visit, user_id)  # a customer, or 404
@@ -234,8 +235,12 @@ class Console:
                         lambda again: self._customer_page(again, user_id, errors=problems)
                     ) from None
                 visit.audit(f"user.{action}", user_id=user_id, target_id=user_id)
-                link = f"{site}/password/{secret}"
-                return self._customer_page(visit, user_id, link=link)
+                made = "Invitation" if action == "invite" else "Password reset"
+                return Redirect(
+                    f"/console/customers/{user_id}",
+                    flash=f"{made} link made; it is shown below this once.",
+                    once={"link": f"{site}/password/{secret}"},
+                )
             raise invalid("action", "must be disable, enable, invite or reset")
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
@@ -244,16 +249,21 @@ class Console:
         user_id = path_id(request, "user_id")
         form = await self.web.form(request, "staff")
 
-        def work(visit: Visit) -> Page:
+        def work(visit: Visit) -> Redirect:
             self._customer_page(visit, user_id)  # a customer, or 404
             try:
                 new = create_key(visit, user_id, form)
             except LedgerdeskError as exc:
                 problems = key_errors(field_errors(exc))
+                typed = key_values(form)
                 raise Refused(
-                    lambda again: self._customer_page(again, user_id, errors=problems)
+                    lambda again: self._customer_page(again, user_id, errors=problems, values=typed)
                 ) from None
-            return self._customer_page(visit, user_id, new_key=new.secret)
+            return Redirect(
+                f"/console/customers/{user_id}",
+                flash=f"API key #{new.key.id} created; it is shown below this once.",
+                once={"api_key": new.secret},
+            )
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
 

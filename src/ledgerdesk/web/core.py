@@ -29,12 +29,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Message, Receive
 
-from ledgerdesk.accounts.people import CurrentSession, PeopleService
+from ledgerdesk.accounts.people import CurrentSession, Notice, PeopleService
 from ledgerdesk.accounts.service import IPAddress
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.clock import day_of
+from ledgerdesk.config import Settings
 from ledgerdesk.db.models import User
 from ledgerdesk.db.prepared import Db, session_db
 from ledgerdesk.errors import (
@@ -116,8 +117,28 @@ class Page:
 
 @dataclass
 class Redirect:
+    """Where a page sends the browser after a form (every form that did something is
+    answered by one, so a reload repeats nothing).
+
+    ``flash`` (a message of the server's) and ``once`` (one-time values: a new key, a
+    password link, recovery codes) are shown by the next page, once, from a notice kept
+    on the server (``PeopleService.leave_notice``): never from the URL. ``note`` names
+    one of ``NOTES`` for pages without a session (sign-in after signing out).
+    """
+
     url: str
     flash: str | None = None
+    once: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+
+# What pages without a session may say, by name (``?note=``): the server's own words
+# only, so a link cannot make a page say anything else.
+NOTES = {
+    "signed-out": "You are signed out.",
+    "password-set": "Your password is set. Sign in with it.",
+    "password-changed": "Password changed. Sign in again.",
+}
 
 
 @dataclass
@@ -131,6 +152,9 @@ class Visit:
     today: date
     address: str | None
     source: str
+    settings: Settings
+    # One-time values the form before this page left for it (a new key, a link).
+    once: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def db(self) -> Db:
@@ -198,11 +222,19 @@ class Web:
     # -- answers ------------------------------------------------------------------------
 
     def render(
-        self, request: Request, page: Page, *, person: CurrentSession | None = None
+        self,
+        request: Request,
+        page: Page,
+        *,
+        person: CurrentSession | None = None,
+        notice: Notice | None = None,
     ) -> Response:
         template = self.templates.get_template(page.template)
         csrf = person.csrf_token if person is not None else self.anonymous_csrf(request)
-        flash = request.query_params.get("flash")
+        if person is None:
+            flash = NOTES.get(request.query_params.get("note", ""))
+        else:
+            flash = notice.message if notice is not None else None
         html = template.render(
             request=request,
             person=person,
@@ -218,8 +250,9 @@ class Web:
 
     def redirect(self, request: Request, target: Redirect) -> Response:
         url = target.url
-        if target.flash:
-            url += ("&" if "?" in url else "?") + urlencode({"flash": target.flash})
+        if target.note:
+            assert target.note in NOTES, f"no such note: {target.note}"
+            url += ("&" if "?" in url else "?") + urlencode({"note": target.note})
         return RedirectResponse(url, 303, headers=SECURITY_HEADERS)
 
     def message(self, request: Request, title: str, text: str, status: int) -> Response:
@@ -291,6 +324,12 @@ class Web:
             return None
         return person
 
+    async def fresh_key_usage(self, request: Request, role: Role) -> None:
+        """Write the key usage gathered so far before a page shows keys, for a signed-in
+        person only (a visitor's page load writes nothing)."""
+        if await self.signed_in(request, role) is not None:
+            await to_thread.run_sync(self.runtime.flush_key_usage)
+
     async def visit(
         self,
         request: Request,
@@ -310,24 +349,39 @@ class Web:
             return self._to_sign_in(request)
         runtime = self.runtime
         address = self.address(request)
+        notice_id = request.query_params.get("notice") if form is None else None
+        notice = (
+            await to_thread.run_sync(self._take_notice, secret, notice_id) if notice_id else None
+        )
 
         def run() -> tuple[CurrentSession | None, Page | Redirect | Response | Exception]:
             now = runtime.clock.timestamp()
             person: CurrentSession | None = None
             try:
                 with runtime.transaction(write=write) as (session, blobs):
-                    person = PeopleService(session).current(secret, now=now)
+                    people = PeopleService(session)
+                    person = people.current(secret, now=now)
                     if person is None or not person.verified:
                         return None, SignInRequired()
                     if (role == "staff") != person.is_staff:
                         return person, Forbidden("wrong side")
                     if form is not None:
                         _check_token(person.csrf_token, form.get("csrf"))
-                    return person, work(self._visit(session, blobs, person, now, address, role))
+                    visit = self._visit(session, blobs, person, now, address, role, notice)
+                    outcome = work(visit)
+                    if form is not None and isinstance(outcome, Page) and outcome.status < 400:
+                        raise AssertionError("a form that did something answers a Redirect")
+                    if isinstance(outcome, Redirect) and (outcome.flash or outcome.once):
+                        shown = people.leave_notice(
+                            secret, message=outcome.flash, once=outcome.once, now=now
+                        )
+                        joined = "&" if "?" in outcome.url else "?"
+                        outcome = Redirect(f"{outcome.url}{joined}notice={shown}")
+                    return person, outcome
             except Refused as refused:  # rolled back: nothing of the form was kept
                 assert person is not None
                 with runtime.transaction(write=False) as (session, blobs):
-                    visit = self._visit(session, blobs, person, now, address, role)
+                    visit = self._visit(session, blobs, person, now, address, role, None)
                     return person, refused.page(visit)
             except (Forbidden, LedgerdeskError) as exc:
                 return person, exc
@@ -362,7 +416,13 @@ class Web:
         if isinstance(outcome, Response):
             return outcome
         assert isinstance(outcome, Page)
-        return self.render(request, outcome, person=person)
+        return self.render(request, outcome, person=person, notice=notice)
+
+    def _take_notice(self, secret: str, notice_id: str) -> Notice | None:
+        with self.runtime.transaction(write=True) as (session, _):
+            return PeopleService(session).take_notice(
+                secret, notice_id, now=self.runtime.clock.timestamp()
+            )
 
     def _visit(
         self,
@@ -372,6 +432,7 @@ class Web:
         now: int,
         address: str | None,
         role: Role,
+        notice: Notice | None,
     ) -> Visit:
         return Visit(
             session=session,
@@ -381,6 +442,8 @@ class Web:
             today=day_of(now, self.runtime.settings.timezone),
             address=address,
             source="console" if role == "staff" else "portal",
+            settings=self.runtime.settings,
+            once=notice.once if notice is not None else {},
         )
 
     def _touch(self, person: CurrentSession) -> None:

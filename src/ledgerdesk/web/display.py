@@ -43,8 +43,37 @@ def size(count: int) -> str:
     return f"{count} bytes"
 
 
+# How a refused form's summary names a field (its label on the page).
+FIELD_LABELS = {
+    "title": "Subject",
+    "content": "Message",
+    "reference": "Your reference",
+    "priority": "Priority",
+    "attachments": "Attachments",
+    "categories": "Categories",
+    "ip_ranges": "IP ranges",
+    "expires": "Expires after",
+    "note": "Note",
+    "user": "The customer",
+    "customer": "Customer",
+    "amount": "Amount",
+    "vat_perc": "VAT %",
+    "date": "Date",
+    "pay_within_days": "Pay within days",
+    "description": "Description",
+    "name": "Name",
+    "email": "Email",
+    "password": "Password",
+    "password_again": "Password again",
+    "current_password": "Current password",
+    "new_password": "New password",
+    "new_password_again": "New password again",
+    "code": "Code",
+}
+
 FILTERS: dict[str, Any] = {"when": when, "age": age, "money": money, "size": size}
 GLOBALS: dict[str, Any] = {
+    "FIELD_LABELS": FIELD_LABELS,
     "STATUS_NAMES": STATUS_NAMES,
     "PRIORITY_NAMES": PRIORITY_NAMES,
     "PREVIEWABLE": PREVIEWABLE,

@@ -10,7 +10,7 @@ from typing import Any
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService, NewKey
 from ledgerdesk.db.models import ApiKey
-from ledgerdesk.errors import invalid
+from ledgerdesk.errors import ParamError, problems_error
 from ledgerdesk.web.core import Visit, text_field
 
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -22,18 +22,33 @@ def create_key(visit: Visit, user_id: int, form: Mapping[str, Any]) -> NewKey:
     categories = [c for c in _SEPARATORS.split(text_field(form, "categories")) if c]
     ip_ranges = [r for r in _SEPARATORS.split(text_field(form, "ip_ranges")) if r]
     raw_expiry = text_field(form, "expires").strip()
+    note = text_field(form, "note").strip()
+    service = AccountService(AccountRepository(visit.session))
+    most = visit.settings.max_keys_per_customer
     try:
         expires = date.fromisoformat(raw_expiry) if raw_expiry else None
     except ValueError:
-        raise invalid("expires", "must be a date such as 2027-01-31") from None
-    new = AccountService(AccountRepository(visit.session)).create_key(
+        # Every other problem of the form is reported with this one.
+        problems = service.key_problems(
+            user_id=user_id,
+            categories=categories,
+            ip_ranges=ip_ranges,
+            expires_on=None,
+            note=note,
+            today=visit.today,
+            max_keys=most,
+        )
+        expiry = ParamError("expires", "must be a date such as 2027-01-31")
+        raise problems_error([*problems, expiry]) from None
+    new = service.create_key(
         user_id=user_id,
         categories=categories,
         ip_ranges=ip_ranges,
         expires_on=expires,
-        note=text_field(form, "note").strip(),
+        note=note,
         now=visit.now,
         today=visit.today,
+        max_keys=most,
     )
     visit.audit("key.create", user_id=user_id, target_id=new.key.id)
     return new
@@ -50,6 +65,14 @@ def revoke_key(visit: Visit, key_id: int, *, owner: int | None) -> ApiKey:
 
 def keys_of(visit: Visit, user_id: int) -> list[ApiKey]:
     return list(AccountService(AccountRepository(visit.session)).list_keys(user_id))
+
+
+KEY_FORM_FIELDS = ("categories", "ip_ranges", "expires", "note")
+
+
+def key_values(form: Mapping[str, Any]) -> dict[str, str]:
+    """What was typed into the key form, to show it again with the form's problems."""
+    return {name: text_field(form, name) for name in KEY_FORM_FIELDS}
 
 
 # The form fields' names as the services name their parameters.

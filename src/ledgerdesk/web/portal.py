@@ -6,7 +6,6 @@ customer's id in the statement: another customer's ticket or invoice is a 404.
 
 from __future__ import annotations
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -28,7 +27,7 @@ from ledgerdesk.web.core import (
     path_id,
     text_field,
 )
-from ledgerdesk.web.keys import create_key, key_errors, keys_of, revoke_key
+from ledgerdesk.web.keys import create_key, key_errors, key_values, keys_of, revoke_key
 from ledgerdesk.web.tickets import TicketPages
 
 RECENT_INVOICES = 100
@@ -133,14 +132,19 @@ class Portal:
         )
 
     def _keys_page(
-        self, visit: Visit, *, errors: dict[str, str] | None = None, new_key: str | None = None
+        self,
+        visit: Visit,
+        *,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
     ) -> Page:
         return Page(
             "portal/keys.html",
             {
                 "keys": keys_of(visit, visit.person.user_id),
                 "errors": errors or {},
-                "new_key": new_key,
+                "values": values or {},
+                "new_key": visit.once.get("api_key"),
                 "now": visit.now,
                 "today": visit.today,
             },
@@ -149,18 +153,25 @@ class Portal:
 
     async def keys(self, request: Request) -> Response:
         web = self.web
-        await to_thread.run_sync(web.runtime.flush_key_usage)
+        await web.fresh_key_usage(request, "customer")
         if request.method == "GET":
             return await web.visit(request, "customer", lambda visit: self._keys_page(visit))
         form = await web.form(request, "customer")
 
-        def work(visit: Visit) -> Page:
+        def work(visit: Visit) -> Redirect:
             try:
                 new = create_key(visit, visit.person.user_id, form)
             except LedgerdeskError as exc:
                 problems = key_errors(field_errors(exc))
-                raise Refused(lambda again: self._keys_page(again, errors=problems)) from None
-            return self._keys_page(visit, new_key=new.secret)
+                typed = key_values(form)
+                raise Refused(
+                    lambda again: self._keys_page(again, errors=problems, values=typed)
+                ) from None
+            return Redirect(
+                "/account/keys",
+                flash=f"API key #{new.key.id} created; it is shown below this once.",
+                once={"api_key": new.secret},
+            )
 
         return await web.visit(request, "customer", work, form=form, write=True)
 

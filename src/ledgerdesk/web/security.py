@@ -47,8 +47,8 @@ class SecurityPages:
         *,
         errors: dict[str, str] | None = None,
         enrolment_secret: str | None = None,
-        recovery_codes: list[str] | None = None,
     ) -> Page:
+        recovery_codes = visit.once.get("recovery_codes")
         values: dict[str, object] = {
             "errors": errors or {},
             "has_totp": visit.user().totp_secret is not None,
@@ -91,13 +91,18 @@ class SecurityPages:
                     people.change_password(checked.stored, checked.new_hash)
                     visit.audit("password.change", user_id=user_id, target_id=user_id)
                     # Every session ended, this one too: sign in with the new password.
-                    return Redirect("/signin", flash="password-changed")
+                    return Redirect("/signin", note="password-changed")
                 if action == "totp-enable" and self.role == "staff":
                     codes = people.confirm_totp(
                         user_id, secret, text_field(form, "code").strip(), now=visit.now
                     )
                     visit.audit("totp.enable", user_id=user_id, target_id=user_id)
-                    return self.page(visit, recovery_codes=codes)
+                    # Shown once by the page this redirects to (a reload shows them no more).
+                    return Redirect(
+                        "/console/security",
+                        flash="The second factor is on.",
+                        once={"recovery_codes": codes},
+                    )
                 if action == "totp-disable" and self.role == "staff":
                     if checked is None or not checked.right:
                         raise invalid("password", "is not your password")

@@ -39,7 +39,7 @@ def client_address(
     if address is None or not proxies or not forwarded_for or not is_trusted(address, proxies):
         return address
     for hop in reversed(forwarded_for.split(",")):
-        hop_address = parse_address(hop)
+        hop_address = parse_address(_without_port(hop))
         if hop_address is None:
             # A malformed hop: nothing to its left can be trusted either.
             return address
@@ -47,6 +47,17 @@ def client_address(
         if not is_trusted(address, proxies):
             return address
     return address
+
+
+def _without_port(hop: str) -> str:
+    """A hop as some proxies write it, ``203.0.113.7:51234`` or ``[2001:db8::1]:443``,
+    without its port; a bare address as it is."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
 
 
 @lru_cache(maxsize=65536)

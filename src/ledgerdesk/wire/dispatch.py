@@ -165,6 +165,7 @@ class ActionEndpoint:
         self.limits = RateLimits(
             per_key=settings.rate_limit,
             auth_failures=settings.auth_failure_limit,
+            per_customer=settings.customer_limit,
             redis_url=settings.redis_url,
             window=settings.rate_limit_window,
         )
@@ -319,7 +320,9 @@ class ActionEndpoint:
             failed = False
             request: _Request | None = None
             try:
-                exchange.quota = await limits.admit(exchange.limit_key, bucket, count_first=counted)
+                exchange.quota = await limits.admit(
+                    exchange.limit_key, bucket, count_first=counted, customer=credentials.user_id
+                )
                 if credentials.malformed is not None:
                     # Counted like a wrong key: a client probing types is guessing too.
                     failed = True
@@ -352,10 +355,13 @@ class ActionEndpoint:
                 raise
             finally:
                 if counted:
-                    limits.checked(bucket, proven=request is not None and request.authenticated)
+                    proven = request is not None and request.authenticated
+                    limits.checked(bucket, proven=proven)
                     if not failed:
                         with CancelScope(shield=True):
                             await limits.give_back(exchange.limit_key)
+                            if proven and credentials.user_id is not None:
+                                await limits.spent_by(credentials.user_id)
         finally:
             # Stored bytes were linked or copied; a file to send is read from the store.
             files.discard()

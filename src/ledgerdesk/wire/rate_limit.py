@@ -180,6 +180,12 @@ class _Counters:
         assert self.redis is not None
         return await self.redis.incr(key, self.window)
 
+    async def count_one(self, key: str) -> int:
+        """Count one in ``key``'s window; the count so far (one store operation)."""
+        if self.memory is not None:
+            return self.memory.incr(key, self.window)
+        return await self._redis_incr(key)
+
     def admit_now(
         self, failures_key: str, bucket: str | None, limit: int, *, count_first: bool
     ) -> tuple[int, int, float]:
@@ -212,12 +218,14 @@ class RateLimits:
         *,
         per_key: int,
         auth_failures: int,
+        per_customer: int | None = None,
         redis_url: str | None = None,
         window: int = WINDOW_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.per_key = per_key
         self.auth_failures = auth_failures
+        self.per_customer = per_customer if per_customer is not None else 2 * per_key
         self.clock = clock
         self.local = _Counters(LocalWindows(clock), None, window)
         self.shared: _Counters | None = None
@@ -288,13 +296,23 @@ class RateLimits:
         if pending is not None:
             pending.set()
 
-    async def admit(self, address: str, bucket: str | None, *, count_first: bool) -> Quota:
+    async def admit(
+        self,
+        address: str,
+        bucket: str | None,
+        *,
+        count_first: bool,
+        customer: int | None = None,
+    ) -> Quota:
         """Spend one request of ``bucket``; 4002 when it or the address is over its limit.
 
         ``count_first``: the request is counted as a failed authentication before its
         credentials are checked (``give_back`` when they prove right). Without a bucket
         (no usable credentials) the address's failure budget is what the answer's
-        headers describe.
+        headers describe. ``customer``: whose key it is; credentials proven right also
+        spend one of that customer's requests across all their keys (``per_customer``).
+        Unproven ones do not: anyone may name a customer, only a right key spends
+        their budget.
         """
         failures_key = self.address_counter(address)
         limit = self.auth_failures
@@ -321,6 +339,20 @@ class RateLimits:
             raise RateLimitExceeded(
                 quota, self.clock(), "Too many requests for this API key; retry later."
             )
+        if customer is not None and not count_first:
+            counter = self.customer_counter(customer)
+            spent = (
+                self.local.memory.incr(counter, self.local.window)
+                if self.shared is None and self.local.memory is not None
+                else await self._run(lambda c: c.count_one(counter))
+            )
+            if spent > self.per_customer:
+                _, until = await self.peek(counter)
+                raise RateLimitExceeded(
+                    Quota(self.per_customer, 0, until),
+                    self.clock(),
+                    "Too many requests for this customer's keys together; retry later.",
+                )
         return quota
 
     async def peek_address(self, address: str) -> Quota:
@@ -332,6 +364,16 @@ class RateLimits:
         """Count a failed authentication against the address."""
         count, reset_at = await self.hit(self.address_counter(address))
         return Quota(self.auth_failures, max(0, self.auth_failures - count), reset_at)
+
+    @staticmethod
+    def customer_counter(customer: int) -> str:
+        return f"customer/{customer}"
+
+    async def spent_by(self, customer: int) -> None:
+        """Count a request of credentials that proved right after it was admitted
+        (``admit`` counts a customer's requests only for credentials proven before)."""
+        counter = self.customer_counter(customer)
+        await self._run(lambda c: c.count_one(counter))
 
     async def give_back(self, address: str) -> None:
         """Undo a failure counted first (``admit(count_first=True)``) that was none."""

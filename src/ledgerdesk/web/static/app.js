@@ -61,12 +61,13 @@ function uploads() {
         if (e.lengthComputable) progress.value = Math.round((100 * e.loaded) / e.total);
       });
       request.addEventListener("load", () => {
+        // The request followed the redirect and holds the page it leads to, which
+        // shows what the form did once: show that page rather than load it again.
+        document.open();
+        document.write(request.responseText);
+        document.close();
         if (request.status < 400 && request.responseURL) {
-          window.location.assign(request.responseURL);
-        } else {
-          document.open();
-          document.write(request.responseText);
-          document.close();
+          window.history.replaceState(null, "", request.responseURL);
         }
       });
       request.addEventListener("error", () => {
@@ -79,6 +80,13 @@ function uploads() {
   }
 }
 
+// A refused form's summary of problems takes focus, so it is read out and in view.
+function summaries() {
+  const summary = document.querySelector("[data-summary]");
+  if (summary) summary.focus();
+}
+
 confirmations();
 dropzones();
 uploads();
+summaries();
