@@ -31,6 +31,7 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
 from ledgerdesk.web import build_routes
 from ledgerdesk.web.core import BadForm, Forbidden, NotSignedIn
+from ledgerdesk.wire import envelope
 from ledgerdesk.wire.dispatch import (
     API_PREFIX,
     CATEGORY,
@@ -183,7 +184,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         )
         if isinstance(exc, HTTPException) and exc.status_code == 405:
             error = MethodNotAllowed()
-        return error_response(error)
+        # The original service's clients read the envelope whatever the path: in i3d
+        # mode every envelope is a 200, as on the protocol's own paths.
+        status = 200 if settings.i3d_compatible else error.http_status
+        return json_response(envelope.error(error), status, error.headers())
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -256,6 +256,25 @@ async def test_the_three_client_patterns_work_against_i3d_mode(i3d_app: Ledgerde
         assert raw.content == LOG
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("POST", "/api/rest/v1/administration", 1005),
+        ("POST", "/rest/v2/administration", 1005),
+        ("GET", "/nothing-here", 1005),
+        ("GET", "/openapi.json/x", 1005),
+        ("PUT", "/healthz", 1006),
+    ],
+)
+async def test_i3d_mode_answers_every_path_outside_the_protocol_with_a_200_envelope(
+    i3d_app: LedgerdeskApp, method: str, path: str, code: int
+) -> None:
+    async with make_client(i3d_app, CLIENT_ADDRESS) as client:
+        answer = await client.request(method, path, json={})
+    assert answer.status_code == 200
+    assert answer.json()["data"]["errorCode"] == code
+
+
 async def test_the_default_mode_keeps_http_statuses_and_raw_downloads(
     client: httpx.AsyncClient, caller: Caller
 ) -> None:
