@@ -93,3 +93,25 @@ async def test_openapi_describes_file_uploads_and_downloads(client: httpx.AsyncC
     assert "application/octet-stream" in download["responses"]["200"]["content"]
     overview = paths["/api/rest/v2/administration/getTicketOverview"]["post"]
     assert "multipart/form-data" not in overview["requestBody"]["content"]
+
+
+async def test_the_reference_page_is_served_whole_from_the_package(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/docs")
+    assert page.status_code == 200
+    assert "<script" not in page.text
+    assert "https://" not in page.text  # no CDN, nothing fetched from elsewhere
+    for action in build_registry():
+        assert f'id="{action.name}"' in page.text
+    document = (await client.get("/openapi.json")).json()
+    attachment = document["paths"]["/api/rest/v2/administration/getTicketAttachment"]["post"]
+    assert set(attachment["responses"]["200"]["content"]) == {
+        "application/octet-stream",
+        "application/json",
+    }
+    health = document["paths"]["/healthz"]["get"]["responses"]
+    assert health["503"]["content"]["application/json"]["schema"]["required"] == [
+        "status",
+        "database",
+    ]

@@ -16,10 +16,8 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from swagger_ui_bundle import swagger_ui_path
 
 from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
@@ -42,6 +40,7 @@ from ledgerdesk.wire.dispatch import (
     request_id_of,
 )
 from ledgerdesk.wire.openapi import build_openapi
+from ledgerdesk.wire.reference import reference_page
 from ledgerdesk.wire.registry import ActionRegistry
 
 log = logging.getLogger("ledgerdesk")
@@ -128,13 +127,12 @@ class LedgerdeskApp:
             await self.site(scope, receive, send)
 
 
-_DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ledgerdesk API</title>
-<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
-<script src="/docs/static/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});</script>
-</body></html>"""
+# The reference page has no script and only its own inline style.
+_DOCS_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+}
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskApp:
@@ -142,13 +140,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     runtime = Runtime.build(settings, clock)
     registry = build_registry()
     endpoint = ActionEndpoint(runtime, registry)
-    openapi_body = to_json(build_openapi(registry, CATEGORY))
+    document = build_openapi(registry, CATEGORY)
+    openapi_body = to_json(document)
+    reference_html = reference_page(document)
 
     async def openapi(_: Request) -> Response:
         return json_response(openapi_body)
 
     async def docs(_: Request) -> Response:
-        return HTMLResponse(_DOCS_PAGE)
+        return HTMLResponse(reference_html, headers=_DOCS_HEADERS)
 
     async def healthz(_: Request) -> Response:
         """Whether this process answers and its database does, within HEALTH_SECONDS."""
@@ -219,7 +219,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         routes=[
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
-            Mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="docs-static"),
             Route("/healthz", healthz, methods=["GET"]),
             *web_routes,
         ],

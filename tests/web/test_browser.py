@@ -346,3 +346,25 @@ def test_the_portal_fits_a_phone(site: Site, browser: Browser) -> None:
 
 def _cookies(context: BrowserContext) -> dict[str, str]:
     return {c["name"]: c["value"] for c in context.cookies() if "name" in c and "value" in c}
+
+
+def test_the_reference_page_renders_and_lists_every_action(
+    site: Site, context: BrowserContext
+) -> None:
+    """/docs showed "Unable to render this definition" (Swagger UI 4 and OpenAPI 3.1)."""
+    from ledgerdesk.app import build_registry
+
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{site.url}/docs")
+    for action in build_registry():
+        expect(page.get_by_role("heading", name=action.name, exact=True)).to_be_visible()
+        expect(page.get_by_role("link", name=action.name, exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="health", exact=True)).to_be_visible()
+    page.get_by_role("link", name="getTicketAttachment", exact=True).click()
+    section = page.locator("#getTicketAttachment")
+    expect(section).to_contain_text('"encoding": "base64"')
+    expect(section.get_by_role("cell", name="content", exact=True)).to_be_visible()
+    assert errors == []
+    shot(page, site, "reference")

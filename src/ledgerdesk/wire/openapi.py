@@ -12,6 +12,7 @@ from ledgerdesk.errors import (
     AddressForbidden,
     AuthenticationFailed,
     CategoryForbidden,
+    DatabaseUnavailable,
     IdempotencyConflict,
     InternalError,
     InvalidBody,
@@ -32,11 +33,13 @@ COMMON_ERRORS: tuple[type[LedgerdeskError], ...] = (
     UnsupportedMediaType,
     AuthenticationFailed,
     CategoryForbidden,
+    DatabaseUnavailable,
     AddressForbidden,
     PayloadTooLarge,
     RateLimited,
     InternalError,
     ServerBusy,
+    DatabaseUnavailable,
 )
 
 _REF = "#/components/schemas/{model}"
@@ -179,11 +182,37 @@ def build_openapi(registry: ActionRegistry, category: str) -> dict[str, Any]:
             | _error_responses((*COMMON_ERRORS, UnknownAction, IdempotencyConflict)),
         }
     }
+    health = {
+        "type": "object",
+        "required": ["status", "database"],
+        "properties": {
+            "status": {"enum": ["ok", "unavailable"]},
+            "database": {
+                "type": "string",
+                "description": '"ok", or what failed: "no answer within 2 s", '
+                '"unavailable (OperationalError)"',
+            },
+        },
+    }
     paths["/healthz"] = {
         "get": {
             "operationId": "health",
-            "summary": "200 when the database answers",
-            "responses": {"200": {"description": "healthy"}, "503": {"description": "unhealthy"}},
+            "summary": "Whether the server and its database answer",
+            "description": "For load balancers and monitoring: no credentials, no rate "
+            "limit. The database is asked for at most 2 seconds.",
+            "tags": ["operations"],
+            "responses": {
+                "200": {
+                    "description": "The server and its database answer",
+                    "content": {"application/json": {"schema": health}},
+                },
+                "503": {
+                    "description": "The database does not answer (Retry-After says when "
+                    "to ask again)",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    "content": {"application/json": {"schema": health}},
+                },
+            },
         }
     }
     return {
@@ -292,14 +321,26 @@ def _responses(action: Action[Any, Any], result_ref: dict[str, Any]) -> dict[str
             '"name", "contentType", "size", "content"}}}'
         )
         success["content"] = {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {
+                "schema": {
+                    "description": 'With "encoding": "base64" (the default in i3d mode)',
+                    "type": "object",
+                    "required": ["status", "msg", "data"],
+                    "properties": {
+                        "status": {"const": "Success"},
+                        "msg": {"const": "OK"},
+                        "data": {"$ref": _REF.format(model=action.result.__name__)},
+                    },
+                }
+            },
         }
     return {"200": success} | _error_responses(COMMON_ERRORS + action.errors)
 
 
 def _error_responses(errors: tuple[type[LedgerdeskError], ...]) -> dict[str, Any]:
     by_status: dict[int, list[type[LedgerdeskError]]] = {}
-    for error in errors:
+    for error in dict.fromkeys(errors):  # an action may name a common error again
         by_status.setdefault(error.http_status, []).append(error)
     return {
         str(status): {
