@@ -74,16 +74,6 @@ async def test_openapi_lists_the_declared_errors_of_an_action(client: httpx.Asyn
     assert "3001" in details["responses"]["404"]["description"]
 
 
-async def test_docs_page_is_served_without_a_cdn(client: httpx.AsyncClient) -> None:
-    page = await client.get("/docs")
-    assert page.status_code == 200
-    assert "/openapi.json" in page.text
-    assert "https://" not in page.text
-    script = await client.get("/docs/static/swagger-ui-bundle.js")
-    assert script.status_code == 200
-    assert len(script.content) > 100_000
-
-
 async def test_openapi_describes_file_uploads_and_downloads(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     reply = paths["/api/rest/v2/administration/replyTicket"]["post"]
