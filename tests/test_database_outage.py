@@ -34,8 +34,8 @@ class FreezingProxy:
     """A TCP proxy to the database that can stop passing bytes: a server that hangs
     (its connections stay open, nothing comes back)."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
+    def __init__(self, target: tuple[str, int] | str) -> None:
+        self.target = target  # (host, port), or a Unix socket's path
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.frozen = threading.Event()
@@ -49,7 +49,11 @@ class FreezingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(self.target)
+            if isinstance(self.target, str):
+                server = socket.socket(socket.AF_UNIX)
+                server.connect(self.target)
+            else:
+                server = socket.create_connection(self.target)
             self.sockets += [client, server]
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
@@ -88,8 +92,16 @@ def test_a_hung_database_costs_requests_a_clean_503_and_the_log_one_line_a_secon
     postgres_url: str, tmp_path: Path
 ) -> None:
     url = make_url(postgres_url)
-    proxy = FreezingProxy((url.host or "127.0.0.1", url.port or 5432))
-    through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    socket_dir = url.query.get("host")
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):  # pgserver's socket
+        proxy = FreezingProxy(f"{socket_dir}/.s.PGSQL.{url.port or 5432}")
+    else:
+        proxy = FreezingProxy((url.host or "127.0.0.1", url.port or 5432))
+    through = (
+        url.difference_update_query(["host"])
+        .set(host="127.0.0.1", port=proxy.port)
+        .render_as_string(hide_password=False)
+    )
     runtime = Runtime.build(Settings(database_url=postgres_url, data_dir=tmp_path))
     caller = make_customer(runtime)
     runtime.engine.dispose()

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ledgerdesk.config import Settings
 from ledgerdesk.errors import NotFound
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_ticket
-from tests.servers import free_port, start, stop
+from tests.servers import LEDGERDESK, free_port, start, stop
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -54,6 +55,22 @@ def commands(text: str) -> list[list[tuple[str, Any]]]:
     return blocks
 
 
+def shell(
+    command: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A README line in bash, its ``ledgerdesk`` being this interpreter's (not whatever
+    is on PATH: the tests run from a virtual environment that need not be activated)."""
+    here = f'ledgerdesk() {{ "{sys.executable}" -m ledgerdesk "$@"; }}; '
+    return subprocess.run(
+        ["bash", "-c", here + command],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def matches(printed: Any, shown: Any) -> bool:
     if shown == "<20 chars>":
         return isinstance(printed, str) and len(printed) == 20
@@ -74,7 +91,7 @@ def test_the_administration_walkthrough_runs_verbatim(tmp_path: Path) -> None:
         **{k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")},
         "LEDGERDESK_DATA_DIR": str(data),
     }
-    subprocess.run(["ledgerdesk", "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*LEDGERDESK, "db", "upgrade"], env=env, check=True, capture_output=True)
     blocks = commands(section("Administration"))
     assert len(blocks) == 3
     ran = 0
@@ -84,9 +101,7 @@ def test_the_administration_walkthrough_runs_verbatim(tmp_path: Path) -> None:
             assert make_ticket(runtime, 1) == 1
             runtime.close()
         for command, shown in block:
-            result = subprocess.run(
-                ["bash", "-c", command], env=env, capture_output=True, text=True, check=False
-            )
+            result = shell(command, env)
             assert result.returncode == 0, f"{command}\n{result.stderr}"
             if shown is not None:
                 assert matches(json.loads(result.stdout), shown), f"{command}\n{result.stdout}"
@@ -99,14 +114,12 @@ def test_the_web_console_commands_run_verbatim_and_the_link_works(tmp_path: Path
         **{k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")},
         "LEDGERDESK_DATA_DIR": str(tmp_path / "data"),
     }
-    subprocess.run(["ledgerdesk", "db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*LEDGERDESK, "db", "upgrade"], env=env, check=True, capture_output=True)
     (block,) = commands(section("The web console and the customer portal"))
     assert len(block) == 5
     links: list[str] = []
     for command, shown in block:
-        result = subprocess.run(
-            ["bash", "-c", command], env=env, capture_output=True, text=True, check=False
-        )
+        result = shell(command, env)
         assert result.returncode == 0, f"{command}\n{result.stderr}"
         if shown is not None:
             assert matches(json.loads(result.stdout), shown), f"{command}\n{result.stdout}"
@@ -174,9 +187,7 @@ def test_the_api_examples_run_against_the_demo_and_answer_as_shown(tmp_path: Pat
             command = command.replace("Xb8kT2...", key).replace(
                 "127.0.0.1:8080", f"127.0.0.1:{port}"
             )
-            result = subprocess.run(
-                ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, check=False
-            )
+            result = shell(command, env, cwd=tmp_path)
             assert result.returncode == 0, f"{command}\n{result.stderr}"
             if shown is not None:
                 answer = json.loads(result.stdout)

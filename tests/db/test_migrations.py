@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from ledgerdesk.cli.main import cli
 from ledgerdesk.config import Settings
@@ -72,13 +73,15 @@ def test_blobs_stored_whole_before_0007_are_read_after_it(
     migrated_database: str, tmp_path: Path
 ) -> None:
     """A database store written by an older version keeps every attachment readable."""
+    # Built with make_url, never by splitting the string: a URL may carry its server's
+    # socket in the query (?host=/path, as pgserver's do), after the database name.
+    name = f"ledgerdesk_old_{tmp_path.name[-8:]}"
     if migrated_database.startswith("sqlite"):
         url = f"sqlite+pysqlite:///{tmp_path}/old.sqlite3"
     else:
-        url = migrated_database.rsplit("/", 1)[0] + "/" + f"ledgerdesk_old_{tmp_path.name[-8:]}"
+        url = make_url(migrated_database).set(database=name).render_as_string(hide_password=False)
         admin = create_engine(migrated_database, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            name = url.rsplit("/", 1)[1]
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         admin.dispose()
@@ -110,5 +113,5 @@ def test_blobs_stored_whole_before_0007_are_read_after_it(
         if not url.startswith("sqlite"):
             admin = create_engine(migrated_database, isolation_level="AUTOCOMMIT")
             with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"')
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
             admin.dispose()
