@@ -207,3 +207,114 @@ def test_a_customer_install_without_the_server_runs_the_customer_commands(server
     refused = ledgerdesk("admin", "user", "list")
     assert refused.returncode == 1
     assert "pip install 'ledgerdesk[server]'" in refused.stderr
+
+
+def run_with(
+    server: Server, *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*LEDGERDESK, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        input=stdin,
+        check=False,
+    )
+
+
+def no_credentials() -> dict[str, str]:
+    return {"LEDGERDESK_URL": "", "LEDGERDESK_USER_ID": "", "LEDGERDESK_API_KEY": ""}
+
+
+def test_credentials_may_come_after_the_commands_name(server: Server) -> None:
+    flags = [
+        "--url",
+        server.url,
+        "--user-id",
+        str(server.caller.user_id),
+        "--api-key",
+        server.caller.api_key,
+    ]
+    before = run_with(server, "tickets", *flags, "list", "--json", env=no_credentials())
+    after = run_with(server, "tickets", "list", *flags, "--json", env=no_credentials())
+    assert before.returncode == after.returncode == 0, after.stderr
+    assert json.loads(before.stdout) == json.loads(after.stdout)
+    # After the name wins over before it.
+    wrong_then_right = run_with(
+        server, "invoices", "--api-key", "A" * 20, "list", *flags, env=no_credentials()
+    )
+    assert wrong_then_right.returncode == 0, wrong_then_right.stderr
+
+
+def test_missing_credentials_name_the_flags_and_variables(server: Server) -> None:
+    result = run_with(server, "tickets", "list", env=no_credentials())
+    assert result.returncode == 2
+    assert "--url (or LEDGERDESK_URL)" in result.stderr
+    assert "--api-key (or LEDGERDESK_API_KEY)" in result.stderr
+    assert "base_url" not in result.stderr
+
+
+def test_a_message_from_standard_input(server: Server) -> None:
+    env = {
+        "LEDGERDESK_URL": server.url,
+        "LEDGERDESK_USER_ID": str(server.caller.user_id),
+        "LEDGERDESK_API_KEY": server.caller.api_key,
+    }
+    created = run_with(
+        server,
+        "tickets",
+        "create",
+        "--title",
+        "From a pipe",
+        "--content-file",
+        "-",
+        "--json",
+        env=env,
+        stdin="kernel: eth0 link down\n",
+    )
+    assert created.returncode == 0, created.stderr
+    ticket_id = json.loads(created.stdout)["ticketId"]
+    shown = run(server, "tickets", "show", str(ticket_id)).stdout
+    assert "kernel: eth0 link down" in shown
+
+
+def test_downloading_into_a_folder_that_does_not_exist_yet(server: Server, tmp_path: Path) -> None:
+    log = tmp_path / "boot.log"
+    log.write_bytes(b"booted\n")
+    ticket_id = json.loads(
+        run(
+            server,
+            "tickets",
+            "create",
+            "--title",
+            "t",
+            "--content",
+            "c",
+            "--attach",
+            str(log),
+            "--json",
+        ).stdout
+    )["ticketId"]
+    thread = json.loads(run(server, "tickets", "show", str(ticket_id), "--json").stdout)
+    attachment_id = thread["replies"][0]["attachments"][0]["id"]
+    target = tmp_path / "new" / "folder"
+    run(server, "tickets", "download", str(ticket_id), str(attachment_id), "-o", f"{target}/")
+    assert (target / "boot.log").read_bytes() == b"booted\n"
+    assert target.is_dir()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["tickets", "create"],
+        ["tickets", "reply"],
+        ["tickets", "download"],
+        ["tickets", "list"],
+        ["invoices", "list"],
+    ],
+)
+def test_every_command_shows_examples_in_its_help(server: Server, command: list[str]) -> None:
+    shown = run_with(server, *command, "--help", env=no_credentials())
+    assert shown.returncode == 0
+    assert "Example" in shown.stdout
+    assert f"ledgerdesk {' '.join(command)}" in shown.stdout

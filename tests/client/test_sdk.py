@@ -20,6 +20,7 @@ from ledgerdesk.client import (
     Attachment,
     AuthenticationError,
     Client,
+    ConfigurationError,
     ConflictError,
     InvalidRequestError,
     InvoiceStatus,
@@ -30,6 +31,7 @@ from ledgerdesk.client import (
     TicketStatus,
     TransportError,
 )
+from ledgerdesk.client import _protocol as protocol
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.tickets.service import TicketService
 from tests.client.conftest import MB, Server, serve
@@ -277,3 +279,52 @@ def test_the_sdk_needs_nothing_of_the_server() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_missing_credentials_say_which_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("LEDGERDESK_URL", "LEDGERDESK_USER_ID", "LEDGERDESK_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError) as raised:
+        Client(user_id=1)
+    assert raised.value.missing == (
+        ("base_url", "LEDGERDESK_URL"),
+        ("api_key", "LEDGERDESK_API_KEY"),
+    )
+    assert "LEDGERDESK_URL" in str(raised.value)
+    assert isinstance(raised.value, ValueError)
+    with pytest.raises(ConfigurationError, match="http:// or https://"):
+        Client("localhost:8080", user_id=1, api_key="A" * 20)
+
+
+def test_enums_and_dates_may_be_named_plainly_or_are_refused_clearly() -> None:
+    assert protocol.tickets("open").params == {"status": 1}
+    assert protocol.tickets("FORCIBLY_CLOSED").params == {"status": 2}
+    assert protocol.tickets(0).params == {"status": 0}
+    assert protocol.invoice_ids("paid", "2026-01-31", date(2026, 2, 1)).params == {
+        "status": 1,
+        "dateStart": "31-01-2026",
+        "dateEnd": "01-02-2026",
+    }
+    assert protocol.create_ticket("t", "c", "", "high", ()).params["priorityId"] == 3
+    with pytest.raises(TypeError, match=r"status must be a TicketStatus \(or one of 'closed'"):
+        protocol.tickets("opn")
+    with pytest.raises(TypeError, match="since must be a date or a YYYY-MM-DD string"):
+        protocol.invoice_ids(None, "31-01-2026", None)
+    with pytest.raises(TypeError, match="priority must be a Priority"):
+        protocol.create_ticket("t", "c", "", 9, ())
+    with pytest.raises(TypeError):
+        protocol.tickets(True)  # type: ignore[arg-type]
+
+
+def test_the_sdk_is_typed_for_its_users() -> None:
+    """A py.typed marker: mypy reads the SDK's annotations instead of seeing Any."""
+    from importlib.resources import files
+
+    assert (files("ledgerdesk") / "py.typed").is_file()
+    from ledgerdesk.client import _errors, _models
+
+    for module in (_errors, _models):
+        for name in dir(module):
+            value = getattr(module, name)
+            if isinstance(value, type) and value.__module__ == module.__name__:
+                assert value.__doc__, f"{name} has no docstring"

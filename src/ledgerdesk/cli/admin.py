@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import click
 
@@ -240,10 +240,17 @@ def key_list(state: CliState, user_id: int | None, as_json: bool) -> None:
             f"{'revoked' if k.revoked_at else 'active '}  "
             f"categories={','.join(k.categories) if k.categories else 'all'}  "
             f"ip={','.join(k.ip_ranges) if k.ip_ranges else 'any'}  "
-            f"expires={k.expires_on or 'never'}  uses={k.use_count}  {k.note}"
+            f"expires={k.expires_on or 'never'}  last used={_when(k.last_used_at)}  "
+            f"uses={k.use_count}  {k.note}"
             for k in keys
         )
         emit(as_json, {"keys": rows}, prose or "No API keys.")
+
+
+def _when(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "never"
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # -- invoices ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from ledgerdesk.client import (
     Attachment,
     AuthenticationError,
     Client,
+    ConfigurationError,
     InvoiceStatus,
     LedgerdeskError,
     NotFoundError,
@@ -89,6 +91,31 @@ def _credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.pass_context(command)
 
 
+def _given_here(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _: click.Parameter, value: Any) -> None:
+        connection = ctx.find_object(_Connection)
+        if value is not None and connection is not None:
+            setattr(connection, name, value)
+
+    return store
+
+
+def _credentials_here(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The credential options after the command's name too (``tickets list --url X``),
+    where they win over those given before it and over the variables."""
+    for flag, name, kind in reversed(
+        [("--url", "url", str), ("--user-id", "user_id", int), ("--api-key", "api_key", str)]
+    ):
+        command = click.option(
+            flag,
+            type=kind,
+            expose_value=False,
+            callback=_given_here(name),
+            help=f"As before the command's name ({flag}).",
+        )(command)
+    return command
+
+
 @dataclass
 class _Connection:
     """The group's credentials; the client is made when a command first needs it, so
@@ -111,8 +138,12 @@ def _client() -> Client:
     if connection.client is None:
         try:
             client = Client(connection.url, user_id=connection.user_id, api_key=connection.api_key)
-        except ValueError as error:  # missing credentials
-            raise click.UsageError(str(error)) from None
+        except ConfigurationError as error:
+            if error.missing:
+                flags = {"base_url": "--url", "user_id": "--user-id", "api_key": "--api-key"}
+                named = ", ".join(f"{flags[arg]} (or {var})" for arg, var in error.missing)
+                raise click.UsageError(f"missing credentials: give {named}") from None
+            raise click.UsageError(str(error).replace("base_url=", "--url")) from None
         connection.client = ctx.with_resource(client)
     return connection.client
 
@@ -164,11 +195,21 @@ def _when(moment: datetime) -> str:
 @click.group(cls=CustomerGroup)
 @_credential_options
 def invoices(ctx: click.Context, url: str | None, user_id: int | None, api_key: str | None) -> None:
-    """Your invoices (through the API, with your key)."""
+    """Your invoices (through the API, with your key).
+
+    \b
+    Credentials: --url, --user-id and --api-key (before or after the command's name),
+    or LEDGERDESK_URL, LEDGERDESK_USER_ID and LEDGERDESK_API_KEY.
+    Example:
+      export LEDGERDESK_URL=https://api.example LEDGERDESK_USER_ID=12345
+      export LEDGERDESK_API_KEY=...   # 20 characters
+      ledgerdesk invoices list --status unpaid
+    """
     _connect(ctx, url, user_id, api_key)
 
 
 @invoices.command("list")
+@_credentials_here
 @click.option(
     "--status", type=click.Choice(["paid", "unpaid", "all"]), default="all", show_default=True
 )
@@ -180,7 +221,13 @@ def invoices(ctx: click.Context, url: str | None, user_id: int | None, api_key: 
 def invoices_list(
     status: str, since: datetime | None, until: datetime | None, as_json: bool
 ) -> None:
-    """Invoices created in a period, oldest first."""
+    """Invoices created in a period, oldest first.
+
+    \b
+    Examples:
+      ledgerdesk invoices list --status unpaid
+      ledgerdesk invoices list --since 2026-01-01 --until 2026-06-30 --json
+    """
     client = _client()
     wanted = None if status == "all" else InvoiceStatus(status)
     ids = client.invoice_ids(
@@ -201,10 +248,16 @@ def invoices_list(
 
 
 @invoices.command("show")
+@_credentials_here
 @click.argument("invoice_id", type=int)
 @json_flag
 def invoices_show(invoice_id: int, as_json: bool) -> None:
-    """One invoice in full."""
+    """One invoice in full.
+
+    \b
+    Example:
+      ledgerdesk invoices show 42
+    """
     invoice = _client().invoice(invoice_id)
     if as_json:
         _print_json(invoice)
@@ -226,7 +279,14 @@ def invoices_show(invoice_id: int, as_json: bool) -> None:
 @click.group(cls=CustomerGroup)
 @_credential_options
 def tickets(ctx: click.Context, url: str | None, user_id: int | None, api_key: str | None) -> None:
-    """Your support tickets (through the API, with your key)."""
+    """Your support tickets (through the API, with your key).
+
+    \b
+    Credentials: --url, --user-id and --api-key (before or after the command's name),
+    or LEDGERDESK_URL, LEDGERDESK_USER_ID and LEDGERDESK_API_KEY.
+    Example:
+      ledgerdesk tickets create --title "Server down" --content "No ping since 02:00"
+    """
     _connect(ctx, url, user_id, api_key)
 
 
@@ -235,10 +295,17 @@ _PRIORITIES = {p.name.lower(): p for p in Priority}
 
 
 @tickets.command("list")
+@_credentials_here
 @click.option("--status", type=click.Choice(list(_STATUSES)), default="all", show_default=True)
 @json_flag
 def tickets_list(status: str, as_json: bool) -> None:
-    """Tickets, newest first."""
+    """Tickets, newest first.
+
+    \b
+    Examples:
+      ledgerdesk tickets list --status open
+      ledgerdesk tickets list --json
+    """
     found = _client().tickets(_STATUSES[status])
     if as_json:
         _print_json({"tickets": found})
@@ -254,10 +321,16 @@ def tickets_list(status: str, as_json: bool) -> None:
 
 
 @tickets.command("show")
+@_credentials_here
 @click.argument("ticket_id", type=int)
 @json_flag
 def tickets_show(ticket_id: int, as_json: bool) -> None:
-    """A ticket's whole thread, with its attachments."""
+    """A ticket's whole thread, with its attachments.
+
+    \b
+    Example:
+      ledgerdesk tickets show 7
+    """
     thread = _client().ticket(ticket_id)
     if as_json:
         _print_json(thread)
@@ -276,11 +349,18 @@ def tickets_show(ticket_id: int, as_json: bool) -> None:
             click.echo(f"  [attachment {a.id}] {a.name} ({a.content_type}, {a.size} bytes)")
 
 
-def _content(content: str | None, content_file: Path | None) -> str:
+def _content(content: str | None, content_file: str | None) -> str:
     if (content is None) == (content_file is None):
         raise click.UsageError("give exactly one of --content and --content-file")
+    if content_file == "-":
+        return sys.stdin.read()
     if content_file is not None:
-        return content_file.read_text(encoding="utf-8")
+        try:
+            return Path(content_file).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise click.BadParameter(
+                f"{content_file} is not UTF-8 text", param_hint="--content-file"
+            ) from None
     assert content is not None
     return content
 
@@ -289,8 +369,8 @@ _content_options = [
     click.option("--content", help="The message."),
     click.option(
         "--content-file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        help="Read the message from a file ('-' is not supported: use --content).",
+        type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+        help="Read the message from a file, or from standard input with '-'.",
     ),
     click.option(
         "--attach",
@@ -352,6 +432,7 @@ class _Counting:
 
 
 @tickets.command("create")
+@_credentials_here
 @click.option("--title", required=True)
 @_with_content_options
 @click.option("--priority", type=click.Choice(list(_PRIORITIES)), default="normal")
@@ -360,13 +441,20 @@ class _Counting:
 def tickets_create(
     title: str,
     content: str | None,
-    content_file: Path | None,
+    content_file: str | None,
     attach: tuple[Path, ...],
     priority: str,
     reference: str,
     as_json: bool,
 ) -> None:
-    """Open a ticket."""
+    """Open a ticket.
+
+    \b
+    Examples:
+      ledgerdesk tickets create --title "Server down" --content "No ping since 02:00"
+      dmesg | ledgerdesk tickets create --title "Kernel errors" --content-file -
+      ledgerdesk tickets create --title "Logs" --content "Attached" --attach syslog.txt
+    """
     text = _content(content, content_file)
     with _uploads(attach) as files:
         ticket_id = _client().create_ticket(
@@ -379,17 +467,24 @@ def tickets_create(
 
 
 @tickets.command("reply")
+@_credentials_here
 @click.argument("ticket_id", type=int)
 @_with_content_options
 @json_flag
 def tickets_reply(
     ticket_id: int,
     content: str | None,
-    content_file: Path | None,
+    content_file: str | None,
     attach: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    """Reply to a ticket (a closed one is reopened)."""
+    """Reply to a ticket (a closed one is reopened).
+
+    \b
+    Examples:
+      ledgerdesk tickets reply 7 --content "It works again, thanks."
+      ledgerdesk tickets reply 7 --content-file answer.txt --attach trace.log
+    """
     text = _content(content, content_file)
     with _uploads(attach) as files:
         _client().reply(ticket_id, text, attachments=files)
@@ -400,10 +495,16 @@ def tickets_reply(
 
 
 @tickets.command("close")
+@_credentials_here
 @click.argument("ticket_id", type=int)
 @json_flag
 def tickets_close(ticket_id: int, as_json: bool) -> None:
-    """Close a ticket."""
+    """Close a ticket.
+
+    \b
+    Example:
+      ledgerdesk tickets close 7
+    """
     _client().close_ticket(ticket_id)
     if as_json:
         _print_json({"ticketId": ticket_id, "status": "closed"})
@@ -412,10 +513,16 @@ def tickets_close(ticket_id: int, as_json: bool) -> None:
 
 
 @tickets.command("reopen")
+@_credentials_here
 @click.argument("ticket_id", type=int)
 @json_flag
 def tickets_reopen(ticket_id: int, as_json: bool) -> None:
-    """Reopen a closed ticket."""
+    """Reopen a closed ticket.
+
+    \b
+    Example:
+      ledgerdesk tickets reopen 7
+    """
     _client().reopen_ticket(ticket_id)
     if as_json:
         _print_json({"ticketId": ticket_id, "status": "open"})
@@ -424,20 +531,32 @@ def tickets_reopen(ticket_id: int, as_json: bool) -> None:
 
 
 @tickets.command("download")
+@_credentials_here
 @click.argument("ticket_id", type=int)
 @click.argument("attachment_id", type=int)
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=True, path_type=Path),
-    help="File or folder to write to (default: the attachment's name, here).",
+    "given",
+    type=click.Path(dir_okay=True),
+    help="File or folder to write to (default: the attachment's name, here); a name "
+    "ending in / is a folder, made if missing.",
 )
 @json_flag
-def tickets_download(
-    ticket_id: int, attachment_id: int, output: Path | None, as_json: bool
-) -> None:
-    """Download an attachment, streamed to disk."""
+def tickets_download(ticket_id: int, attachment_id: int, given: str | None, as_json: bool) -> None:
+    """Download an attachment, streamed to disk.
+
+    \b
+    Examples:
+      ledgerdesk tickets download 7 12                # as its own name, here
+      ledgerdesk tickets download 7 12 -o logs/       # into logs/ (made if missing)
+      ledgerdesk tickets download 7 12 -o trace.txt
+    """
     client = _client()
+    output = Path(given) if given is not None else None
+    if given is not None and given.endswith(("/", os.sep)):
+        assert output is not None
+        output.mkdir(parents=True, exist_ok=True)
     if output is None or output.is_dir():
         info = next(
             (

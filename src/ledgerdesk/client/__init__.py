@@ -14,6 +14,7 @@ from ledgerdesk.client._async import AsyncClient
 from ledgerdesk.client._errors import (
     APIError,
     AuthenticationError,
+    ConfigurationError,
     ConflictError,
     InvalidRequestError,
     LedgerdeskError,
@@ -46,6 +47,7 @@ __all__ = [
     "AttachmentInfo",
     "AuthenticationError",
     "Client",
+    "ConfigurationError",
     "ConflictError",
     "Download",
     "InvalidRequestError",

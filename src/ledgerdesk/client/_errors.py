@@ -1,6 +1,7 @@
 """The SDK's exceptions, mapped from the answer's errorCode first, its HTTP status second.
 
 LedgerdeskError                 anything this SDK raises
+├── ConfigurationError          missing or malformed credentials (also a ValueError)
 ├── TransportError              no answer: connection refused, reset, timed out
 └── APIError                    the server answered an error (.code, .status, .errors)
     ├── InvalidRequestError     1001 body, 1002 action, 1003 parameters, 1004 content
@@ -29,6 +30,19 @@ class ParamError:
 
 class LedgerdeskError(Exception):
     """Base of every exception the SDK raises."""
+
+
+class ConfigurationError(LedgerdeskError, ValueError):
+    """The client cannot be made: a setting is missing or malformed.
+
+    ``missing`` names each missing setting as ``(argument, environment variable)``,
+    e.g. ``("base_url", "LEDGERDESK_URL")``, so a program can say it in its own words
+    (the command line says ``--url``).
+    """
+
+    def __init__(self, message: str, missing: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class TransportError(LedgerdeskError):
@@ -62,35 +76,39 @@ class APIError(LedgerdeskError):
 
 
 class InvalidRequestError(APIError):
-    pass
+    """The request was malformed or a parameter is wrong (1001-1006); ``errors``
+    names each offending parameter."""
 
 
 class PayloadTooLargeError(InvalidRequestError):
-    pass
+    """The body or an attachment is over the server's limit (4001)."""
 
 
 class AuthenticationError(APIError):
-    pass
+    """Unknown user, or a wrong, revoked or expired key (2001); one message for all."""
 
 
 class PermissionDeniedError(APIError):
-    pass
+    """The key may not be used for this category (2002) or from this address (2003)."""
 
 
 class NotFoundError(APIError):
-    pass
+    """No such invoice, ticket or attachment for this account (3001); another
+    account's object is not found either."""
 
 
 class ConflictError(APIError):
-    pass
+    """Not allowed in the ticket's state (3002), or an Idempotency-Key reused with
+    another request (3003)."""
 
 
 class RateLimitError(APIError):
-    pass
+    """Too many requests (4002); ``retry_after`` says in how many seconds to retry."""
 
 
 class ServerError(APIError):
-    pass
+    """The server failed or is busy (5000, or a 5xx without an envelope); safe to
+    retry later."""
 
 
 _BY_CODE: dict[int, type[APIError]] = {

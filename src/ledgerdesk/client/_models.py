@@ -10,17 +10,24 @@ from decimal import Decimal
 
 
 class InvoiceStatus(enum.Enum):
+    """Whether an invoice is paid; ``Client.invoice_ids`` also takes ``"paid"``/``"unpaid"``."""
+
     PAID = "paid"
     UNPAID = "unpaid"
 
 
 class TicketStatus(enum.IntEnum):
+    """A ticket's status: closed (the customer may reopen it), open, or forcibly closed
+    by staff (final). ``Client.tickets`` also takes ``"open"``, ``"closed"``..."""
+
     CLOSED = 0
     OPEN = 1
     FORCIBLY_CLOSED = 2
 
 
 class Priority(enum.IntEnum):
+    """How urgent a ticket is; HIGHEST means downtime."""
+
     LOW = 1
     NORMAL = 2
     HIGH = 3
@@ -29,6 +36,12 @@ class Priority(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Invoice:
+    """An invoice. ``amount_net`` includes VAT; money is exact (``Decimal``).
+
+    >>> invoice.amount_net, invoice.vat, invoice.vat_percentage
+    (Decimal('423.50'), Decimal('73.50'), Decimal('21.00'))
+    """
+
     id: int
     number: str
     title: str
@@ -43,6 +56,9 @@ class Invoice:
 
 @dataclass(frozen=True)
 class Ticket:
+    """A ticket's overview: ``code`` is the number people quote; times are aware UTC
+    ``datetime``s (``last_updated`` moves with every reply)."""
+
     id: int
     code: int
     user_id: int
@@ -57,6 +73,8 @@ class Ticket:
 
 @dataclass(frozen=True)
 class AttachmentInfo:
+    """A file of a reply: its id (for ``download_attachment``), name, type and size."""
+
     id: int
     name: str
     content_type: str
@@ -65,6 +83,8 @@ class AttachmentInfo:
 
 @dataclass(frozen=True)
 class Reply:
+    """One message of a thread; ``author`` is the writer's real name (staff or you)."""
+
     author: str
     user_id: int
     created: datetime
@@ -75,6 +95,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class Thread:
+    """A ticket and all of its replies, oldest first."""
+
     ticket: Ticket
     replies: tuple[Reply, ...]
 

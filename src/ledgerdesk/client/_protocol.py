@@ -7,6 +7,7 @@ types, the retry policy) lives in this module, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import enum
 import io
 import json
 import mimetypes
@@ -22,7 +23,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, Union
 
-from ledgerdesk.client._errors import APIError, ParamError, error_class
+from ledgerdesk.client._errors import APIError, ConfigurationError, ParamError, error_class
 from ledgerdesk.client._models import (
     AttachmentInfo,
     Invoice,
@@ -50,21 +51,29 @@ class Credentials:
         base_url = base_url or os.environ.get("LEDGERDESK_URL")
         raw_user = user_id if user_id is not None else os.environ.get("LEDGERDESK_USER_ID")
         api_key = api_key or os.environ.get("LEDGERDESK_API_KEY")
-        missing = [
-            name
-            for name, value in (
-                ("base_url / LEDGERDESK_URL", base_url),
-                ("user_id / LEDGERDESK_USER_ID", raw_user),
-                ("api_key / LEDGERDESK_API_KEY", api_key),
+        missing = tuple(
+            (argument, variable)
+            for argument, variable, value in (
+                ("base_url", "LEDGERDESK_URL", base_url),
+                ("user_id", "LEDGERDESK_USER_ID", raw_user),
+                ("api_key", "LEDGERDESK_API_KEY", api_key),
             )
             if value in (None, "")
-        ]
+        )
         if missing:
-            raise ValueError(f"missing credentials: {', '.join(missing)}")
+            named = ", ".join(f"{argument}= (or {variable})" for argument, variable in missing)
+            raise ConfigurationError(f"missing credentials: pass {named}", missing)
         try:
             user = int(raw_user)  # type: ignore[arg-type]
         except ValueError:
-            raise ValueError(f"LEDGERDESK_USER_ID must be a number, not {raw_user!r}") from None
+            raise ConfigurationError(
+                f"the user id (user_id= or LEDGERDESK_USER_ID) must be a number, not {raw_user!r}"
+            ) from None
+        if not str(base_url).startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"the server URL (base_url= or LEDGERDESK_URL) must start with http:// or "
+                f"https://, not {base_url!r}"
+            )
         assert base_url is not None
         assert api_key is not None
         return cls(base_url.rstrip("/"), user, api_key)
@@ -260,16 +269,54 @@ def _dmy(day: date) -> str:
     return day.strftime("%d-%m-%Y")
 
 
+E = TypeVar("E", bound=enum.Enum)
+
+
+def as_enum(kind: type[E], value: object, what: str) -> E:
+    """``value`` as a member of ``kind``: the member itself, or its name or value as a
+    plain string or number (``"open"``, ``"OPEN"``, ``1``); anything else a clear
+    ``TypeError``, not a failed ``int()`` deep inside."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str) and not isinstance(value, enum.Enum):
+        for member in kind:
+            if value.strip().upper() == member.name or value == str(member.value):
+                return member
+    elif isinstance(value, int) and not isinstance(value, bool | enum.Enum):
+        for member in kind:
+            if member.value == value:
+                return member
+    names = ", ".join(repr(m.name.lower()) for m in kind)
+    raise TypeError(f"{what} must be a {kind.__name__} (or one of {names}), not {value!r}")
+
+
+def as_date(value: object, what: str) -> date:
+    """A ``date`` (a ``datetime`` counts as its day) or an ISO ``YYYY-MM-DD`` string."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise TypeError(f"{what} must be a date or a YYYY-MM-DD string, not {value!r}")
+
+
 def _when(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def invoice_ids(status: InvoiceStatus | None, since: date | None, until: date | None) -> Call:
-    params: dict[str, Any] = {"status": -1 if status is None else int(status == InvoiceStatus.PAID)}
+def invoice_ids(
+    status: InvoiceStatus | str | None, since: date | str | None, until: date | str | None
+) -> Call:
+    wanted = None if status is None else as_enum(InvoiceStatus, status, "status")
+    params: dict[str, Any] = {"status": -1 if wanted is None else int(wanted == InvoiceStatus.PAID)}
     if since is not None:
-        params["dateStart"] = _dmy(since)
+        params["dateStart"] = _dmy(as_date(since, "since"))
     if until is not None:
-        params["dateEnd"] = _dmy(until)
+        params["dateEnd"] = _dmy(as_date(until, "until"))
     return Call("getInvoiceIds", params)
 
 
@@ -345,20 +392,22 @@ def read_nothing(data: dict[str, Any]) -> None:
     return None
 
 
-def tickets(status: TicketStatus | None) -> Call:
-    return Call("getTicketOverview", {"status": -1 if status is None else int(status)})
+def tickets(status: TicketStatus | str | int | None) -> Call:
+    wanted = None if status is None else as_enum(TicketStatus, status, "status")
+    return Call("getTicketOverview", {"status": -1 if wanted is None else int(wanted)})
 
 
 def create_ticket(
     title: str,
     content: str,
     reference: str,
-    priority: Priority,
+    priority: Priority | str | int,
     attachments: Sequence[AttachmentSource],
 ) -> Call:
+    level = as_enum(Priority, priority, "priority")
     return Call(
         "createTicket",
-        {"title": title, "content": content, "reference": reference, "priorityId": int(priority)},
+        {"title": title, "content": content, "reference": reference, "priorityId": int(level)},
         tuple(Attachment.of(a) for a in attachments),
         idempotency_key=str(uuid.uuid4()),
     )
