@@ -89,6 +89,8 @@ class Settings:
     signin_failure_limit: int = 5
     # Where people reach this server, for the links the admin CLI prints.
     public_url: str = "http://127.0.0.1:8080"
+    # The currency of every invoice (ISO 4217), shown beside every amount on the pages.
+    currency: str = "EUR"
 
     @property
     def i3d_compatible(self) -> bool:
@@ -164,6 +166,10 @@ class Settings:
                 f"not {self.public_url!r}"
             )
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if not (len(self.currency) == 3 and self.currency.isascii() and self.currency.isupper()):
+            raise ConfigError(
+                f"LEDGERDESK_CURRENCY must be an ISO 4217 code such as EUR, not {self.currency!r}"
+            )
         if not self.attachment_store:
             object.__setattr__(self, "attachment_store", "local" if self.is_sqlite else "database")
         if self.attachment_store not in ("local", "database"):
@@ -209,6 +215,7 @@ class Settings:
             attachment_store=(env.get("LEDGERDESK_ATTACHMENT_STORE") or "").strip().lower(),
             signin_failure_limit=_int(env, "LEDGERDESK_SIGNIN_FAILURE_LIMIT", 5),
             public_url=env.get("LEDGERDESK_PUBLIC_URL") or "http://127.0.0.1:8080",
+            currency=(env.get("LEDGERDESK_CURRENCY") or "EUR").strip().upper(),
         )
 
 

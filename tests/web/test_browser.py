@@ -187,10 +187,11 @@ def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_
     shot(page, site, "queue")
     page.get_by_role("link", name=re.compile("Server unreachable")).click()
     page.wait_for_url(f"**/console/tickets/{ticket_id}")
-    page.get_by_label("Message").fill(
+    answer = page.get_by_role("form", name="Answer the customer")
+    answer.get_by_label("Message").fill(
         "The switch port flapped; we replaced the cable. Logs attached."
     )
-    page.get_by_label("Attachments").set_input_files(str(log))
+    answer.get_by_label("Attachments").set_input_files(str(log))
     # The second file is dropped onto the drop zone, as a person would drag it there.
     page.evaluate(
         """async ([name, bytes]) => {
@@ -201,8 +202,8 @@ def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_
         }""",
         ["rack.png", list(PNG)],
     )
-    assert page.locator("[data-chosen] li").count() == 2
-    page.get_by_role("button", name="Send").click()
+    assert answer.locator("[data-chosen] li").count() == 2
+    answer.get_by_role("button", name="Send to the customer").click()
     page.wait_for_url(re.compile(r".*notice=.*"))
     assert page.get_by_role("status").first.inner_text().startswith("Reply sent with 2")
     assert page.locator("img.preview").count() == 1
@@ -282,11 +283,28 @@ def test_an_internal_note_never_reaches_the_customer(
     sign_in(staff, site, "nora@browser.example")
     staff.wait_for_url(f"{site.url}/console/")
     staff.goto(f"{site.url}/console/tickets/{ticket_id}")
-    staff.get_by_label("Message").fill("Frank paid late twice; ask for prepayment.")
-    staff.get_by_label("Internal note (only staff see it)").check()
-    staff.get_by_role("button", name="Send").click()
+    note = staff.get_by_role("form", name="Internal note")
+    note.get_by_label("Message").fill("Frank paid late twice; ask for prepayment.")
+    # A file over the limit is refused before it is sent; the form keeps the other one.
+    big = site.screenshots / "too-big.bin"
+    big.write_bytes(b"x" * (site.runtime.settings.max_attachment_bytes + 1))
+    small = site.screenshots / "statement.txt"
+    small.write_text("paid 2026-10-03, 2026-11-04")
+    note.get_by_label("Attachments").set_input_files([str(big), str(small)])
+    expect(note.get_by_text("Not attached")).to_be_visible()
+    assert note.locator("[data-chosen] li").count() == 1
+    # Sent blank, refused: the page comes back with the note form still a note form.
+    note.get_by_label("Message").fill("")
+    staff.evaluate("document.querySelector('#f-note-content').removeAttribute('required')")
+    note.get_by_role("button", name="Add internal note").click()
+    staff.wait_for_load_state()
+    note = staff.get_by_role("form", name="Internal note")
+    expect(note.get_by_role("alert")).to_contain_text("Message")
+    note.get_by_label("Message").fill("Frank paid late twice; ask for prepayment.")
+    note.get_by_role("button", name="Add internal note").click()
     staff.wait_for_url(re.compile(r".*notice=.*"))
     expect(staff.get_by_text("Frank paid late twice")).to_be_visible()
+    expect(staff.get_by_text("Internal note", exact=True).first).to_be_visible()
 
     customer_context = browser.new_context()
     try:

@@ -14,7 +14,7 @@ from ledgerdesk.db.models import ApiKey, AuditEvent, Invoice
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_customer, make_invoice, make_ticket
 from tests.support import FrozenClock, assert_error, assert_success, call
-from tests.web.conftest import WebClient, make_person
+from tests.web.conftest import WebClient, csrf_of, make_person
 
 pytestmark = pytest.mark.anyio
 
@@ -77,10 +77,15 @@ async def test_an_internal_note_never_reaches_the_customer(
     before = assert_success(await call(staff.http, caller, "getTicket", ticketId=ticket_id))
     clock.advance(60)
     page = f"/console/tickets/{ticket_id}"
+    # A reply form sent with the old "internal" box is refused, never published.
+    old_form = await staff.submit(
+        page, f"{page}/reply", {"content": "Customer is on the watch list.", "internal": "1"}
+    )
+    assert old_form.status_code == 400
     noted = await staff.submit(
         page,
-        f"{page}/reply",
-        {"content": "Customer is on the watch list.", "internal": "1"},
+        f"{page}/note",
+        {"content": "Customer is on the watch list."},
         files=[("files", ("notes.txt", b"secret notes", "text/plain"))],
     )
     assert noted.status_code == 303
@@ -100,6 +105,66 @@ async def test_an_internal_note_never_reaches_the_customer(
         attachmentId=int(note_file.group(1)),
     )
     assert_error(refused, 3001, 404)
+
+
+async def test_a_refused_note_comes_back_as_a_note_and_sent_again_stays_one(
+    runtime: Runtime, staff: WebClient
+) -> None:
+    """A note refused (blank, or a file over the limit) came back as the reply form with
+    the box unticked: sent again, it reached the customer."""
+    caller = make_customer(runtime, "Bob")
+    ticket_id = make_ticket(runtime, caller.user_id)
+    page = f"/console/tickets/{ticket_id}"
+    refused = await staff.submit(page, f"{page}/note", {"content": ""})
+    assert refused.status_code == 400
+    note_form = refused.text.split('aria-labelledby="h-note"')[1]
+    assert 'id="e-note-content"' in note_form
+    assert 'aria-labelledby="h-reply"' not in note_form
+    token = csrf_of(refused.text)
+    again = await staff.http.post(f"{page}/note", data={"csrf": token, "content": "Watch him."})
+    assert again.status_code == 303
+    thread = assert_success(await call(staff.http, caller, "getTicket", ticketId=ticket_id))
+    assert "Watch him." not in str(thread)
+
+
+async def test_force_close_and_mark_paid_are_asked_on_a_page_of_their_own(
+    runtime: Runtime, staff: WebClient
+) -> None:
+    caller = make_customer(runtime, "Bob")
+    ticket_id = make_ticket(runtime, caller.user_id)
+    page = await staff.get(f"/console/tickets/{ticket_id}")
+    assert f'href="/console/tickets/{ticket_id}/force-close"' in page.text
+    assert 'value="force-close"' not in page.text  # no button on the ticket's page does it
+    asked = await staff.get(f"/console/tickets/{ticket_id}/force-close")
+    assert "Force-close ticket #" in asked.text
+    assert 'value="force-close"' in asked.text
+    invoice = make_invoice(runtime, caller.user_id, created_on=date(2026, 11, 1))
+    listed = await staff.get("/console/invoices")
+    assert f'href="/console/invoices/{invoice.id}/paid"' in listed.text
+    confirm = await staff.get(f"/console/invoices/{invoice.id}/paid")
+    assert f"Mark invoice {invoice.number} paid?" in confirm.text
+    assert "EUR" in confirm.text
+    done = await staff.http.post(
+        f"/console/invoices/{invoice.id}/paid", data={"csrf": csrf_of(confirm.text)}
+    )
+    assert done.status_code == 303
+
+
+async def test_status_buttons_keep_their_places_whatever_the_state(
+    runtime: Runtime, staff: WebClient
+) -> None:
+    caller = make_customer(runtime, "Bob")
+    ticket_id = make_ticket(runtime, caller.user_id)
+    page = f"/console/tickets/{ticket_id}"
+
+    def buttons(html: str) -> list[str]:
+        actions = html.split('<div class="actions">')[1].split("</div>")[0]
+        return re.findall(r">(Close|Reopen|Force-close…)<", actions)
+
+    open_page = (await staff.get(page)).text
+    await staff.submit(page, f"{page}/status", {"action": "close"})
+    closed_page = (await staff.get(page)).text
+    assert buttons(open_page) == buttons(closed_page) == ["Close", "Reopen", "Force-close…"]
 
 
 async def test_close_force_close_and_reopen_from_the_console(
@@ -130,7 +195,7 @@ async def test_a_reply_without_text_is_refused_next_to_the_field_and_keeps_nothi
         files=[("files", ("a.txt", b"a", "text/plain"))],
     )
     assert refused.status_code == 400
-    assert 'id="e-content"' in refused.text
+    assert 'id="e-reply-content"' in refused.text
     thread = assert_success(await call(staff.http, caller, "getTicket", ticketId=ticket_id))
     assert len(thread["replies"]) == 1
     assert list((runtime.settings.data_dir / "attachments").glob("??/*")) == []

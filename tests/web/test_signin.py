@@ -62,7 +62,7 @@ async def test_an_invitation_sets_the_password_once_and_then_signs_in(
     assert signed.headers["location"] == "/account"
     home = await web.get("/account/")
     assert home.status_code == 200
-    assert "Hello, Ann" in home.text
+    assert "Hello, <bdi>Ann</bdi>" in home.text
 
 
 async def test_a_password_link_refuses_short_or_mismatched_passwords(

@@ -48,6 +48,12 @@ _DETAILS = Prepared(
     )
 )
 
+# Staff read any customer's invoice.
+_ANY = Prepared(
+    select(*(getattr(Invoice, field) for field in InvoiceRecord._fields)).where(
+        Invoice.id == bindparam("invoice_id")
+    )
+)
 
 _RECORD_COLUMNS = [getattr(Invoice, field) for field in InvoiceRecord._fields]
 _OF_CUSTOMER = Prepared(
@@ -85,6 +91,11 @@ class InvoiceQueries:
 
     def details_of_customer(self, user_id: int, invoice_id: int) -> InvoiceRecord | None:
         row = self.db.first(_DETAILS, user_id=user_id, invoice_id=invoice_id)
+        return None if row is None else InvoiceRecord(*row)
+
+    def details(self, invoice_id: int) -> InvoiceRecord | None:
+        """Any customer's invoice (for staff)."""
+        row = self.db.first(_ANY, invoice_id=invoice_id)
         return None if row is None else InvoiceRecord(*row)
 
     def of_customer(self, user_id: int, *, limit: int) -> list[InvoiceRecord]:

@@ -119,6 +119,12 @@ class StaffInvoiceReader:
             for record, name in self.queries.unpaid(overdue_on=overdue_on, limit=limit)
         ]
 
+    def details(self, invoice_id: int) -> InvoiceView:
+        invoice = self.queries.details(invoice_id)
+        if invoice is None:
+            raise NotFound(f"Invoice {invoice_id} not found.")
+        return InvoiceView.of(invoice)
+
     def receivables(self, today: date) -> Receivables:
         """Totals including VAT, each invoice's VAT rounded as on the invoice itself."""
         unpaid = overdue = 0

@@ -19,7 +19,7 @@ from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceReader, InvoiceService, StaffInvoiceReader
 from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
-from ledgerdesk.web import security
+from ledgerdesk.web import display, security
 from ledgerdesk.web.core import (
     Page,
     Redirect,
@@ -49,7 +49,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/customers/{user_id:int}/keys", console.new_key, methods=["POST"]),
         Route("/keys/{key_id:int}/revoke", console.revoke, methods=["POST"]),
         Route("/invoices", console.invoices, methods=["GET", "POST"]),
-        Route("/invoices/{invoice_id:int}/paid", console.mark_paid, methods=["POST"]),
+        Route("/invoices/{invoice_id:int}/paid", console.mark_paid, methods=["GET", "POST"]),
         *security.routes(web, "staff"),
     ]
 
@@ -322,7 +322,8 @@ class Console:
             visit.audit("invoice.create", user_id=view.user_id, target_id=view.id)
             return Redirect(
                 f"/console/customers/{view.user_id}",
-                flash=f"Invoice {view.number} issued: {view.amount_net} incl. VAT.",
+                flash=f"Invoice {view.number} issued: "
+                f"{display.money(view.amount_net, visit.settings.currency)} incl. VAT.",
             )
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
@@ -351,6 +352,28 @@ class Console:
 
     async def mark_paid(self, request: Request) -> Response:
         invoice_id = path_id(request, "invoice_id")
+        if request.method == "GET":  # asked on a page of its own, then posted from it
+            back = request.query_params.get("back")
+
+            def confirm(visit: Visit) -> Page:
+                view = StaffInvoiceReader(InvoiceQueries(visit.db)).details(invoice_id)
+                return Page(
+                    "confirm.html",
+                    {
+                        "title": f"Mark invoice {view.number} paid?",
+                        "subject": view.title,
+                        "text": f"{display.money(view.amount_net, visit.settings.currency)}"
+                        f" incl. VAT, due {view.pay_before}. It is paid as of today, "
+                        f"{visit.today}; this cannot be undone here.",
+                        "action": f"/console/invoices/{invoice_id}/paid",
+                        "fields": {"back": "overdue"} if back == "overdue" else {},
+                        "button": "Mark paid",
+                        "back": "/console/invoices"
+                        + ("?show=overdue" if back == "overdue" else ""),
+                    },
+                )
+
+            return await self.web.visit(request, "staff", confirm)
         form = await self.web.form(request, "staff")
         back = "/console/invoices?show=overdue" if form.get("back") == "overdue" else None
 

@@ -241,6 +241,8 @@ class Web:
             csrf_token=csrf,
             flash=flash,
             path=request.url.path,
+            currency=self.runtime.settings.currency,
+            max_file_bytes=self.runtime.settings.max_attachment_bytes,
             **page.values,
         )
         response = HTMLResponse(html, page.status, headers=SECURITY_HEADERS)

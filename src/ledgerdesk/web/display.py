@@ -30,8 +30,9 @@ def age(seconds: int) -> str:
     return f"{minutes} min"
 
 
-def money(value: Decimal) -> str:
-    return f"{value:,.2f}"
+def money(value: Decimal, currency: str = "") -> str:
+    """``1,234.50 EUR``: an amount never shown without its currency on a page."""
+    return f"{value:,.2f} {currency}".rstrip()
 
 
 def size(count: int) -> str:

@@ -5,6 +5,7 @@ tickets only, through the same tenant-scoped queries as the API)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -46,6 +47,18 @@ class TicketPages:
         return [
             Route("/tickets/{ticket_id:int}", self.view, methods=["GET"]),
             Route("/tickets/{ticket_id:int}/reply", self.reply, methods=["POST"]),
+            *(
+                [
+                    Route("/tickets/{ticket_id:int}/note", self.note, methods=["POST"]),
+                    Route(
+                        "/tickets/{ticket_id:int}/force-close",
+                        self.confirm_force_close,
+                        methods=["GET"],
+                    ),
+                ]
+                if self.role == "staff"
+                else []
+            ),
             Route("/tickets/{ticket_id:int}/status", self.status, methods=["POST"]),
             Route(
                 "/tickets/{ticket_id:int}/attachments/{attachment_id:int}",
@@ -59,8 +72,16 @@ class TicketPages:
         return None if self.role == "staff" else visit.person.user_id
 
     def page(
-        self, visit: Visit, ticket_id: int, *, errors: dict[str, str], content: str = ""
+        self,
+        visit: Visit,
+        ticket_id: int,
+        *,
+        errors: dict[str, str],
+        content: str = "",
+        form: str = "reply",
     ) -> Page:
+        """The ticket's page; ``form`` is the form (``reply`` or ``note``) that
+        ``errors`` and ``content`` belong to, shown again with them."""
         thread = TicketReader(TicketQueries(visit.db)).thread(ticket_id, user_id=self._scope(visit))
         customer = visit.session.get(User, thread.ticket.user_id)
         return Page(
@@ -70,8 +91,8 @@ class TicketPages:
                 "customer": customer,
                 "staff": self.role == "staff",
                 "base": self.base,
-                "errors": errors,
-                "content": content,
+                "reply": _Form(errors, content) if form == "reply" else _Form({}, ""),
+                "note": _Form(errors, content) if form == "note" else _Form({}, ""),
                 "actions": STATUS_ACTIONS[self.role],
                 "now": visit.now,
             },
@@ -85,15 +106,25 @@ class TicketPages:
         )
 
     async def reply(self, request: Request) -> Response:
+        return await self._write(request, internal=False)
+
+    async def note(self, request: Request) -> Response:
+        """An internal note: a form and a route of its own, never a box ticked on the
+        reply form (a page shown again with an error could not untick it into a reply)."""
+        return await self._write(request, internal=True)
+
+    async def _write(self, request: Request, *, internal: bool) -> Response:
         web = self.web
         ticket_id = path_id(request, "ticket_id")
         form = await web.upload_form(request, self.role)
         content = text_field(form.fields, "content")
-        internal = self.role == "staff" and form.fields.get("internal") == "1"
 
         def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
             service = TicketService.of(visit.session)
             try:
+                if not internal and "internal" in form.fields:
+                    # A form of an older page: a note must never go out as a reply.
+                    raise invalid("internal", "notes are written in the internal note form")
                 write = service.note if internal else service.reply
                 ticket = write(
                     ticket_id,
@@ -119,7 +150,13 @@ class TicketPages:
             return Redirect(f"{self.base}/tickets/{ticket.id}", flash=said + ".")
 
         def again_page(visit: Visit, errors: dict[str, str]) -> Page:
-            return self.page(visit, ticket_id, errors=errors, content=content)
+            return self.page(
+                visit,
+                ticket_id,
+                errors=errors,
+                content=content,
+                form="note" if internal else "reply",
+            )
 
         return await web.visit_with_files(request, self.role, form, work, again_page)
 
@@ -145,6 +182,29 @@ class TicketPages:
             return Redirect(f"{self.base}/tickets/{ticket_id}", flash=f"Ticket {done[action]}.")
 
         return await web.visit(request, self.role, work, form=form, write=True)
+
+    async def confirm_force_close(self, request: Request) -> Response:
+        """Forcibly closing is final for the customer: it is asked for on a page of its
+        own, never done by a button that a stray Enter on the ticket's page reaches."""
+        ticket_id = path_id(request, "ticket_id")
+
+        def work(visit: Visit) -> Page:
+            thread = TicketReader(TicketQueries(visit.db)).thread(ticket_id, user_id=None)
+            return Page(
+                "confirm.html",
+                {
+                    "title": f"Force-close ticket #{thread.ticket.code}?",
+                    "subject": thread.ticket.title,
+                    "text": "The customer can then neither reply to it nor reopen it; staff "
+                    "can still reopen it.",
+                    "action": f"{self.base}/tickets/{ticket_id}/status",
+                    "fields": {"action": "force-close"},
+                    "button": "Force-close",
+                    "back": f"{self.base}/tickets/{ticket_id}",
+                },
+            )
+
+        return await self.web.visit(request, self.role, work)
 
     async def download(self, request: Request) -> Response:
         web = self.web
@@ -172,6 +232,14 @@ class TicketPages:
             )
 
         return await web.visit(request, self.role, work)
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A message form of the ticket's page: its problems and what was typed."""
+
+    errors: dict[str, str]
+    content: str
 
 
 def _chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:

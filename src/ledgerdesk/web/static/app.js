@@ -10,7 +10,31 @@ function confirmations() {
   }
 }
 
+// Files over the size limit (or past the count) are taken out of the choice before
+// anything is sent, and said so; the other chosen files stay chosen.
+function keepWithinLimits(input) {
+  const most = Number(input.dataset.maxBytes || 0);
+  const count = Number(input.dataset.maxFiles || 0);
+  const zone = input.closest("[data-dropzone]");
+  const said = zone && zone.querySelector("[data-file-error]");
+  if (!most && !count) return;
+  const kept = new DataTransfer();
+  const refused = [];
+  for (const file of input.files) {
+    if ((most && file.size > most) || (count && kept.files.length >= count)) refused.push(file.name);
+    else kept.items.add(file);
+  }
+  if (refused.length) input.files = kept.files;
+  if (said) {
+    said.hidden = refused.length === 0;
+    said.textContent = refused.length
+      ? `Not attached (over ${Math.round(most / 1048576)} MiB each, or more than ${count} files): ${refused.join(", ")}`
+      : "";
+  }
+}
+
 function listChosen(input, list) {
+  keepWithinLimits(input);
   list.replaceChildren(
     ...Array.from(input.files, (file) => {
       const item = document.createElement("li");
@@ -80,6 +104,19 @@ function uploads() {
   }
 }
 
+// Each cell of a list table says its column, for the phone layout (app.css).
+function labelTables() {
+  for (const table of document.querySelectorAll("table.list")) {
+    const names = Array.from(table.querySelectorAll("thead th"), (th) => th.textContent.trim());
+    for (const row of table.querySelectorAll("tbody tr")) {
+      Array.from(row.children).forEach((cell, index) => {
+        if (!cell.hasAttribute("colspan")) cell.dataset.label = names[index] || "";
+      });
+    }
+    table.classList.add("labelled");
+  }
+}
+
 // A refused form's summary of problems takes focus, so it is read out and in view.
 function summaries() {
   const summary = document.querySelector("[data-summary]");
@@ -89,4 +126,5 @@ function summaries() {
 confirmations();
 dropzones();
 uploads();
+labelTables();
 summaries();
