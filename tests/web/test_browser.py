@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -386,3 +387,150 @@ def test_the_reference_page_renders_and_lists_every_action(
     expect(section.get_by_role("cell", name="content", exact=True)).to_be_visible()
     assert errors == []
     shot(page, site, "reference")
+
+
+# -- pages people tripped over (issue: what people trip over) ---------------------------
+
+
+def test_the_set_password_field_is_required(site: Site, context: BrowserContext) -> None:
+    """A broken attribute (``requiredaria-describedby``) left the field optional."""
+    from ledgerdesk.accounts.people import PeopleService
+    from tests.web.test_signin import _new_user
+
+    user_id = _new_user(site.runtime, "ivy@browser.example")
+    with site.runtime.transaction(write=True) as (session, _):
+        secret = PeopleService(session).issue_link(
+            user_id, "invite", now=site.runtime.clock.timestamp()
+        )
+    page = context.new_page()
+    page.goto(f"{site.url}/password/{secret}")
+    field = page.get_by_label("New password", exact=True)
+    assert field.evaluate("e => e.required") is True
+    assert field.get_attribute("aria-describedby") == "h-password"
+
+
+def test_a_reload_repeats_nothing_and_a_key_is_shown_once(
+    site: Site, context: BrowserContext
+) -> None:
+    make_person(site.runtime, "Jon", "jon@browser.example")
+    page = context.new_page()
+    sign_in(page, site, "jon@browser.example")
+    page.wait_for_url(f"{site.url}/account/")
+    page.goto(f"{site.url}/account/keys")
+    page.get_by_label("Note").fill("backup box")
+    page.get_by_role("button", name="Create key").click()
+    page.wait_for_url(re.compile(r".*/account/keys\?notice=.*"))
+    expect(page.locator("#new-key")).to_be_visible()
+    page.reload()
+    expect(page.locator("#new-key")).to_have_count(0)
+    expect(page.get_by_role("cell", name=re.compile("backup box"))).to_have_count(1)
+
+
+def test_a_refused_form_keeps_every_field_and_its_summary_takes_focus(
+    site: Site, context: BrowserContext
+) -> None:
+    make_person(site.runtime, "Kim", "kim@browser.example")
+    page = context.new_page()
+    sign_in(page, site, "kim@browser.example")
+    page.wait_for_url(f"{site.url}/account/")
+    page.goto(f"{site.url}/account/keys")
+    page.get_by_label("Categories").fill("Bad-Category")
+    page.get_by_label("IP ranges").fill("10.0.0.0/99")
+    page.get_by_label("Note").fill("kept note")
+    page.get_by_role("button", name="Create key").click()
+    summary = page.get_by_role("alert")
+    expect(summary).to_contain_text("2 problems")
+    assert page.evaluate("document.activeElement.hasAttribute('data-summary')")
+    expect(page.get_by_label("Note")).to_have_value("kept note")
+    expect(page.get_by_label("IP ranges")).to_have_value("10.0.0.0/99")
+    page.screenshot(path=str(site.screenshots / "refused.png"))
+
+
+def test_force_close_by_keyboard_needs_a_confirmation(site: Site, context: BrowserContext) -> None:
+    """On a just-closed ticket the first button was force-close: Enter force-closed it."""
+    make_person(site.runtime, "Lea Staff", "lea@browser.example", staff=True)
+    customer = make_person(site.runtime, "Max", "max@browser.example")
+    ticket_id = make_ticket(site.runtime, customer, title="Keyboard walk")
+    page = context.new_page()
+    sign_in(page, site, "lea@browser.example")
+    page.wait_for_url(f"{site.url}/console/")
+    page.goto(f"{site.url}/console/tickets/{ticket_id}")
+    page.get_by_role("button", name="Close", exact=True).click()
+    page.wait_for_url(re.compile(r".*notice=.*"))
+    # Walking on from Reopen, Enter reaches force-close only as a question.
+    page.get_by_role("button", name="Reopen", exact=True).focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=re.compile("Force-close ticket"))).to_be_visible()
+    page.get_by_role("link", name="Cancel").click()
+    thread = site.runtime.transaction(write=False)
+    with thread as (session, _):
+        assert session.get(Ticket, ticket_id).status == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("width", [1024, 1280])
+def test_mark_paid_buttons_are_in_view_beside_the_issue_form(
+    site: Site, browser: Browser, width: int
+) -> None:
+    make_person(site.runtime, "Ned Staff", f"ned{width}@browser.example", staff=True)
+    customer = make_person(site.runtime, "Ora", f"ora{width}@browser.example")
+    make_invoice(site.runtime, customer, created_on=date(2026, 11, 1))
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        sign_in(page, site, f"ned{width}@browser.example")
+        page.wait_for_url(f"{site.url}/console/")
+        page.goto(f"{site.url}/console/invoices")
+        button = page.get_by_role("link", name="Mark paid…").first
+        box = button.bounding_box()
+        form = page.locator("#issue").bounding_box()
+        assert box is not None
+        assert form is not None
+        assert box["x"] + box["width"] <= width
+        overlaps = (
+            box["x"] < form["x"] + form["width"]
+            and form["x"] < box["x"] + box["width"]
+            and box["y"] < form["y"] + form["height"]
+            and form["y"] < box["y"] + box["height"]
+        )
+        assert not overlaps
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        expect(page.get_by_text(re.compile(r"\d[\d,]*\.\d\d EUR")).first).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_phone_tables_keep_their_column_names_and_right_to_left_stays_isolated(
+    site: Site, browser: Browser
+) -> None:
+    user_id = make_person(site.runtime, "שרה כהן", "sara@browser.example")
+    make_ticket(site.runtime, user_id, title="השרת לא עונה 502")
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = phone.new_page()
+        sign_in(page, site, "sara@browser.example")
+        page.wait_for_url(f"{site.url}/account/")
+        cell = page.locator("table.list td[data-label='Status']").first
+        expect(cell).to_be_visible()
+        label = cell.evaluate("e => getComputedStyle(e, '::before').content")
+        assert "Status" in label
+        title = page.locator("table.list bdi", has_text="השרת").first
+        expect(title).to_be_visible()
+        expect(page.locator("h1 bdi")).to_have_text("שרה כהן")
+    finally:
+        phone.close()
+
+
+def test_fields_show_a_focus_ring_date_inputs_too(site: Site, context: BrowserContext) -> None:
+    make_person(site.runtime, "Pia", "pia@browser.example")
+    page = context.new_page()
+    sign_in(page, site, "pia@browser.example")
+    page.wait_for_url(f"{site.url}/account/")
+    page.goto(f"{site.url}/account/keys")
+    date_field = page.get_by_label("Expires after")
+    date_field.focus()
+    style = date_field.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.outlineStyle, s.outlineColor]; }"
+    )
+    assert style[0] == "solid"
+    assert style[1] in ("rgb(11, 61, 145)",)  # 10.6:1 against white
