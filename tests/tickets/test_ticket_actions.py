@@ -174,7 +174,7 @@ async def test_limits_are_inclusive(client: httpx.AsyncClient, caller: Caller) -
         ({"contentType": "image"}, "media type"),
         ({"contentType": "text/plain\r\nX-Evil: 1"}, "media type"),
         ({"name": "n" * 201}, "200"),
-        ({"size": -1}, "greater than or equal"),
+        ({"size": -1}, "must be at least 0"),
     ],
 )
 async def test_bad_attachments_are_1003(

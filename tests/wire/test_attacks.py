@@ -18,7 +18,15 @@ from ledgerdesk.errors import InvalidBody
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import body as wire_body
 from tests.factories import make_customer
-from tests.support import ENDPOINT, Caller, assert_error, assert_success, call, error_properties
+from tests.support import (
+    ENDPOINT,
+    Caller,
+    assert_error,
+    assert_success,
+    call,
+    error_properties,
+    json_attachment,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -141,3 +149,26 @@ def test_a_large_body_is_judged_exactly_as_the_parser_judges_it(
             assert got is InvalidBody
         else:
             assert got == expected
+
+
+async def test_refusals_are_said_in_the_apis_own_words(
+    client: httpx.AsyncClient, caller: Caller
+) -> None:
+    """Not the validation library's ("List should have at most 10 items after
+    validation, not 11")."""
+    eleven = [json_attachment(f"f{n}.txt", b"x") for n in range(11)]
+    answer = await call(
+        client, caller, "createTicket", title="t" * 256, content="c", attachments=eleven
+    )
+    errors = {
+        e["property"]: e["message"] for e in assert_error(answer, 1003, 400)["data"]["errors"]
+    }
+    assert errors["title"] == "must be at most 255 characters"
+    assert errors["attachments"] == "must hold at most 10 items"
+    wrong = await call(client, caller, "getTicket", ticketId="twelve")
+    assert (
+        assert_error(wrong, 1003, 400)["data"]["errors"][0]["message"] == "must be a whole number"
+    )
+    for body in (answer.text, wrong.text):
+        assert "after validation" not in body
+        assert "Input should" not in body

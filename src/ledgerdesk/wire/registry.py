@@ -162,19 +162,55 @@ class ActionRegistry:
         return list(self._actions)
 
 
+def _in_our_words(kind: str, ctx: dict[str, Any]) -> str | None:
+    """What pydantic says, as this API says it ("at most 10 items", not "List should have
+    at most 10 items after validation, not 11")."""
+    if kind == "missing":
+        return "is required"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    if kind == "string_too_short":
+        least = ctx["min_length"]
+        return "must not be empty" if least == 1 else f"must be at least {least} characters"
+    if kind == "too_long":
+        return f"must hold at most {ctx['max_length']} items"
+    if kind == "too_short":
+        return f"must hold at least {ctx['min_length']} items"
+    if kind in ("int_parsing", "int_type", "int_from_float", "int_parsing_size"):
+        return "must be a whole number"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
+    if kind == "string_type":
+        return "must be a string"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "must be an object"
+    if kind == "list_type":
+        return "must be a list"
+    if kind == "string_pattern_mismatch":
+        return "is not in the expected form"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', 'the listed values')}"
+    return None
+
+
 def parameter_errors(exc: ValidationError) -> InvalidParameters:
     """Every offending parameter of a failed validation, named as the wire names it."""
     errors = []
-    for error in exc.errors(include_url=False, include_input=False):
+    for error in exc.errors(include_url=False):
         name = "".join(
             f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
         ).lstrip(".")
-        if error["type"] == "missing":
-            message = "is required"
-        elif error["type"] == "value_error":
+        if error["type"] == "value_error":
             message = str(error["ctx"]["error"])
         else:
-            message = error["msg"][:1].lower() + error["msg"][1:]
+            kind = error["type"]
+            if kind in ("too_long", "too_short") and isinstance(error.get("input"), str):
+                kind = f"string_{kind}"  # a text's limit, said by pydantic as "items"
+            message = _in_our_words(kind, error.get("ctx") or {}) or (
+                error["msg"][:1].lower() + error["msg"][1:]
+            )
         errors.append(ParamError(name, message))
     names = ", ".join(dict.fromkeys(e.property for e in errors))
     return InvalidParameters(f"Invalid parameters: {names}.", errors)
