@@ -21,7 +21,7 @@ from ledgerdesk.config import Settings
 from ledgerdesk.errors import NotFound
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_ticket
-from tests.servers import LEDGERDESK, free_port, start, stop
+from tests.servers import free_port, start, stop
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -85,50 +85,83 @@ def matches(printed: Any, shown: Any) -> bool:
     return bool(printed == shown)
 
 
-def test_the_administration_walkthrough_runs_verbatim(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")},
-        "LEDGERDESK_DATA_DIR": str(data),
-    }
-    subprocess.run([*LEDGERDESK, "db", "upgrade"], env=env, check=True, capture_output=True)
-    blocks = commands(section("Administration"))
-    assert len(blocks) == 3
+def exported(command: str, env: dict[str, str]) -> bool:
+    """Apply an ``export A=B C=D`` line to ``env`` (each command runs in a shell of its
+    own, as the README's lines would in one terminal)."""
+    if not command.startswith("export "):
+        return False
+    for assignment in command.removeprefix("export ").split():
+        name, _, value = assignment.partition("=")
+        env[name] = value
+    return True
+
+
+def test_the_administration_and_console_walkthroughs_run_verbatim_in_order(
+    tmp_path: Path,
+) -> None:
+    """As a newcomer reads them: one data directory, the sections one after the other."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")}
+    blocks = [
+        *commands(section("Administration")),
+        *commands(section("The web console and the customer portal")),
+    ]
+    assert len(blocks) == 4
     ran = 0
+    links: list[str] = []
     for number, block in enumerate(blocks):
         if number == 1:  # "Once Jane has opened a ticket (ticket 1 ...)"
-            runtime = Runtime.build(Settings.from_env(env))
+            runtime = Runtime.build(
+                Settings.from_env(
+                    {**env, "LEDGERDESK_DATA_DIR": str(tmp_path / "walkthrough-data")}
+                )
+            )
             assert make_ticket(runtime, 1) == 1
             runtime.close()
         for command, shown in block:
-            result = shell(command, env)
+            if exported(command, env):
+                continue
+            result = shell(command, env, cwd=tmp_path)
             assert result.returncode == 0, f"{command}\n{result.stderr}"
             if shown is not None:
                 assert matches(json.loads(result.stdout), shown), f"{command}\n{result.stdout}"
+            found = re.findall(r"http://127.0.0.1:8080/password/(\S+)", result.stdout)
+            links += found
+            if found and "reset-password" in command:
+                # The reset link replaced the invitation: it works, the invitation does not.
+                data_env = {
+                    **env,
+                    "LEDGERDESK_DATA_DIR": str(tmp_path / env["LEDGERDESK_DATA_DIR"]),
+                }
+                assert _link_owner(data_env, links[-1]) == "sam@example.com"
+                assert _link_owner(data_env, links[-2]) is None
             ran += 1
-    assert ran == 15
+    assert ran == 20
+    assert len(links) == 2
+    data_env = {**env, "LEDGERDESK_DATA_DIR": str(tmp_path / env["LEDGERDESK_DATA_DIR"])}
+    assert _link_owner(data_env, links[1]) is None  # disabling the user ended it
 
 
-def test_the_web_console_commands_run_verbatim_and_the_link_works(tmp_path: Path) -> None:
+def test_shell_blocks_hold_commands_not_synopses() -> None:
+    """``list [--status paid|unpaid|all]`` in a shell block runs as a pipe when pasted."""
+    text = README.read_text(encoding="utf-8")
+    for block in re.findall(r"```sh\n(.*?)```", text, re.DOTALL):
+        assert not re.search(r"\[--[^\]]*\|", block), block
+        checked = subprocess.run(["bash", "-n"], input=block, text=True, capture_output=True)
+        assert checked.returncode == 0, f"{block}\n{checked.stderr}"
+
+
+def test_running_it_runs_beside_the_demo(tmp_path: Path) -> None:
+    """``serve`` in "Running it" takes another port than the demo's 8080."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")},
         "LEDGERDESK_DATA_DIR": str(tmp_path / "data"),
     }
-    subprocess.run([*LEDGERDESK, "db", "upgrade"], env=env, check=True, capture_output=True)
-    (block,) = commands(section("The web console and the customer portal"))
-    assert len(block) == 5
-    links: list[str] = []
-    for command, shown in block:
-        result = shell(command, env)
-        assert result.returncode == 0, f"{command}\n{result.stderr}"
-        if shown is not None:
-            assert matches(json.loads(result.stdout), shown), f"{command}\n{result.stdout}"
-        links += re.findall(r"http://127.0.0.1:8080/password/(\S+)", result.stdout)
-        if len(links) == 2 and "reset-password" in command:
-            # The reset link replaced the invitation: it works, the invitation does not.
-            assert _link_owner(env, links[1]) == "sam@example.com"
-            assert _link_owner(env, links[0]) is None
-    assert _link_owner(env, links[1]) is None  # disabling the user ended it
+    (block,) = commands(section("Running it").split("### Configuration")[0])
+    serve = [c for c, _ in block if " serve " in f" {c} "]
+    assert serve == ["ledgerdesk serve --port 8090"]
+    for command, _ in block:
+        if command not in serve:
+            assert shell(command, env).returncode == 0, command
 
 
 def _link_owner(env: dict[str, str], secret: str) -> str | None:
@@ -167,10 +200,18 @@ def examples(text: str) -> list[tuple[str, Any]]:
     return found
 
 
-def test_the_api_examples_run_against_the_demo_and_answer_as_shown(tmp_path: Path) -> None:
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+
+
+def test_the_customer_and_api_examples_run_against_the_demo_as_shown(tmp_path: Path) -> None:
+    """Pasted in order against ``ledgerdesk demo`` on a fresh data directory, in an empty
+    folder: every file an example sends, the README makes first."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")}
     process = start(["--data-dir", str(tmp_path / "data"), "demo", "--port", str(port)], port, env)
+    work = tmp_path / "work"
+    work.mkdir()
     try:
         assert process.stdout is not None
         key = None
@@ -180,20 +221,35 @@ def test_the_api_examples_run_against_the_demo_and_answer_as_shown(tmp_path: Pat
                 key = found.group(1)
                 break
         assert key is not None
-        (tmp_path / "dmesg.log").write_text("[ 1.0] eth0: link down\n")
-        (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
-        ran = 0
+
+        def ours(text: str) -> str:
+            return text.replace("Xb8kT2...", key).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+
+        customers = section("For customers: the Python SDK and the command line")
+        (snippet,) = python_blocks(customers)
+        ran = subprocess.run(
+            [sys.executable, "-c", ours(snippet)], cwd=work, env=env, capture_output=True, text=True
+        )
+        assert ran.returncode == 0, ran.stderr
+        assert "Usage attached." in ran.stdout
+        (block,) = commands(customers)
+        shell_env = dict(env)
+        for command, _ in block:
+            if exported(ours(command), shell_env):
+                continue
+            result = shell(ours(command), shell_env, cwd=work)
+            assert result.returncode == 0, f"{command}\n{result.stderr}"
+        assert (work / "downloads" / "traceroute.txt").is_file()
+
+        ran_examples = 0
         for command, shown in examples(section("The API")):
-            command = command.replace("Xb8kT2...", key).replace(
-                "127.0.0.1:8080", f"127.0.0.1:{port}"
-            )
-            result = shell(command, env, cwd=tmp_path)
+            result = shell(ours(command), env, cwd=work)
             assert result.returncode == 0, f"{command}\n{result.stderr}"
             if shown is not None:
                 answer = json.loads(result.stdout)
                 assert shape(answer) == shape(shown), f"{command}\n{result.stdout}"
-            ran += 1
-        assert ran == 8
-        assert (tmp_path / "traceroute.txt").is_file()  # curl -OJ wrote the attachment
+            ran_examples += 1
+        assert ran_examples == 8
+        assert (work / "traceroute.txt").is_file()  # curl -OJ wrote the attachment
     finally:
         stop(process)

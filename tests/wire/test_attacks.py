@@ -166,9 +166,7 @@ async def test_refusals_are_said_in_the_apis_own_words(
     assert errors["title"] == "must be at most 255 characters"
     assert errors["attachments"] == "must hold at most 10 items"
     wrong = await call(client, caller, "getTicket", ticketId="twelve")
-    assert (
-        assert_error(wrong, 1003, 400)["data"]["errors"][0]["message"] == "must be an integer"
-    )
+    assert assert_error(wrong, 1003, 400)["data"]["errors"][0]["message"] == "must be an integer"
     for body in (answer.text, wrong.text):
         assert "after validation" not in body
         assert "Input should" not in body
