@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
 import pytest
 
@@ -229,3 +231,70 @@ async def test_bodies_over_the_budget_wait_then_get_503_with_retry_after(
             )
         )
     runtime.engine.dispose()
+
+
+async def test_large_bodies_arriving_together_all_get_through(
+    settings: Settings, clock: FrozenClock
+) -> None:
+    """Each reserving only what had arrived, five bodies of 1 MiB filled a 4 MiB budget
+    with parts and waited for the rest, none able to finish: 503s for all but luck."""
+    app = create_app(settings.with_overrides(body_memory_bytes=4 * MIB), clock=clock)
+    app.api.memory.wait_seconds = 3
+    runtime: Runtime = app.state.runtime
+    caller = make_customer(runtime)
+    body = (
+        b'{"userId": %d, "apiKey": "%s", "action": "getTicketOverview", "pad": "'
+        % (caller.user_id, caller.api_key.encode())
+        + b"x" * MIB
+        + b'"}'
+    )
+
+    async def pieces() -> object:
+        for start in range(0, len(body), 64 * 1024):
+            yield body[start : start + 64 * 1024]
+            await anyio.sleep(0.001)
+
+    statuses: list[int] = []
+
+    async def send() -> None:
+        answer = await client.post(
+            ENDPOINT,
+            content=pieces(),
+            headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
+        )
+        statuses.append(answer.status_code)
+
+    async with make_client(app, "198.51.100.9") as client, anyio.create_task_group() as tasks:
+        for _ in range(5):
+            tasks.start_soon(send)
+    assert statuses == [200] * 5
+    assert app.api.memory.free == 4 * MIB
+    runtime.engine.dispose()
+
+
+async def test_the_waiter_that_made_a_hog_give_back_is_served_first() -> None:
+    budget = MemoryBudget(10 * MIB, wait_seconds=2, reclaim_after=0.05)
+    hog = holder(budget, "198.51.100.66")
+    await hog.take(9 * MIB)
+    queued_hog = holder(budget, "198.51.100.66")
+    never = anyio.Event()
+    got: list[str] = []
+
+    async def hog_body() -> None:
+        with contextlib.suppress(ServerBusy):
+            await hog.arriving(never.wait)
+
+    async def another_hog_body() -> None:
+        with contextlib.suppress(ServerBusy):
+            await queued_hog.take(8 * MIB)
+            got.append("hog")
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(hog_body)
+        tasks.start_soon(another_hog_body)  # queued first, from the hog's own address
+        await anyio.sleep(0.01)
+        other = holder(budget, "198.51.100.7")
+        await other.take(8 * MIB)
+        got.append("other")
+        other.release()
+    assert got[0] == "other"

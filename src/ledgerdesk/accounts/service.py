@@ -133,8 +133,10 @@ class AccountService:
         now: int,
         today: date,
         max_keys: int | None = None,
+        also: Sequence[ParamError] = (),
     ) -> NewKey:
-        """A new key (``max_keys``: refused when the customer has that many usable keys)."""
+        """A new key (``max_keys``: refused when the customer has that many usable keys;
+        ``also``: problems the caller found in what it was given, refused together)."""
         problems = self.key_problems(
             user_id=user_id,
             categories=categories,
@@ -143,7 +145,7 @@ class AccountService:
             note=note,
             today=today,
             max_keys=max_keys,
-        )
+        ) + list(also)
         if problems:
             raise problems_error(problems)
         networks = parse_networks(tuple(ip_ranges), "ip-range")

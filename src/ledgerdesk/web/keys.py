@@ -10,7 +10,7 @@ from typing import Any
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService, NewKey
 from ledgerdesk.db.models import ApiKey
-from ledgerdesk.errors import ParamError, problems_error
+from ledgerdesk.errors import ParamError
 from ledgerdesk.web.core import Visit, text_field
 
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -22,33 +22,23 @@ def create_key(visit: Visit, user_id: int, form: Mapping[str, Any]) -> NewKey:
     categories = [c for c in _SEPARATORS.split(text_field(form, "categories")) if c]
     ip_ranges = [r for r in _SEPARATORS.split(text_field(form, "ip_ranges")) if r]
     raw_expiry = text_field(form, "expires").strip()
-    note = text_field(form, "note").strip()
-    service = AccountService(AccountRepository(visit.session))
-    most = visit.settings.max_keys_per_customer
+    unreadable: list[ParamError] = []
     try:
         expires = date.fromisoformat(raw_expiry) if raw_expiry else None
     except ValueError:
-        # Every other problem of the form is reported with this one.
-        problems = service.key_problems(
-            user_id=user_id,
-            categories=categories,
-            ip_ranges=ip_ranges,
-            expires_on=None,
-            note=note,
-            today=visit.today,
-            max_keys=most,
-        )
-        expiry = ParamError("expires", "must be a date such as 2027-01-31")
-        raise problems_error([*problems, expiry]) from None
-    new = service.create_key(
+        # Reported with every other problem of the form, not instead of them.
+        expires = None
+        unreadable.append(ParamError("expires", "must be a date such as 2027-01-31"))
+    new = AccountService(AccountRepository(visit.session)).create_key(
         user_id=user_id,
         categories=categories,
         ip_ranges=ip_ranges,
         expires_on=expires,
-        note=note,
+        note=text_field(form, "note").strip(),
         now=visit.now,
         today=visit.today,
-        max_keys=most,
+        max_keys=visit.settings.max_keys_per_customer,
+        also=unreadable,
     )
     visit.audit("key.create", user_id=user_id, target_id=new.key.id)
     return new

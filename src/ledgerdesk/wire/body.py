@@ -28,6 +28,9 @@ from ledgerdesk.wire.multipart import MAX_FIELDS, MAX_TEXT_BYTES, MultipartReade
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+# A body that has sent this much reserves the rest of its declared length at once (a
+# thousand bodies still short of it hold at most 512 MiB between them, raw and parsed).
+PROVEN_BYTES = 256 * 1024
 # Bodies this large are parsed in a worker thread, not on the event loop.
 OFF_LOOP_BYTES = 1024 * 1024
 # Far beyond any real request (ten attachments and a few fields), far below what
@@ -104,9 +107,16 @@ class BodyReader:
             if not message.get("more_body", False):
                 return
 
-    async def whole(self, shape: JsonShape | None = None) -> bytes | bytearray:
-        """The whole body in memory, reserved from the budget twice over (raw and parsed)
-        piece by piece as it arrives: what a client declares costs nothing until sent.
+    async def whole(
+        self, declared: int | None = None, shape: JsonShape | None = None
+    ) -> bytes | bytearray:
+        """The whole body in memory, reserved from the budget twice over (raw and parsed).
+
+        What a client declares costs nothing until it sends: the first ``PROVEN_BYTES``
+        are reserved piece by piece as they arrive (a body dribbled a byte at a time
+        never holds more). A body that has sent that much reserves the rest of its
+        declared length at once, so that bodies arriving together never each hold a part
+        of the budget while waiting for the rest (none could finish).
 
         A JSON body's ``shape`` is checked piece by piece as it arrives, so a body that
         can only be refused is refused at its first bytes, not after 150 MB.
@@ -130,8 +140,14 @@ class BodyReader:
         # Grown in place: large buffers are remapped, not copied, as they grow, and no
         # page is touched (zeroed) before its bytes arrive.
         growing = bytearray()
+        whole_reserved = False
         async for chunk in BodyReader(replayed, self.limit, self.memory).chunks():
-            await self.memory.take(2 * len(chunk))
+            if not whole_reserved:
+                if declared is not None and len(growing) + len(chunk) >= PROVEN_BYTES:
+                    await self.memory.take(2 * declared - self.memory.asked)
+                    whole_reserved = True
+                else:
+                    await self.memory.take(2 * len(chunk))
             if shape is not None:
                 shape.add(chunk)
             growing += chunk
@@ -180,17 +196,17 @@ async def read_body(
     max_files: int,
     max_file_bytes: int,
 ) -> Body:
-    declared_length(headers.get("content-length"), limit)  # 4001 before reading a byte
+    declared = declared_length(headers.get("content-length"), limit)  # 4001 before reading
     content_type = headers.get("content-type", "")
     media_type = media_type_of(content_type)
     reader = BodyReader(receive, limit, memory)
     if media_type == JSON or (
         media_type.startswith("application/") and media_type.endswith("+json")
     ):
-        raw = await reader.whole(JsonShape())
+        raw = await reader.whole(declared, JsonShape())
         return Body(fields=await _off_loop_if_large(_json_object, raw), media_type=JSON)
     if media_type == FORM:
-        raw = await reader.whole()
+        raw = await reader.whole(declared)
         return Body(fields=await _off_loop_if_large(_form_fields, raw), media_type=FORM)
     if media_type == MULTIPART:
         await memory.take(2 * MAX_TEXT_BYTES)

@@ -2,11 +2,13 @@
 
 A JSON or form body reserves twice each piece's length (the raw bytes and what they
 parse into) as the piece arrives, never what the client merely declares: a connection
-that announces 150 MB and sends a byte now and then holds nothing. A multipart body
-reserves room for its text fields (its files stream to disk). A request that does not
-fit waits up to ``WAIT_SECONDS`` for others to finish, then is answered 503 with
-``Retry-After``: a server under a flood of large bodies slows down and says so, rather
-than being killed for running out of memory.
+that announces 150 MB and sends a byte now and then holds nothing. Once a body has sent
+its first 256 KiB it reserves the rest of its declared length at once, so that bodies
+arriving together do not each hold a part while waiting for the rest (``BodyReader``).
+A multipart body reserves room for its text fields (its files stream to disk). A request
+that does not fit waits up to ``WAIT_SECONDS`` for others to finish, then is answered
+503 with ``Retry-After``: a server under a flood of large bodies slows down and says so,
+rather than being killed for running out of memory.
 
 **Fair between clients.** One client address may use the whole budget while nobody else
 needs it. When another address has waited ``RECLAIM_AFTER`` seconds, an address that
@@ -85,7 +87,7 @@ class MemoryBudget:
         with anyio.move_on_after(self.reclaim_after):
             await event.wait()
         if not event.is_set():
-            self._reclaim(reservation.client)
+            self._reclaim(reservation.client, waiter)
             with anyio.move_on_after(self.wait_seconds - self.reclaim_after):
                 await event.wait()
         if event.is_set():
@@ -117,17 +119,25 @@ class MemoryBudget:
             self.free -= amount
             event.set()
 
-    def _reclaim(self, waiting_client: str) -> None:
-        """Cut off the largest arriving body of each other address over its share."""
+    def _reclaim(self, waiting_client: str, waiter: tuple[int, anyio.Event]) -> None:
+        """Cut off the largest arriving body of each other address over its share; the
+        bytes go to ``waiter`` first (not to another body of the same address queued
+        before it)."""
         over = {
             client
             for client, held in self.held_by.items()
             if held > self.share and client != waiting_client
         }
+        victims = []
         for client in over:
             candidates = [r for r in self._arriving if r.client == client and r.held]
             if candidates:
-                max(candidates, key=lambda r: r.held).revoke()
+                victims.append(max(candidates, key=lambda r: r.held))
+        if victims and waiter in self._waiters:
+            self._waiters.remove(waiter)
+            self._waiters.appendleft(waiter)
+        for victim in victims:
+            victim.revoke()
 
     def arriving(self, reservation: Reservation, arriving: bool) -> None:
         if arriving:
