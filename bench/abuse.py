@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -170,6 +171,11 @@ class Target:
 
     @contextlib.contextmanager
     def server(self, **extra: str) -> Iterator[tuple[int, int, str]]:
+        redis_url = self.env.get("LEDGERDESK_REDIS_URL")
+        if redis_url:  # each case starts with no counts of the one before
+            client = redis.Redis.from_url(redis_url)
+            client.flushdb()
+            client.close()
         process, port = start_ledgerdesk({**self.env, **extra}, self.workers)
         try:
             yield process.pid, port, f"http://127.0.0.1:{port}{ENDPOINT}"

@@ -21,7 +21,7 @@ from datetime import date
 from functools import partial
 from typing import Any, TypeVar
 
-from anyio import CancelScope, CapacityLimiter, fail_after, to_thread
+from anyio import CapacityLimiter, fail_after, to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
@@ -37,7 +37,6 @@ from ledgerdesk.db.loop_reads import LoopReads
 from ledgerdesk.db.outage import OutageLog, is_outage, unavailable
 from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction, session_db
 from ledgerdesk.errors import (
-    AuthenticationFailed,
     InternalError,
     LedgerdeskError,
     MethodNotAllowed,
@@ -54,7 +53,7 @@ from ledgerdesk.wire.client_address import client_address, limit_key
 from ledgerdesk.wire.content_disposition import attachment_disposition
 from ledgerdesk.wire.credentials import Credentials, credentials_from
 from ledgerdesk.wire.memory_budget import MemoryBudget, Reservation
-from ledgerdesk.wire.rate_limit import Quota, RateLimitExceeded, RateLimits
+from ledgerdesk.wire.rate_limit import Admission, Quota, RateLimitExceeded, RateLimits
 from ledgerdesk.wire.read_cache import CachedKeys, ReadCache
 from ledgerdesk.wire.registry import (
     Action,
@@ -313,55 +312,38 @@ class ActionEndpoint:
             idempotency_key = headers.get("idempotency-key")
             credentials = credentials_from(body.fields, headers.get("authorization"))
             bucket = RateLimits.key_bucket(credentials.user_id, credentials.api_key)
-            # Credentials not yet proven right here count as a failure before they are
-            # checked (no burst of guesses passes the limit while the first are checked).
-            limits = self.limits
-            counted = not limits.is_proven(bucket) and await limits.must_count_first(bucket)
-            failed = False
-            request: _Request | None = None
+            admitted: Admission | None = None
             try:
-                exchange.quota = await limits.admit(
-                    exchange.limit_key, bucket, count_first=counted, customer=credentials.user_id
-                )
-                if credentials.malformed is not None:
-                    # Counted like a wrong key: a client probing types is guessing too.
-                    failed = True
-                    exchange.quota = await limits.peek_address(exchange.limit_key)
-                    raise credentials.malformed
-                request = _Request(
-                    action=action,
-                    body=body,
-                    files=files,
-                    credentials=credentials,
-                    address=exchange.address,
-                    request_id=exchange.request_id,
-                    idempotency_key=(
-                        check_key(idempotency_key)
-                        if idempotency_key is not None and action is not None and action.idempotent
-                        else None
-                    ),
-                )
-                return await self._run(request, body, settings)
-            except RateLimitExceeded:
-                failed = True  # refused before anything was checked: the count stands
-                raise
-            except AuthenticationFailed:
-                failed = True
-                exchange.quota = (
-                    await limits.peek_address(exchange.limit_key)
-                    if counted
-                    else await limits.failed_authentication(exchange.limit_key)
-                )
-                raise
+                async with self.limits.admission(
+                    exchange.limit_key, bucket, credentials.user_id
+                ) as admitted:
+                    if credentials.malformed is not None:
+                        # Counted like a wrong key: a client probing types is guessing too.
+                        admitted.failed = True
+                        admitted.quota = await self.limits.peek_address(exchange.limit_key)
+                        raise credentials.malformed
+                    request = _Request(
+                        action=action,
+                        body=body,
+                        files=files,
+                        credentials=credentials,
+                        address=exchange.address,
+                        request_id=exchange.request_id,
+                        idempotency_key=(
+                            check_key(idempotency_key)
+                            if idempotency_key is not None
+                            and action is not None
+                            and action.idempotent
+                            else None
+                        ),
+                    )
+                    try:
+                        return await self._run(request, body, settings)
+                    finally:
+                        admitted.proven = request.authenticated
             finally:
-                if counted:
-                    proven = request is not None and request.authenticated
-                    limits.checked(bucket, proven=proven)
-                    if not failed:
-                        with CancelScope(shield=True):
-                            await limits.give_back(exchange.limit_key)
-                            if proven and credentials.user_id is not None:
-                                await limits.spent_by(credentials.user_id)
+                if admitted is not None:  # the quota of the limit that applied
+                    exchange.quota = admitted.quota
         finally:
             # Stored bytes were linked or copied; a file to send is read from the store.
             files.discard()

@@ -28,7 +28,9 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
@@ -37,7 +39,7 @@ import redis.asyncio
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 
 from ledgerdesk.accounts.keys import is_well_formed_key
-from ledgerdesk.errors import RateLimited
+from ledgerdesk.errors import AuthenticationFailed, RateLimited
 
 log = logging.getLogger("ledgerdesk.rate_limit")
 
@@ -355,6 +357,41 @@ class RateLimits:
                 )
         return quota
 
+    @asynccontextmanager
+    async def admission(
+        self, address: str, bucket: str | None, customer: int | None
+    ) -> AsyncIterator[Admission]:
+        """Admit a request (4002 when over a limit), then account for how its credentials
+        fared: credentials not yet proven right here are counted as a failure first and
+        given back when they prove right (``Admission.proven``); an
+        ``AuthenticationFailed`` leaving the block counts (once) against the address."""
+        counted = not self.is_proven(bucket) and await self.must_count_first(bucket)
+        try:
+            quota = await self.admit(address, bucket, count_first=counted, customer=customer)
+        except BaseException:
+            if counted:  # refused before anything was checked: the count stands
+                self.checked(bucket, proven=False)
+            raise
+        admitted = Admission(quota, counted)
+        try:
+            yield admitted
+        except AuthenticationFailed:
+            admitted.failed = True
+            admitted.quota = (
+                await self.peek_address(address)
+                if counted
+                else await self.failed_authentication(address)
+            )
+            raise
+        finally:
+            if counted:
+                self.checked(bucket, proven=admitted.proven)
+                if not admitted.failed:
+                    with anyio.CancelScope(shield=True):
+                        await self.give_back(address)
+                        if admitted.proven and customer is not None:
+                            await self.spent_by(customer)
+
     async def peek_address(self, address: str) -> Quota:
         """The address's failure budget, spending nothing."""
         failures, reset_at = await self.peek(self.address_counter(address))
@@ -428,6 +465,17 @@ class RateLimits:
     @property
     def using_shared_store(self) -> bool:
         return self.shared is not None and self.shared_down_until == 0.0
+
+
+@dataclass
+class Admission:
+    """One request admitted by ``RateLimits.admission``: the quota its answer states,
+    and what became of its credentials (set by the caller)."""
+
+    quota: Quota
+    counted_first: bool
+    failed: bool = False
+    proven: bool = False
 
 
 class RateLimitExceeded(RateLimited):
