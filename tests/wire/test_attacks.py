@@ -170,3 +170,21 @@ async def test_refusals_are_said_in_the_apis_own_words(
     for body in (answer.text, wrong.text):
         assert "after validation" not in body
         assert "Input should" not in body
+
+
+async def test_many_right_keys_from_one_address_at_once_are_all_answered(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """A panel serving many customers from one address: forty first requests of forty
+    keys at once must not look like forty guesses (counting every unproven key as a
+    failure before its check refused them on PostgreSQL)."""
+    callers = [make_customer(runtime, f"Customer {n}") for n in range(40)]
+    answers: list[httpx.Response] = []
+
+    async def ask(caller: Caller) -> None:
+        answers.append(await call(client, caller, "getTicketOverview"))
+
+    async with anyio.create_task_group() as tasks:
+        for caller in callers:
+            tasks.start_soon(ask, caller)
+    assert [a.status_code for a in answers] == [200] * 40

@@ -320,7 +320,7 @@ class ActionEndpoint:
                     if credentials.malformed is not None:
                         # Counted like a wrong key: a client probing types is guessing too.
                         admitted.failed = True
-                        admitted.quota = await self.limits.peek_address(exchange.limit_key)
+                        admitted.quota = await self.limits.failed_authentication(exchange.limit_key)
                         raise credentials.malformed
                     request = _Request(
                         action=action,

@@ -10,10 +10,10 @@ Two limits, both fixed windows of one minute (``LEDGERDESK_RATE_LIMIT_WINDOW``):
   ``LEDGERDESK_AUTH_FAILURE_LIMIT`` failed authentications in a minute, every request
   from that address is answered 4002 until the window ends, valid credentials or not,
   so that guessing keys gets nowhere. Credentials not yet proven right in this process
-  are counted as a failure *before* they are checked, in the same atomic step as the
-  check of the count, and given back once they prove right: forty guesses sent at once
-  cannot all pass a limit of ten while the first are still being checked. A key that
-  proved right is remembered (by its bucket's name), so the usual request pays nothing.
+  are checked only while the address's failures plus its checks in flight stay under
+  the limit (the others wait their turn): forty guesses sent at once cannot all pass a
+  limit of ten while the first are still being checked. A key that proved right is
+  remembered (by its bucket's name), so the usual request pays nothing.
 
 Counters live in this process (``LocalWindows``), or in Redis through the ``limits``
 library's Redis store (an atomic increment that starts the window's expiry) when
@@ -39,7 +39,7 @@ import redis.asyncio
 from limits.aio.storage import RedisStorage as AsyncRedisStorage
 
 from ledgerdesk.accounts.keys import is_well_formed_key
-from ledgerdesk.errors import AuthenticationFailed, RateLimited
+from ledgerdesk.errors import AuthenticationFailed, RateLimited, ServerBusy
 
 log = logging.getLogger("ledgerdesk.rate_limit")
 
@@ -48,6 +48,8 @@ RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 0.25
 # Buckets of credentials proven right, remembered per process (then forgotten at once).
 PROVEN_BUCKETS = 65536
+# How long unproven credentials wait for a turn to be checked (see RateLimits.admission).
+UNCHECKED_WAIT = 5.0
 _KEY_DIGEST = b"ledgerdesk rate-limit bucket"
 T = TypeVar("T")
 
@@ -161,18 +163,15 @@ class _Counters:
         await self.redis.clear(key)
 
     async def admit(
-        self, failures_key: str, bucket: str | None, limit: int, *, count_first: bool
+        self, failures_key: str, bucket: str | None, limit: int
     ) -> tuple[int, int, float]:
-        """Failures of the address so far (``count_first``: this request counted among
-        them already); then, unless the address is blocked (over ``limit``) or there is
-        no bucket, one hit on the bucket. Returns the failures before this request, the
-        bucket's count (0 when not counted) and when the window that decides ends."""
+        """Failures of the address so far; then, unless the address is blocked
+        (``limit`` reached) or there is no bucket, one hit on the bucket. Returns the
+        failures, the bucket's count (0 when not counted) and when the window that
+        decides ends."""
         if self.memory is not None:
-            return self.admit_now(failures_key, bucket, limit, count_first=count_first)
-        if count_first:
-            failures = await self._redis_incr(failures_key) - 1
-        else:
-            failures = await self.count(failures_key)
+            return self.admit_now(failures_key, bucket, limit)
+        failures = await self.count(failures_key)
         if failures >= limit or bucket is None:
             return failures, 0, await self.reset_time(failures_key)
         count, reset_at = await self.hit(bucket)
@@ -189,15 +188,12 @@ class _Counters:
         return await self._redis_incr(key)
 
     def admit_now(
-        self, failures_key: str, bucket: str | None, limit: int, *, count_first: bool
+        self, failures_key: str, bucket: str | None, limit: int
     ) -> tuple[int, int, float]:
         """``admit`` on this process's own counters: no I/O, so no coroutine."""
         memory = self.memory
         assert memory is not None
-        if count_first:
-            failures = memory.incr(failures_key, self.window) - 1
-        else:
-            failures = memory.get(failures_key)
+        failures = memory.get(failures_key)
         if failures >= limit or bucket is None:
             return failures, 0, memory.get_expiry(failures_key)
         return failures, memory.incr(bucket, self.window), memory.get_expiry(bucket)
@@ -249,10 +245,11 @@ class RateLimits:
             )
             self.shared = _Counters(None, storage, window)
         self.shared_down_until = 0.0
-        # Buckets of credentials that authenticated in this process (bounded), and of
-        # those being checked for the first time right now.
+        # Buckets of credentials that authenticated in this process (bounded); checks of
+        # unproven credentials in flight by address, and an event set when one ends.
         self.proven: dict[str, None] = {}
-        self.checking: dict[str, anyio.Event] = {}
+        self.in_flight: dict[str, int] = {}
+        self.turn_ended: dict[str, anyio.Event] = {}
 
     @staticmethod
     @lru_cache(maxsize=16384)
@@ -272,59 +269,31 @@ class RateLimits:
         counted as a failure before they are checked)."""
         return bucket is not None and bucket in self.proven
 
-    async def must_count_first(self, bucket: str | None) -> bool:
-        """Whether a request with these credentials is counted as a failure before they
-        are checked. Requests with the same unproven credentials are checked one at a
-        time (the others wait for the first's outcome): a client's first burst with a
-        right key is not mistaken for a burst of guesses. ``checked`` must follow."""
-        if bucket is None:
-            return True
-        while (pending := self.checking.get(bucket)) is not None:
-            await pending.wait()
-        if bucket in self.proven:
-            return False
-        self.checking[bucket] = anyio.Event()
-        return True
-
-    def checked(self, bucket: str | None, *, proven: bool) -> None:
-        """The outcome of a check ``must_count_first`` asked for."""
-        if bucket is None:
+    def prove(self, bucket: str | None) -> None:
+        if bucket is None or bucket in self.proven:
             return
-        if proven and bucket not in self.proven:
-            if len(self.proven) >= PROVEN_BUCKETS:
-                self.proven.clear()
-            self.proven[bucket] = None
-        pending = self.checking.pop(bucket, None)
-        if pending is not None:
-            pending.set()
+        if len(self.proven) >= PROVEN_BUCKETS:
+            self.proven.clear()
+        self.proven[bucket] = None
 
     async def admit(
-        self,
-        address: str,
-        bucket: str | None,
-        *,
-        count_first: bool,
-        customer: int | None = None,
+        self, address: str, bucket: str | None, *, customer: int | None = None
     ) -> Quota:
         """Spend one request of ``bucket``; 4002 when it or the address is over its limit.
 
-        ``count_first``: the request is counted as a failed authentication before its
-        credentials are checked (``give_back`` when they prove right). Without a bucket
-        (no usable credentials) the address's failure budget is what the answer's
-        headers describe. ``customer``: whose key it is; credentials proven right also
-        spend one of that customer's requests across all their keys (``per_customer``).
-        Unproven ones do not: anyone may name a customer, only a right key spends
+        Without a bucket (no usable credentials) the address's failure budget is what
+        the answer's headers describe. ``customer``: whose key it is, for credentials
+        proven right: one of that customer's requests across all their keys is spent
+        too (``per_customer``); anyone may name a customer, only a right key spends
         their budget.
         """
         failures_key = self.address_counter(address)
         limit = self.auth_failures
         if self.shared is None:  # the usual single-process case, without a coroutine hop
-            failures, count, reset_at = self.local.admit_now(
-                failures_key, bucket, limit, count_first=count_first
-            )
+            failures, count, reset_at = self.local.admit_now(failures_key, bucket, limit)
         else:
             failures, count, reset_at = await self._run(
-                lambda c: c.admit(failures_key, bucket, limit, count_first=count_first)
+                lambda c: c.admit(failures_key, bucket, limit)
             )
         if failures >= limit:
             raise RateLimitExceeded(
@@ -336,12 +305,10 @@ class RateLimits:
             return Quota(limit, limit - failures, reset_at)
         quota = Quota(self.per_key, max(0, self.per_key - count), reset_at)
         if count > self.per_key:
-            if count_first:  # refused for its key's rate, not for its credentials
-                await self.give_back(address)
             raise RateLimitExceeded(
                 quota, self.clock(), "Too many requests for this API key; retry later."
             )
-        if customer is not None and not count_first:
+        if customer is not None:
             counter = self.customer_counter(customer)
             spent = (
                 self.local.memory.incr(counter, self.local.window)
@@ -361,36 +328,77 @@ class RateLimits:
     async def admission(
         self, address: str, bucket: str | None, customer: int | None
     ) -> AsyncIterator[Admission]:
-        """Admit a request (4002 when over a limit), then account for how its credentials
-        fared: credentials not yet proven right here are counted as a failure first and
-        given back when they prove right (``Admission.proven``); an
-        ``AuthenticationFailed`` leaving the block counts (once) against the address."""
-        counted = not self.is_proven(bucket) and await self.must_count_first(bucket)
+        """Admit a request (4002 when over a limit), then account for how its
+        credentials fared: an ``AuthenticationFailed`` leaving the block counts against
+        the address; credentials proven right (``Admission.proven``) are remembered.
+
+        Credentials not yet proven right in this process are checked only while the
+        address's failures plus its checks in flight stay under the limit; more wait
+        for a check to end (503 after ``UNCHECKED_WAIT`` seconds). Forty guesses sent
+        at once cannot pass a limit of ten while the first are still being checked
+        (they passed when failures were counted after the check), and many right keys
+        from one address (a panel serving many customers) are not refused: they wait
+        their turn, and a key proven right skips the line from then on.
+        """
+        unproven = not self.is_proven(bucket)
+        if unproven:
+            await self._take_turn(address, bucket)
         try:
-            quota = await self.admit(address, bucket, count_first=counted, customer=customer)
+            quota = await self.admit(address, bucket, customer=None if unproven else customer)
         except BaseException:
-            if counted:  # refused before anything was checked: the count stands
-                self.checked(bucket, proven=False)
+            if unproven:
+                self._end_turn(address)
             raise
-        admitted = Admission(quota, counted)
+        admitted = Admission(quota)
         try:
             yield admitted
         except AuthenticationFailed:
             admitted.failed = True
-            admitted.quota = (
-                await self.peek_address(address)
-                if counted
-                else await self.failed_authentication(address)
-            )
+            admitted.quota = await self.failed_authentication(address)
             raise
         finally:
-            if counted:
-                self.checked(bucket, proven=admitted.proven)
-                if not admitted.failed:
-                    with anyio.CancelScope(shield=True):
-                        await self.give_back(address)
-                        if admitted.proven and customer is not None:
+            if unproven:
+                self._end_turn(address)
+                if admitted.proven:
+                    self.prove(bucket)
+                    if customer is not None:
+                        with anyio.CancelScope(shield=True):
                             await self.spent_by(customer)
+
+    async def _take_turn(self, address: str, bucket: str | None) -> None:
+        """Wait until the address may have one more unproven check in flight."""
+        counter = self.address_counter(address)
+        deadline = anyio.current_time() + UNCHECKED_WAIT
+        while True:
+            if bucket is not None and bucket in self.proven:
+                return  # proven by a request that was ahead: no turn needed
+            failures, reset_at = await self.peek(counter)
+            if failures >= self.auth_failures:
+                raise RateLimitExceeded(
+                    Quota(self.auth_failures, 0, reset_at),
+                    self.clock(),
+                    "Too many failed authentications; retry later.",
+                )
+            if failures + self.in_flight.get(address, 0) < self.auth_failures:
+                self.in_flight[address] = self.in_flight.get(address, 0) + 1
+                return
+            ended = self.turn_ended.setdefault(address, anyio.Event())
+            with anyio.move_on_after(deadline - anyio.current_time()):
+                await ended.wait()
+            if anyio.current_time() >= deadline:
+                raise ServerBusy(
+                    1, "Too many unchecked credentials from your address at once; retry shortly."
+                )
+
+    def _end_turn(self, address: str) -> None:
+        left = self.in_flight.get(address, 0) - 1
+        if left > 0:
+            self.in_flight[address] = left
+        else:
+            self.in_flight.pop(address, None)
+        ended = self.turn_ended.pop(address, None)
+        if ended is not None:
+            ended.set()
 
     async def peek_address(self, address: str) -> Quota:
         """The address's failure budget, spending nothing."""
@@ -411,10 +419,6 @@ class RateLimits:
         (``admit`` counts a customer's requests only for credentials proven before)."""
         counter = self.customer_counter(customer)
         await self._run(lambda c: c.count_one(counter))
-
-    async def give_back(self, address: str) -> None:
-        """Undo a failure counted first (``admit(count_first=True)``) that was none."""
-        await self.hit(self.address_counter(address), amount=-1)
 
     async def peek(self, counter: str) -> tuple[int, float]:
         """Any counter's count in its window and when the window ends, spending nothing."""
@@ -473,7 +477,6 @@ class Admission:
     and what became of its credentials (set by the caller)."""
 
     quota: Quota
-    counted_first: bool
     failed: bool = False
     proven: bool = False
 
