@@ -28,9 +28,10 @@ import hashlib
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
@@ -249,7 +250,7 @@ class RateLimits:
         # unproven credentials in flight by address, and an event set when one ends.
         self.proven: dict[str, None] = {}
         self.in_flight: dict[str, int] = {}
-        self.turn_ended: dict[str, anyio.Event] = {}
+        self.turns_waiting: dict[str, deque[_Waiter]] = {}
 
     @staticmethod
     @lru_cache(maxsize=16384)
@@ -347,7 +348,7 @@ class RateLimits:
             quota = await self.admit(address, bucket, customer=None if unproven else customer)
         except BaseException:
             if unproven:
-                self._end_turn(address)
+                self._end_turn(address, failed=False)
             raise
         admitted = Admission(quota)
         try:
@@ -358,7 +359,7 @@ class RateLimits:
             raise
         finally:
             if unproven:
-                self._end_turn(address)
+                self._end_turn(address, failed=admitted.failed)
                 if admitted.proven:
                     self.prove(bucket)
                     if customer is not None:
@@ -366,39 +367,56 @@ class RateLimits:
                             await self.spent_by(customer)
 
     async def _take_turn(self, address: str, bucket: str | None) -> None:
-        """Wait until the address may have one more unproven check in flight."""
-        counter = self.address_counter(address)
+        """Wait until the address may have one more unproven check in flight. A check
+        that proves right hands its turn to the next waiter, in order of arrival; one
+        that fails wakes every waiter to look again (the address may now be blocked)."""
         deadline = anyio.current_time() + UNCHECKED_WAIT
         while True:
             if bucket is not None and bucket in self.proven:
                 return  # proven by a request that was ahead: no turn needed
-            failures, reset_at = await self.peek(counter)
+            failures, reset_at = await self.peek(self.address_counter(address))
             if failures >= self.auth_failures:
                 raise RateLimitExceeded(
                     Quota(self.auth_failures, 0, reset_at),
                     self.clock(),
                     "Too many failed authentications; retry later.",
                 )
-            if failures + self.in_flight.get(address, 0) < self.auth_failures:
+            queue = self.turns_waiting.setdefault(address, deque())
+            if not queue and failures + self.in_flight.get(address, 0) < self.auth_failures:
                 self.in_flight[address] = self.in_flight.get(address, 0) + 1
                 return
-            ended = self.turn_ended.setdefault(address, anyio.Event())
+            waiter = _Waiter()
+            queue.append(waiter)
             with anyio.move_on_after(deadline - anyio.current_time()):
-                await ended.wait()
-            if anyio.current_time() >= deadline:
+                await waiter.event.wait()
+            if waiter.handed:
+                return  # the turn of a check that proved right
+            if waiter in queue:
+                queue.remove(waiter)
+            if not queue and self.turns_waiting.get(address) is queue:
+                del self.turns_waiting[address]
+            if not waiter.event.is_set():
                 raise ServerBusy(
                     1, "Too many unchecked credentials from your address at once; retry shortly."
                 )
 
-    def _end_turn(self, address: str) -> None:
+    def _end_turn(self, address: str, *, failed: bool) -> None:
+        """A check ended: a right key's turn goes to the next waiter; after a failure
+        every waiter looks again."""
+        queue = self.turns_waiting.get(address)
+        if queue and not failed:
+            waiter = queue.popleft()
+            waiter.handed = True
+            waiter.event.set()
+            return
         left = self.in_flight.get(address, 0) - 1
         if left > 0:
             self.in_flight[address] = left
         else:
             self.in_flight.pop(address, None)
-        ended = self.turn_ended.pop(address, None)
-        if ended is not None:
-            ended.set()
+        for waiter in queue or ():
+            waiter.event.set()
+        self.turns_waiting.pop(address, None)
 
     async def peek_address(self, address: str) -> Quota:
         """The address's failure budget, spending nothing."""
@@ -469,6 +487,14 @@ class RateLimits:
     @property
     def using_shared_store(self) -> bool:
         return self.shared is not None and self.shared_down_until == 0.0
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A request waiting for a turn to have its unproven credentials checked."""
+
+    event: anyio.Event = field(default_factory=anyio.Event)
+    handed: bool = False
 
 
 @dataclass
