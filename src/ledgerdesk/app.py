@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledgerdesk.accounts.known_keys import REFRESH_SECONDS as KNOWN_KEYS_REFRESH
 from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
 from ledgerdesk.db.outage import RETRY_AFTER_SECONDS, OutageLog, is_outage, unavailable
@@ -200,6 +201,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             gc.freeze()
             tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
             tasks.start_soon(_every, PRUNE_SECONDS, partial(prune, runtime), "expired rows")
+            tasks.start_soon(_known_keys, endpoint)
             try:
                 yield
             finally:
@@ -267,6 +269,16 @@ async def _key_usage(seconds: float, endpoint: ActionEndpoint) -> None:
             await endpoint.flush_key_usage()
         except Exception as exc:
             _could_not("key usage", exc)
+
+
+async def _known_keys(endpoint: ActionEndpoint) -> None:
+    """The fingerprints of the keys that exist: at start-up, then every so often."""
+    while True:
+        try:
+            await to_thread.run_sync(endpoint.load_known_keys)
+        except Exception as exc:
+            _could_not("(read) the known API keys", exc)
+        await anyio.sleep(KNOWN_KEYS_REFRESH)
 
 
 def _could_not(what: str, exc: Exception) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ledgerdesk.accounts.known_keys import KnownKeys
 from ledgerdesk.accounts.queries import AccountQueries
 from ledgerdesk.accounts.repository import RECORD_USES, key_use_rows
 from ledgerdesk.accounts.service import Authenticator, IPAddress, Principal
@@ -169,6 +170,7 @@ class ActionEndpoint:
             window=settings.rate_limit_window,
         )
         self.memory = MemoryBudget(settings.body_memory_bytes)
+        self.known_keys = KnownKeys()
         self.unknown_action_message = (
             f"Unknown or missing action; known actions: {', '.join(registry.names())}."
         )
@@ -314,8 +316,11 @@ class ActionEndpoint:
             bucket = RateLimits.key_bucket(credentials.user_id, credentials.api_key)
             admitted: Admission | None = None
             try:
+                real = bucket is not None and self.known_keys.knows(
+                    credentials.user_id, credentials.api_key
+                )
                 async with self.limits.admission(
-                    exchange.limit_key, bucket, credentials.user_id
+                    exchange.limit_key, bucket, credentials.user_id, real=real
                 ) as admitted:
                     if credentials.malformed is not None:
                         # Counted like a wrong key: a client probing types is guessing too.
@@ -384,6 +389,11 @@ class ActionEndpoint:
             return await to_thread.run_sync(
                 work, *args, limiter=self.database_threads, abandon_on_cancel=True
             )
+
+    def load_known_keys(self) -> int:
+        """Reload the fingerprints of the keys that exist (a worker thread's work)."""
+        with read_transaction(self.runtime.engine) as db:
+            return self.known_keys.load(db)
 
     def _read(self, request: _Request) -> bytes | FileDownload:
         with read_transaction(self.runtime.engine) as db:

@@ -327,7 +327,7 @@ class RateLimits:
 
     @asynccontextmanager
     async def admission(
-        self, address: str, bucket: str | None, customer: int | None
+        self, address: str, bucket: str | None, customer: int | None, *, real: bool = False
     ) -> AsyncIterator[Admission]:
         """Admit a request (4002 when over a limit), then account for how its
         credentials fared: an ``AuthenticationFailed`` leaving the block counts against
@@ -339,9 +339,11 @@ class RateLimits:
         at once cannot pass a limit of ten while the first are still being checked
         (they passed when failures were counted after the check), and many right keys
         from one address (a panel serving many customers) are not refused: they wait
-        their turn, and a key proven right skips the line from then on.
+        their turn, and a key proven right skips the line from then on. ``real``: the
+        credentials match a key known to exist (``accounts.known_keys``): no guess, no
+        turn to wait for (they are still checked, and a wrong one still counts).
         """
-        unproven = not self.is_proven(bucket)
+        unproven = not real and not self.is_proven(bucket)
         if unproven:
             await self._take_turn(address, bucket)
         try:
