@@ -266,8 +266,8 @@ class RateLimits:
         return f"authfail/{address}"
 
     def is_proven(self, bucket: str | None) -> bool:
-        """Whether these credentials authenticated here before (then they are not
-        counted as a failure before they are checked)."""
+        """Whether these credentials authenticated here before (then they need no turn
+        to be checked: see ``admission``)."""
         return bucket is not None and bucket in self.proven
 
     def prove(self, bucket: str | None) -> None:
