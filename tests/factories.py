@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import date
 
-from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
-from ledgerdesk.clock import today
-from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import User
-from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.events.log import EventLog, EventRecord
+from ledgerdesk.events.work import Actor, Origin, Work
 from ledgerdesk.invoices.service import InvoiceService, InvoiceView
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.service import TicketService
 from tests.support import Caller
 
 
+def system_work(runtime: Runtime) -> AbstractContextManager[Work]:
+    """A unit of work of the system's own (what tests set up is nobody's doing)."""
+    return runtime.work(Actor.SYSTEM, Origin("system"))
+
+
 def make_user(runtime: Runtime, *, name: str = "John Smith", staff: bool = False) -> int:
-    with unit_of_work(runtime.sessions, write=True) as session:
-        user = AccountService(AccountRepository(session)).create_user(
-            name=name, email=None, staff=staff, now=runtime.clock.timestamp()
-        )
+    with system_work(runtime) as work:
+        user = AccountService(work).create_user(name=name, email=None, staff=staff)
         return user.id
 
 
@@ -33,15 +35,13 @@ def make_key(
     ip_ranges: Sequence[str] = (),
     expires_on: date | None = None,
 ) -> tuple[int, Caller]:
-    with unit_of_work(runtime.sessions, write=True) as session:
-        new = AccountService(AccountRepository(session)).create_key(
+    with system_work(runtime) as work:
+        new = AccountService(work).create_key(
             user_id=user_id,
             categories=categories,
             ip_ranges=ip_ranges,
             expires_on=expires_on,
             note="test",
-            now=runtime.clock.timestamp(),
-            today=today(runtime.clock, runtime.settings.timezone),
         )
         return new.key.id, Caller(user_id, new.secret)
 
@@ -74,10 +74,10 @@ def make_invoice(
     pay_within_days: int = 30,
     paid_on: date | None = None,
 ) -> InvoiceView:
-    with unit_of_work(runtime.sessions, write=True) as session:
-        customer = session.get(User, user_id)
+    with system_work(runtime) as work:
+        customer = work.session.get(User, user_id)
         assert customer is not None
-        service = InvoiceService(InvoiceRepository(session))
+        service = InvoiceService(work)
         view = service.create(
             customer=customer,
             title=title,
@@ -101,34 +101,32 @@ def make_ticket(
     reference: str = "",
     priority: int = 2,
 ) -> int:
-    with runtime.transaction(write=True) as (session, blobs):
-        ticket = TicketService.of(session).create(
+    with system_work(runtime) as work:
+        ticket = TicketService(work).create(
             customer_id=user_id,
             title=title,
             content=content,
             reference=reference,
             priority=priority,
             files=[],
-            blobs=blobs,
-            now=runtime.clock.timestamp(),
         )
         return ticket.id
 
 
 def staff_reply(runtime: Runtime, ticket_id: int, staff_id: int, content: str = "On it.") -> None:
-    with runtime.transaction(write=True) as (session, blobs):
-        staff = session.get(User, staff_id)
+    with system_work(runtime) as work:
+        staff = work.session.get(User, staff_id)
         assert staff is not None
-        TicketService.of(session).reply(
-            ticket_id,
-            author=staff,
-            content=content,
-            files=[],
-            blobs=blobs,
-            now=runtime.clock.timestamp(),
-        )
+        work.actor = Actor.staff(staff_id)
+        TicketService(work).reply(ticket_id, author=staff, content=content, files=[])
 
 
 def force_close(runtime: Runtime, ticket_id: int) -> None:
-    with runtime.transaction(write=True) as (session, _):
-        TicketService.of(session).force_close(ticket_id, now=runtime.clock.timestamp())
+    with system_work(runtime) as work:
+        TicketService(work).force_close(ticket_id)
+
+
+def recorded_events(runtime: Runtime) -> list[EventRecord]:
+    """Every event in the log, oldest first."""
+    with runtime.transaction(write=False) as (session, _):
+        return EventLog(session).after(0, limit=100_000)

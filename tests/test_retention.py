@@ -15,7 +15,7 @@ from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import IdempotentRequest, UserToken, WebNotice, WebSession
 from ledgerdesk.retention import BATCH, prune
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_customer
+from tests.factories import make_customer, system_work
 from tests.support import FrozenClock, assert_success, call
 from tests.web.conftest import make_person
 
@@ -44,8 +44,8 @@ async def test_answers_older_than_a_day_and_dead_sign_in_rows_are_pruned(
 ) -> None:
     await create_with_key(client, runtime, "old-one")
     user_id = make_person(runtime, "Ann", "ann@example.com")
-    with unit_of_work(runtime.sessions, write=True) as session:
-        people = PeopleService(session)
+    with system_work(runtime) as work:
+        people = PeopleService.of(work)
         people.issue_link(user_id, "reset", now=clock.now)
         signed = people.begin_session(people.stored_password(user_id), now=clock.now)
         people.leave_notice(signed.secret, message="hello", once={}, now=clock.now)

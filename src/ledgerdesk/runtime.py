@@ -20,6 +20,7 @@ from ledgerdesk.audit.service import AuditLog
 from ledgerdesk.clock import Clock, SystemClock, day_of
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import build_engine, build_session_factory, unit_of_work
+from ledgerdesk.events.work import Actor, Origin, Work
 
 
 @dataclass
@@ -70,6 +71,14 @@ class Runtime:
             blobs.rolled_back()
             raise
         blobs.committed()
+
+    @contextmanager
+    def work(self, actor: Actor, origin: Origin, *, write: bool = True) -> Iterator[Work]:
+        """A unit of work for the domain: a transaction (see ``transaction``), who acts,
+        through which door, and now. The events its services record commit with it."""
+        with self.transaction(write=write) as (session, blobs):
+            now = self.clock.timestamp()
+            yield Work(session, actor, origin, now, self.day_of(now), blobs)
 
     def day_of(self, timestamp: int) -> date:
         """The date at ``timestamp`` in the configured time zone, memoised for the second."""

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from ledgerdesk.accounts.keys import KEY_ALPHABET, KEY_LENGTH
-from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import LedgerdeskApp, create_app
 from ledgerdesk.config import Settings, parse_networks
@@ -20,7 +19,7 @@ from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import ApiKey
 from ledgerdesk.runtime import Runtime
 from tests.conftest import make_client
-from tests.factories import make_customer, make_key, make_user
+from tests.factories import make_customer, make_key, make_user, system_work
 from tests.support import Caller, FrozenClock, assert_error, assert_success, call
 
 pytestmark = pytest.mark.anyio
@@ -81,8 +80,8 @@ async def test_revoked_key_is_refused(client: httpx.AsyncClient, runtime: Runtim
     user_id = make_user(runtime)
     key_id, caller = make_key(runtime, user_id)
     assert_success(await call(client, caller, "getInvoiceIds"))
-    with unit_of_work(runtime.sessions, write=True) as session:
-        AccountService(AccountRepository(session)).revoke_key(key_id, now=1)
+    with system_work(runtime) as work:
+        AccountService(work).revoke_key(key_id)
     assert_error(await call(client, caller, "getInvoiceIds"), 2001, 401)
 
 

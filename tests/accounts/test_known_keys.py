@@ -21,13 +21,11 @@ def test_only_unrevoked_keys_of_their_own_customer_are_known(
     caller = make_customer(runtime)
     other = make_customer(runtime, "Other")
     revoked_id, revoked = make_key(runtime, caller.user_id)
-    from ledgerdesk.accounts.repository import AccountRepository
     from ledgerdesk.accounts.service import AccountService
+    from tests.factories import system_work
 
-    with runtime.transaction(write=True) as (session, _):
-        AccountService(AccountRepository(session)).revoke_key(
-            revoked_id, now=runtime.clock.timestamp()
-        )
+    with system_work(runtime) as work:
+        AccountService(work).revoke_key(revoked_id)
     known = app.api.known_keys
     assert not known.knows(caller.user_id, caller.api_key)  # nothing loaded yet
     assert app.api.load_known_keys() == 2

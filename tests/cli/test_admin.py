@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from ledgerdesk.accounts.queries import AccountQueries
 from ledgerdesk.cli.main import cli
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.errors import NotFound
+from ledgerdesk.events.work import Actor, Origin, Work
 
 
 @pytest.fixture
@@ -293,8 +295,9 @@ def test_user_invite_prints_a_link_that_sets_the_password_once(run: Any, databas
     engine = create_engine(database_url)
     try:
         with Session(engine) as session, session.begin():
-            people = PeopleService(session)
             now = printed["expiresAt"] - 7 * 24 * 3600
+            work = Work(session, Actor.SYSTEM, Origin("system"), now, datetime.date.today())
+            people = PeopleService.of(work)
             people.set_password_with_link(secret, "a long enough password", now=now)
             with pytest.raises(NotFound):
                 people.link_user(secret, now=now)

@@ -32,9 +32,9 @@ from ledgerdesk.client import (
     TransportError,
 )
 from ledgerdesk.client import _protocol as protocol
-from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.tickets.service import TicketService
 from tests.client.conftest import MB, Server, serve
+from tests.factories import system_work
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +46,8 @@ def client(server: Server) -> Iterator[Client]:
 
 
 def force_close(server: Server, ticket_id: int) -> None:
-    with unit_of_work(server.runtime.sessions, write=True) as session:
-        TicketService.of(session).force_close(ticket_id, now=0)
+    with system_work(server.runtime) as work:
+        TicketService(work).force_close(ticket_id)
 
 
 def test_invoices_come_typed_and_exact(client: Client, server: Server) -> None:

@@ -9,12 +9,10 @@ from datetime import date
 import pytest
 
 from ledgerdesk.config import Settings
-from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import User
-from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceService
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_invoice, make_user
+from tests.factories import make_invoice, make_user, system_work
 
 
 def test_numbers_count_up_per_year(runtime: Runtime) -> None:
@@ -31,10 +29,10 @@ def test_a_failed_creation_gives_its_number_back(runtime: Runtime) -> None:
     make_invoice(runtime, user_id, created_on=date(2026, 5, 1))
 
     def create_then_fail() -> None:
-        with unit_of_work(runtime.sessions, write=True) as session:
-            customer = session.get(User, user_id)
+        with system_work(runtime) as work:
+            customer = work.session.get(User, user_id)
             assert customer is not None
-            created = InvoiceService(InvoiceRepository(session)).create(
+            created = InvoiceService(work).create(
                 customer=customer,
                 title="doomed",
                 description="",

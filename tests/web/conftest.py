@@ -12,12 +12,11 @@ from argon2 import PasswordHasher
 
 from ledgerdesk.accounts import people
 from ledgerdesk.accounts.people import PeopleService
-from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import LedgerdeskApp
-from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.runtime import Runtime
 from tests.conftest import CLIENT_ADDRESS, make_client
+from tests.factories import system_work
 
 PASSWORD = "correct horse battery"
 # Hashing with production parameters costs 0.2 s here; the web tests sign in hundreds
@@ -30,12 +29,10 @@ def make_person(
     runtime: Runtime, name: str, email: str, *, staff: bool = False, password: str = PASSWORD
 ) -> int:
     """A user who can sign in: created, invited, and the invitation taken."""
-    now = runtime.clock.timestamp()
-    with unit_of_work(runtime.sessions, write=True) as session:
-        user = AccountService(AccountRepository(session)).create_user(
-            name=name, email=email, staff=staff, now=now
-        )
-        people = PeopleService(session)
+    with system_work(runtime) as work:
+        now = work.now
+        user = AccountService(work).create_user(name=name, email=email, staff=staff)
+        people = PeopleService.of(work)
         secret = people.issue_link(user.id, "invite", now=now)
         people.set_password_with_link(secret, password, now=now)
         return user.id

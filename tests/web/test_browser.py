@@ -398,8 +398,10 @@ def test_the_set_password_field_is_required(site: Site, context: BrowserContext)
     from tests.web.test_signin import _new_user
 
     user_id = _new_user(site.runtime, "ivy@browser.example")
-    with site.runtime.transaction(write=True) as (session, _):
-        secret = PeopleService(session).issue_link(
+    from tests.factories import system_work
+
+    with system_work(site.runtime) as work:
+        secret = PeopleService.of(work).issue_link(
             user_id, "invite", now=site.runtime.clock.timestamp()
         )
     page = context.new_page()

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from ledgerdesk.db.engine import unit_of_work
-from ledgerdesk.db.models import ApiKey, AuditEvent, Invoice
+from ledgerdesk.db.models import ApiKey, Invoice
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_customer, make_invoice, make_ticket
+from tests.factories import make_customer, make_invoice, make_ticket, recorded_events
 from tests.support import FrozenClock, assert_error, assert_success, call
 from tests.web.conftest import WebClient, csrf_of, make_person
 
@@ -413,6 +413,7 @@ async def test_console_writes_are_in_the_audit_trail(runtime: Runtime, staff: We
     ticket_id = make_ticket(runtime, caller.user_id)
     page = f"/console/tickets/{ticket_id}"
     await staff.submit(page, f"{page}/reply", {"content": "Done."})
-    with unit_of_work(runtime.sessions, write=False) as session:
-        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "ticket.reply")).one()
-    assert (event.source, event.target_id, event.outcome) == ("console", ticket_id, "ok")
+    event = recorded_events(runtime)[-1]
+    assert (event.type, event.door, event.subject_id) == ("ticket.replied", "console", ticket_id)
+    assert (event.actor_kind, event.customer_id) == ("staff", caller.user_id)
+    assert event.payload["by"] == "staff"

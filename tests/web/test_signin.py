@@ -15,6 +15,7 @@ from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import AuditEvent, User, WebSession
 from ledgerdesk.runtime import Runtime
 from tests.conftest import make_client
+from tests.factories import system_work
 from tests.support import FrozenClock
 from tests.web.conftest import PASSWORD, WebClient, csrf_of, make_person
 
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.anyio
 
 
 def _link(runtime: Runtime, user_id: int, purpose: str = "invite") -> str:
-    with unit_of_work(runtime.sessions, write=True) as session:
-        secret = PeopleService(session).issue_link(
+    with system_work(runtime) as work:
+        secret = PeopleService.of(work).issue_link(
             user_id,
             "invite" if purpose == "invite" else "reset",
             now=runtime.clock.timestamp(),
@@ -32,15 +33,10 @@ def _link(runtime: Runtime, user_id: int, purpose: str = "invite") -> str:
 
 
 def _new_user(runtime: Runtime, email: str, *, staff: bool = False) -> int:
-    from ledgerdesk.accounts.repository import AccountRepository
     from ledgerdesk.accounts.service import AccountService
 
-    with unit_of_work(runtime.sessions, write=True) as session:
-        return (
-            AccountService(AccountRepository(session))
-            .create_user(name="Ann", email=email, staff=staff, now=runtime.clock.timestamp())
-            .id
-        )
+    with system_work(runtime) as work:
+        return AccountService(work).create_user(name="Ann", email=email, staff=staff).id
 
 
 async def test_an_invitation_sets_the_password_once_and_then_signs_in(
@@ -168,8 +164,8 @@ async def test_disabling_a_user_ends_their_sessions(runtime: Runtime, web: WebCl
     user_id = make_person(runtime, "Ann", "ann@example.com")
     await web.sign_in("ann@example.com")
     assert (await web.get("/account/")).status_code == 200
-    with unit_of_work(runtime.sessions, write=True) as session:
-        PeopleService(session).set_disabled(user_id, True, now=runtime.clock.timestamp())
+    with system_work(runtime) as work:
+        PeopleService.of(work).set_disabled(user_id, True, now=runtime.clock.timestamp())
     assert (await web.get("/account/")).status_code == 303
     assert (await web.sign_in("ann@example.com")).status_code == 401
 
@@ -332,9 +328,9 @@ async def test_wrong_second_factor_codes_are_throttled_per_account_and_address(
     runtime: Runtime, clock: FrozenClock, web: WebClient, other_web: WebClient
 ) -> None:
     user_id = make_person(runtime, "Sam", "sam@example.com", staff=True)
-    with unit_of_work(runtime.sessions, write=True) as session:
+    with system_work(runtime) as work:
         secret = pyotp.random_base32()
-        PeopleService(session).confirm_totp(
+        PeopleService.of(work).confirm_totp(
             user_id, secret, pyotp.TOTP(secret).at(clock.now), now=clock.now
         )
     await web.sign_in("sam@example.com")

@@ -23,6 +23,7 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.web.core import HASH_SLOTS
 from ledgerdesk.web.throttle import Throttle, Throttled
 from ledgerdesk.wire.rate_limit import RateLimits
+from tests.factories import system_work
 from tests.support import FrozenClock
 from tests.web.conftest import PASSWORD, WebClient, make_person
 
@@ -130,8 +131,8 @@ def concurrently(count: int, work: Any) -> list[object]:
 
 
 def pending_sessions(runtime: Runtime, user_id: int, count: int) -> list[str]:
-    with unit_of_work(runtime.sessions, write=True) as session:
-        service = PeopleService(session)
+    with system_work(runtime) as work:
+        service = PeopleService.of(work)
         stored = service.stored_password(user_id)
         return [
             service.begin_session(stored, now=runtime.clock.timestamp()).secret
@@ -142,8 +143,8 @@ def pending_sessions(runtime: Runtime, user_id: int, count: int) -> list[str]:
 def with_totp(runtime: Runtime, clock: FrozenClock) -> tuple[int, str, list[str]]:
     user_id = make_person(runtime, "Sam", "sam@example.com", staff=True)
     secret = pyotp.random_base32()
-    with unit_of_work(runtime.sessions, write=True) as session:
-        codes = PeopleService(session).confirm_totp(
+    with system_work(runtime) as work:
+        codes = PeopleService.of(work).confirm_totp(
             user_id, secret, pyotp.TOTP(secret).at(clock.now), now=clock.now
         )
     return user_id, secret, codes
@@ -155,8 +156,8 @@ def verified_sessions(runtime: Runtime) -> int:
 
 
 def second_factor(runtime: Runtime, secret: str, code: str) -> None:
-    with unit_of_work(runtime.sessions, write=True) as session:
-        PeopleService(session).second_factor(secret, code, now=runtime.clock.timestamp())
+    with system_work(runtime) as work:
+        PeopleService.of(work).second_factor(secret, code, now=runtime.clock.timestamp())
 
 
 @pytest.mark.parametrize("which", ["totp", "recovery"])
@@ -177,13 +178,13 @@ def test_one_code_completes_one_session_even_sent_at_once(
 def test_a_password_link_sets_a_password_once_even_sent_at_once(runtime: Runtime) -> None:
     """One link set the password 4 of 4 times at once on PostgreSQL."""
     user_id = make_person(runtime, "Ann", "ann@example.com")
-    with unit_of_work(runtime.sessions, write=True) as session:
-        secret = PeopleService(session).issue_link(user_id, "reset", now=runtime.clock.timestamp())
+    with system_work(runtime) as work:
+        secret = PeopleService.of(work).issue_link(user_id, "reset", now=runtime.clock.timestamp())
     hashes = [people.hash_password(f"new password {n}") for n in range(4)]
 
     def take(n: int) -> str:
-        with unit_of_work(runtime.sessions, write=True) as session:
-            PeopleService(session).take_link(secret, hashes[n], now=runtime.clock.timestamp())
+        with system_work(runtime) as work:
+            PeopleService.of(work).take_link(secret, hashes[n], now=runtime.clock.timestamp())
         return hashes[n]
 
     results = concurrently(4, take)
@@ -198,9 +199,9 @@ def test_turning_on_a_second_factor_twice_is_refused(runtime: Runtime, clock: Fr
     other = pyotp.random_base32()
     with (
         pytest.raises(LedgerdeskError, match="already on"),
-        unit_of_work(runtime.sessions, write=True) as session,
+        system_work(runtime) as work,
     ):
-        PeopleService(session).confirm_totp(
+        PeopleService.of(work).confirm_totp(
             user_id, other, pyotp.TOTP(other).at(clock.now), now=clock.now
         )
 

@@ -40,6 +40,8 @@ from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import User, UserToken, WebNotice, WebSession
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
+from ledgerdesk.events.types import EventType
+from ledgerdesk.events.work import Actor, Work
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
@@ -167,8 +169,28 @@ class Enrolment:
 
 
 class PeopleService:
-    def __init__(self, session: Session) -> None:
+    """People who sign in. Reads and the bookkeeping of sessions and notices need only a
+    session; changes that are events (``of(work)``) record them in the unit of work."""
+
+    def __init__(self, session: Session, work: Work | None = None) -> None:
         self.session = session
+        self.work = work
+
+    @classmethod
+    def of(cls, work: Work) -> PeopleService:
+        return cls(work.session, work)
+
+    def _record(
+        self,
+        kind: EventType,
+        user: User,
+        payload: dict[str, object] | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> None:
+        if self.work is None:
+            raise RuntimeError(f"{kind} needs a unit of work (PeopleService.of(work))")
+        self.work.record_about(user, kind, payload, actor=actor)
 
     # -- links ------------------------------------------------------------------------
 
@@ -199,6 +221,11 @@ class PeopleService:
             )
         )
         self.session.flush()
+        self._record(
+            EventType.PASSWORD_LINK_CREATED,
+            user,
+            {"purpose": purpose, "expiresAt": now + lifetime},
+        )
         return secret
 
     def link_user(self, secret: str, *, now: int, lock: bool = False) -> User:
@@ -219,8 +246,13 @@ class PeopleService:
         """Take the link (once), set the password (hashed beforehand, outside the
         transaction) and end every session of the user."""
         user = self.link_user(secret, now=now, lock=True)
+        token = self.session.get(UserToken, _digest(secret))
+        purpose = token.purpose if token is not None else "reset"
         self.session.execute(delete(UserToken).where(UserToken.user_id == user.id))
         self._set_password_hash(user, password_hash)
+        self._record(
+            EventType.PASSWORD_CHANGED, user, {"via": f"{purpose} link"}, actor=Actor.of(user)
+        )
         return user
 
     def set_password_with_link(self, secret: str, password: str, *, now: int) -> User:
@@ -277,6 +309,10 @@ class PeopleService:
             )
         )
         self.session.flush()
+        if user.totp_secret is None:
+            self._record(
+                EventType.SIGNIN_SUCCEEDED, user, {"factor": "password"}, actor=Actor.of(user)
+            )
         return SignedIn(secret, user, needs_second_factor=user.totp_secret is not None)
 
     def awaiting_second_factor(self, secret: str, *, now: int) -> int | None:
@@ -394,12 +430,19 @@ class PeopleService:
 
     def end_session(self, secret: str) -> None:
         """Sign out: the session behind this cookie ends (nothing if it already has)."""
-        self.session.execute(delete(WebSession).where(WebSession.token_hash == _digest(secret)))
+        web = self.session.get(WebSession, _digest(secret))
+        if web is None:
+            return
+        user = self._user(web.user_id)
+        self.session.execute(delete(WebSession).where(WebSession.token_hash == web.token_hash))
+        self._record(EventType.SIGNOUT_SUCCEEDED, user, actor=Actor.of(user))
 
     def change_password(self, checked: StoredPassword, new_hash: str) -> None:
         """Replace a password verified against ``checked`` by one hashed beforehand.
         Every session of the user ends, this one included (the caller signs in again)."""
-        self._set_password_hash(self._unchanged(checked, "current_password"), new_hash)
+        user = self._unchanged(checked, "current_password")
+        self._set_password_hash(user, new_hash)
+        self._record(EventType.PASSWORD_CHANGED, user, {"via": "form"})
 
     def _unchanged(self, checked: StoredPassword, field: str) -> User:
         """The user whose password was verified, if it is still the one stored."""
@@ -412,6 +455,7 @@ class PeopleService:
     def set_disabled(self, user_id: int, disabled: bool, *, now: int) -> User:
         """Disable (sessions and links end, keys stop working) or enable a user."""
         user = self._user(user_id)
+        changed = (user.disabled_at is None) == disabled
         if disabled:
             if user.disabled_at is None:
                 user.disabled_at = now
@@ -419,6 +463,13 @@ class PeopleService:
             self.session.execute(delete(UserToken).where(UserToken.user_id == user.id))
         else:
             user.disabled_at = None
+        if changed:
+            staff = user.is_staff
+            if disabled:
+                kind = EventType.STAFF_DISABLED if staff else EventType.CUSTOMER_DISABLED
+            else:
+                kind = EventType.STAFF_ENABLED if staff else EventType.CUSTOMER_ENABLED
+            self._record(kind, user)
         return user
 
     # -- second factor ----------------------------------------------------------------
@@ -449,6 +500,7 @@ class PeopleService:
         user.totp_last_step = step
         codes = [_recovery_code() for _ in range(RECOVERY_CODES)]
         user.recovery_codes = [_recovery_digest(c) for c in codes]
+        self._record(EventType.SECOND_FACTOR_ENABLED, user, {"factor": "totp"})
         return codes
 
     def disable_totp(self, checked: StoredPassword) -> None:
@@ -457,6 +509,7 @@ class PeopleService:
         user.totp_secret = None
         user.totp_last_step = None
         user.recovery_codes = None
+        self._record(EventType.SECOND_FACTOR_DISABLED, user, {"factor": "totp"})
 
     def second_factor(self, secret: str, code: str, *, now: int) -> None:
         """Complete a session with a TOTP code or a recovery code (each good once)."""
@@ -466,22 +519,25 @@ class PeopleService:
         # Locked: of two sessions sending the same code (or recovery code) at once, the
         # second sees it spent.
         user = self._user(web.user_id, lock=True)
+        factor = self._check_second_factor(user, code, now)
+        web.verified = True
+        self._record(EventType.SIGNIN_SUCCEEDED, user, {"factor": factor}, actor=Actor.of(user))
+
+    def _check_second_factor(self, user: User, code: str, now: int) -> str:
+        """Which factor ``code`` proved (and spent), or the error that refuses it."""
         if user.totp_secret is None:
-            web.verified = True
-            return
+            return "password"
         cleaned = code.replace(" ", "").replace("-", "").lower()
         step = _totp_step(user.totp_secret, cleaned, now)
         if step is not None and (user.totp_last_step is None or step > user.totp_last_step):
             user.totp_last_step = step
-            web.verified = True
-            return
+            return "totp"
         hashes = list(user.recovery_codes or [])
         digest = _recovery_digest(cleaned)
         if digest in hashes:
             hashes.remove(digest)
             user.recovery_codes = hashes
-            web.verified = True
-            return
+            return "recovery code"
         raise invalid("code", "is not a current code or an unused recovery code")
 
     # -- helpers ----------------------------------------------------------------------

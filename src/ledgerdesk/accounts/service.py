@@ -10,6 +10,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from ledgerdesk.accounts.keys import generate_key, hash_key, hashes_match, is_well_formed_key
 from ledgerdesk.accounts.queries import KeyRecord
 from ledgerdesk.accounts.repository import AccountRepository
@@ -21,9 +23,10 @@ from ledgerdesk.errors import (
     CategoryForbidden,
     NotFound,
     ParamError,
-    invalid,
     problems_error,
 )
+from ledgerdesk.events.types import EventType
+from ledgerdesk.events.work import Work
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -46,23 +49,11 @@ class NewKey:
     secret: str
 
 
-class AccountService:
-    def __init__(self, repository: AccountRepository) -> None:
-        self.repository = repository
+class AccountReader:
+    """What staff and the services read of users and keys."""
 
-    # -- administration ---------------------------------------------------------------
-
-    def create_user(self, *, name: str, email: str | None, staff: bool, now: int) -> User:
-        name = name.strip()
-        if not 1 <= len(name) <= 200:
-            raise invalid("name", "must be 1 to 200 characters")
-        if email is not None and (len(email) > 320 or not _EMAIL.fullmatch(email)):
-            raise invalid("email", "is not an email address")
-        if email is not None and self.repository.find_user_by_email(email) is not None:
-            raise invalid("email", "is already the address of another user")
-        return self.repository.add_user(
-            User(name=name, email=email, is_staff=staff, created_at=now)
-        )
+    def __init__(self, session: Session) -> None:
+        self.repository = AccountRepository(session)
 
     def list_users(self) -> Sequence[User]:
         return self.repository.list_users()
@@ -80,6 +71,11 @@ class AccountService:
         if user is None:
             raise NotFound(f"User {user_id} does not exist.")
         return user
+
+    def list_keys(self, user_id: int | None) -> Sequence[ApiKey]:
+        if user_id is not None:
+            self.require_user(user_id)
+        return self.repository.list_keys(user_id)
 
     def key_problems(
         self,
@@ -122,6 +118,71 @@ class AccountService:
             )
         return problems
 
+
+class AccountService:
+    """Changes to users and keys, each recorded as an event in the unit of work."""
+
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self.reader = AccountReader(work.session)
+        self.repository = self.reader.repository
+
+    def create_user(self, *, name: str, email: str | None, staff: bool) -> User:
+        name, email = self._checked(name, email, user_id=None)
+        user = self.repository.add_user(
+            User(name=name, email=email, is_staff=staff, created_at=self.work.now)
+        )
+        self.work.record_about(
+            user,
+            EventType.STAFF_CREATED if staff else EventType.CUSTOMER_CREATED,
+            {"userId": user.id, "name": user.name, "email": user.email},
+        )
+        return user
+
+    def update_user(
+        self, user_id: int, *, name: str | None = None, email: str | None = None
+    ) -> User:
+        """Change a user's name or email (``""`` removes the email); only what differs
+        is changed and recorded."""
+        user = self.reader.require_user(user_id)
+        new_name, new_email = self._checked(
+            user.name if name is None else name,
+            user.email if email is None else (email or None),
+            user_id=user.id,
+        )
+        changed: dict[str, object] = {}
+        if new_name != user.name:
+            user.name = changed["name"] = new_name
+        if new_email != user.email:
+            user.email = new_email
+            changed["email"] = new_email
+        if changed:
+            self.work.record_about(
+                user,
+                EventType.STAFF_UPDATED if user.is_staff else EventType.CUSTOMER_UPDATED,
+                {"userId": user.id, "changed": changed},
+            )
+        return user
+
+    def _checked(
+        self, name: str, email: str | None, *, user_id: int | None
+    ) -> tuple[str, str | None]:
+        name = name.strip()
+        problems: list[ParamError] = []
+        if not 1 <= len(name) <= 200:
+            problems.append(ParamError("name", "must be 1 to 200 characters"))
+        if email is not None:
+            email = email.strip()
+            if len(email) > 320 or not _EMAIL.fullmatch(email):
+                problems.append(ParamError("email", "is not an email address"))
+            else:
+                other = self.repository.find_user_by_email(email)
+                if other is not None and other.id != user_id:
+                    problems.append(ParamError("email", "is already the address of another user"))
+        if problems:
+            raise problems_error(problems)
+        return name, email
+
     def create_key(
         self,
         *,
@@ -130,20 +191,18 @@ class AccountService:
         ip_ranges: Sequence[str],
         expires_on: date | None,
         note: str,
-        now: int,
-        today: date,
         max_keys: int | None = None,
         also: Sequence[ParamError] = (),
     ) -> NewKey:
         """A new key (``max_keys``: refused when the customer has that many usable keys;
         ``also``: problems the caller found in what it was given, refused together)."""
-        problems = self.key_problems(
+        problems = self.reader.key_problems(
             user_id=user_id,
             categories=categories,
             ip_ranges=ip_ranges,
             expires_on=expires_on,
             note=note,
-            today=today,
+            today=self.work.today,
             max_keys=max_keys,
         ) + list(also)
         if problems:
@@ -158,25 +217,39 @@ class AccountService:
                 ip_ranges=[str(n) for n in networks] or None,
                 expires_on=expires_on,
                 note=note,
-                created_at=now,
+                created_at=self.work.now,
                 use_count=0,
             )
         )
+        self.work.record(
+            EventType.API_KEY_CREATED,
+            subject_id=key.id,
+            customer_id=user_id,
+            payload={
+                "keyId": key.id,
+                "userId": user_id,
+                "categories": key.categories,
+                "ipRanges": key.ip_ranges,
+                "expiresOn": None if expires_on is None else expires_on.isoformat(),
+                "note": note,
+            },
+        )
         return NewKey(key=key, secret=secret)
 
-    def revoke_key(self, key_id: int, *, now: int, user_id: int | None = None) -> ApiKey:
+    def revoke_key(self, key_id: int, *, user_id: int | None = None) -> ApiKey:
         """Revoke a key at once; with ``user_id``, only one of that customer's keys."""
         key = self.repository.get_key(key_id)
         if key is None or (user_id is not None and key.user_id != user_id):
             raise NotFound(f"API key {key_id} does not exist.")
         if key.revoked_at is None:
-            key.revoked_at = now
+            key.revoked_at = self.work.now
+            self.work.record(
+                EventType.API_KEY_REVOKED,
+                subject_id=key.id,
+                customer_id=key.user_id,
+                payload={"keyId": key.id, "userId": key.user_id},
+            )
         return key
-
-    def list_keys(self, user_id: int | None) -> Sequence[ApiKey]:
-        if user_id is not None:
-            self.require_user(user_id)
-        return self.repository.list_keys(user_id)
 
 
 class KeySource(Protocol):

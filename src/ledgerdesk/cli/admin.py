@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import click
 
 from ledgerdesk.accounts.people import INVITE_SECONDS, RESET_SECONDS, PeopleService, Purpose
-from ledgerdesk.accounts.repository import AccountRepository
-from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.accounts.service import AccountReader, AccountService
+from ledgerdesk.cli.events import events
 from ledgerdesk.cli.maintenance import audit, storage
 from ledgerdesk.cli.support import (
     CliState,
@@ -21,8 +21,7 @@ from ledgerdesk.cli.support import (
 )
 from ledgerdesk.cli.tickets import ticket
 from ledgerdesk.invoices.money import parse_amount, parse_percentage
-from ledgerdesk.invoices.repository import InvoiceRepository
-from ledgerdesk.invoices.service import InvoiceService, InvoiceView
+from ledgerdesk.invoices.service import InvoiceService, InvoiceView, invoices_of
 
 
 @click.group(cls=ReportingGroup)
@@ -33,6 +32,7 @@ def admin() -> None:
 admin.add_command(ticket)
 admin.add_command(storage)
 admin.add_command(audit)
+admin.add_command(events)
 
 
 # -- users ------------------------------------------------------------------------------
@@ -51,13 +51,36 @@ def user() -> None:
 @pass_state
 def user_create(state: CliState, name: str, email: str | None, staff: bool, as_json: bool) -> None:
     """Create a user."""
-    with state.transaction() as (session, runtime):
-        created = AccountService(AccountRepository(session)).create_user(
-            name=name, email=email, staff=staff, now=runtime.clock.timestamp()
-        )
-        state.audit(session, "user.create", user_id=created.id, target_id=created.id)
+    with state.work() as work:
+        created = AccountService(work).create_user(name=name, email=email, staff=staff)
         kind = "staff member" if created.is_staff else "customer"
         emit(as_json, {"userId": created.id}, f"Created {kind} {created.id} ({created.name}).")
+
+
+@user.command("update")
+@click.argument("user_id", type=int)
+@click.option("--name", default=None, help="A new name.")
+@click.option("--email", default=None, help='A new email address ("" removes it).')
+@json_option
+@pass_state
+def user_update(
+    state: CliState, user_id: int, name: str | None, email: str | None, as_json: bool
+) -> None:
+    """Change a user's name or email address.
+
+    \b
+    Example:
+      ledgerdesk admin user update 7 --name "Acme B.V." --email billing@acme.example
+    """
+    if name is None and email is None:
+        raise click.UsageError("give --name, --email or both")
+    with state.work() as work:
+        updated = AccountService(work).update_user(user_id, name=name, email=email)
+        emit(
+            as_json,
+            {"userId": updated.id, "name": updated.name, "email": updated.email},
+            f"User {updated.id}: {updated.name} <{updated.email or 'no email'}>.",
+        )
 
 
 @user.command("list")
@@ -65,8 +88,8 @@ def user_create(state: CliState, name: str, email: str | None, staff: bool, as_j
 @pass_state
 def user_list(state: CliState, as_json: bool) -> None:
     """List users."""
-    with state.transaction() as (session, _):
-        users = AccountService(AccountRepository(session)).list_users()
+    with state.session() as session:
+        users = AccountReader(session).list_users()
         rows = [
             {
                 "userId": u.id,
@@ -87,12 +110,10 @@ def user_list(state: CliState, as_json: bool) -> None:
 
 
 def _link(state: CliState, user_id: int, purpose: Purpose, as_json: bool) -> None:
-    with state.transaction() as (session, runtime):
-        now = runtime.clock.timestamp()
-        people = PeopleService(session)
-        secret = people.issue_link(user_id, purpose, now=now)
-        state.audit(session, f"user.{purpose}", user_id=user_id, target_id=user_id)
-        url = f"{runtime.settings.public_url}/password/{secret}"
+    with state.work() as work:
+        now = work.now
+        secret = PeopleService.of(work).issue_link(user_id, purpose, now=now)
+        url = f"{state.runtime().settings.public_url}/password/{secret}"
         hours = (INVITE_SECONDS if purpose == "invite" else RESET_SECONDS) // 3600
         what = "Invitation" if purpose == "invite" else "Password reset link"
         emit(
@@ -129,9 +150,8 @@ def user_reset_password(state: CliState, user_id: int, as_json: bool) -> None:
 @pass_state
 def user_disable(state: CliState, user_id: int, as_json: bool) -> None:
     """Disable a user: their sessions end, links and API keys stop working at once."""
-    with state.transaction() as (session, runtime):
-        PeopleService(session).set_disabled(user_id, True, now=runtime.clock.timestamp())
-        state.audit(session, "user.disable", user_id=user_id, target_id=user_id)
+    with state.work() as work:
+        PeopleService.of(work).set_disabled(user_id, True, now=work.now)
         emit(as_json, {"userId": user_id, "disabled": True}, f"User {user_id} is disabled.")
 
 
@@ -141,9 +161,8 @@ def user_disable(state: CliState, user_id: int, as_json: bool) -> None:
 @pass_state
 def user_enable(state: CliState, user_id: int, as_json: bool) -> None:
     """Enable a disabled user again (their API keys work again; they sign in anew)."""
-    with state.transaction() as (session, runtime):
-        PeopleService(session).set_disabled(user_id, False, now=runtime.clock.timestamp())
-        state.audit(session, "user.enable", user_id=user_id, target_id=user_id)
+    with state.work() as work:
+        PeopleService.of(work).set_disabled(user_id, False, now=work.now)
         emit(as_json, {"userId": user_id, "disabled": False}, f"User {user_id} is enabled.")
 
 
@@ -177,18 +196,15 @@ def key_create(
     as_json: bool,
 ) -> None:
     """Create an API key; the key itself is shown only this once."""
-    with state.transaction() as (session, runtime):
-        new = AccountService(AccountRepository(session)).create_key(
+    with state.work() as work:
+        new = AccountService(work).create_key(
             user_id=user_id,
             categories=categories,
             ip_ranges=ip_ranges,
             expires_on=expires,
             note=note,
-            now=runtime.clock.timestamp(),
-            today=state.today(),
-            max_keys=runtime.settings.max_keys_per_customer,
+            max_keys=state.runtime().settings.max_keys_per_customer,
         )
-        state.audit(session, "key.create", user_id=user_id, target_id=new.key.id)
         emit(
             as_json,
             {"keyId": new.key.id, "apiKey": new.secret},
@@ -203,11 +219,8 @@ def key_create(
 @pass_state
 def key_revoke(state: CliState, key_id: int, as_json: bool) -> None:
     """Revoke an API key at once."""
-    with state.transaction() as (session, runtime):
-        revoked = AccountService(AccountRepository(session)).revoke_key(
-            key_id, now=runtime.clock.timestamp()
-        )
-        state.audit(session, "key.revoke", user_id=revoked.user_id, target_id=revoked.id)
+    with state.work() as work:
+        revoked = AccountService(work).revoke_key(key_id)
         emit(as_json, {"keyId": revoked.id, "revoked": True}, f"Revoked API key {revoked.id}.")
 
 
@@ -218,8 +231,8 @@ def key_revoke(state: CliState, key_id: int, as_json: bool) -> None:
 def key_list(state: CliState, user_id: int | None, as_json: bool) -> None:
     """List API keys with their scope and usage (never the keys themselves)."""
     state.runtime().flush_key_usage()
-    with state.transaction() as (session, _):
-        keys = AccountService(AccountRepository(session)).list_keys(user_id)
+    with state.session() as session:
+        keys = AccountReader(session).list_keys(user_id)
         rows = [
             {
                 "keyId": k.id,
@@ -295,9 +308,9 @@ def invoice_create(
     as_json: bool,
 ) -> None:
     """Create an invoice with the next number of its year."""
-    with state.transaction() as (session, _):
-        customer = AccountService(AccountRepository(session)).require_user(user_id)
-        view = InvoiceService(InvoiceRepository(session)).create(
+    with state.work() as work:
+        customer = AccountReader(work.session).require_user(user_id)
+        view = InvoiceService(work).create(
             customer=customer,
             title=title,
             description=description,
@@ -306,7 +319,6 @@ def invoice_create(
             created_on=created_on or state.today(),
             pay_within_days=pay_within_days,
         )
-        state.audit(session, "invoice.create", user_id=user_id, target_id=view.id)
         emit(
             as_json,
             {"invoiceId": view.id, "number": view.number},
@@ -324,11 +336,8 @@ def invoice_mark_paid(
     state: CliState, invoice_id: int, paid_on: date | None, as_json: bool
 ) -> None:
     """Mark an invoice paid."""
-    with state.transaction() as (session, _):
-        view = InvoiceService(InvoiceRepository(session)).mark_paid(
-            invoice_id, paid_on=paid_on or state.today()
-        )
-        state.audit(session, "invoice.mark-paid", user_id=view.user_id, target_id=view.id)
+    with state.work() as work:
+        view = InvoiceService(work).mark_paid(invoice_id, paid_on=paid_on or work.today)
         emit(
             as_json,
             {"invoiceId": view.id, "status": view.status},
@@ -342,8 +351,8 @@ def invoice_mark_paid(
 @pass_state
 def invoice_list(state: CliState, user_id: int | None, as_json: bool) -> None:
     """List invoices, oldest first."""
-    with state.transaction() as (session, _):
-        views = InvoiceService(InvoiceRepository(session)).list(user_id)
+    with state.session() as session:
+        views = invoices_of(session, user_id)
         emit(
             as_json,
             {"invoices": [_invoice_json(v) for v in views]},

@@ -12,19 +12,16 @@ import shlex
 from datetime import timedelta
 
 import click
-from sqlalchemy.orm import Session
 
 from ledgerdesk.accounts.people import PeopleService
-from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
-from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.cli.support import CliState, pass_state
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import User
 from ledgerdesk.db.prepared import session_db
-from ledgerdesk.invoices.repository import InvoiceRepository
-from ledgerdesk.invoices.service import InvoiceService
+from ledgerdesk.events.work import Work
+from ledgerdesk.invoices.service import InvoiceService, invoices_of
 from ledgerdesk.serving import run_server
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
@@ -66,17 +63,16 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
     writer = IncomingWriter(runtime.incoming_dir, runtime.settings.max_attachment_bytes, "t")
     writer.write(TRACEROUTE)
     traceroute = writer.finish("traceroute.txt", "text/plain")
-    with runtime.transaction(write=True) as (session, blobs):
-        accounts = AccountService(AccountRepository(session))
-        now = runtime.clock.timestamp()
-        today = state.today()
-        customer = accounts.find_user_by_email(DEMO_EMAIL)
+    with state.work() as work:
+        accounts = AccountService(work)
+        reader = accounts.reader
+        now = work.now
+        today = work.today
+        customer = reader.find_user_by_email(DEMO_EMAIL)
         if customer is None:
-            customer = accounts.create_user(
-                name="Demo Customer", email=DEMO_EMAIL, staff=False, now=now
-            )
-        invoices = InvoiceService(InvoiceRepository(session))
-        if not invoices.list(customer.id):
+            customer = accounts.create_user(name="Demo Customer", email=DEMO_EMAIL, staff=False)
+        invoices = InvoiceService(work)
+        if not invoices_of(work.session, customer.id):
             for days_ago, title, description, cents, vat, paid in DEMO_INVOICES:
                 created = invoices.create(
                     customer=customer,
@@ -89,14 +85,15 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                 )
                 if paid:
                     invoices.mark_paid(created.id, paid_on=created.created_on)
-        staff = accounts.find_user_by_email(STAFF_EMAIL)
+        staff = reader.find_user_by_email(STAFF_EMAIL)
         if staff is None:
-            staff = accounts.create_user(name="Sam Support", email=STAFF_EMAIL, staff=True, now=now)
-        db = session_db(session)
+            staff = accounts.create_user(name="Sam Support", email=STAFF_EMAIL, staff=True)
+        db = session_db(work.session)
         if not TicketReader(TicketQueries(db)).overview(user_id=customer.id, status=None):
-            _seed_tickets(session, blobs, customer, staff, traceroute, now)
+            _seed_tickets(work, customer, staff, traceroute)
+            work.now = now
         # One-time links to set the web passwords (the old ones, if any, stop working).
-        people = PeopleService(session)
+        people = PeopleService.of(work)
         links = {
             who.email: people.issue_link(
                 who.id, "reset" if who.password_hash else "invite", now=now
@@ -109,8 +106,6 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
             ip_ranges=(),
             expires_on=None,
             note="created by ledgerdesk demo",
-            now=now,
-            today=today,
         )
         user_id = customer.id
     traceroute.discard()
@@ -151,15 +146,11 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
         run_server(settings, environment=state.overrides, host=host, port=port)
 
 
-def _seed_tickets(
-    session: Session,
-    blobs: BlobBatch,
-    customer: User,
-    staff: User,
-    traceroute: IncomingFile,
-    now: int,
-) -> None:
-    tickets = TicketService.of(session)
+def _seed_tickets(work: Work, customer: User, staff: User, traceroute: IncomingFile) -> None:
+    """Two tickets with a backdated story (each step at its own time in the past)."""
+    tickets = TicketService(work)
+    now = work.now
+    work.now = now - 5 * 86400
     closed = tickets.create(
         customer_id=customer.id,
         title="Request for reverse DNS on 203.0.113.10",
@@ -167,18 +158,16 @@ def _seed_tickets(
         reference="",
         priority=1,
         files=[],
-        blobs=blobs,
-        now=now - 5 * 86400,
     )
+    work.now = now - 4 * 86400
     tickets.reply(
         closed.id,
         author=staff,
         content="Done: 203.0.113.10 now resolves to mail.example.com.",
         files=[],
-        blobs=blobs,
-        now=now - 4 * 86400,
     )
-    tickets.close(closed.id, user_id=customer.id, now=now - 4 * 86400)
+    tickets.close(closed.id, user_id=customer.id)
+    work.now = now - 3600
     urgent = tickets.create(
         customer_id=customer.id,
         title="Server unreachable since this morning",
@@ -186,14 +175,11 @@ def _seed_tickets(
         reference="INC-2026-0042",
         priority=4,
         files=[],
-        blobs=blobs,
-        now=now - 3600,
     )
+    work.now = now - 1800
     tickets.reply(
         urgent.id,
         author=staff,
         content="We see packet loss at our core router and are on it; traceroute attached.",
         files=[traceroute],
-        blobs=blobs,
-        now=now - 1800,
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 import click
 
 from ledgerdesk.audit.repository import AuditRepository
 from ledgerdesk.cli.support import CliState, IsoDate, ReportingGroup, emit, json_option, pass_state
+from ledgerdesk.events.log import EventLog, EventRecord
 
 
 @click.group(cls=ReportingGroup)
@@ -80,17 +82,20 @@ def audit(
     limit: int,
     as_json: bool,
 ) -> None:
-    """The audit trail, newest first: every write and every failed authentication."""
+    """The audit trail, newest first: every change (the event log) and every write or
+    authentication that failed or was replayed."""
     if ctx.invoked_subcommand is not None:
         return
     runtime = state.runtime()
     state.require_current_schema()
     runtime.flush_audit()
     start = None if since is None else _start_of(since, state)
-    with state.transaction() as (session, _):
-        events = AuditRepository(session).list(user_id=user_id, since=start, limit=limit)
-        rows = [
+    with state.session() as session:
+        changes = EventLog(session).newest(user_id=user_id, since=start, limit=limit)
+        others = AuditRepository(session).list(user_id=user_id, since=start, limit=limit)
+        rows = [_change_row(e) for e in changes] + [
             {
+                "log": "audit",
                 "id": e.id,
                 "time": datetime.fromtimestamp(e.created_at, UTC).isoformat(),
                 "source": e.source,
@@ -103,18 +108,40 @@ def audit(
                 "errorCode": e.error_code,
                 "requestId": e.request_id,
             }
-            for e in events
+            for e in others
         ]
+    # Both logs newest first, merged by time (a change before a failure of the same second).
+    rows.sort(key=lambda r: (r["time"], r["log"] == "events", r["id"]), reverse=True)
+    rows = rows[:limit]
     prose = "\n".join(
-        f"{r['time']}  {r['source']:<5}  user {r['userId'] if r['userId'] is not None else '-':<6}"
+        f"{r['time']}  {r['source']:<7}  user {r['userId'] if r['userId'] is not None else '-':<6}"
         f"  key {r['keyId'] if r['keyId'] is not None else '-':<5}"
-        f"  {r['clientAddress'] or '-':<15}  {r['action']:<18}"
+        f"  {r['clientAddress'] or '-':<15}  {r['action']:<22}"
         f"  {r['targetId'] if r['targetId'] is not None else '-':<6}  {r['outcome']}"
         + (f" {r['errorCode']}" if r["errorCode"] is not None else "")
         + (f"  {r['requestId']}" if r["requestId"] else "")
         for r in rows
     )
     emit(as_json, {"events": rows}, prose or "No audit events.")
+
+
+def _change_row(event: EventRecord) -> dict[str, Any]:
+    """A change from the event log as a line of the audit trail: who acted (the user,
+    else the customer concerned), the event's type as the action, its subject."""
+    return {
+        "log": "events",
+        "id": event.id,
+        "time": datetime.fromtimestamp(event.created_at, UTC).isoformat(),
+        "source": event.door,
+        "userId": event.actor_id if event.actor_id is not None else event.customer_id,
+        "keyId": event.key_id,
+        "clientAddress": event.client_address,
+        "action": event.type,
+        "targetId": event.subject_id,
+        "outcome": "ok",
+        "errorCode": None,
+        "requestId": event.request_id,
+    }
 
 
 @audit.command("prune")
@@ -126,7 +153,7 @@ def audit(
 def audit_prune(state: CliState, before: date, as_json: bool) -> None:
     """Remove old audit events (keep what your retention policy asks for)."""
     state.runtime().flush_audit()
-    with state.transaction() as (session, _):
+    with state.session(write=True) as session:
         removed = AuditRepository(session).delete_before(_start_of(before, state))
     emit(as_json, {"removed": removed}, f"Removed {removed} audit events before {before}.")
 

@@ -14,13 +14,12 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
-from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.clock import today
 from ledgerdesk.config import ConfigError, Settings
-from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.migrate import is_current
 from ledgerdesk.db.prepared import Db, read_transaction
 from ledgerdesk.errors import LedgerdeskError
+from ledgerdesk.events.work import Actor, Origin, Work
 from ledgerdesk.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -67,34 +66,22 @@ class CliState:
                 "the database schema is not current; run `ledgerdesk db upgrade` first"
             )
 
-    def audit(
-        self,
-        session: Session,
-        action: str,
-        *,
-        user_id: int | None = None,
-        target_id: int | None = None,
-    ) -> None:
-        """Record an administrative write in its own transaction (the audit trail)."""
-        record_now(
-            session,
-            Event(
-                created_at=self.runtime().clock.timestamp(),
-                source="admin",
-                action=action,
-                outcome="ok",
-                user_id=user_id,
-                target_id=target_id,
-            ),
-        )
+    @contextmanager
+    def work(self, actor: Actor = Actor.SYSTEM) -> Iterator[Work]:
+        """A unit of work through the CLI's door, on a database that must already be
+        migrated. The operator at the shell acts as the system unless a command names
+        the staff member it acts for."""
+        self.require_current_schema()
+        with self.runtime().work(actor, Origin("cli")) as work:
+            yield work
 
     @contextmanager
-    def transaction(self) -> Iterator[tuple[Session, Runtime]]:
-        """A write transaction on a database that must already be migrated."""
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A transaction for reads, or (``write``) for upkeep that changes nothing of the
+        domain (pruning): no event is recorded in it."""
         self.require_current_schema()
-        runtime = self.runtime()
-        with unit_of_work(runtime.sessions, write=True) as session:
-            yield session, runtime
+        with self.runtime().transaction(write=write) as (session, _):
+            yield session
 
     @contextmanager
     def reading(self) -> Iterator[Db]:

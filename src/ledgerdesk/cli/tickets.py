@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from ledgerdesk.accounts.repository import AccountRepository
-from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.accounts.service import AccountReader
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.errors import invalid
+from ledgerdesk.events.work import Actor
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.actions import reply_out, summary
 from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
@@ -100,19 +100,14 @@ def ticket_reply(
     state.require_current_schema()
     files = [_incoming(runtime, path) for path in attach]
     try:
-        with runtime.transaction(write=True) as (session, blobs):
-            staff = AccountService(AccountRepository(session)).require_user(staff_id)
+        with state.work() as work:
+            staff = AccountReader(work.session).require_user(staff_id)
             if not staff.is_staff:
                 raise invalid("staff-user", f"user {staff_id} is not a staff member")
-            answered = TicketService.of(session).reply(
-                ticket_id,
-                author=staff,
-                content=content,
-                files=files,
-                blobs=blobs,
-                now=runtime.clock.timestamp(),
+            work.actor = Actor.staff(staff.id)
+            answered = TicketService(work).reply(
+                ticket_id, author=staff, content=content, files=files
             )
-            state.audit(session, "ticket.reply", user_id=staff.id, target_id=answered.id)
             emit(
                 as_json,
                 {"ticketId": answered.id},
@@ -130,9 +125,8 @@ def ticket_reply(
 @pass_state
 def ticket_force_close(state: CliState, ticket_id: int, as_json: bool) -> None:
     """Close a ticket for good: the customer can no longer reply or reopen it."""
-    with state.transaction() as (session, runtime):
-        closed = TicketService.of(session).force_close(ticket_id, now=runtime.clock.timestamp())
-        state.audit(session, "ticket.force-close", user_id=closed.user_id, target_id=closed.id)
+    with state.work() as work:
+        closed = TicketService(work).force_close(ticket_id)
         emit(
             as_json,
             {"ticketId": closed.id, "status": closed.status},

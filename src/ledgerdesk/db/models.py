@@ -314,3 +314,36 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # "ok", "replayed" or "error"
     error_code: Mapped[int | None] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class DomainEvent(Base):
+    """Something that happened, recorded by the domain in the transaction of the change.
+
+    Ids only grow and are committed in their order (see events.work), so a reader that
+    remembers the last id it saw never skips one. ``actor_id`` is the user who acted
+    (None for the system), ``customer_id`` the customer the event concerns (None for
+    staff's own affairs), ``subject_id`` what it happened to (by the type's subject).
+    The payload never holds a secret, a key or a file's bytes.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_customer_id_id", "customer_id", "id"),
+        Index("ix_events_subject_id_id", "subject_id", "id"),
+        Index("ix_events_type_id", "type", "id"),
+        Index("ix_events_created_at", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    door: Mapped[str] = mapped_column(String(16))
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    key_id: Mapped[int | None] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    subject_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, object]] = mapped_column(JSON)
+    client_address: Mapped[str | None] = mapped_column(String(45))
+    request_id: Mapped[str | None] = mapped_column(String(128))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
+from sqlalchemy.orm import Session
+
 from ledgerdesk.db.models import Invoice, User
 from ledgerdesk.errors import NotFound, invalid
+from ledgerdesk.events.types import EventType
+from ledgerdesk.events.work import Work
 from ledgerdesk.invoices.money import cents_to_decimal, hundredths_to_decimal, vat_cents
 from ledgerdesk.invoices.queries import InvoiceQueries, InvoiceRecord
 from ledgerdesk.invoices.repository import InvoiceRepository
@@ -144,8 +147,9 @@ class StaffInvoiceReader:
 class InvoiceService:
     """Administration: creating invoices and marking them paid."""
 
-    def __init__(self, repository: InvoiceRepository) -> None:
-        self.repository = repository
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self.repository = InvoiceRepository(work.session)
 
     # -- administration ---------------------------------------------------------------
 
@@ -187,7 +191,24 @@ class InvoiceService:
                 paid_on=None,
             )
         )
-        return InvoiceView.of(invoice)
+        view = InvoiceView.of(invoice)
+        self.work.record(
+            EventType.INVOICE_ISSUED,
+            subject_id=view.id,
+            customer_id=view.user_id,
+            payload={
+                "invoiceId": view.id,
+                "number": view.number,
+                "title": view.title,
+                "createdOn": view.created_on.isoformat(),
+                "payBefore": view.pay_before.isoformat(),
+                "amountExclVat": str(view.amount_excl_vat),
+                "vatPerc": str(view.vat_perc),
+                "vat": str(view.vat),
+                "amountNet": str(view.amount_net),
+            },
+        )
+        return view
 
     def mark_paid(self, invoice_id: int, *, paid_on: date) -> InvoiceView:
         """Mark an invoice paid; an invoice already paid keeps its original date."""
@@ -198,7 +219,19 @@ class InvoiceService:
             if paid_on < invoice.created_on:
                 raise invalid("date", "an invoice cannot be paid before it was created")
             invoice.paid_on = paid_on
+            self.work.record(
+                EventType.INVOICE_PAID,
+                subject_id=invoice.id,
+                customer_id=invoice.user_id,
+                payload={
+                    "invoiceId": invoice.id,
+                    "number": invoice.number,
+                    "paidOn": paid_on.isoformat(),
+                },
+            )
         return InvoiceView.of(invoice)
 
-    def list(self, user_id: int | None) -> Sequence[InvoiceView]:
-        return [InvoiceView.of(invoice) for invoice in self.repository.list(user_id)]
+
+def invoices_of(session: Session, user_id: int | None) -> list[InvoiceView]:
+    """Every invoice (of one customer, or all), oldest first: the admin CLI's list."""
+    return [InvoiceView.of(invoice) for invoice in InvoiceRepository(session).list(user_id)]

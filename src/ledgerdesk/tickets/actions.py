@@ -166,42 +166,34 @@ def get_ticket_attachment(
 
 
 def create_ticket(context: ActionContext, params: CreateTicketParams) -> TicketId:
-    ticket = TicketService.of(context.session).create(
+    ticket = TicketService(context.work).create(
         customer_id=context.principal.user_id,
         title=params.title,
         content=params.content,
         reference=params.reference,
         priority=params.priorityId,
         files=context.attachments,
-        blobs=context.blobs,
-        now=context.now,
     )
     return TicketId(ticketId=ticket.id)
 
 
 def reply_ticket(context: ActionContext, params: ReplyTicketParams) -> TicketId:
-    ticket = TicketService.of(context.session).reply(
+    ticket = TicketService(context.work).reply(
         params.ticketId,
         author=_customer(context),
         content=params.content,
         files=context.attachments,
-        blobs=context.blobs,
-        now=context.now,
     )
     return TicketId(ticketId=ticket.id)
 
 
 def reopen_ticket(context: ActionContext, params: TicketIdParams) -> TicketMessage:
-    ticket = TicketService.of(context.session).reopen(
-        params.ticketId, user_id=context.principal.user_id, now=context.now
-    )
+    ticket = TicketService(context.work).reopen(params.ticketId, user_id=context.principal.user_id)
     return TicketMessage(ticket=f"Ticket thread {ticket.id} has been reopened")
 
 
 def close_ticket(context: ActionContext, params: TicketIdParams) -> TicketMessage:
-    ticket = TicketService.of(context.session).close(
-        params.ticketId, user_id=context.principal.user_id, now=context.now
-    )
+    ticket = TicketService(context.work).close(params.ticketId, user_id=context.principal.user_id)
     return TicketMessage(ticket=f"Ticket thread {ticket.id} has been closed")
 
 

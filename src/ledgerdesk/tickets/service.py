@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
+from ledgerdesk.attachments.storage import BlobContent, BlobStore
 from ledgerdesk.db.models import Attachment, Reply, Ticket, User
 from ledgerdesk.errors import InternalError, InvalidState, NotFound, invalid
+from ledgerdesk.events.types import EventType
+from ledgerdesk.events.work import Work
 from ledgerdesk.tickets.queries import (
     AttachmentRecord,
     ReplyRecord,
@@ -97,14 +99,12 @@ class TicketReader:
 
 
 class TicketService:
-    """Changes to tickets: creating, replying, and the status machine."""
+    """Changes to tickets: creating, replying, and the status machine. Each change that
+    happens records its event in the unit of work; one that changes nothing records none."""
 
-    def __init__(self, repository: TicketRepository) -> None:
-        self.repository = repository
-
-    @classmethod
-    def of(cls, session: Session) -> TicketService:
-        return cls(TicketRepository(session))
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self.repository = TicketRepository(work.session)
 
     @property
     def session(self) -> Session:
@@ -121,11 +121,10 @@ class TicketService:
         reference: str,
         priority: int,
         files: Sequence[IncomingFile],
-        blobs: BlobBatch,
-        now: int,
     ) -> Ticket:
         """A new open ticket whose first reply holds the content and the files."""
         _check_text(title=title, content=content, files=files)
+        now = self.work.now
         ticket = Ticket(
             code=self._unused_code(),
             user_id=customer_id,
@@ -138,71 +137,103 @@ class TicketService:
             last_updated_at=now,
         )
         self.repository.add(ticket)
-        self._add_reply(ticket, customer_id, content, files, blobs, now)
+        reply, attachments = self._add_reply(ticket, customer_id, content, files)
+        self.work.record(
+            EventType.TICKET_CREATED,
+            subject_id=ticket.id,
+            customer_id=customer_id,
+            payload={
+                "ticketId": ticket.id,
+                "ticketCode": ticket.code,
+                "title": title,
+                "reference": reference,
+                "priorityId": priority,
+                "replyId": reply.id,
+                "content": content,
+                "attachments": attachments,
+            },
+        )
         return ticket
 
     def reply(
-        self,
-        ticket_id: int,
-        *,
-        author: User,
-        content: str,
-        files: Sequence[IncomingFile],
-        blobs: BlobBatch,
-        now: int,
+        self, ticket_id: int, *, author: User, content: str, files: Sequence[IncomingFile]
     ) -> Ticket:
         """Add a reply. A customer's reply reopens a closed ticket; staff replies anywhere."""
         _check_text(content=content, files=files)
+        now = self.work.now
         ticket = self._require(ticket_id, user_id=None if author.is_staff else author.id)
+        reopened = False
         if not author.is_staff:
             if ticket.status == FORCE_CLOSED:
                 raise InvalidState(f"Ticket {ticket_id} was closed by staff and takes no replies.")
             if ticket.status == CLOSED:
                 ticket.status = OPEN
                 ticket.status_updated_at = now
+                reopened = True
         ticket.last_updated_at = now
-        self._add_reply(ticket, author.id, content, files, blobs, now)
+        reply, attachments = self._add_reply(ticket, author.id, content, files)
+        self.work.record(
+            EventType.TICKET_REPLIED,
+            subject_id=ticket.id,
+            customer_id=ticket.user_id,
+            payload={
+                "ticketId": ticket.id,
+                "ticketCode": ticket.code,
+                "replyId": reply.id,
+                "by": "staff" if author.is_staff else "customer",
+                "authorId": author.id,
+                "content": content,
+                "attachments": attachments,
+                "reopened": reopened,
+            },
+        )
         return ticket
 
     def note(
-        self,
-        ticket_id: int,
-        *,
-        author: User,
-        content: str,
-        files: Sequence[IncomingFile],
-        blobs: BlobBatch,
-        now: int,
+        self, ticket_id: int, *, author: User, content: str, files: Sequence[IncomingFile]
     ) -> Ticket:
         """An internal note: staff only, never shown to the customer. It changes neither
-        the status nor the time the customer sees as the last update."""
+        the status nor the time the customer sees as the last update. Its event carries
+        no content: consumers that may reach customers never see a note's words."""
         if not author.is_staff:
             raise invalid("internal", "only staff write internal notes")
         _check_text(content=content, files=files)
         ticket = self._require(ticket_id, user_id=None)
-        self._add_reply(ticket, author.id, content, files, blobs, now, internal=True)
+        reply, attachments = self._add_reply(ticket, author.id, content, files, internal=True)
+        self.work.record(
+            EventType.TICKET_NOTE_ADDED,
+            subject_id=ticket.id,
+            customer_id=ticket.user_id,
+            payload={
+                "ticketId": ticket.id,
+                "ticketCode": ticket.code,
+                "replyId": reply.id,
+                "authorId": author.id,
+                "attachments": len(attachments),
+            },
+        )
         return ticket
 
-    def close(self, ticket_id: int, *, user_id: int | None, now: int) -> Ticket:
+    def close(self, ticket_id: int, *, user_id: int | None) -> Ticket:
         ticket = self._require(ticket_id, user_id=user_id)
         if ticket.status == OPEN:
-            self._set_status(ticket, CLOSED, now)
+            self._set_status(ticket, CLOSED)
         return ticket
 
-    def reopen(self, ticket_id: int, *, user_id: int | None, now: int) -> Ticket:
+    def reopen(self, ticket_id: int, *, user_id: int | None) -> Ticket:
         """Open a closed ticket again; only staff (``user_id`` None) reopen a forcibly
         closed one."""
         ticket = self._require(ticket_id, user_id=user_id)
         if ticket.status == FORCE_CLOSED and user_id is not None:
             raise InvalidState(f"Ticket {ticket_id} was closed by staff and cannot be reopened.")
         if ticket.status != OPEN:
-            self._set_status(ticket, OPEN, now)
+            self._set_status(ticket, OPEN)
         return ticket
 
-    def force_close(self, ticket_id: int, *, now: int) -> Ticket:
+    def force_close(self, ticket_id: int) -> Ticket:
         ticket = self._require(ticket_id, user_id=None)
         if ticket.status != FORCE_CLOSED:
-            self._set_status(ticket, FORCE_CLOSED, now)
+            self._set_status(ticket, FORCE_CLOSED)
         return ticket
 
     # -- helpers ----------------------------------------------------------------------
@@ -213,9 +244,22 @@ class TicketService:
             raise NotFound(f"Ticket {ticket_id} not found.")
         return ticket
 
-    def _set_status(self, ticket: Ticket, status: int, now: int) -> None:
+    def _set_status(self, ticket: Ticket, status: int) -> None:
+        previous = ticket.status
         ticket.status = status
-        ticket.status_updated_at = now
+        ticket.status_updated_at = self.work.now
+        self.work.record(
+            EventType.TICKET_REOPENED if status == OPEN else EventType.TICKET_CLOSED,
+            subject_id=ticket.id,
+            customer_id=ticket.user_id,
+            payload={
+                "ticketId": ticket.id,
+                "ticketCode": ticket.code,
+                "status": status,
+                "previousStatus": previous,
+                "forced": status == FORCE_CLOSED,
+            },
+        )
 
     def _unused_code(self) -> int:
         # Random, so that codes say nothing about ids or volumes; the unique constraint
@@ -231,33 +275,44 @@ class TicketService:
         author_id: int,
         content: str,
         files: Sequence[IncomingFile],
-        blobs: BlobBatch,
-        now: int,
         *,
         internal: bool = False,
-    ) -> Reply:
+    ) -> tuple[Reply, list[dict[str, object]]]:
+        """The reply and its attachments as an event lays them out."""
+        blobs = self.work.blobs
+        if files and blobs is None:
+            raise RuntimeError("attachments need a unit of work with a blob batch")
         reply = Reply(
             ticket_id=ticket.id,
             author_id=author_id,
-            created_at=now,
+            created_at=self.work.now,
             title=ticket.title,
             content=content,
             internal=internal,
         )
         self.repository.add(reply)
+        described: list[dict[str, object]] = []
         for incoming in files:
+            assert blobs is not None
             blobs.add(self.session, incoming)
-            self.repository.add(
-                Attachment(
-                    ticket_id=ticket.id,
-                    reply_id=reply.id,
-                    name=incoming.name,
-                    content_type=incoming.content_type,
-                    size=incoming.size,
-                    sha256=incoming.sha256,
-                )
+            attachment = Attachment(
+                ticket_id=ticket.id,
+                reply_id=reply.id,
+                name=incoming.name,
+                content_type=incoming.content_type,
+                size=incoming.size,
+                sha256=incoming.sha256,
             )
-        return reply
+            self.repository.add(attachment)
+            described.append(
+                {
+                    "attachmentId": attachment.id,
+                    "name": attachment.name,
+                    "contentType": attachment.content_type,
+                    "size": attachment.size,
+                }
+            )
+        return reply, described
 
 
 def _check_text(*, content: str, files: Sequence[IncomingFile], title: str | None = None) -> None:

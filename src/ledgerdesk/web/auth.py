@@ -21,8 +21,9 @@ from ledgerdesk.accounts.people import (
     normal_email,
     password_matches,
 )
-from ledgerdesk.audit.service import Event, record_now
+from ledgerdesk.audit.service import Event
 from ledgerdesk.errors import LedgerdeskError, NotFound
+from ledgerdesk.events.work import Actor, Origin
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     SESSION_COOKIE,
@@ -77,12 +78,8 @@ class AuthPages:
         def begin(checked: StoredPassword, rehashed: str | None) -> SignedIn | None:
             now = runtime.clock.timestamp()
             try:
-                with runtime.transaction(write=True) as (session, _):
-                    signed = PeopleService(session).begin_session(
-                        checked, now=now, rehashed=rehashed
-                    )
-                    record_now(session, _event(now, "signin", "ok", signed.user.id, address))
-                    return signed
+                with runtime.work(Actor.VISITOR, Origin("web", address)) as work:
+                    return PeopleService.of(work).begin_session(checked, now=now, rehashed=rehashed)
             except SignInRefused:
                 return None
 
@@ -173,8 +170,8 @@ class AuthPages:
 
         def check() -> bool:
             now = runtime.clock.timestamp()
-            with runtime.transaction(write=True) as (session, _):
-                people = PeopleService(session)
+            with runtime.work(Actor.VISITOR, Origin("web", web.address(request))) as work:
+                people = PeopleService.of(work)
                 people.second_factor(secret, code, now=now)
                 person = people.current(secret, now=now)
                 return person is not None and person.is_staff
@@ -198,8 +195,8 @@ class AuthPages:
 
         def end() -> bool:
             now = self.runtime.clock.timestamp()
-            with self.runtime.transaction(write=True) as (session, _):
-                people = PeopleService(session)
+            with self.runtime.work(Actor.VISITOR, Origin("web", web.address(request))) as work:
+                people = PeopleService.of(work)
                 person = people.current(secret, now=now)
                 if person is None:
                     return True
@@ -248,11 +245,8 @@ class AuthPages:
 
         def take() -> None:
             now = runtime.clock.timestamp()
-            with runtime.transaction(write=True) as (session, _):
-                user = PeopleService(session).take_link(token, password_hash, now=now)
-                record_now(
-                    session, _event(now, "password.set", "ok", user.id, web.address(request))
-                )
+            with runtime.work(Actor.VISITOR, Origin("web", web.address(request))) as work:
+                PeopleService.of(work).take_link(token, password_hash, now=now)
 
         try:
             await to_thread.run_sync(take)

@@ -10,13 +10,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.accounts.people import PeopleService
-from ledgerdesk.accounts.repository import AccountRepository
-from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.accounts.service import AccountReader, AccountService
 from ledgerdesk.db.models import User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.invoices.money import parse_amount, parse_percentage
 from ledgerdesk.invoices.queries import InvoiceQueries
-from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import InvoiceReader, InvoiceService, StaffInvoiceReader
 from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
 from ledgerdesk.web import display, security
@@ -137,7 +135,7 @@ class Console:
         after = _int_param(request.query_params.get("after"), 1, 2**63 - 1, "after", errors)
 
         def listing(visit: Visit, form_errors: dict[str, str], values: dict[str, str]) -> Page:
-            found = AccountService(AccountRepository(visit.session)).customers(
+            found = AccountReader(visit.session).customers(
                 text=text, after_id=after, limit=PAGE_SIZE + 1
             )
             return Page(
@@ -159,13 +157,12 @@ class Console:
 
         def create(visit: Visit) -> Redirect:
             try:
-                user = AccountService(AccountRepository(visit.session)).create_user(
-                    name=values["name"], email=values["email"] or None, staff=False, now=visit.now
+                user = AccountService(visit.work).create_user(
+                    name=values["name"], email=values["email"] or None, staff=False
                 )
             except LedgerdeskError as exc:
                 problems = field_errors(exc)
                 raise Refused(lambda again: listing(again, problems, values)) from None
-            visit.audit("user.create", user_id=user.id, target_id=user.id)
             return Redirect(f"/console/customers/{user.id}", flash=f"Created {user.name}.")
 
         return await self.web.visit(request, "staff", create, form=form, write=True)
@@ -219,10 +216,9 @@ class Console:
 
         def work(visit: Visit) -> Page | Redirect:
             self._customer_page(visit, user_id)  # a customer, or 404
-            people = PeopleService(visit.session)
+            people = PeopleService.of(visit.work)
             if action in ("disable", "enable"):
                 people.set_disabled(user_id, action == "disable", now=visit.now)
-                visit.audit(f"user.{action}", user_id=user_id, target_id=user_id)
                 return Redirect(f"/console/customers/{user_id}", flash=f"Customer {action}d.")
             if action in ("invite", "reset"):
                 try:
@@ -234,7 +230,6 @@ class Console:
                     raise Refused(
                         lambda again: self._customer_page(again, user_id, errors=problems)
                     ) from None
-                visit.audit(f"user.{action}", user_id=user_id, target_id=user_id)
                 made = "Invitation" if action == "invite" else "Password reset"
                 return Redirect(
                     f"/console/customers/{user_id}",
@@ -319,7 +314,6 @@ class Console:
                 raise Refused(
                     lambda again: self._invoices_page(again, show, errors=problems, values=values)
                 ) from None
-            visit.audit("invoice.create", user_id=view.user_id, target_id=view.id)
             return Redirect(
                 f"/console/customers/{view.user_id}",
                 flash=f"Invoice {view.number} issued: "
@@ -340,7 +334,7 @@ class Console:
         customer = visit.session.get(User, customer_id) if 0 < customer_id < 2**63 else None
         if customer is None:
             raise invalid("customer", f"no customer has id {customer_id}")
-        return InvoiceService(InvoiceRepository(visit.session)).create(
+        return InvoiceService(visit.work).create(
             customer=customer,
             title=values["title"],
             description=values["description"],
@@ -378,10 +372,7 @@ class Console:
         back = "/console/invoices?show=overdue" if form.get("back") == "overdue" else None
 
         def work(visit: Visit) -> Redirect:
-            view = InvoiceService(InvoiceRepository(visit.session)).mark_paid(
-                invoice_id, paid_on=visit.today
-            )
-            visit.audit("invoice.mark-paid", user_id=view.user_id, target_id=view.id)
+            view = InvoiceService(visit.work).mark_paid(invoice_id, paid_on=visit.today)
             return Redirect(
                 back or f"/console/customers/{view.user_id}",
                 flash=f"Invoice {view.number} marked paid.",

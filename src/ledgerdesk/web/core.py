@@ -33,7 +33,6 @@ from ledgerdesk.accounts.people import CurrentSession, Notice, PeopleService
 from ledgerdesk.accounts.service import IPAddress
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.storage import BlobBatch
-from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.clock import day_of
 from ledgerdesk.config import Settings
 from ledgerdesk.db.models import User
@@ -46,6 +45,8 @@ from ledgerdesk.errors import (
     ServerBusy,
     invalid,
 )
+from ledgerdesk.events.types import Door
+from ledgerdesk.events.work import Actor, Origin, Work
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.schemas import check_file_name, check_media_type
 from ledgerdesk.tickets.service import MAX_ATTACHMENTS
@@ -143,18 +144,27 @@ NOTES = {
 
 @dataclass
 class Visit:
-    """One page's unit of work: the person, their database session, and the time."""
+    """One page's unit of work: the person, and the domain's unit of work (their
+    database session, the time, and the door: the console for staff, the portal for
+    customers), which the page hands to the services it calls."""
 
-    session: Session
-    blobs: BlobBatch
+    work: Work
     person: CurrentSession
-    now: int
-    today: date
-    address: str | None
-    source: str
     settings: Settings
     # One-time values the form before this page left for it (a new key, a link).
     once: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def session(self) -> Session:
+        return self.work.session
+
+    @property
+    def now(self) -> int:
+        return self.work.now
+
+    @property
+    def today(self) -> date:
+        return self.work.today
 
     @cached_property
     def db(self) -> Db:
@@ -164,21 +174,6 @@ class Visit:
         user = self.session.get(User, self.person.user_id)
         assert user is not None  # the session row joined it a moment ago
         return user
-
-    def audit(self, action: str, *, user_id: int | None, target_id: int | None) -> None:
-        """Record this write in its own transaction, like the API and the admin CLI do."""
-        record_now(
-            self.session,
-            Event(
-                created_at=self.now,
-                source=self.source,
-                action=action,
-                outcome="ok",
-                user_id=user_id,
-                target_id=target_id,
-                client_address=self.address,
-            ),
-        )
 
 
 class Web:
@@ -436,14 +431,12 @@ class Web:
         role: Role,
         notice: Notice | None,
     ) -> Visit:
+        actor = Actor.staff(person.user_id) if role == "staff" else Actor.customer(person.user_id)
+        door: Door = "console" if role == "staff" else "portal"
+        day = day_of(now, self.runtime.settings.timezone)
         return Visit(
-            session=session,
-            blobs=blobs,
+            work=Work(session, actor, Origin(door, address), now, day, blobs),
             person=person,
-            now=now,
-            today=day_of(now, self.runtime.settings.timezone),
-            address=address,
-            source="console" if role == "staff" else "portal",
             settings=self.runtime.settings,
             once=notice.once if notice is not None else {},
         )

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from ledgerdesk.accounts.repository import AccountRepository
-from ledgerdesk.accounts.service import AccountService, NewKey
+from ledgerdesk.accounts.service import AccountReader, AccountService, NewKey
 from ledgerdesk.db.models import ApiKey
 from ledgerdesk.errors import ParamError
 from ledgerdesk.web.core import Visit, text_field
@@ -29,32 +28,24 @@ def create_key(visit: Visit, user_id: int, form: Mapping[str, Any]) -> NewKey:
         # Reported with every other problem of the form, not instead of them.
         expires = None
         unreadable.append(ParamError("expires", "must be a date such as 2027-01-31"))
-    new = AccountService(AccountRepository(visit.session)).create_key(
+    return AccountService(visit.work).create_key(
         user_id=user_id,
         categories=categories,
         ip_ranges=ip_ranges,
         expires_on=expires,
         note=text_field(form, "note").strip(),
-        now=visit.now,
-        today=visit.today,
         max_keys=visit.settings.max_keys_per_customer,
         also=unreadable,
     )
-    visit.audit("key.create", user_id=user_id, target_id=new.key.id)
-    return new
 
 
 def revoke_key(visit: Visit, key_id: int, *, owner: int | None) -> ApiKey:
     """Revoke a key; ``owner`` limits it to that customer's keys (the portal)."""
-    key = AccountService(AccountRepository(visit.session)).revoke_key(
-        key_id, now=visit.now, user_id=owner
-    )
-    visit.audit("key.revoke", user_id=key.user_id, target_id=key.id)
-    return key
+    return AccountService(visit.work).revoke_key(key_id, user_id=owner)
 
 
 def keys_of(visit: Visit, user_id: int) -> list[ApiKey]:
-    return list(AccountService(AccountRepository(visit.session)).list_keys(user_id))
+    return list(AccountReader(visit.session).list_keys(user_id))
 
 
 KEY_FORM_FIELDS = ("categories", "ip_ranges", "expires", "note")

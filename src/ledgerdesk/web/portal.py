@@ -105,22 +105,19 @@ class Portal:
                     raise invalid("priority", "must be 1, 2, 3 or 4")
                 if len(values["reference"]) > 64:
                     raise invalid("reference", "must be at most 64 characters")
-                ticket = TicketService.of(visit.session).create(
+                ticket = TicketService(visit.work).create(
                     customer_id=visit.person.user_id,
                     title=values["title"].strip(),
                     content=values["content"],
                     reference=values["reference"].strip(),
                     priority=int(values["priority"]),
                     files=files,
-                    blobs=visit.blobs,
-                    now=visit.now,
                 )
             except LedgerdeskError as exc:
                 problems = field_errors(exc)
                 raise Refused(
                     lambda again: self._new_ticket_page(again, problems, values)
                 ) from None
-            visit.audit("ticket.create", user_id=ticket.user_id, target_id=ticket.id)
             return Redirect(f"/account/tickets/{ticket.id}", flash="Ticket created.")
 
         return await web.visit_with_files(

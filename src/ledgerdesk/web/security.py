@@ -75,7 +75,7 @@ class SecurityPages:
         checked = await self._check_password_first(request, action, form)
 
         def work(visit: Visit) -> Page | Redirect:
-            people = PeopleService(visit.session)
+            people = PeopleService.of(visit.work)
             user_id = visit.person.user_id
             secret = text_field(form, "secret")
             try:
@@ -89,14 +89,12 @@ class SecurityPages:
                     check_password(new, name=user.name, email=user.email)
                     assert checked.new_hash is not None
                     people.change_password(checked.stored, checked.new_hash)
-                    visit.audit("password.change", user_id=user_id, target_id=user_id)
                     # Every session ended, this one too: sign in with the new password.
                     return Redirect("/signin", note="password-changed")
                 if action == "totp-enable" and self.role == "staff":
                     codes = people.confirm_totp(
                         user_id, secret, text_field(form, "code").strip(), now=visit.now
                     )
-                    visit.audit("totp.enable", user_id=user_id, target_id=user_id)
                     # Shown once by the page this redirects to (a reload shows them no more).
                     return Redirect(
                         "/console/security",
@@ -107,7 +105,6 @@ class SecurityPages:
                     if checked is None or not checked.right:
                         raise invalid("password", "is not your password")
                     people.disable_totp(checked.stored)
-                    visit.audit("totp.disable", user_id=user_id, target_id=user_id)
                     return Redirect("/console/security", flash="Second factor turned off.")
             except LedgerdeskError as exc:
                 problems = field_errors(exc)

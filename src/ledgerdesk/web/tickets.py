@@ -120,30 +120,18 @@ class TicketPages:
         content = text_field(form.fields, "content")
 
         def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
-            service = TicketService.of(visit.session)
+            service = TicketService(visit.work)
             try:
                 if not internal and "internal" in form.fields:
                     # A form of an older page: a note must never go out as a reply.
                     raise invalid("internal", "notes are written in the internal note form")
                 write = service.note if internal else service.reply
-                ticket = write(
-                    ticket_id,
-                    author=visit.user(),
-                    content=content,
-                    files=files,
-                    blobs=visit.blobs,
-                    now=visit.now,
-                )
+                ticket = write(ticket_id, author=visit.user(), content=content, files=files)
             except LedgerdeskError as exc:
                 if isinstance(exc, NotFound):
                     raise
                 errors = field_errors(exc)
                 raise Refused(lambda again: again_page(again, errors)) from None
-            visit.audit(
-                "ticket.note" if internal else "ticket.reply",
-                user_id=ticket.user_id,
-                target_id=ticket.id,
-            )
             said = "Internal note added" if internal else "Reply sent"
             if files:
                 said += f" with {len(files)} attachment(s)"
@@ -169,15 +157,14 @@ class TicketPages:
         def work(visit: Visit) -> Redirect:
             if action not in STATUS_ACTIONS[self.role]:
                 raise invalid("action", f"must be one of {', '.join(STATUS_ACTIONS[self.role])}")
-            service = TicketService.of(visit.session)
+            service = TicketService(visit.work)
             scope = self._scope(visit)
             changes: dict[str, Callable[[], Ticket]] = {
-                "close": lambda: service.close(ticket_id, user_id=scope, now=visit.now),
-                "reopen": lambda: service.reopen(ticket_id, user_id=scope, now=visit.now),
-                "force-close": lambda: service.force_close(ticket_id, now=visit.now),
+                "close": lambda: service.close(ticket_id, user_id=scope),
+                "reopen": lambda: service.reopen(ticket_id, user_id=scope),
+                "force-close": lambda: service.force_close(ticket_id),
             }
-            ticket = changes[action]()
-            visit.audit(f"ticket.{action}", user_id=ticket.user_id, target_id=ticket_id)
+            changes[action]()
             done = {"close": "closed", "reopen": "reopened", "force-close": "forcibly closed"}
             return Redirect(f"{self.base}/tickets/{ticket_id}", flash=f"Ticket {done[action]}.")
 

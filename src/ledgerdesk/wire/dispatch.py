@@ -32,6 +32,7 @@ from ledgerdesk.accounts.queries import AccountQueries
 from ledgerdesk.accounts.repository import RECORD_USES, key_use_rows
 from ledgerdesk.accounts.service import Authenticator, IPAddress, Principal
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
+from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.audit.service import Event, record_now
 from ledgerdesk.config import Settings
 from ledgerdesk.db.loop_reads import LoopReads
@@ -45,6 +46,7 @@ from ledgerdesk.errors import (
     UnknownCategory,
     UnsupportedMediaType,
 )
+from ledgerdesk.events.work import Actor, Origin, Work
 from ledgerdesk.idempotency.repository import IdempotencyRepository
 from ledgerdesk.idempotency.service import IdempotencyService, check_key, fingerprint
 from ledgerdesk.runtime import Runtime
@@ -61,9 +63,8 @@ from ledgerdesk.wire.registry import (
     ActionContext,
     ActionRegistry,
     FileDownload,
-    WriteScope,
 )
-from ledgerdesk.wire.types import Params, Result, Shaped
+from ledgerdesk.wire.types import Params, Result
 
 log = logging.getLogger("ledgerdesk.wire")
 T = TypeVar("T")
@@ -416,15 +417,13 @@ class ActionEndpoint:
 
     def _write_once(self, request: _Request, prepared: _PreparedWrite) -> bytes | FileDownload:
         with self.runtime.transaction(write=True) as (session, blobs):
-            return self._perform(
-                request, session_db(session), WriteScope(session, blobs), prepared=prepared
-            )
+            return self._perform(request, session_db(session), (session, blobs), prepared=prepared)
 
     def _perform(
         self,
         request: _Request,
         db: Db,
-        write: WriteScope | None,
+        write: tuple[Session, BlobBatch] | None,
         cache: ReadCache | None = None,
         prepared: _PreparedWrite | None = None,
     ) -> bytes | FileDownload:
@@ -496,7 +495,7 @@ class ActionEndpoint:
         action: Action[Any, Any],
         principal: Principal,
         db: Db,
-        write: WriteScope,
+        write: tuple[Session, BlobBatch],
         now: int,
         day: date,
         prepared: _PreparedWrite,
@@ -506,22 +505,30 @@ class ActionEndpoint:
             raise prepared.error
         assert prepared.params is not None
         params, attachments = prepared.params, prepared.attachments
+        session, blobs = write
         remembered = _Remembered.of(
-            write.session, principal.user_id, action, request, params, attachments, now
+            session, principal.user_id, action, request, params, attachments, now
         )
         if remembered is not None and remembered.first_answer is not None:
-            record_now(write.session, request.event(now, "replayed", principal))
+            record_now(session, request.event(now, "replayed", principal))
             return remembered.first_answer
-        context = self._context(request, principal, db, write, now, day, attachments)
+        work = Work(
+            session,
+            Actor.customer(principal.user_id, principal.key_id),
+            Origin(
+                "api", None if request.address is None else str(request.address), request.request_id
+            ),
+            now,
+            day,
+            blobs,
+        )
+        context = self._context(request, principal, db, work, now, day, attachments)
         result = action.handler(context, params)
         if isinstance(result, FileDownload):
             return result
         answer = envelope.success(result)
         if remembered is not None:
             remembered.remember(answer)
-        record_now(
-            write.session, request.event(now, "ok", principal, target=_target(params, result))
-        )
         return answer
 
     def _context(
@@ -529,7 +536,7 @@ class ActionEndpoint:
         request: _Request,
         principal: Principal,
         db: Db,
-        write: WriteScope | None,
+        work: Work | None,
         now: int,
         day: date,
         attachments: list[IncomingFile] | None = None,
@@ -542,7 +549,7 @@ class ActionEndpoint:
             today=day,
             files=request.files,
             blob_store=self.runtime.blobs,
-            write=write,
+            unit=work,
             attachments=attachments or [],
         )
 
@@ -561,16 +568,6 @@ def _answer_key(user_id: int, action: str, day: date, fields: Mapping[str, Any])
     except TypeError:
         return None  # lists or objects among the fields: not worth an entry
     return key
-
-
-def _target(params: Params, result: Result | Shaped[Result]) -> int | None:
-    """The id of what a write acted on, for the audit trail."""
-    for source in (result, params):
-        for name in ("ticketId", "invoiceId"):
-            value = getattr(source, name, None)
-            if isinstance(value, int):
-                return value
-    return None
 
 
 async def _send_file(send: Send, download: FileDownload, common: list[tuple[bytes, bytes]]) -> None:
@@ -745,7 +742,6 @@ class _Request:
         principal: Principal | None,
         *,
         error_code: int | None = None,
-        target: int | None = None,
     ) -> Event:
         """This request's audit event (never its key or its files' bytes)."""
         return Event(
@@ -756,7 +752,6 @@ class _Request:
             user_id=principal.user_id if principal is not None else self.credentials.user_id,
             key_id=principal.key_id if principal is not None else None,
             client_address=None if self.address is None else str(self.address),
-            target_id=target,
             error_code=error_code,
             request_id=self.request_id,
         )

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from ledgerdesk.accounts.service import Principal
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
-from ledgerdesk.attachments.storage import BlobBatch, BlobContent, BlobStore
+from ledgerdesk.attachments.storage import BlobContent, BlobStore
 from ledgerdesk.config import Settings
 from ledgerdesk.db.prepared import Db
 from ledgerdesk.errors import InvalidParameters, LedgerdeskError, ParamError, invalid
+from ledgerdesk.events.work import Work
 from ledgerdesk.wire.types import Params, Result, Shaped
 
 P = TypeVar("P", bound=Params)
@@ -40,19 +41,12 @@ class FileDownload:
 
 
 @dataclass(frozen=True)
-class WriteScope:
-    """The ORM session and attachment batch of an action that writes."""
-
-    session: Session
-    blobs: BlobBatch
-
-
-@dataclass(frozen=True)
 class ActionContext:
     """What a handler may use: the caller, its transaction, the request's clock and files.
 
     Every action reads through ``db`` (prepared statements, see db.prepared); only
-    actions registered with ``writes=True`` get ``session`` and ``blobs``.
+    actions registered with ``writes=True`` get ``work``: the unit of work (session,
+    attachment batch, who acts) their services change things and record events in.
     """
 
     principal: Principal
@@ -62,22 +56,19 @@ class ActionContext:
     today: date
     files: RequestFiles
     blob_store: BlobStore
-    write: WriteScope | None = None
+    unit: Work | None = None
     # The request's attachments as complete incoming files (see ``Action.files``).
     attachments: list[IncomingFile] = field(default_factory=list)
 
     @property
-    def session(self) -> Session:
-        return self._write_scope().session
+    def work(self) -> Work:
+        if self.unit is None:
+            raise RuntimeError("this action is registered as read-only (writes=False)")
+        return self.unit
 
     @property
-    def blobs(self) -> BlobBatch:
-        return self._write_scope().blobs
-
-    def _write_scope(self) -> WriteScope:
-        if self.write is None:
-            raise RuntimeError("this action is registered as read-only (writes=False)")
-        return self.write
+    def session(self) -> Session:
+        return self.work.session
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,51 @@
+"""The kinds of events, and who can cause them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+
+class EventType(StrEnum):
+    """What happened. ``<subject>.<what happened to it>``; the subject's id is the
+    event's ``subject_id`` (a ticket's, an invoice's, a key's, a user's)."""
+
+    CUSTOMER_CREATED = "customer.created"
+    CUSTOMER_UPDATED = "customer.updated"
+    CUSTOMER_DISABLED = "customer.disabled"
+    CUSTOMER_ENABLED = "customer.enabled"
+    STAFF_CREATED = "staff.created"
+    STAFF_UPDATED = "staff.updated"
+    STAFF_DISABLED = "staff.disabled"
+    STAFF_ENABLED = "staff.enabled"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    TICKET_CREATED = "ticket.created"
+    TICKET_REPLIED = "ticket.replied"
+    TICKET_NOTE_ADDED = "ticket.note_added"
+    TICKET_CLOSED = "ticket.closed"
+    TICKET_REOPENED = "ticket.reopened"
+    INVOICE_ISSUED = "invoice.issued"
+    INVOICE_PAID = "invoice.paid"
+    PASSWORD_LINK_CREATED = "password.link_created"  # noqa: S105 (a name, not a password)
+    PASSWORD_CHANGED = "password.changed"  # noqa: S105
+    SECOND_FACTOR_ENABLED = "second_factor.enabled"
+    SECOND_FACTOR_DISABLED = "second_factor.disabled"
+    SIGNIN_SUCCEEDED = "signin.succeeded"
+    SIGNOUT_SUCCEEDED = "signout.succeeded"
+
+    @property
+    def subject(self) -> str:
+        """What the subject id names: ``ticket``, ``invoice``, ``api_key`` or ``user``."""
+        head = self.value.partition(".")[0]
+        return head if head in ("ticket", "invoice", "api_key") else "user"
+
+
+# The ways into ledgerdesk. "web" is a page before anyone signed in (sign-in, a password
+# link); its events are recorded as the console's or the portal's, by who acted.
+Door = Literal["api", "console", "portal", "web", "cli", "mail", "replay", "system"]
+DOORS: tuple[str, ...] = ("api", "console", "portal", "cli", "mail", "replay", "system")
+
+# A visitor is someone not (yet) known: the events of a sign-in or of a password link
+# name the person they establish instead.
+ActorKind = Literal["customer", "staff", "system", "visitor"]
