@@ -9,7 +9,8 @@ in the middle, several times. Then, on a fresh start:
 - every write that was never answered, retried with its Idempotency-Key, is done
   exactly once (never twice);
 - storage verifies healthy, and after start-up's cleaning no orphaned bytes and no
-  leftover uploads remain.
+  leftover uploads remain;
+- the event log holds one event for each write that committed, and none for the rest.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pytest
 
 from ledgerdesk.config import Settings
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_customer
+from tests.factories import make_customer, recorded_events
 from tests.servers import LEDGERDESK, free_port, kill, start, stop
 from tests.support import Caller, json_attachment
 
@@ -244,6 +245,26 @@ def test_sigkill_under_load_loses_duplicates_and_leaves_nothing(
         f"{len(ledger.unanswered)} unanswered retried once"
     )
     assert "Traceback" not in log, log
+    # The event log holds exactly the writes that committed: one event each, none for
+    # a write the kill cut short, none twice for a retried one.
+    runtime = Runtime.build(settings)
+    try:
+        logged = [e for e in recorded_events(runtime) if e.type.startswith("ticket.")]
+    finally:
+        runtime.close()
+    created = sorted(str(e.payload["title"]) for e in logged if e.type == "ticket.created")
+    assert created == sorted(titles)
+    replied = sorted(
+        str(e.payload["content"]).removeprefix("content of ")
+        for e in logged
+        if e.type == "ticket.replied"
+    )
+    stored_replies = sorted(
+        marker for marker in replies_by_marker if ledger.sent[marker].action == "replyTicket"
+    )
+    assert replied == stored_replies
+    ids = [e.id for e in logged]
+    assert ids == sorted(set(ids))
     report = verify_report(database_url, data_dir, store)
     assert report["healthy"] is True
     assert report["orphans"] == []

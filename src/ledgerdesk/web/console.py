@@ -13,6 +13,7 @@ from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.accounts.service import AccountReader, AccountService
 from ledgerdesk.db.models import User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
+from ledgerdesk.events.log import EventLog
 from ledgerdesk.invoices.money import parse_amount, parse_percentage
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import InvoiceReader, InvoiceService, StaffInvoiceReader
@@ -28,6 +29,7 @@ from ledgerdesk.web.core import (
     path_id,
     text_field,
 )
+from ledgerdesk.web.history import history
 from ledgerdesk.web.keys import create_key, key_errors, key_values, keys_of, revoke_key
 from ledgerdesk.web.tickets import TicketPages
 
@@ -44,6 +46,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/customers", console.customers, methods=["GET", "POST"]),
         Route("/customers/{user_id:int}", console.customer, methods=["GET"]),
         Route("/customers/{user_id:int}/access", console.access, methods=["POST"]),
+        Route("/customers/{user_id:int}/details", console.details, methods=["POST"]),
         Route("/customers/{user_id:int}/keys", console.new_key, methods=["POST"]),
         Route("/keys/{key_id:int}/revoke", console.revoke, methods=["POST"]),
         Route("/invoices", console.invoices, methods=["GET", "POST"]),
@@ -174,6 +177,8 @@ class Console:
         *,
         errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
+        details_errors: dict[str, str] | None = None,
+        details: dict[str, str] | None = None,
     ) -> Page:
         user = visit.session.get(User, user_id)
         if user is None or user.is_staff:
@@ -194,9 +199,37 @@ class Console:
                 "link": visit.once.get("link"),
                 "now": visit.now,
                 "today": visit.today,
+                "history": history(
+                    visit.session, EventLog(visit.session).of_customer(user_id, limit=50)
+                ),
+                "details": details or {"name": user.name, "email": user.email or ""},
+                "details_errors": details_errors or {},
             },
-            400 if errors else 200,
+            400 if errors or details_errors else 200,
         )
+
+    async def details(self, request: Request) -> Response:
+        """Change a customer's name or email address."""
+        user_id = path_id(request, "user_id")
+        form = await self.web.form(request, "staff")
+        values = {"name": text_field(form, "name"), "email": text_field(form, "email").strip()}
+
+        def work(visit: Visit) -> Redirect:
+            self._customer_page(visit, user_id)  # a customer, or 404
+            try:
+                AccountService(visit.work).update_user(
+                    user_id, name=values["name"], email=values["email"]
+                )
+            except LedgerdeskError as exc:
+                problems = field_errors(exc)
+                raise Refused(
+                    lambda again: self._customer_page(
+                        again, user_id, details_errors=problems, details=values
+                    )
+                ) from None
+            return Redirect(f"/console/customers/{user_id}", flash="Details saved.")
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
 
     async def customer(self, request: Request) -> Response:
         user_id = path_id(request, "user_id")

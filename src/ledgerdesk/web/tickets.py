@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.db.models import Ticket, User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
+from ledgerdesk.events.log import EventLog
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web.core import (
@@ -29,6 +30,7 @@ from ledgerdesk.web.core import (
     text_field,
 )
 from ledgerdesk.web.display import PREVIEWABLE
+from ledgerdesk.web.history import history
 from ledgerdesk.wire.content_disposition import attachment_disposition
 
 STATUS_ACTIONS = {
@@ -95,6 +97,14 @@ class TicketPages:
                 "note": _Form(errors, content) if form == "note" else _Form({}, ""),
                 "actions": STATUS_ACTIONS[self.role],
                 "now": visit.now,
+                "history": (
+                    history(
+                        visit.session,
+                        EventLog(visit.session).history(subject="ticket", subject_id=ticket_id),
+                    )
+                    if self.role == "staff"
+                    else []
+                ),
             },
             400 if errors else 200,
         )

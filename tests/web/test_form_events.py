@@ -1,0 +1,342 @@
+"""Every form of the console and the portal that changes something records exactly one
+event of the right type, door and actor. The table lists every form route: a new one
+that is in none of them fails here before it can write unrecorded (the API's actions
+and the admin commands: tests/events/test_write_paths.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pyotp
+import pytest
+from starlette.routing import BaseRoute, Mount, Route
+
+from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.app import LedgerdeskApp
+from ledgerdesk.events.log import EventRecord
+from ledgerdesk.runtime import Runtime
+from tests.conftest import make_client
+from tests.events.test_write_paths import events_after, last_id
+from tests.factories import make_invoice, make_key, make_ticket, make_user, system_work
+from tests.support import FrozenClock
+from tests.web.conftest import PASSWORD, WebClient, csrf_of, make_person
+
+pytestmark = pytest.mark.anyio
+
+
+# -- the console and the portal ---------------------------------------------------------
+
+
+@dataclass
+class Site:
+    runtime: Runtime
+    clock: FrozenClock
+    staff: WebClient  # signed in as Sam (staff)
+    customer: WebClient  # signed in as Ann (a customer)
+    anonymous: WebClient
+    staff_id: int
+    customer_id: int
+
+
+Scenario = Callable[[Site], Awaitable[httpx.Response]]
+
+
+async def _reply(site: Site, web: WebClient, base: str, suffix: str) -> httpx.Response:
+    ticket_id = make_ticket(site.runtime, site.customer_id)
+    page = f"{base}/tickets/{ticket_id}"
+    return await web.submit(page, f"{page}/{suffix}", {"content": "Done."})
+
+
+async def _status(site: Site, web: WebClient, base: str, action: str) -> httpx.Response:
+    ticket_id = make_ticket(site.runtime, site.customer_id)
+    page = f"{base}/tickets/{ticket_id}"
+    return await web.submit(page, f"{page}/status", {"action": action})
+
+
+async def _signin(site: Site) -> httpx.Response:
+    make_person(site.runtime, "Bob", "bob@example.com")
+    return await site.anonymous.sign_in("bob@example.com")
+
+
+async def _verify(site: Site) -> httpx.Response:
+    user_id = make_person(site.runtime, "Tess", "tess@example.com", staff=True)
+    secret = pyotp.random_base32()
+    with system_work(site.runtime) as work:
+        PeopleService.of(work).confirm_totp(
+            user_id, secret, pyotp.TOTP(secret).at(site.clock.now), now=site.clock.now
+        )
+    signed = await site.anonymous.sign_in("tess@example.com")
+    assert signed.headers["location"] == "/signin/verify"
+    site.clock.advance(30)
+    code = pyotp.TOTP(secret).at(site.clock.now)
+    return await site.anonymous.submit("/signin/verify", "/signin/verify", {"code": code})
+
+
+async def _password_link(site: Site) -> httpx.Response:
+    user_id = make_user(site.runtime, name="Cleo")
+    with system_work(site.runtime) as work:
+        from ledgerdesk.accounts.service import AccountService
+
+        AccountService(work).update_user(user_id, email="cleo@example.com")
+        secret = PeopleService.of(work).issue_link(user_id, "invite", now=work.now)
+    page = f"/password/{secret}"
+    fields = {"password": "a brand new password", "password_again": "a brand new password"}
+    return await site.anonymous.submit(page, page, fields)
+
+
+async def _new_key(site: Site, web: WebClient, page: str, action: str) -> httpx.Response:
+    return await web.submit(page, action, {"categories": "", "ip_ranges": "", "note": "n"})
+
+
+async def _revoke(site: Site, web: WebClient, page: str, prefix: str) -> httpx.Response:
+    key_id, _ = make_key(site.runtime, site.customer_id)
+    return await web.submit(page, f"{prefix}/keys/{key_id}/revoke", {})
+
+
+async def _change_password(site: Site, web: WebClient, page: str) -> httpx.Response:
+    fields = {
+        "action": "password",
+        "current_password": PASSWORD,
+        "new_password": "another long password",
+        "new_password_again": "another long password",
+    }
+    return await web.submit(page, page, fields)
+
+
+async def _totp_enable(site: Site) -> httpx.Response:
+    page = await site.staff.get("/console/security")
+    secret = re.search(r'name="secret" value="([A-Z2-7]{32})"', page.text)
+    assert secret
+    fields = {
+        "csrf": csrf_of(page.text),
+        "action": "totp-enable",
+        "secret": secret.group(1),
+        "code": pyotp.TOTP(secret.group(1)).at(site.clock.now),
+    }
+    return await site.staff.http.post("/console/security", data=fields)
+
+
+async def _issue_invoice(site: Site) -> httpx.Response:
+    fields = {
+        "customer": str(site.customer_id),
+        "title": "Server",
+        "description": "",
+        "amount": "100.00",
+        "vat_perc": "21",
+        "date": "",
+        "pay_within_days": "30",
+    }
+    return await site.staff.submit("/console/invoices", "/console/invoices", fields)
+
+
+async def _mark_paid(site: Site) -> httpx.Response:
+    invoice = make_invoice(site.runtime, site.customer_id, created_on=site.runtime.day_of(0))
+    page = f"/console/invoices/{invoice.id}/paid"
+    return await site.staff.submit(page, page, {})
+
+
+async def _access(site: Site, action: str) -> httpx.Response:
+    page = f"/console/customers/{site.customer_id}"
+    if action == "enable":
+        with system_work(site.runtime) as work:
+            PeopleService.of(work).set_disabled(site.customer_id, True, now=work.now)
+    return await site.staff.submit(page, f"{page}/access", {"action": action})
+
+
+async def _new_ticket(site: Site) -> httpx.Response:
+    fields = {"title": "Help", "content": "Please.", "reference": "", "priority": "2"}
+    return await site.customer.submit("/account/tickets/new", "/account/tickets/new", fields)
+
+
+# (route, variant) -> (scenario, event type, door, actor kind)
+WEB_WRITES: dict[tuple[str, str], tuple[Scenario, str, str, str]] = {
+    ("/signin", ""): (_signin, "signin.succeeded", "portal", "customer"),
+    ("/signin/verify", ""): (_verify, "signin.succeeded", "console", "staff"),
+    ("/signout", ""): (
+        lambda s: s.customer.submit("/account/", "/signout", {}),
+        "signout.succeeded",
+        "portal",
+        "customer",
+    ),
+    ("/password/{token}", ""): (_password_link, "password.changed", "portal", "customer"),
+    ("/console/tickets/{ticket_id:int}/reply", ""): (
+        lambda s: _reply(s, s.staff, "/console", "reply"),
+        "ticket.replied",
+        "console",
+        "staff",
+    ),
+    ("/console/tickets/{ticket_id:int}/note", ""): (
+        lambda s: _reply(s, s.staff, "/console", "note"),
+        "ticket.note_added",
+        "console",
+        "staff",
+    ),
+    ("/console/tickets/{ticket_id:int}/status", "close"): (
+        lambda s: _status(s, s.staff, "/console", "close"),
+        "ticket.closed",
+        "console",
+        "staff",
+    ),
+    ("/console/tickets/{ticket_id:int}/status", "force-close"): (
+        lambda s: _status(s, s.staff, "/console", "force-close"),
+        "ticket.closed",
+        "console",
+        "staff",
+    ),
+    ("/console/customers", ""): (
+        lambda s: s.staff.submit(
+            "/console/customers", "/console/customers", {"name": "Dora", "email": ""}
+        ),
+        "customer.created",
+        "console",
+        "staff",
+    ),
+    ("/console/customers/{user_id:int}/access", "disable"): (
+        lambda s: _access(s, "disable"),
+        "customer.disabled",
+        "console",
+        "staff",
+    ),
+    ("/console/customers/{user_id:int}/access", "enable"): (
+        lambda s: _access(s, "enable"),
+        "customer.enabled",
+        "console",
+        "staff",
+    ),
+    ("/console/customers/{user_id:int}/access", "reset"): (
+        lambda s: _access(s, "reset"),
+        "password.link_created",
+        "console",
+        "staff",
+    ),
+    ("/console/customers/{user_id:int}/details", ""): (
+        lambda s: s.staff.submit(
+            f"/console/customers/{s.customer_id}",
+            f"/console/customers/{s.customer_id}/details",
+            {"name": "Ann B.", "email": "ann@example.com"},
+        ),
+        "customer.updated",
+        "console",
+        "staff",
+    ),
+    ("/console/customers/{user_id:int}/keys", ""): (
+        lambda s: _new_key(
+            s,
+            s.staff,
+            f"/console/customers/{s.customer_id}",
+            f"/console/customers/{s.customer_id}/keys",
+        ),
+        "api_key.created",
+        "console",
+        "staff",
+    ),
+    ("/console/keys/{key_id:int}/revoke", ""): (
+        lambda s: _revoke(s, s.staff, f"/console/customers/{s.customer_id}", "/console"),
+        "api_key.revoked",
+        "console",
+        "staff",
+    ),
+    ("/console/invoices", ""): (_issue_invoice, "invoice.issued", "console", "staff"),
+    ("/console/invoices/{invoice_id:int}/paid", ""): (
+        _mark_paid,
+        "invoice.paid",
+        "console",
+        "staff",
+    ),
+    ("/console/security", "password"): (
+        lambda s: _change_password(s, s.staff, "/console/security"),
+        "password.changed",
+        "console",
+        "staff",
+    ),
+    ("/console/security", "totp-enable"): (
+        _totp_enable,
+        "second_factor.enabled",
+        "console",
+        "staff",
+    ),
+    ("/account/tickets/new", ""): (_new_ticket, "ticket.created", "portal", "customer"),
+    ("/account/tickets/{ticket_id:int}/reply", ""): (
+        lambda s: _reply(s, s.customer, "/account", "reply"),
+        "ticket.replied",
+        "portal",
+        "customer",
+    ),
+    ("/account/tickets/{ticket_id:int}/status", ""): (
+        lambda s: _status(s, s.customer, "/account", "close"),
+        "ticket.closed",
+        "portal",
+        "customer",
+    ),
+    ("/account/keys", ""): (
+        lambda s: _new_key(s, s.customer, "/account/keys", "/account/keys"),
+        "api_key.created",
+        "portal",
+        "customer",
+    ),
+    ("/account/keys/{key_id:int}/revoke", ""): (
+        lambda s: _revoke(s, s.customer, "/account/keys", "/account"),
+        "api_key.revoked",
+        "portal",
+        "customer",
+    ),
+    ("/account/security", ""): (
+        lambda s: _change_password(s, s.customer, "/account/security"),
+        "password.changed",
+        "portal",
+        "customer",
+    ),
+}
+
+
+def form_routes(app: LedgerdeskApp) -> set[str]:
+    found: set[str] = set()
+
+    def walk(routes: list[BaseRoute], prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, Mount):
+                walk(list(route.routes), prefix + route.path)
+            elif isinstance(route, Route) and route.methods and "POST" in route.methods:
+                found.add(prefix + route.path)
+
+    walk(list(app.site.routes), "")
+    return found
+
+
+def test_every_form_route_is_listed(app: LedgerdeskApp) -> None:
+    assert form_routes(app) == {route for route, _ in WEB_WRITES}
+
+
+@pytest.fixture
+async def site(
+    runtime: Runtime, clock: FrozenClock, app: LedgerdeskApp, web: WebClient, other_web: WebClient
+) -> Site:
+
+    staff_id = make_person(runtime, "Sam", "sam@example.com", staff=True)
+    customer_id = make_person(runtime, "Ann", "ann@example.com")
+    assert (await web.sign_in("sam@example.com")).status_code == 303
+    assert (await other_web.sign_in("ann@example.com")).status_code == 303
+    anonymous = WebClient(make_client(app, "198.51.100.30"))
+    return Site(runtime, clock, web, other_web, anonymous, staff_id, customer_id)
+
+
+@pytest.mark.parametrize(("route", "variant"), sorted(WEB_WRITES))
+async def test_a_form_records_one_event(site: Site, route: str, variant: str) -> None:
+    scenario, kind, door, actor = WEB_WRITES[(route, variant)]
+    before = last_id(site.runtime)
+    response = await scenario(site)
+    assert response.status_code == 303, response.text
+    recorded = [e for e in events_after(site.runtime, before) if not _set_up(e)]
+    assert [e.type for e in recorded] == [kind]
+    (event,) = recorded
+    assert (event.door, event.actor_kind) == (door, actor)
+    assert event.actor_id is not None
+    assert event.client_address is not None
+
+
+def _set_up(event: EventRecord) -> bool:
+    """An event of the scenario's own preparation (made through the system's door)."""
+    return event.door == "system"
