@@ -43,8 +43,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ledgerdesk.config import IPNetwork, Settings
 from ledgerdesk.errors import LedgerdeskError, RequestTimeout, ServerBusy
+from ledgerdesk.http.client_address import is_trusted, limit_key, parse_address
 from ledgerdesk.wire import envelope
-from ledgerdesk.wire.client_address import is_trusted, limit_key, parse_address
 from ledgerdesk.wire.dispatch import request_id_of
 
 

@@ -19,10 +19,10 @@ from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import User, WebSession
 from ledgerdesk.errors import LedgerdeskError
+from ledgerdesk.http.counters import Counters
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.web.core import HASH_SLOTS
 from ledgerdesk.web.throttle import Throttle, Throttled
-from ledgerdesk.wire.rate_limit import RateLimits
 from tests.factories import system_work
 from tests.support import FrozenClock
 from tests.web.conftest import PASSWORD, WebClient, make_person
@@ -219,9 +219,7 @@ class Clock:
 
 async def test_after_the_allowance_each_try_waits_twice_as_long() -> None:
     clock = Clock()
-    throttle = Throttle(
-        RateLimits(per_key=1, auth_failures=5, window=900, clock=clock), free=3, per_address=100
-    )
+    throttle = Throttle(Counters(window=900, clock=clock), free=3, per_address=100)
     for _ in range(3):
         await throttle.attempt("signin", "ann@example.com", "192.0.2.1")
     waits = []
@@ -239,9 +237,7 @@ async def test_after_the_allowance_each_try_waits_twice_as_long() -> None:
 
 async def test_a_success_starts_the_account_afresh_from_that_address() -> None:
     clock = Clock()
-    throttle = Throttle(
-        RateLimits(per_key=1, auth_failures=5, window=900, clock=clock), free=2, per_address=100
-    )
+    throttle = Throttle(Counters(window=900, clock=clock), free=2, per_address=100)
     await throttle.attempt("signin", "ann@example.com", "192.0.2.1")
     right = await throttle.attempt("signin", "ann@example.com", "192.0.2.1")
     await throttle.succeeded(right)

@@ -10,8 +10,8 @@ import pytest
 from ledgerdesk.app import create_app
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import ServerBusy
+from ledgerdesk.http.memory_budget import SMALL_BODY, MemoryBudget, Reservation
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.wire.memory_budget import SMALL_BODY, MemoryBudget, Reservation
 from tests.conftest import make_client
 from tests.factories import make_customer
 from tests.support import ENDPOINT, FrozenClock, assert_error, assert_success

@@ -235,7 +235,7 @@ async def test_limits_return_to_redis_when_it_answers_again(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("ledgerdesk.wire.rate_limit.RETRY_SECONDS", 0.0)
+    monkeypatch.setattr("ledgerdesk.http.counters.RETRY_SECONDS", 0.0)
     with caplog.at_level(logging.WARNING, logger="ledgerdesk.rate_limit"):
         async with (
             limited(settings, clock, rate_limit=100, redis_url=own_redis.url) as (app, caller),

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 import asyncpg
-from greenlet import getcurrent, greenlet
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from ledgerdesk.db.prepared import Db, Prepared, compiled_write
 
@@ -33,32 +33,11 @@ _DIALECT = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 WRITE_SLICE = 500
 
 
-class _Bridged(greenlet):
-    """A greenlet started by ``run_bridged``: the only place ``wait`` may be called."""
-
-
-async def run_bridged(function: Callable[..., T], *args: Any) -> T:
-    """Run synchronous ``function`` on the event loop; it may ``wait`` for awaitables."""
-    child = _Bridged(function, getcurrent())
-    requested = child.switch(*args)
-    while not child.dead:
-        try:
-            value = await requested
-        except BaseException as exc:  # handed to the waiting code as it is
-            requested = child.throw(exc)
-        else:
-            requested = child.switch(value)
-    result: T = requested
-    return result
-
-
-def wait(awaitable: Awaitable[T]) -> T:
-    """From code run by ``run_bridged``: the result of ``awaitable``, awaited by the loop."""
-    current = getcurrent()
-    if not isinstance(current, _Bridged) or current.parent is None:
-        raise RuntimeError("wait() called outside run_bridged()")
-    result: T = current.parent.switch(awaitable)
-    return result
+# The bridge between the synchronous code and the loop is SQLAlchemy's own (the one its
+# asyncio extension runs on): ``run_bridged`` runs a function in a greenlet on the loop;
+# inside it, ``wait`` hands an awaitable to the loop and resumes with its result.
+run_bridged = greenlet_spawn
+wait = await_only
 
 
 class LoopDb(Db):
@@ -77,7 +56,7 @@ class LoopDb(Db):
         compiled = query.compiled(self.dialect)
         arguments = compiled.parameters(params)
         assert isinstance(arguments, tuple)
-        records = wait(self.connection.fetch(compiled.sql, *arguments))
+        records: list[Any] = wait(self.connection.fetch(compiled.sql, *arguments))
         return compiled.convert(records)
 
 

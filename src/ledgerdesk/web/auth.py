@@ -24,6 +24,7 @@ from ledgerdesk.accounts.people import (
 from ledgerdesk.audit.service import Event
 from ledgerdesk.errors import LedgerdeskError, NotFound
 from ledgerdesk.events.work import Actor, Origin
+from ledgerdesk.http.client_address import limit_key
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     SESSION_COOKIE,
@@ -34,7 +35,6 @@ from ledgerdesk.web.core import (
     text_field,
 )
 from ledgerdesk.web.throttle import Throttled
-from ledgerdesk.wire.client_address import limit_key
 
 
 def routes(web: Web) -> list[BaseRoute]:

@@ -47,14 +47,14 @@ from ledgerdesk.errors import (
 )
 from ledgerdesk.events.types import Door
 from ledgerdesk.events.work import Actor, Origin, Work
+from ledgerdesk.http.client_address import client_address, is_trusted, parse_address
+from ledgerdesk.http.counters import Counters
+from ledgerdesk.http.multipart import MultipartReader
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.schemas import check_file_name, check_media_type
 from ledgerdesk.tickets.service import MAX_ATTACHMENTS
 from ledgerdesk.web import display
 from ledgerdesk.web.throttle import SIGNIN_WINDOW, Throttle
-from ledgerdesk.wire.client_address import client_address, is_trusted, parse_address
-from ledgerdesk.wire.multipart import MultipartReader
-from ledgerdesk.wire.rate_limit import RateLimits
 
 log = logging.getLogger("ledgerdesk.web")
 
@@ -194,12 +194,7 @@ class Web:
         # Sign-in and second-factor tries, counted in 15-minute windows (shared through
         # Redis when set), per account and address (see web.throttle).
         self.throttle = Throttle(
-            RateLimits(
-                per_key=1,
-                auth_failures=settings.signin_failure_limit,
-                redis_url=settings.redis_url,
-                window=SIGNIN_WINDOW,
-            ),
+            Counters(redis_url=settings.redis_url, window=SIGNIN_WINDOW),
             free=settings.signin_failure_limit,
             per_address=settings.signin_failure_limit * ADDRESS_FACTOR,
         )

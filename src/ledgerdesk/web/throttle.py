@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ledgerdesk.wire.rate_limit import RateLimits
+from ledgerdesk.http.counters import Counters
 
 SIGNIN_WINDOW = 15 * 60
 
@@ -49,7 +49,7 @@ class Attempt:
 
 
 class Throttle:
-    def __init__(self, limits: RateLimits, *, free: int, per_address: int) -> None:
+    def __init__(self, limits: Counters, *, free: int, per_address: int) -> None:
         self.limits = limits
         self.free = free
         self.per_address = per_address

@@ -15,6 +15,7 @@ from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.db.models import Ticket, User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
+from ledgerdesk.http.content_disposition import attachment_disposition
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web.core import (
@@ -31,7 +32,6 @@ from ledgerdesk.web.core import (
 )
 from ledgerdesk.web.display import PREVIEWABLE
 from ledgerdesk.web.history import history
-from ledgerdesk.wire.content_disposition import attachment_disposition
 
 STATUS_ACTIONS = {
     "staff": ("close", "force-close", "reopen"),

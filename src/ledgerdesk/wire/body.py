@@ -21,9 +21,9 @@ from starlette.types import Message, Receive
 
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.errors import InvalidBody, PayloadTooLarge, UnsupportedMediaType
-from ledgerdesk.wire.form_fields import nest
-from ledgerdesk.wire.memory_budget import Reservation
-from ledgerdesk.wire.multipart import MAX_FIELDS, MAX_TEXT_BYTES, MultipartReader
+from ledgerdesk.http.form_fields import nest
+from ledgerdesk.http.memory_budget import Reservation
+from ledgerdesk.http.multipart import MAX_FIELDS, MAX_TEXT_BYTES, MultipartReader
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

@@ -47,15 +47,15 @@ from ledgerdesk.errors import (
     UnsupportedMediaType,
 )
 from ledgerdesk.events.work import Actor, Origin, Work
+from ledgerdesk.http.client_address import client_address, limit_key
+from ledgerdesk.http.content_disposition import attachment_disposition
+from ledgerdesk.http.memory_budget import MemoryBudget, Reservation
 from ledgerdesk.idempotency.repository import IdempotencyRepository
 from ledgerdesk.idempotency.service import IdempotencyService, check_key, fingerprint
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import envelope
 from ledgerdesk.wire.body import MULTIPART, Body, ClientDisconnected, read_body
-from ledgerdesk.wire.client_address import client_address, limit_key
-from ledgerdesk.wire.content_disposition import attachment_disposition
 from ledgerdesk.wire.credentials import Credentials, credentials_from
-from ledgerdesk.wire.memory_budget import MemoryBudget, Reservation
 from ledgerdesk.wire.rate_limit import Admission, Quota, RateLimitExceeded, RateLimits
 from ledgerdesk.wire.read_cache import CachedKeys, ReadCache
 from ledgerdesk.wire.registry import (
