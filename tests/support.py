@@ -8,9 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
-
-from ledgerdesk.wire import dispatch
 
 ENDPOINT = "/api/rest/v2/administration"
 
@@ -84,12 +81,3 @@ def json_attachment(
 
 def error_properties(response: httpx.Response) -> list[str]:
     return [e["property"] for e in response.json()["data"]["errors"]]
-
-
-def refuse_worker_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """From now on, any hop of the request path to a worker thread fails the test."""
-
-    async def no_threads(*args: object, **kwargs: object) -> object:
-        raise AssertionError("the request path went to a worker thread")
-
-    monkeypatch.setattr(dispatch.to_thread, "run_sync", no_threads)

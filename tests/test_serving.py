@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ledgerdesk.serving import tune_allocator
+from ledgerdesk.process import tune_allocator
 from tests.servers import free_port, running, start, stop
 
 ENDPOINT = "/api/rest/v2/administration"

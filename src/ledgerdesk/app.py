@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
@@ -24,23 +23,19 @@ from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
 from ledgerdesk.db.outage import RETRY_AFTER_SECONDS, OutageLog, is_outage, unavailable
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
+from ledgerdesk.execution import Execution
+from ledgerdesk.http.responses import json_response, request_headers, request_id_of
 from ledgerdesk.invoices import actions as invoice_actions
+from ledgerdesk.process import freeze_startup, tune_allocator
 from ledgerdesk.retention import PRUNE_SECONDS, prune
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
 from ledgerdesk.web import build_routes
 from ledgerdesk.web.core import BadForm, Forbidden, NotSignedIn
 from ledgerdesk.wire import envelope
-from ledgerdesk.wire.dispatch import (
-    API_PREFIX,
-    CATEGORY,
-    ActionEndpoint,
-    error_response,
-    json_response,
-    request_headers,
-    request_id_of,
-)
+from ledgerdesk.wire.dispatch import API_PREFIX, ActionEndpoint
 from ledgerdesk.wire.openapi import build_openapi
+from ledgerdesk.wire.perform import CATEGORY
 from ledgerdesk.wire.reference import reference_page
 from ledgerdesk.wire.registry import ActionRegistry
 
@@ -140,7 +135,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     """The application for these settings; one engine and pool for its whole life."""
     runtime = Runtime.build(settings, clock)
     registry = build_registry()
-    endpoint = ActionEndpoint(runtime, registry)
+    execution = Execution.of(runtime)
+    endpoint = ActionEndpoint(runtime, registry, execution)
     document = build_openapi(registry, CATEGORY)
     openapi_body = to_json(document)
     reference_html = reference_page(document)
@@ -174,7 +170,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             return json_response(to_json(body), 503, {"Retry-After": "5"})
         return json_response(b'{"status":"ok","database":"ok"}')
 
-    web, web_routes = build_routes(runtime)
+    web, web_routes = build_routes(runtime, execution)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith(("/console", "/account")):
@@ -194,11 +190,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_clean_storage, runtime)
-            tasks.start_soon(_key_usage, KEY_USAGE_FLUSH_SECONDS, endpoint)
-            # What start-up built (modules, models, the engine, templates) lives as long
-            # as the process: moved out of the cyclic collector's sight, a full collection
-            # walks only what requests left behind (100 ms pauses otherwise, bench/).
-            gc.freeze()
+            tasks.start_soon(_key_usage, KEY_USAGE_FLUSH_SECONDS, execution)
+            freeze_startup()
             tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
             tasks.start_soon(_every, PRUNE_SECONDS, partial(prune, runtime), "expired rows")
             tasks.start_soon(_known_keys, endpoint)
@@ -212,7 +205,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         try:
             # The last key usage and audit events; a database that hangs does not hold
             # the shutdown for ever.
-            with anyio.fail_after(endpoint.database_wait):
+            with anyio.fail_after(execution.database_wait):
                 await to_thread.run_sync(runtime.close, abandon_on_cancel=True)
         except Exception as exc:
             _could_not("key usage and audit events at shutdown", exc)
@@ -243,7 +236,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
                 503,
             )
         else:
-            response = error_response(unavailable())
+            error = unavailable()
+            response = json_response(envelope.error(error), error.http_status, error.headers())
         response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
         return response
 
@@ -262,11 +256,11 @@ async def _every(seconds: float, flush: Callable[[], object], what: str) -> None
             _could_not(what, exc)
 
 
-async def _key_usage(seconds: float, endpoint: ActionEndpoint) -> None:
+async def _key_usage(seconds: float, execution: Execution) -> None:
     while True:
         await anyio.sleep(seconds)
         try:
-            await endpoint.flush_key_usage()
+            await execution.flush_key_usage()
         except Exception as exc:
             _could_not("key usage", exc)
 
@@ -275,7 +269,7 @@ async def _known_keys(endpoint: ActionEndpoint) -> None:
     """The fingerprints of the keys that exist: at start-up, then every so often."""
     while True:
         try:
-            await to_thread.run_sync(endpoint.load_known_keys)
+            await endpoint.load_known_keys()
         except Exception as exc:
             _could_not("(read) the known API keys", exc)
         await anyio.sleep(KNOWN_KEYS_REFRESH)
@@ -311,7 +305,5 @@ async def _clean_storage(runtime: Runtime) -> None:
 
 def create_app_from_env() -> LedgerdeskApp:
     """Factory for ``uvicorn --factory`` (used by ``ledgerdesk serve --workers N``)."""
-    from ledgerdesk.serving import tune_allocator  # each worker process tunes its own
-
-    tune_allocator()
+    tune_allocator()  # each worker process tunes its own
     return create_app(Settings.from_env())

@@ -31,9 +31,7 @@ headers and does not cap connections the way a public server needs. ``GuardedPro
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,11 +39,13 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ledgerdesk.app import create_app
 from ledgerdesk.config import IPNetwork, Settings
 from ledgerdesk.errors import LedgerdeskError, RequestTimeout, ServerBusy
 from ledgerdesk.http.client_address import is_trusted, limit_key, parse_address
+from ledgerdesk.http.responses import request_id_of
+from ledgerdesk.process import tune_allocator
 from ledgerdesk.wire import envelope
-from ledgerdesk.wire.dispatch import request_id_of
 
 
 @dataclass(frozen=True)
@@ -309,31 +309,6 @@ class GuardedProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-# glibc mallopt parameters (malloc.h).
-_M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
-
-
-def tune_allocator() -> bool:
-    """Give large request bodies' memory back to the system when they are freed.
-
-    glibc raises its mmap threshold after the first large free, so later 10 MB bodies
-    come from the heap and their pages stay with the process; each worker thread also
-    gets an arena of its own. A fixed 1 MiB threshold and two arenas keep the resident
-    size close to what is in use (16 concurrent 10 MB uploads: 409 MB -> 288 MB peak).
-    Only on glibc; elsewhere nothing changes.
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)) and bool(
-        libc.mallopt(_M_ARENA_MAX, 2)
-    )
-
-
 def server_config(
     settings: Settings,
     app: Any,
@@ -379,8 +354,6 @@ def run_server(
     """Serve until interrupted."""
     tune_allocator()
     if workers == 1:
-        from ledgerdesk.app import create_app
-
         config = server_config(
             settings, create_app(settings), host=host, port=port, access_log=access_log
         )

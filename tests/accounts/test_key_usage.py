@@ -4,7 +4,6 @@ never a deadlock between processes that used the same keys."""
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier
@@ -19,11 +18,11 @@ from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import ApiKey
+from ledgerdesk.execution import SqliteExecution
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.wire import dispatch
 from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import make_customer, make_key, make_user
-from tests.support import FrozenClock, call, refuse_worker_threads
+from tests.support import FrozenClock, call
 
 pytestmark = pytest.mark.anyio
 
@@ -105,11 +104,11 @@ async def test_flushing_on_the_event_loop_keeps_the_read_cache(
     caller = make_customer(runtime)
     first = await call(client, caller, "getTicketOverview")
     await call(client, caller, "getTicketOverview")
-    hits = app.api.read_cache.hits
-    assert app.api.flush_key_usage_here() == 1
+    hits = app.api.execution.cache.hits
+    assert app.api.execution.flush_key_usage_here() == 1
     again = await call(client, caller, "getTicketOverview")
     assert again.content == first.content
-    assert app.api.read_cache.hits == hits + 1  # still answered from memory
+    assert app.api.execution.cache.hits == hits + 1  # still answered from memory
     with unit_of_work(runtime.sessions, write=False) as session:
         assert session.scalars(select(ApiKey.use_count)).one() == 2
     runtime.flush_key_usage()  # the third use, through the pool as the CLI does
@@ -128,43 +127,34 @@ async def test_a_flush_on_the_event_loop_never_waits_for_a_writer(
     try:
         writer.driver_connection.execute("BEGIN IMMEDIATE")  # a writer holds the lock
         began = time.monotonic()
-        assert app.api.flush_key_usage_here() == 0
+        assert app.api.execution.flush_key_usage_here() == 0
         assert time.monotonic() - began < 1
         writer.driver_connection.execute("ROLLBACK")
     finally:
         writer.close()
-    assert app.api.flush_key_usage_here() == 1  # kept, and written on the next try
+    assert app.api.execution.flush_key_usage_here() == 1  # kept, and written on the next try
     with unit_of_work(runtime.sessions, write=False) as session:
         assert session.scalars(select(ApiKey.use_count)).one() == 1
 
 
-async def test_many_keys_are_flushed_off_the_event_loop(
-    sqlite_app: LedgerdeskApp, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_many_keys_are_flushed_off_the_event_loop(sqlite_app: LedgerdeskApp) -> None:
     app, runtime = sqlite_app, sqlite_app.state.runtime
+    execution = app.api.execution
+    assert isinstance(execution, SqliteExecution)
     client = make_client(app, CLIENT_ADDRESS)
     callers = [make_customer(runtime) for _ in range(3)]
     for caller in callers:
         await call(client, caller, "getInvoiceIds")
-    monkeypatch.setattr(dispatch, "LOOP_FLUSH_MAX_KEYS", 2)
-    loop_thread = threading.get_ident()
-    writers: list[int] = []
-    flush = runtime.flush_key_usage
-
-    def spied() -> int:
-        writers.append(threading.get_ident())
-        return flush()
-
-    monkeypatch.setattr(runtime, "flush_key_usage", spied)
-    assert await app.api.flush_key_usage() == 3
-    assert writers
-    assert writers[0] != loop_thread
+    execution.loop_flush_max_keys = 2
+    hops = execution.thread_hops
+    assert await execution.flush_key_usage() == 3
+    assert execution.thread_hops == hops + 1  # written by a worker thread
     with unit_of_work(runtime.sessions, write=False) as session:
         assert session.scalars(select(ApiKey.use_count)).all() == [1, 1, 1]
     # A few keys are written here, on the loop's own connection.
     await call(client, callers[0], "getInvoiceIds")
-    assert await app.api.flush_key_usage() == 1
-    assert len(writers) == 1
+    assert await execution.flush_key_usage() == 1
+    assert execution.thread_hops == hops + 1
 
 
 async def test_the_server_flushes_key_usage_of_every_key(
@@ -175,10 +165,11 @@ async def test_the_server_flushes_key_usage_of_every_key(
     callers = [make_customer(runtime) for _ in range(3)]
     for caller in [*callers, callers[0]]:
         await call(client, caller, "getInvoiceIds")
+    hops = app.api.execution.thread_hops
+    assert await app.api.execution.flush_key_usage() == 3
     if backend == "postgresql":
-        refuse_worker_threads(monkeypatch)
-    assert await app.api.flush_key_usage() == 3
-    assert await app.api.flush_key_usage() == 0
+        assert app.api.execution.thread_hops == hops
+    assert await app.api.execution.flush_key_usage() == 0
     with unit_of_work(runtime.sessions, write=False) as session:
         counts = session.scalars(select(ApiKey.use_count).order_by(ApiKey.id)).all()
     assert counts == [2, 1, 1]

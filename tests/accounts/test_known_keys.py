@@ -15,7 +15,7 @@ from tests.support import Caller, call
 pytestmark = pytest.mark.anyio
 
 
-def test_only_unrevoked_keys_of_their_own_customer_are_known(
+async def test_only_unrevoked_keys_of_their_own_customer_are_known(
     app: LedgerdeskApp, runtime: Runtime
 ) -> None:
     caller = make_customer(runtime)
@@ -28,7 +28,7 @@ def test_only_unrevoked_keys_of_their_own_customer_are_known(
         AccountService(work).revoke_key(revoked_id)
     known = app.api.known_keys
     assert not known.knows(caller.user_id, caller.api_key)  # nothing loaded yet
-    assert app.api.load_known_keys() == 2
+    assert await app.api.load_known_keys() == 2
     assert known.knows(caller.user_id, caller.api_key)
     assert not known.knows(other.user_id, caller.api_key)  # another customer's id
     assert not known.knows(caller.user_id, "A" * 20)
@@ -40,7 +40,7 @@ async def test_guesses_still_wait_their_turn_with_known_keys_loaded(
     app: LedgerdeskApp, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     caller = make_customer(runtime)
-    app.api.load_known_keys()
+    await app.api.load_known_keys()
     wrong = Caller(caller.user_id, "A" * 20)
     codes: list[int] = []
 
@@ -57,7 +57,7 @@ async def test_known_keys_do_not_queue(
     app: LedgerdeskApp, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     callers = [make_customer(runtime, f"Customer {n}") for n in range(20)]
-    app.api.load_known_keys()
+    await app.api.load_known_keys()
     turns_asked = 0
     limits = app.api.limits
     original = limits._take_turn

@@ -6,15 +6,14 @@ import asyncio
 
 import httpx
 import pytest
-from anyio import to_thread
 from sqlalchemy.exc import MissingGreenlet
 
 from ledgerdesk.app import LedgerdeskApp
 from ledgerdesk.db.loop_reads import run_bridged, wait
+from ledgerdesk.execution import PostgresExecution, SqliteExecution
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.wire import dispatch
 from tests.factories import make_customer
-from tests.support import call, refuse_worker_threads
+from tests.support import call
 
 pytestmark = pytest.mark.anyio
 
@@ -80,12 +79,13 @@ async def test_reads_take_no_worker_thread(
     """SQLite reads run on the pinned reader, PostgreSQL reads through asyncpg: both on
     the event loop."""
     caller = make_customer(runtime)
-
-    refuse_worker_threads(monkeypatch)
+    execution = app.api.execution
+    hops = execution.thread_hops
     for action in ("getTicketOverview", "getInvoiceIds", "getTicket"):
         answer = await call(client, caller, action, ticketId=1)
         assert answer.json()["status"] == ("Success" if action != "getTicket" else "Error")
-    assert (app.api.loop_reads is None) == (backend == "sqlite")
+    assert execution.thread_hops == hops
+    expected = SqliteExecution if backend == "sqlite" else PostgresExecution
+    assert isinstance(execution, expected)
     await app.api.aclose()  # closes the pool; the next read opens a new one
-    monkeypatch.setattr(dispatch.to_thread, "run_sync", to_thread.run_sync)
     assert (await call(client, caller, "getTicketOverview")).json()["status"] == "Success"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from sqlalchemy import bindparam, select
 
 from ledgerdesk.db.models import ApiKey, User
 from ledgerdesk.db.prepared import Db, Prepared
+from ledgerdesk.db.read_cache import ReadCache
 
 
 class KeyRecord(NamedTuple):
@@ -40,3 +41,15 @@ class AccountQueries:
     def usable_keys(self, user_id: int) -> list[KeyRecord]:
         """The unrevoked keys of a customer who is not disabled."""
         return [KeyRecord(*row) for row in self.db.rows(_USABLE_KEYS, user_id=user_id)]
+
+
+class CachedKeys:
+    """``AccountQueries.usable_keys`` through the SQLite read cache (db.read_cache)."""
+
+    def __init__(self, queries: AccountQueries, cache: ReadCache) -> None:
+        self.queries = queries
+        self.cache = cache
+
+    def usable_keys(self, user_id: int) -> list[KeyRecord]:
+        found = self.cache.remembered(("keys", user_id), lambda: self.queries.usable_keys(user_id))
+        return cast(list[KeyRecord], found)

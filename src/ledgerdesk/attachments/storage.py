@@ -33,7 +33,7 @@ from ledgerdesk.db.prepared import Db, read_transaction
 
 # Bytes read, sent and stored in the database at a time: a 10 MiB download is eleven
 # of them, eight at once stay well under 100 MiB. Just under 1 MiB, the threshold from
-# which the allocator maps fresh pages for each block (serving.tune_allocator): at
+# which the allocator maps fresh pages for each block (process.tune_allocator): at
 # 1 MiB every block cost a mapping, page faults and an unmapping (0.26x raw speed).
 CHUNK = 1024 * 1024 - 64 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")

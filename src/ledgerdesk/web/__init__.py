@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ledgerdesk.execution import Execution
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.web import auth, console, portal
 from ledgerdesk.web.core import Web
@@ -19,10 +20,10 @@ from ledgerdesk.web.core import Web
 STATIC_PREFIX = "/static/web"
 
 
-def build_routes(runtime: Runtime) -> tuple[Web, list[BaseRoute]]:
+def build_routes(runtime: Runtime, execution: Execution) -> tuple[Web, list[BaseRoute]]:
     """The web's routes, and the ``Web`` they share (closed at shutdown). The app
     answers ``BadForm`` and ``Forbidden`` with ``Web.refused``."""
-    web = Web(runtime)
+    web = Web(runtime, execution)
 
     async def home(_: Request) -> Response:
         return RedirectResponse("/signin", 303)

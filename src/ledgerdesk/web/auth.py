@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -85,7 +84,7 @@ class AuthPages:
 
         # The hash is verified (and remade, when its parameters are old) outside any
         # transaction, a few at a time: it costs 64 MiB and a tenth of a second.
-        checked = await to_thread.run_sync(stored)
+        checked = await web.execution.blocking(stored)
         signed = None
         if await web.hashing(password_matches, checked.password_hash, password):
             rehashed = (
@@ -93,7 +92,7 @@ class AuthPages:
                 if needs_rehash(checked.password_hash)
                 else None
             )
-            signed = await to_thread.run_sync(begin, checked, rehashed)
+            signed = await web.execution.blocking(begin, checked, rehashed)
         if signed is None:
             runtime.audit.record(
                 _event(runtime.clock.timestamp(), "signin", "error", None, address)
@@ -155,7 +154,7 @@ class AuthPages:
                     secret, now=runtime.clock.timestamp()
                 )
 
-        user_id = await to_thread.run_sync(pending) if secret else None
+        user_id = await web.execution.blocking(pending) if secret else None
         if user_id is None:
             return web.message(
                 request, "Sign in again", "Your sign-in has expired; sign in again.", 401
@@ -177,7 +176,7 @@ class AuthPages:
                 return person is not None and person.is_staff
 
         try:
-            staff = await to_thread.run_sync(check)
+            staff = await web.execution.blocking(check)
         except NotFound as exc:
             return web.message(request, "Sign in again", exc.message, 401)
         except LedgerdeskError as exc:
@@ -205,7 +204,7 @@ class AuthPages:
                 people.end_session(secret)
                 return True
 
-        if secret and not await to_thread.run_sync(end):
+        if secret and not await web.execution.blocking(end):
             return web.message(request, "Form refused", "Reload the page and try again.", 403)
         response = web.redirect(request, Redirect("/signin", note="signed-out"))
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -224,7 +223,7 @@ class AuthPages:
                 return user.name, user.email
 
         try:
-            name, email = await to_thread.run_sync(who)
+            name, email = await web.execution.blocking(who)
         except NotFound as exc:
             return web.message(request, "Link not valid", exc.message, 404)
         values: dict[str, object] = {"name": name, "email": email, "errors": {}}
@@ -249,7 +248,7 @@ class AuthPages:
                 PeopleService.of(work).take_link(token, password_hash, now=now)
 
         try:
-            await to_thread.run_sync(take)
+            await web.execution.blocking(take)
         except NotFound as exc:
             return web.message(request, "Link not valid", exc.message, 404)
         return web.redirect(request, Redirect("/signin", note="password-set"))

@@ -47,6 +47,7 @@ from ledgerdesk.errors import (
 )
 from ledgerdesk.events.types import Door
 from ledgerdesk.events.work import Actor, Origin, Work
+from ledgerdesk.execution import Execution
 from ledgerdesk.http.client_address import client_address, is_trusted, parse_address
 from ledgerdesk.http.counters import Counters
 from ledgerdesk.http.multipart import MultipartReader
@@ -179,8 +180,11 @@ class Visit:
 class Web:
     """The parts built once per process and shared by every page."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, execution: Execution) -> None:
         self.runtime = runtime
+        # Where the pages' units of work run: worker threads, as many as the pool has
+        # connections, each waiting at most as long as the database may take.
+        self.execution = execution
         self.templates = Environment(
             loader=PackageLoader("ledgerdesk.web", "templates"),
             autoescape=select_autoescape(default=True),
@@ -207,7 +211,7 @@ class Web:
         transaction; 503 when too many wait (a flood of sign-ins)."""
         if self.hashes.statistics().tasks_waiting >= HASH_QUEUE:
             raise ServerBusy(2, "Too many sign-ins at once; try again in a moment.")
-        return await to_thread.run_sync(work, *args, limiter=self.hashes)
+        return await to_thread.run_sync(work, *args, limiter=self.hashes)  # no connection
 
     # -- answers ------------------------------------------------------------------------
 
@@ -311,7 +315,7 @@ class Web:
             with runtime.transaction(write=False) as (session, _):
                 return PeopleService(session).current(secret, now=runtime.clock.timestamp())
 
-        person = await to_thread.run_sync(read)
+        person = await self.execution.blocking(read)
         if person is None or not person.verified or (role == "staff") != person.is_staff:
             return None
         return person
@@ -320,7 +324,7 @@ class Web:
         """Write the key usage gathered so far before a page shows keys, for a signed-in
         person only (a visitor's page load writes nothing)."""
         if await self.signed_in(request, role) is not None:
-            await to_thread.run_sync(self.runtime.flush_key_usage)
+            await self.execution.flush_key_usage()
 
     async def visit(
         self,
@@ -343,7 +347,9 @@ class Web:
         address = self.address(request)
         notice_id = request.query_params.get("notice") if form is None else None
         notice = (
-            await to_thread.run_sync(self._take_notice, secret, notice_id) if notice_id else None
+            await self.execution.blocking(self._take_notice, secret, notice_id)
+            if notice_id
+            else None
         )
 
         def run() -> tuple[CurrentSession | None, Page | Redirect | Response | Exception]:
@@ -378,9 +384,9 @@ class Web:
             except (Forbidden, LedgerdeskError) as exc:
                 return person, exc
 
-        person, outcome = await to_thread.run_sync(run)
+        person, outcome = await self.execution.blocking(run)
         if person is not None and PeopleService.needs_touch(person, self.runtime.clock.timestamp()):
-            await to_thread.run_sync(self._touch, person)
+            await self.execution.blocking(self._touch, person)
         if isinstance(outcome, SignInRequired):
             return self._to_sign_in(request)
         if isinstance(outcome, Forbidden):

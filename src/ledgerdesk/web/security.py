@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import segno
-from anyio import to_thread
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -133,7 +132,7 @@ class SecurityPages:
             with runtime.transaction(write=False) as (session, _):
                 return PeopleService(session).stored_password(person.user_id)
 
-        current = await to_thread.run_sync(stored)
+        current = await web.execution.blocking(stored)
         given = text_field(form, "current_password" if action == "password" else "password")
         right = await web.hashing(password_matches, current.password_hash, given)
         new_hash = None

@@ -12,8 +12,9 @@ the ORM's after-commit event) and otherwise at most every ``CHECK_INTERVAL`` sec
 A change made by another process (the admin CLI, another worker) is therefore seen
 within that interval; a change made through this server is seen by the very next read.
 
-Authentication still runs on every request (expiry, category and address checks)
-against the cached key rows.
+What it keeps: answers (the protocol's read answers, as bytes) and rows of repeated
+lookups (``remembered``: a customer's keys, whose expiry, category and address checks
+still run on every request).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from collections.abc import Callable, Hashable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
-
-from ledgerdesk.accounts.queries import AccountQueries, KeyRecord
 
 CHECK_INTERVAL = 0.01
 
@@ -43,7 +42,7 @@ def _count_commit(_: Session) -> None:
 MAX_ANSWERS = 4096
 MAX_ANSWER_BYTES = 64 * 1024
 MAX_TOTAL_BYTES = 32 * 1024 * 1024
-MAX_KEY_ENTRIES = 4096
+MAX_ROW_ENTRIES = 4096
 
 
 class ReadCache:
@@ -61,7 +60,8 @@ class ReadCache:
         self.next_check = 0.0
         self.seen_local_commit = -1
         self.answers: dict[Hashable, bytes] = {}
-        self.keys: dict[int, list[KeyRecord]] = {}
+        # Rows of repeated lookups (a customer's keys), by the caller's own key.
+        self.rows: dict[Hashable, object] = {}
         self.total_bytes = 0
         self.hits = 0
 
@@ -79,7 +79,7 @@ class ReadCache:
         """Forget everything when the database has changed since the last request."""
         if version != self.version:
             self.answers.clear()
-            self.keys.clear()
+            self.rows.clear()
             self.total_bytes = 0
             self.version = version
 
@@ -100,19 +100,12 @@ class ReadCache:
         self.answers[key] = answer
         self.total_bytes += len(answer)
 
-
-class CachedKeys:
-    """``AccountQueries.usable_keys`` through the cache."""
-
-    def __init__(self, queries: AccountQueries, cache: ReadCache) -> None:
-        self.queries = queries
-        self.cache = cache
-
-    def usable_keys(self, user_id: int) -> list[KeyRecord]:
-        found = self.cache.keys.get(user_id)
+    def remembered(self, key: Hashable, lookup: Callable[[], object]) -> object:
+        """The rows of ``lookup``, kept under ``key`` while the database is unchanged."""
+        found = self.rows.get(key)
         if found is None:
-            found = self.queries.usable_keys(user_id)
-            if len(self.cache.keys) >= MAX_KEY_ENTRIES:
-                self.cache.keys.clear()
-            self.cache.keys[user_id] = found
+            found = lookup()
+            if len(self.rows) >= MAX_ROW_ENTRIES:
+                self.rows.clear()
+            self.rows[key] = found
         return found

@@ -1,0 +1,101 @@
+"""Files sent back: raw with their stored type, or streamed into their base64 envelope.
+
+Either way in pieces: a client that reads slowly holds one piece of memory, and one
+that stops reading is dropped by the server (``serving``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Generator
+
+from anyio import to_thread
+from starlette.types import Send
+
+from ledgerdesk.http.content_disposition import attachment_disposition
+from ledgerdesk.wire import envelope
+from ledgerdesk.wire.registry import FileDownload
+from ledgerdesk.wire.types import Result
+
+
+async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes, bytes]]) -> None:
+    """The file itself, with its stored type exactly (no charset added to text/*), and
+    a sandbox policy so that HTML or SVG opened from it can run nothing; or its base64
+    envelope. Either way in pieces: a client that reads slowly holds one piece of
+    memory, and one that stops reading is dropped by the server (``serving``)."""
+    content = download.content
+    if download.envelope is not None:
+        head, tail = _envelope_around_content(download.envelope)
+        length = len(head) + 4 * -(-content.size // 3) + len(tail)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(length).encode()),
+            *common,
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": head, "more_body": True})
+        await _send_pieces(send, _base64_pieces(content.chunks()))
+        await send({"type": "http.response.body", "body": tail})
+        return
+    headers = [
+        (b"content-type", download.content_type.encode("latin-1")),
+        (b"content-length", str(content.size).encode()),
+        (b"content-disposition", attachment_disposition(download.name).encode("latin-1")),
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", b"sandbox"),
+        *common,
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if content.data is not None and len(content.data) <= SEND_PIECE:
+        await send({"type": "http.response.body", "body": content.data})
+        return
+    await _send_pieces(send, _pieces(content.chunks()))
+    await send({"type": "http.response.body", "body": b""})
+
+
+# What one send hands the connection: a slow reader holds at most about this much.
+SEND_PIECE = 192 * 1024  # a multiple of 3: its base64 has no padding in the middle
+
+
+async def _send_pieces(send: Send, pieces: Generator[bytes, None, None]) -> None:
+    try:
+        while piece := await to_thread.run_sync(next, pieces, b""):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+    finally:
+        pieces.close()
+
+
+def _pieces(chunks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
+    """The stored chunks cut into pieces of at most ``SEND_PIECE`` bytes."""
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            for start in range(0, len(view), SEND_PIECE):
+                yield bytes(view[start : start + SEND_PIECE])
+    finally:
+        chunks.close()
+
+
+def _base64_pieces(chunks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
+    """Standard padded base64 of the whole content, piece by piece (each encodes a
+    multiple of three bytes, so the pieces join into one base64 text)."""
+    carry = b""
+    for piece in _pieces(chunks):
+        data = carry + piece
+        whole = len(data) - len(data) % 3
+        carry = data[whole:]
+        if whole:
+            yield base64.b64encode(data[:whole])
+    if carry:
+        yield base64.b64encode(carry)
+
+
+_EMPTY_CONTENT = b'"content":""}}}'
+
+
+def _envelope_around_content(result: Result) -> tuple[bytes, bytes]:
+    """The envelope's bytes before and after its (empty, last) ``content`` value."""
+    body = envelope.success(result)
+    assert body.endswith(_EMPTY_CONTENT), "content is the last value of the envelope"
+    cut = len(body) - len(_EMPTY_CONTENT) + len(b'"content":"')
+    return body[:cut], body[cut:]
