@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledgerdesk.attachments.incoming import IncomingFile, RequestFiles
+from ledgerdesk.attachments.rules import MAX_ATTACHMENTS, check_file_name, check_media_type
 from ledgerdesk.db.models import User
 from ledgerdesk.errors import (
     IdempotencyConflict,
@@ -28,10 +29,8 @@ from ledgerdesk.tickets.schemas import (
     TicketMessage,
     TicketOverview,
     TicketThread,
-    check_file_name,
-    check_media_type,
 )
-from ledgerdesk.tickets.service import MAX_ATTACHMENTS, ReplyView, TicketReader, TicketService
+from ledgerdesk.tickets.service import ReplyView, TicketReader, TicketService
 from ledgerdesk.wire.registry import Action, ActionContext, FileDownload
 from ledgerdesk.wire.types import Shaped
 

@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from ledgerdesk.attachments.incoming import base64_decoded_size
+from ledgerdesk.attachments.rules import (
+    MAX_ATTACHMENTS,
+    MAX_FILE_NAME,
+    check_media_type,
+)
 from ledgerdesk.errors import PayloadTooLarge
+from ledgerdesk.tickets.service import MAX_CONTENT
 from ledgerdesk.wire.types import INT64_MAX, Id, Params, RequiredText, Result, Text, WireInt
 
-MAX_ATTACHMENTS = 10
-MAX_CONTENT = 65535
-MAX_FILE_NAME = 200
 # The validation context carries the configured limit (see wire.registry.Action.run).
 ATTACHMENT_LIMIT = "max_attachment_bytes"
-
-_RESTRICTED_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
-_MEDIA_TYPE = re.compile(
-    rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}(\s*;\s*[A-Za-z0-9!#$&^_.+-]+=(\"[^\"\\\r\n]*\"|[A-Za-z0-9!#$&^_.+-]+))*"
-)
-
-
-def check_media_type(value: str) -> str | None:
-    """What is wrong with a media type, or None when it is a well-formed one."""
-    if len(value) > 255 or not _MEDIA_TYPE.fullmatch(value):
-        return "must be a media type such as image/png"
-    return None
-
-
-def check_file_name(value: str) -> str | None:
-    """What is wrong with a file name, or None. Names are kept as given, never used as paths."""
-    if not value.strip():
-        return "must not be blank"
-    if len(value) > MAX_FILE_NAME:
-        return f"must be at most {MAX_FILE_NAME} characters"
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    return None
 
 
 def _media_type(value: str) -> str:

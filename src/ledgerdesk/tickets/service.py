@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.attachments.rules import MAX_ATTACHMENTS
 from ledgerdesk.attachments.storage import BlobContent, BlobStore
 from ledgerdesk.db.models import Attachment, Reply, Ticket, User
 from ledgerdesk.errors import InternalError, InvalidState, NotFound, invalid
@@ -42,7 +43,6 @@ CLOSED, OPEN, FORCE_CLOSED = 0, 1, 2
 STATUS_NAMES = {CLOSED: "closed", OPEN: "open", FORCE_CLOSED: "forcibly closed"}
 MAX_TITLE = 255
 MAX_CONTENT = 65535
-MAX_ATTACHMENTS = 10
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from starlette.types import Message, Receive
 from ledgerdesk.accounts.people import CurrentSession, Notice, PeopleService
 from ledgerdesk.accounts.service import IPAddress
 from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.attachments.rules import MAX_ATTACHMENTS, check_file_name, check_media_type
 from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.clock import day_of
 from ledgerdesk.config import Settings
@@ -52,8 +53,6 @@ from ledgerdesk.http.client_address import client_address, is_trusted, parse_add
 from ledgerdesk.http.counters import Counters
 from ledgerdesk.http.multipart import MultipartReader
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.tickets.schemas import check_file_name, check_media_type
-from ledgerdesk.tickets.service import MAX_ATTACHMENTS
 from ledgerdesk.web import display
 from ledgerdesk.web.throttle import SIGNIN_WINDOW, Throttle
 

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from ledgerdesk.accounts.known_keys import KnownKeys
 from ledgerdesk.attachments.incoming import RequestFiles
+from ledgerdesk.attachments.rules import MAX_ATTACHMENTS
 from ledgerdesk.db.outage import OutageLog, is_outage, unavailable
 from ledgerdesk.errors import (
     InternalError,
@@ -33,7 +34,6 @@ from ledgerdesk.http.memory_budget import MemoryBudget, Reservation
 from ledgerdesk.http.responses import encoded, request_headers, request_id_of, send_json
 from ledgerdesk.idempotency.service import check_key
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.tickets.service import MAX_ATTACHMENTS
 from ledgerdesk.wire import envelope
 from ledgerdesk.wire.body import MULTIPART, Body, ClientDisconnected, read_body
 from ledgerdesk.wire.credentials import credentials_from
