@@ -16,12 +16,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import NotFound
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_ticket
 from tests.servers import free_port, start, stop
+
+pytestmark = pytest.mark.slow  # README: left out of scripts/test's fast run
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

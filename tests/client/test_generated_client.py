@@ -21,6 +21,8 @@ import pytest
 
 from tests.client.conftest import Server
 
+pytestmark = pytest.mark.slow  # cross-language: left out of scripts/test's fast run
+
 
 @pytest.fixture(scope="module")
 def generated(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:

@@ -20,10 +20,13 @@ from tests.client.conftest import Server
 
 HERE = Path(__file__).parent / "typescript"
 
-pytestmark = pytest.mark.skipif(
-    (shutil.which("node") is None or shutil.which("npm") is None) and not os.environ.get("CI"),
-    reason="Node.js and npm are not installed",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        (shutil.which("node") is None or shutil.which("npm") is None) and not os.environ.get("CI"),
+        reason="Node.js and npm are not installed",
+    ),
+]
 
 
 def run(command: list[str], cwd: Path) -> str:

@@ -38,6 +38,8 @@ from tests.servers import free_port, start, stop
 from tests.support import Caller, assert_success
 from tests.web.conftest import PASSWORD, make_person
 
+pytestmark = pytest.mark.slow  # browser: left out of scripts/test's fast run
+
 CHROMIUM = os.environ.get("LEDGERDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = os.environ.get("LEDGERDESK_SCREENSHOTS_DIR")
 ENDPOINT = "/api/rest/v2/administration"

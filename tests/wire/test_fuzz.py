@@ -28,6 +28,8 @@ from tests.conftest import make_client
 from tests.support import ENDPOINT, Caller
 from tests.wire.conftest import Served
 
+pytestmark = pytest.mark.slow  # fuzz: left out of scripts/test's fast run
+
 # Sized for CI (about ten seconds per database); raise it for a longer hunt.
 EXAMPLES = int(os.environ.get("LEDGERDESK_FUZZ_EXAMPLES", "1500"))
 ERROR_CODES = {error.error_code for error in ALL_ERRORS}

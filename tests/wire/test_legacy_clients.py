@@ -29,7 +29,7 @@ from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import make_customer
 from tests.support import ENDPOINT, Caller, FrozenClock, assert_error, assert_success, call
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 LOG = b"kernel: eth0 link down\n"
 

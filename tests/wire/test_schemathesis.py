@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import os
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from ledgerdesk.errors import ALL_ERRORS
 from tests.wire.conftest import Served
+
+pytestmark = pytest.mark.slow  # fuzz: left out of scripts/test's fast run
 
 EXAMPLES_PER_OPERATION = int(os.environ.get("LEDGERDESK_FUZZ_EXAMPLES", "1500")) // 25
 ERROR_CODES = {error.error_code for error in ALL_ERRORS}

@@ -93,25 +93,27 @@ class AccountReader:
         problems: list[ParamError] = []
         if user.is_staff:
             problems.append(
-                ParamError("user", "staff users answer tickets through the admin CLI, not API keys")
+                ParamError(
+                    "user_id", "staff users answer tickets through the admin CLI, not API keys"
+                )
             )
         bad = [c for c in categories if not _CATEGORY.fullmatch(c)]
         if bad:
             names = ", ".join(repr(c) for c in bad)
             verb = "is not a category name" if len(bad) == 1 else "are not category names"
-            problems.append(ParamError("category", f"{names} {verb}"))
+            problems.append(ParamError("categories", f"{names} {verb}"))
         try:
-            parse_networks(tuple(ip_ranges), "ip-range")
+            parse_networks(tuple(ip_ranges), "ip_ranges")
         except ConfigError as exc:
-            problems.append(ParamError("ip-range", str(exc).removeprefix("ip-range: ")))
+            problems.append(ParamError("ip_ranges", str(exc).removeprefix("ip_ranges: ")))
         if expires_on is not None and expires_on < today:
-            problems.append(ParamError("expires", "the expiry date is in the past"))
+            problems.append(ParamError("expires_on", "the expiry date is in the past"))
         if len(note) > MAX_KEY_NOTE:
             problems.append(ParamError("note", f"must be at most {MAX_KEY_NOTE} characters"))
         if max_keys is not None and self.repository.count_usable_keys(user_id, today) >= max_keys:
             problems.append(
                 ParamError(
-                    "user",
+                    "user_id",
                     f"already has {max_keys} usable API keys, the most a customer may have; "
                     "revoke one first",
                 )
@@ -207,7 +209,7 @@ class AccountService:
         ) + list(also)
         if problems:
             raise problems_error(problems)
-        networks = parse_networks(tuple(ip_ranges), "ip-range")
+        networks = parse_networks(tuple(ip_ranges), "ip_ranges")
         secret = generate_key()
         key = self.repository.add_key(
             ApiKey(

@@ -21,7 +21,7 @@ from ledgerdesk.cli.support import (
 )
 from ledgerdesk.cli.tickets import ticket
 from ledgerdesk.invoices.money import parse_amount, parse_percentage
-from ledgerdesk.invoices.service import InvoiceService, InvoiceView, invoices_of
+from ledgerdesk.invoices.service import InvoiceService, invoice_layout, invoices_of
 
 
 @click.group(cls=ReportingGroup)
@@ -355,7 +355,7 @@ def invoice_list(state: CliState, user_id: int | None, as_json: bool) -> None:
         views = invoices_of(session, user_id)
         emit(
             as_json,
-            {"invoices": [_invoice_json(v) for v in views]},
+            {"invoices": [invoice_layout(v) for v in views]},
             "\n".join(
                 f"{v.id:>6}  {v.number}  user {v.user_id}  {v.created_on}  "
                 f"{v.amount_net:>12}  {v.status:<6}  {v.title}"
@@ -363,20 +363,3 @@ def invoice_list(state: CliState, user_id: int | None, as_json: bool) -> None:
             )
             or "No invoices.",
         )
-
-
-def _invoice_json(view: InvoiceView) -> dict[str, object]:
-    return {
-        "invoiceId": view.id,
-        "userId": view.user_id,
-        "number": view.number,
-        "title": view.title,
-        "createdOn": view.created_on,
-        "payBefore": view.pay_before,
-        "amountExclVat": view.amount_excl_vat,
-        "vat": view.vat,
-        "vatPerc": view.vat_perc,
-        "amountNet": view.amount_net,
-        "status": view.status,
-        "paidOn": view.paid_on,
-    }

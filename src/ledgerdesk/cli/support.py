@@ -98,6 +98,20 @@ class CliState:
 pass_state = click.make_pass_decorator(CliState, ensure=True)
 
 
+# The services' names for what they refuse, as the commands' options name them.
+OPTION_NAMES = {
+    "amount_excl_vat": "amount-excl-vat",
+    "vat_perc": "vat-perc",
+    "pay_within_days": "pay-within-days",
+    "paid_on": "date",
+    "customer": "user",
+    "user_id": "user",
+    "categories": "category",
+    "ip_ranges": "ip-range",
+    "expires_on": "expires",
+}
+
+
 class ReportingGroup(click.Group):
     """Turns domain and configuration errors into one line and exit status 1."""
 
@@ -105,7 +119,9 @@ class ReportingGroup(click.Group):
         try:
             return super().invoke(ctx)
         except LedgerdeskError as exc:
-            detail = "; ".join(f"{e.property}: {e.message}" for e in exc.errors)
+            detail = "; ".join(
+                f"{OPTION_NAMES.get(e.property, e.property)}: {e.message}" for e in exc.errors
+            )
             raise click.ClickException(detail or exc.message) from None
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None

@@ -16,7 +16,7 @@ from ledgerdesk.events.work import Actor
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.actions import reply_out, summary
 from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
-from ledgerdesk.tickets.service import STATUS_NAMES, TicketReader, TicketService
+from ledgerdesk.tickets.service import TicketReader, TicketService, TicketStatus
 
 READ_CHUNK = 1024 * 1024
 
@@ -157,6 +157,6 @@ def _when(timestamp: int) -> str:
 def _line(ticket: TicketRecord) -> str:
     return (
         f"{ticket.id:>6}  #{ticket.code}  user {ticket.user_id}  "
-        f"{STATUS_NAMES[ticket.status]:<15}  prio {ticket.priority}  "
+        f"{TicketStatus(ticket.status).label:<15}  prio {ticket.priority}  "
         f"updated {_when(ticket.last_updated_at)}  {ticket.title}"
     )

@@ -200,10 +200,6 @@ class PreparedInsert:
             .returning(model.id)
         )
 
-    def add(self, db: Db, row: Any) -> None:
-        """Insert ``row`` (a mapped object, left outside any session) and set its id."""
-        row.id = self.insert(db, {column.key: getattr(row, column.key) for column in self.columns})
-
     def insert(self, db: Db, values: Mapping[str, Any]) -> int:
         """Insert a row of these column values; the new row's id."""
         given = {}

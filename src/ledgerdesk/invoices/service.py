@@ -62,6 +62,27 @@ class InvoiceView:
         )
 
 
+def invoice_layout(view: InvoiceView) -> dict[str, object]:
+    """An invoice as JSON lays it out everywhere outside the protocol's own answer (the
+    admin CLI's --json, the event log): money as exact decimal strings, ISO dates. The
+    protocol's ``InvoiceDetails`` uses the same names for what it carries."""
+    return {
+        "invoiceId": view.id,
+        "userId": view.user_id,
+        "number": view.number,
+        "title": view.title,
+        "description": view.description,
+        "createdOn": view.created_on.isoformat(),
+        "payBefore": view.pay_before.isoformat(),
+        "amountExclVat": str(view.amount_excl_vat),
+        "vat": str(view.vat),
+        "vatPerc": str(view.vat_perc),
+        "amountNet": str(view.amount_net),
+        "status": view.status,
+        "paidOn": None if view.paid_on is None else view.paid_on.isoformat(),
+    }
+
+
 def invoice_number(year: int, sequence: int) -> str:
     """``F26-0000042``: the year's last two digits and a gapless sequence."""
     return f"F{year % 100:02d}-{sequence:07d}"
@@ -165,18 +186,18 @@ class InvoiceService:
         pay_within_days: int,
     ) -> InvoiceView:
         if customer.is_staff:
-            raise invalid("user", "invoices belong to customers, not staff")
+            raise invalid("customer", "invoices belong to customers, not staff")
         title = title.strip()
         if not 1 <= len(title) <= MAX_TITLE:
             raise invalid("title", f"must be 1 to {MAX_TITLE} characters")
         if len(description) > MAX_DESCRIPTION:
             raise invalid("description", f"must be at most {MAX_DESCRIPTION} characters")
         if amount_excl_vat_cents < 0:
-            raise invalid("amount-excl-vat", "must not be negative")
+            raise invalid("amount_excl_vat", "must not be negative")
         if not 0 <= vat_perc_hundredths <= 10_000:
-            raise invalid("vat-perc", "must be between 0 and 100")
+            raise invalid("vat_perc", "must be between 0 and 100")
         if not 0 <= pay_within_days <= 3650:
-            raise invalid("pay-within-days", "must be between 0 and 3650")
+            raise invalid("pay_within_days", "must be between 0 and 3650")
         sequence = self.repository.take_sequence_number(created_on.year)
         invoice = self.repository.add(
             Invoice(
@@ -196,17 +217,7 @@ class InvoiceService:
             EventType.INVOICE_ISSUED,
             subject_id=view.id,
             customer_id=view.user_id,
-            payload={
-                "invoiceId": view.id,
-                "number": view.number,
-                "title": view.title,
-                "createdOn": view.created_on.isoformat(),
-                "payBefore": view.pay_before.isoformat(),
-                "amountExclVat": str(view.amount_excl_vat),
-                "vatPerc": str(view.vat_perc),
-                "vat": str(view.vat),
-                "amountNet": str(view.amount_net),
-            },
+            payload=invoice_layout(view),
         )
         return view
 
@@ -217,18 +228,16 @@ class InvoiceService:
             raise NotFound(f"Invoice {invoice_id} does not exist.")
         if invoice.paid_on is None:
             if paid_on < invoice.created_on:
-                raise invalid("date", "an invoice cannot be paid before it was created")
+                raise invalid("paid_on", "an invoice cannot be paid before it was created")
             invoice.paid_on = paid_on
+            view = InvoiceView.of(invoice)
             self.work.record(
                 EventType.INVOICE_PAID,
-                subject_id=invoice.id,
-                customer_id=invoice.user_id,
-                payload={
-                    "invoiceId": invoice.id,
-                    "number": invoice.number,
-                    "paidOn": paid_on.isoformat(),
-                },
+                subject_id=view.id,
+                customer_id=view.user_id,
+                payload=invoice_layout(view),
             )
+            return view
         return InvoiceView.of(invoice)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import Attachment, Reply, Ticket
 from ledgerdesk.db.prepared import Prepared, PreparedInsert, session_db
+from ledgerdesk.tickets.queries import AttachmentRecord, TicketRecord
 
 
 class TicketRepository:
@@ -28,14 +31,29 @@ class TicketRepository:
         # A prepared statement: this runs inside the write lock of every new ticket.
         return session_db(self.session).first(_CODE_IN_USE, code=code) is not None
 
-    def add(self, row: Ticket | Reply | Attachment) -> None:
-        """Insert ``row`` now and give it its id; it stays outside the session.
+    def insert_ticket(self, values: dict[str, Any]) -> TicketRecord:
+        """A new ticket row; its record. A prepared INSERT, not the ORM's unit of work:
+        every new ticket and reply holds the write lock (on SQLite, the whole
+        database's) while this runs."""
+        new_id = _TICKET.insert(session_db(self.session), values)
+        return TicketRecord(new_id, *(values[f] for f in TicketRecord._fields[1:]))
 
-        A prepared INSERT, not the ORM's unit of work: every new ticket and reply holds
-        the write lock (on SQLite, the whole database's) while this runs.
-        """
-        _INSERTS[type(row)].add(session_db(self.session), row)
+    def insert_reply(self, values: dict[str, Any]) -> int:
+        """A new reply row; its id."""
+        return _REPLY.insert(session_db(self.session), values)
+
+    def insert_attachment(self, values: dict[str, Any]) -> AttachmentRecord:
+        """A new attachment row; its record."""
+        new_id = _ATTACHMENT.insert(session_db(self.session), values)
+        return AttachmentRecord(new_id, *(values[f] for f in AttachmentRecord._fields[1:]))
 
 
-_INSERTS = {model: PreparedInsert(model) for model in (Ticket, Reply, Attachment)}
+def record_of(ticket: Ticket) -> TicketRecord:
+    """A changed ticket as the services hand it back."""
+    return TicketRecord(*(getattr(ticket, f) for f in TicketRecord._fields))
+
+
+_TICKET = PreparedInsert(Ticket)
+_REPLY = PreparedInsert(Reply)
+_ATTACHMENT = PreparedInsert(Attachment)
 _CODE_IN_USE = Prepared(select(Ticket.id).where(Ticket.code == bindparam("code")).limit(1))

@@ -30,7 +30,7 @@ def _media_type(value: str) -> str:
 
 MediaType = Annotated[Text, AfterValidator(_media_type)]
 FileName = Annotated[RequiredText, Field(max_length=MAX_FILE_NAME)]
-TicketStatus = Annotated[WireInt, Field(ge=0, le=2)]
+StatusParam = Annotated[WireInt, Field(ge=0, le=2)]
 Priority = Annotated[WireInt, Field(ge=1, le=4, description="1 Low, 2 Normal, 3 High, 4 Highest")]
 Content = Annotated[RequiredText, Field(max_length=MAX_CONTENT)]
 

@@ -19,13 +19,14 @@ import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 from sqlalchemy.orm import Session
 
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.rules import MAX_ATTACHMENTS
 from ledgerdesk.attachments.storage import BlobContent, BlobStore
-from ledgerdesk.db.models import Attachment, Reply, Ticket, User
+from ledgerdesk.db.models import Ticket, User
 from ledgerdesk.errors import InternalError, InvalidState, NotFound, invalid
 from ledgerdesk.events.types import EventType
 from ledgerdesk.events.work import Work
@@ -35,12 +36,23 @@ from ledgerdesk.tickets.queries import (
     TicketQueries,
     TicketRecord,
 )
-from ledgerdesk.tickets.repository import TicketRepository
+from ledgerdesk.tickets.repository import TicketRepository, record_of
 
 log = logging.getLogger(__name__)
 
-CLOSED, OPEN, FORCE_CLOSED = 0, 1, 2
-STATUS_NAMES = {CLOSED: "closed", OPEN: "open", FORCE_CLOSED: "forcibly closed"}
+
+class TicketStatus(IntEnum):
+    """A ticket's status, as stored and as the protocol numbers it."""
+
+    CLOSED = 0
+    OPEN = 1
+    FORCE_CLOSED = 2
+
+    @property
+    def label(self) -> str:
+        return "forcibly closed" if self is TicketStatus.FORCE_CLOSED else self.name.lower()
+
+
 MAX_TITLE = 255
 MAX_CONTENT = 65535
 
@@ -121,23 +133,24 @@ class TicketService:
         reference: str,
         priority: int,
         files: Sequence[IncomingFile],
-    ) -> Ticket:
+    ) -> TicketRecord:
         """A new open ticket whose first reply holds the content and the files."""
         _check_text(title=title, content=content, files=files)
         now = self.work.now
-        ticket = Ticket(
-            code=self._unused_code(),
-            user_id=customer_id,
-            title=title,
-            reference=reference,
-            status=OPEN,
-            priority=priority,
-            created_at=now,
-            status_updated_at=now,
-            last_updated_at=now,
+        ticket = self.repository.insert_ticket(
+            {
+                "code": self._unused_code(),
+                "user_id": customer_id,
+                "title": title,
+                "reference": reference,
+                "status": int(TicketStatus.OPEN),
+                "priority": priority,
+                "created_at": now,
+                "status_updated_at": now,
+                "last_updated_at": now,
+            }
         )
-        self.repository.add(ticket)
-        reply, attachments = self._add_reply(ticket, customer_id, content, files)
+        reply_id, attachments = self._add_reply(ticket, customer_id, content, files)
         self.work.record(
             EventType.TICKET_CREATED,
             subject_id=ticket.id,
@@ -148,7 +161,7 @@ class TicketService:
                 "title": title,
                 "reference": reference,
                 "priorityId": priority,
-                "replyId": reply.id,
+                "replyId": reply_id,
                 "content": content,
                 "attachments": attachments,
             },
@@ -157,21 +170,21 @@ class TicketService:
 
     def reply(
         self, ticket_id: int, *, author: User, content: str, files: Sequence[IncomingFile]
-    ) -> Ticket:
+    ) -> TicketRecord:
         """Add a reply. A customer's reply reopens a closed ticket; staff replies anywhere."""
         _check_text(content=content, files=files)
         now = self.work.now
         ticket = self._require(ticket_id, user_id=None if author.is_staff else author.id)
         reopened = False
         if not author.is_staff:
-            if ticket.status == FORCE_CLOSED:
+            if ticket.status == TicketStatus.FORCE_CLOSED:
                 raise InvalidState(f"Ticket {ticket_id} was closed by staff and takes no replies.")
-            if ticket.status == CLOSED:
-                ticket.status = OPEN
+            if ticket.status == TicketStatus.CLOSED:
+                ticket.status = int(TicketStatus.OPEN)
                 ticket.status_updated_at = now
                 reopened = True
         ticket.last_updated_at = now
-        reply, attachments = self._add_reply(ticket, author.id, content, files)
+        reply_id, attachments = self._add_reply(ticket, author.id, content, files)
         self.work.record(
             EventType.TICKET_REPLIED,
             subject_id=ticket.id,
@@ -179,7 +192,7 @@ class TicketService:
             payload={
                 "ticketId": ticket.id,
                 "ticketCode": ticket.code,
-                "replyId": reply.id,
+                "replyId": reply_id,
                 "by": "staff" if author.is_staff else "customer",
                 "authorId": author.id,
                 "content": content,
@@ -187,11 +200,11 @@ class TicketService:
                 "reopened": reopened,
             },
         )
-        return ticket
+        return record_of(ticket)
 
     def note(
         self, ticket_id: int, *, author: User, content: str, files: Sequence[IncomingFile]
-    ) -> Ticket:
+    ) -> TicketRecord:
         """An internal note: staff only, never shown to the customer. It changes neither
         the status nor the time the customer sees as the last update. Its event carries
         no content: consumers that may reach customers never see a note's words."""
@@ -199,7 +212,7 @@ class TicketService:
             raise invalid("internal", "only staff write internal notes")
         _check_text(content=content, files=files)
         ticket = self._require(ticket_id, user_id=None)
-        reply, attachments = self._add_reply(ticket, author.id, content, files, internal=True)
+        reply_id, attachments = self._add_reply(ticket, author.id, content, files, internal=True)
         self.work.record(
             EventType.TICKET_NOTE_ADDED,
             subject_id=ticket.id,
@@ -207,34 +220,34 @@ class TicketService:
             payload={
                 "ticketId": ticket.id,
                 "ticketCode": ticket.code,
-                "replyId": reply.id,
+                "replyId": reply_id,
                 "authorId": author.id,
                 "attachments": len(attachments),
             },
         )
-        return ticket
+        return record_of(ticket)
 
-    def close(self, ticket_id: int, *, user_id: int | None) -> Ticket:
+    def close(self, ticket_id: int, *, user_id: int | None) -> TicketRecord:
         ticket = self._require(ticket_id, user_id=user_id)
-        if ticket.status == OPEN:
-            self._set_status(ticket, CLOSED)
-        return ticket
+        if ticket.status == TicketStatus.OPEN:
+            self._set_status(ticket, TicketStatus.CLOSED)
+        return record_of(ticket)
 
-    def reopen(self, ticket_id: int, *, user_id: int | None) -> Ticket:
+    def reopen(self, ticket_id: int, *, user_id: int | None) -> TicketRecord:
         """Open a closed ticket again; only staff (``user_id`` None) reopen a forcibly
         closed one."""
         ticket = self._require(ticket_id, user_id=user_id)
-        if ticket.status == FORCE_CLOSED and user_id is not None:
+        if ticket.status == TicketStatus.FORCE_CLOSED and user_id is not None:
             raise InvalidState(f"Ticket {ticket_id} was closed by staff and cannot be reopened.")
-        if ticket.status != OPEN:
-            self._set_status(ticket, OPEN)
-        return ticket
+        if ticket.status != TicketStatus.OPEN:
+            self._set_status(ticket, TicketStatus.OPEN)
+        return record_of(ticket)
 
-    def force_close(self, ticket_id: int) -> Ticket:
+    def force_close(self, ticket_id: int) -> TicketRecord:
         ticket = self._require(ticket_id, user_id=None)
-        if ticket.status != FORCE_CLOSED:
-            self._set_status(ticket, FORCE_CLOSED)
-        return ticket
+        if ticket.status != TicketStatus.FORCE_CLOSED:
+            self._set_status(ticket, TicketStatus.FORCE_CLOSED)
+        return record_of(ticket)
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -244,20 +257,20 @@ class TicketService:
             raise NotFound(f"Ticket {ticket_id} not found.")
         return ticket
 
-    def _set_status(self, ticket: Ticket, status: int) -> None:
+    def _set_status(self, ticket: Ticket, status: TicketStatus) -> None:
         previous = ticket.status
-        ticket.status = status
+        ticket.status = int(status)
         ticket.status_updated_at = self.work.now
         self.work.record(
-            EventType.TICKET_REOPENED if status == OPEN else EventType.TICKET_CLOSED,
+            EventType.TICKET_REOPENED if status == TicketStatus.OPEN else EventType.TICKET_CLOSED,
             subject_id=ticket.id,
             customer_id=ticket.user_id,
             payload={
                 "ticketId": ticket.id,
                 "ticketCode": ticket.code,
-                "status": status,
-                "previousStatus": previous,
-                "forced": status == FORCE_CLOSED,
+                "status": int(status),
+                "previousStatus": int(previous),
+                "forced": status == TicketStatus.FORCE_CLOSED,
             },
         )
 
@@ -271,39 +284,41 @@ class TicketService:
 
     def _add_reply(
         self,
-        ticket: Ticket,
+        ticket: Ticket | TicketRecord,
         author_id: int,
         content: str,
         files: Sequence[IncomingFile],
         *,
         internal: bool = False,
-    ) -> tuple[Reply, list[dict[str, object]]]:
-        """The reply and its attachments as an event lays them out."""
+    ) -> tuple[int, list[dict[str, object]]]:
+        """The new reply's id, and its attachments as an event lays them out."""
         blobs = self.work.blobs
         if files and blobs is None:
             raise RuntimeError("attachments need a unit of work with a blob batch")
-        reply = Reply(
-            ticket_id=ticket.id,
-            author_id=author_id,
-            created_at=self.work.now,
-            title=ticket.title,
-            content=content,
-            internal=internal,
+        reply_id = self.repository.insert_reply(
+            {
+                "ticket_id": ticket.id,
+                "author_id": author_id,
+                "created_at": self.work.now,
+                "title": ticket.title,
+                "content": content,
+                "internal": internal,
+            }
         )
-        self.repository.add(reply)
         described: list[dict[str, object]] = []
         for incoming in files:
             assert blobs is not None
             blobs.add(self.session, incoming)
-            attachment = Attachment(
-                ticket_id=ticket.id,
-                reply_id=reply.id,
-                name=incoming.name,
-                content_type=incoming.content_type,
-                size=incoming.size,
-                sha256=incoming.sha256,
+            attachment = self.repository.insert_attachment(
+                {
+                    "ticket_id": ticket.id,
+                    "reply_id": reply_id,
+                    "name": incoming.name,
+                    "content_type": incoming.content_type,
+                    "size": incoming.size,
+                    "sha256": incoming.sha256,
+                }
             )
-            self.repository.add(attachment)
             described.append(
                 {
                     "attachmentId": attachment.id,
@@ -312,7 +327,7 @@ class TicketService:
                     "size": attachment.size,
                 }
             )
-        return reply, described
+        return reply_id, described
 
 
 def _check_text(*, content: str, files: Sequence[IncomingFile], title: str | None = None) -> None:

@@ -414,13 +414,8 @@ class Console:
         return await self.web.visit(request, "staff", work, form=form, write=True)
 
 
-# The invoice service names its parameters as the CLI's options; the form's fields differ.
-_INVOICE_FIELDS = {
-    "amount-excl-vat": "amount",
-    "vat-perc": "vat_perc",
-    "pay-within-days": "pay_within_days",
-    "user": "customer",
-}
+# The invoice service's names for what it refuses, as this form names its fields.
+_INVOICE_FIELDS = {"amount_excl_vat": "amount", "paid_on": "date"}
 
 
 def _invoice_errors(errors: dict[str, str]) -> dict[str, str]:

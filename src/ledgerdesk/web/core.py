@@ -99,6 +99,11 @@ class Refused(Exception):
         self.page = page
 
 
+class WrongSide(Exception):
+    """A page of the other side: a customer on the console, staff on the portal; the
+    answer is a redirect to their own side."""
+
+
 class Forbidden(Exception):
     """A form without its CSRF token, or a page of the other side (staff vs customer)."""
 
@@ -361,7 +366,7 @@ class Web:
                     if person is None or not person.verified:
                         return None, SignInRequired()
                     if (role == "staff") != person.is_staff:
-                        return person, Forbidden("wrong side")
+                        return person, WrongSide()
                     if form is not None:
                         _check_token(person.csrf_token, form.get("csrf"))
                     visit = self._visit(session, blobs, person, now, address, role, notice)
@@ -388,12 +393,10 @@ class Web:
             await self.execution.blocking(self._touch, person)
         if isinstance(outcome, SignInRequired):
             return self._to_sign_in(request)
-        if isinstance(outcome, Forbidden):
+        if isinstance(outcome, WrongSide):
             assert person is not None
-            if outcome.message == "wrong side":
-                return self.redirect(
-                    request, Redirect("/console" if person.is_staff else "/account")
-                )
+            return self.redirect(request, Redirect("/console" if person.is_staff else "/account"))
+        if isinstance(outcome, Forbidden):
             return self.render(
                 request,
                 Page("message.html", {"title": "Form refused", "text": outcome.message}, 403),

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ledgerdesk.tickets.service import STATUS_NAMES
+from ledgerdesk.tickets.service import TicketStatus
 
 PRIORITY_NAMES = {1: "Low", 2: "Normal", 3: "High", 4: "Highest"}
+STATUS_NAMES = {status.value: status.label for status in TicketStatus}
 # Images a browser may show inline: raster formats only (an SVG can carry script).
 PREVIEWABLE = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 

@@ -57,7 +57,7 @@ def key_values(form: Mapping[str, Any]) -> dict[str, str]:
 
 
 # The form fields' names as the services name their parameters.
-KEY_FIELDS = {"category": "categories", "ip-range": "ip_ranges"}
+KEY_FIELDS = {"expires_on": "expires", "user_id": "user"}
 
 
 def key_errors(errors: dict[str, str]) -> dict[str, str]:

@@ -12,11 +12,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.db.models import Ticket, User
+from ledgerdesk.db.models import User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.http.content_disposition import attachment_disposition
-from ledgerdesk.tickets.queries import TicketQueries
+from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
@@ -169,7 +169,7 @@ class TicketPages:
                 raise invalid("action", f"must be one of {', '.join(STATUS_ACTIONS[self.role])}")
             service = TicketService(visit.work)
             scope = self._scope(visit)
-            changes: dict[str, Callable[[], Ticket]] = {
+            changes: dict[str, Callable[[], TicketRecord]] = {
                 "close": lambda: service.close(ticket_id, user_id=scope),
                 "reopen": lambda: service.reopen(ticket_id, user_id=scope),
                 "force-close": lambda: service.force_close(ticket_id),
