@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ async def test_healthz_answers_when_the_database_does(client: httpx.AsyncClient)
 
 
 async def test_healthz_is_503_when_the_database_is_gone(settings: Settings) -> None:
-    broken = replace(settings, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    broken = settings.with_overrides(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     app = create_app(broken)
     try:
         response = await make_client(app, "127.0.0.1").get("/healthz")

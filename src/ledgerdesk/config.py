@@ -1,7 +1,8 @@
-"""Settings built once from ``LEDGERDESK_*`` environment variables.
+"""Settings built once from ``LEDGERDESK_*`` environment variables (pydantic-settings).
 
-Every value is checked here, at start-up, so that a typo in a deployment fails with one
-clear line instead of surfacing as odd behaviour under load.
+Every setting is declared once, with its default and its bounds; every value is
+checked here, at start-up, so that a typo in a deployment fails with one clear line
+instead of surfacing as odd behaviour under load.
 """
 
 from __future__ import annotations
@@ -9,11 +10,19 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -34,63 +43,126 @@ class ConfigError(ValueError):
     """A setting is missing or impossible; the message names the variable."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str
-    data_dir: Path
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
-    max_attachment_bytes: int = 10 * 1024 * 1024
-    max_body_bytes: int = 150 * 1024 * 1024
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    rate_limit: int = 600
+def _refuse(message: str) -> Any:
+    """A setting's refusal, said when its value breaks its bounds: where it is declared."""
+    return {"refuse": message}
+
+
+AT_LEAST_ONE = _refuse("must be at least 1")
+SECONDS = _refuse("must be more than 0 and at most 3600 seconds")
+Seconds = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False, json_schema_extra=SECONDS)]
+AtLeastOne = Annotated[int, Field(ge=1, json_schema_extra=AT_LEAST_ONE)]
+
+
+class Settings(BaseSettings):
+    """Every setting, once: its type, default and bounds, each read from
+    ``LEDGERDESK_<NAME>`` (``Settings.from_env``), or given directly (tests, tools)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEDGERDESK_",
+        env_ignore_empty=True,
+        frozen=True,
+        extra="ignore",
+        arbitrary_types_allowed=True,
+    )
+
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    # Default: an SQLite file in data_dir.
+    database_url: str = ""
+    timezone: ZoneInfo = ZoneInfo("UTC")
+    max_attachment_bytes: AtLeastOne = 10 * 1024 * 1024
+    max_body_bytes: Annotated[
+        int, Field(ge=1024, json_schema_extra=_refuse("must be at least 1024"))
+    ] = 150 * 1024 * 1024
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    rate_limit: AtLeastOne = 600
     # Requests a minute of one customer across all their keys (0: twice rate_limit), and
     # how many usable keys a customer may hold: many keys do not multiply a customer's rate.
-    customer_rate_limit: int = 0
-    max_keys_per_customer: int = 20
+    customer_rate_limit: Annotated[
+        int, Field(ge=0, json_schema_extra=_refuse("must be 0 (twice the key's) or more"))
+    ] = 0
+    max_keys_per_customer: AtLeastOne = 20
     # The limits count per window of this many seconds (a minute, as SPEC says).
-    rate_limit_window: int = 60
-    auth_failure_limit: int = 10
+    rate_limit_window: Annotated[
+        int, Field(ge=1, le=86400, json_schema_extra=_refuse("must be 1 to 86400 seconds"))
+    ] = 60
+    auth_failure_limit: AtLeastOne = 10
     redis_url: str | None = None
-    db_pool_size: int = 10
+    db_pool_size: AtLeastOne = 10
     # How long one statement may run (PostgreSQL's statement_timeout; asyncpg's reads also
     # time out on the client) and how long a request waits for the database at all; how
     # long opening a connection may take. A database that hangs then costs a request a
     # clean 503, not a request that never ends.
-    db_timeout: float = 30.0
-    db_connect_timeout: float = 5.0
+    db_timeout: Seconds = 30.0
+    db_connect_timeout: Seconds = 5.0
     # Request-body bytes held in memory at once (JSON and form bodies count twice: raw
     # and parsed). 256 MiB leaves room for a few workers on a 2 GiB server.
-    body_memory_bytes: int = 256 * 1024 * 1024
+    body_memory_bytes: Annotated[
+        int, Field(ge=1024 * 1024, json_schema_extra=_refuse("must be at least 1048576"))
+    ] = 256 * 1024 * 1024
     # Slow clients: the request line and headers must arrive within header_timeout;
     # the body may pause at most body_timeout between two pieces; an idle keep-alive
     # connection is closed after keepalive_timeout; at most max_connections at once.
-    header_timeout: float = 10.0
-    body_timeout: float = 30.0
-    keepalive_timeout: float = 5.0
-    max_connections: int = 1000
+    header_timeout: Seconds = 10.0
+    body_timeout: Seconds = 30.0
+    keepalive_timeout: Seconds = 5.0
+    max_connections: AtLeastOne = 1000
     # A body must arrive within body_deadline seconds in all and, after its first
     # body_timeout seconds, at an average of body_min_rate bytes a second (a client
     # dribbling a byte every few seconds is cut off, a slow but honest upload is not).
-    body_deadline: float = 600.0
-    body_min_rate: int = 16384
+    body_deadline: Seconds = 600.0
+    body_min_rate: Annotated[
+        int, Field(ge=0, json_schema_extra=_refuse("must be 0 (no minimum) or more"))
+    ] = 16384
     # An answer the client stops reading is dropped after send_timeout seconds.
-    send_timeout: float = 30.0
+    send_timeout: Seconds = 30.0
     # Open connections from one client address (an IPv6 /64 counts as one); trusted
     # proxies are not counted (they carry everyone's connections).
-    max_connections_per_address: int = 100
+    max_connections_per_address: AtLeastOne = 100
     # "i3d": answer as the original service's clients expect (every envelope with HTTP
     # 200; getTicketAttachment answers the envelope unless "encoding": "raw").
-    compat: str = ""
+    compat: Literal["", "i3d"] = ""
     # "local" (a directory under data_dir) or "database" (the blobs table); by default
     # the database when it is PostgreSQL, so that several servers can share it.
-    attachment_store: str = ""
+    attachment_store: Literal["local", "database"] = "local"
     # Web sign-in: failed attempts allowed per account in SIGNIN_WINDOW seconds (an
     # address gets four times as many, for offices behind one NAT).
-    signin_failure_limit: int = 5
+    signin_failure_limit: AtLeastOne = 5
     # Where people reach this server, for the links the admin CLI prints.
     public_url: str = "http://127.0.0.1:8080"
     # The currency of every invoice (ISO 4217), shown beside every amount on the pages.
     currency: str = "EUR"
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Values given directly, else the environment ``from_env`` reads (none when
+        constructed directly: a tool's or a test's settings are what it says)."""
+        environ = _ENVIRON.get()
+        if environ is None:
+            return (init_settings,)
+        return (init_settings, _MappingSource(settings_cls, environ))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``LEDGERDESK_*`` variables (of the process, by default)."""
+        token = _ENVIRON.set(os.environ if environ is None else environ)
+        try:
+            return cls()
+        finally:
+            _ENVIRON.reset(token)
 
     @property
     def i3d_compatible(self) -> bool:
@@ -108,115 +180,119 @@ class Settings:
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some values replaced, checked like the original."""
-        return replace(self, **changes)
+        return type(self)(**{**dict(self), **changes})
 
-    def __post_init__(self) -> None:
-        if self.max_attachment_bytes < 1:
-            raise ConfigError("LEDGERDESK_MAX_ATTACHMENT_BYTES must be at least 1")
-        if self.max_body_bytes < 1024:
-            raise ConfigError("LEDGERDESK_MAX_BODY_BYTES must be at least 1024")
-        if self.rate_limit < 1:
-            raise ConfigError("LEDGERDESK_RATE_LIMIT must be at least 1")
-        if self.customer_rate_limit < 0:
-            raise ConfigError("LEDGERDESK_CUSTOMER_RATE_LIMIT must be 0 (twice the key's) or more")
+    @model_validator(mode="before")
+    @classmethod
+    def _derived(cls, data: Any) -> Any:
+        """The database (an SQLite file in the data directory unless named) and where
+        attachments go (the database when it is PostgreSQL) when not given."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if not data.get("database_url"):
+            data["database_url"] = sqlite_url(Path(data.get("data_dir") or DEFAULT_DATA_DIR))
+        if not str(data.get("attachment_store") or "").strip():
+            sqlite = str(data["database_url"]).startswith("sqlite")
+            data["attachment_store"] = "local" if sqlite else "database"
+        return data
 
-        if self.max_keys_per_customer < 1:
-            raise ConfigError("LEDGERDESK_MAX_KEYS_PER_CUSTOMER must be at least 1")
-        if not 1 <= self.rate_limit_window <= 86400:
-            raise ConfigError("LEDGERDESK_RATE_LIMIT_WINDOW must be 1 to 86400 seconds")
-        if self.auth_failure_limit < 1:
-            raise ConfigError("LEDGERDESK_AUTH_FAILURE_LIMIT must be at least 1")
-        if self.db_pool_size < 1:
-            raise ConfigError("LEDGERDESK_DB_POOL_SIZE must be at least 1")
-        if self.body_memory_bytes < 1024 * 1024:
-            raise ConfigError("LEDGERDESK_BODY_MEMORY_BYTES must be at least 1048576")
-        for name, value in (
-            ("LEDGERDESK_HEADER_TIMEOUT", self.header_timeout),
-            ("LEDGERDESK_BODY_TIMEOUT", self.body_timeout),
-            ("LEDGERDESK_KEEPALIVE_TIMEOUT", self.keepalive_timeout),
-            ("LEDGERDESK_BODY_DEADLINE", self.body_deadline),
-            ("LEDGERDESK_SEND_TIMEOUT", self.send_timeout),
-            ("LEDGERDESK_DB_TIMEOUT", self.db_timeout),
-            ("LEDGERDESK_DB_CONNECT_TIMEOUT", self.db_connect_timeout),
-        ):
-            if not 0 < value <= 3600:
-                raise ConfigError(f"{name} must be more than 0 and at most 3600 seconds")
-        if self.max_connections < 1:
-            raise ConfigError("LEDGERDESK_MAX_CONNECTIONS must be at least 1")
-        if self.max_connections_per_address < 1:
-            raise ConfigError("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS must be at least 1")
-        if self.body_min_rate < 0:
-            raise ConfigError("LEDGERDESK_BODY_MIN_RATE must be 0 (no minimum) or more")
-        if self.body_deadline < self.body_timeout:
-            raise ConfigError("LEDGERDESK_BODY_DEADLINE must be at least LEDGERDESK_BODY_TIMEOUT")
-        if self.compat not in ("", "i3d"):
-            raise ConfigError(f"LEDGERDESK_COMPAT must be empty or 'i3d', not {self.compat!r}")
-        if self.redis_url is not None and not self.redis_url.removeprefix("async+").startswith(
-            ("redis://", "rediss://", "unix://")
-        ):
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: Any) -> str:
+        return normalize_database_url(str(value))
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _timezone(cls, value: Any) -> ZoneInfo:
+        return value if isinstance(value, ZoneInfo) else _timezone(str(value).strip() or "UTC")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> tuple[IPNetwork, ...]:
+        if isinstance(value, str):
+            return parse_networks(value, "LEDGERDESK_TRUSTED_PROXIES")
+        return tuple(value)
+
+    @field_validator("compat", "attachment_store", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: Any) -> str:
+        code = str(value).strip().upper()
+        if not (len(code) == 3 and code.isascii() and code.isalpha()):
+            raise ConfigError(
+                f"LEDGERDESK_CURRENCY must be an ISO 4217 code such as EUR, not {value!r}"
+            )
+        return code
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: Any) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        if not str(value).removeprefix("async+").startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(
                 "LEDGERDESK_REDIS_URL must be redis://host:port/db, rediss://... or unix://..., "
-                f"not {self.redis_url!r}"
+                f"not {value!r}"
             )
-        if self.signin_failure_limit < 1:
-            raise ConfigError("LEDGERDESK_SIGNIN_FAILURE_LIMIT must be at least 1")
-        if not self.public_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                "LEDGERDESK_PUBLIC_URL must start with http:// or https://, "
-                f"not {self.public_url!r}"
-            )
-        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
-        if not (len(self.currency) == 3 and self.currency.isascii() and self.currency.isupper()):
-            raise ConfigError(
-                f"LEDGERDESK_CURRENCY must be an ISO 4217 code such as EUR, not {self.currency!r}"
-            )
-        if not self.attachment_store:
-            object.__setattr__(self, "attachment_store", "local" if self.is_sqlite else "database")
-        if self.attachment_store not in ("local", "database"):
-            raise ConfigError(
-                "LEDGERDESK_ATTACHMENT_STORE must be 'local' or 'database', "
-                f"not {self.attachment_store!r}"
-            )
+        return str(value)
 
+    @field_validator("public_url", mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        data_dir = Path(env.get("LEDGERDESK_DATA_DIR") or DEFAULT_DATA_DIR)
-        return cls(
-            database_url=normalize_database_url(
-                env.get("LEDGERDESK_DATABASE_URL") or sqlite_url(data_dir)
-            ),
-            data_dir=data_dir,
-            timezone=_timezone(env.get("LEDGERDESK_TIMEZONE") or "UTC"),
-            max_attachment_bytes=_int(env, "LEDGERDESK_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024),
-            max_body_bytes=_int(env, "LEDGERDESK_MAX_BODY_BYTES", 150 * 1024 * 1024),
-            trusted_proxies=parse_networks(
-                env.get("LEDGERDESK_TRUSTED_PROXIES", ""), "LEDGERDESK_TRUSTED_PROXIES"
-            ),
-            rate_limit=_int(env, "LEDGERDESK_RATE_LIMIT", 600),
-            customer_rate_limit=_int(env, "LEDGERDESK_CUSTOMER_RATE_LIMIT", 0),
-            max_keys_per_customer=_int(env, "LEDGERDESK_MAX_KEYS_PER_CUSTOMER", 20),
-            rate_limit_window=_int(env, "LEDGERDESK_RATE_LIMIT_WINDOW", 60),
-            auth_failure_limit=_int(env, "LEDGERDESK_AUTH_FAILURE_LIMIT", 10),
-            redis_url=env.get("LEDGERDESK_REDIS_URL") or None,
-            db_pool_size=_int(env, "LEDGERDESK_DB_POOL_SIZE", 10),
-            db_timeout=_float(env, "LEDGERDESK_DB_TIMEOUT", 30.0),
-            db_connect_timeout=_float(env, "LEDGERDESK_DB_CONNECT_TIMEOUT", 5.0),
-            body_memory_bytes=_int(env, "LEDGERDESK_BODY_MEMORY_BYTES", 256 * 1024 * 1024),
-            header_timeout=_float(env, "LEDGERDESK_HEADER_TIMEOUT", 10.0),
-            body_timeout=_float(env, "LEDGERDESK_BODY_TIMEOUT", 30.0),
-            keepalive_timeout=_float(env, "LEDGERDESK_KEEPALIVE_TIMEOUT", 5.0),
-            max_connections=_int(env, "LEDGERDESK_MAX_CONNECTIONS", 1000),
-            body_deadline=_float(env, "LEDGERDESK_BODY_DEADLINE", 600.0),
-            body_min_rate=_int(env, "LEDGERDESK_BODY_MIN_RATE", 16384),
-            send_timeout=_float(env, "LEDGERDESK_SEND_TIMEOUT", 30.0),
-            max_connections_per_address=_int(env, "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", 100),
-            compat=(env.get("LEDGERDESK_COMPAT") or "").strip().lower(),
-            attachment_store=(env.get("LEDGERDESK_ATTACHMENT_STORE") or "").strip().lower(),
-            signin_failure_limit=_int(env, "LEDGERDESK_SIGNIN_FAILURE_LIMIT", 5),
-            public_url=env.get("LEDGERDESK_PUBLIC_URL") or "http://127.0.0.1:8080",
-            currency=(env.get("LEDGERDESK_CURRENCY") or "EUR").strip().upper(),
-        )
+    def _public_url(cls, value: Any) -> str:
+        if not str(value).startswith(("http://", "https://")):
+            raise ConfigError(
+                f"LEDGERDESK_PUBLIC_URL must start with http:// or https://, not {value!r}"
+            )
+        return str(value).rstrip("/")
+
+    @model_validator(mode="after")
+    def _together(self) -> Settings:
+        if self.body_deadline < self.body_timeout:
+            raise ConfigError("LEDGERDESK_BODY_DEADLINE must be at least LEDGERDESK_BODY_TIMEOUT")
+        return self
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ledgerdesk_environ", default=None)
+
+
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self.environ.items()}
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """The first problem as one line naming the variable, in the setting's own words."""
+    error = exc.errors()[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, ConfigError):
+        return cause
+    name = str(error["loc"][0]) if error["loc"] else ""
+    variable = f"LEDGERDESK_{name.upper()}"
+    given = error.get("input")
+    field = Settings.model_fields.get(name)
+    extra = field.json_schema_extra if field is not None else None
+    kind = error["type"]
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return ConfigError(f"{variable} must be a whole number, not {given!r}")
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return ConfigError(f"{variable} must be a number of seconds, not {given!r}")
+    if kind == "literal_error":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return ConfigError(f"{variable} must be one of {expected}, not {given!r}")
+    if isinstance(extra, dict) and "refuse" in extra:
+        return ConfigError(f"{variable} {extra['refuse']}")
+    return ConfigError(f"{variable}: {error['msg']}")
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -258,26 +334,3 @@ def _timezone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"LEDGERDESK_TIMEZONE: unknown time zone {name!r}") from None
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if value != value:  # NaN
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}")
-    return value

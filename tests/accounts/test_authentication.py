@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -104,7 +103,7 @@ async def test_key_is_valid_through_its_expiry_date(
 async def test_expiry_follows_the_configured_time_zone(
     settings: Settings, clock: FrozenClock
 ) -> None:
-    amsterdam = replace(settings, timezone=ZoneInfo("Europe/Amsterdam"))
+    amsterdam = settings.with_overrides(timezone=ZoneInfo("Europe/Amsterdam"))
     app = create_app(amsterdam, clock=clock)
     try:
         runtime: Runtime = app.state.runtime
@@ -177,7 +176,7 @@ async def test_x_forwarded_for_is_ignored_from_untrusted_peers(
 async def test_x_forwarded_for_is_believed_from_trusted_proxies(
     settings: Settings, clock: FrozenClock
 ) -> None:
-    proxied = replace(settings, trusted_proxies=parse_networks("10.0.0.0/8", "test"))
+    proxied = settings.with_overrides(trusted_proxies=parse_networks("10.0.0.0/8", "test"))
     app = create_app(proxied, clock=clock)
     try:
         caller = make_customer(app.state.runtime, ip_ranges=["198.51.100.0/24"])
@@ -235,7 +234,7 @@ async def test_a_hop_written_with_its_port_is_the_client(
     settings: Settings, clock: FrozenClock, hop: str
 ) -> None:
     """Some proxies write ``ip:port``; it was attributed to the proxy itself."""
-    proxied = replace(settings, trusted_proxies=parse_networks("10.0.0.0/8", "test"))
+    proxied = settings.with_overrides(trusted_proxies=parse_networks("10.0.0.0/8", "test"))
     app = create_app(proxied, clock=clock)
     try:
         caller = make_customer(app.state.runtime, ip_ranges=["198.51.100.0/24", "2001:db8::/64"])

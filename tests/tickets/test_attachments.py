@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -325,7 +324,7 @@ async def test_multipart_with_a_bad_content_type_is_1003(
 @pytest.fixture
 def small_limits(settings: Settings, clock: FrozenClock) -> Iterator[LedgerdeskApp]:
     app = create_app(
-        replace(settings, max_attachment_bytes=1000, max_body_bytes=64 * 1024), clock=clock
+        settings.with_overrides(max_attachment_bytes=1000, max_body_bytes=64 * 1024), clock=clock
     )
     yield app
     app.state.runtime.engine.dispose()
@@ -414,7 +413,7 @@ def store_app(
     request: pytest.FixtureRequest, settings: Settings, clock: FrozenClock
 ) -> Iterator[LedgerdeskApp]:
     """The app with each attachment store in turn (on each database)."""
-    app = create_app(replace(settings, attachment_store=request.param), clock=clock)
+    app = create_app(settings.with_overrides(attachment_store=request.param), clock=clock)
     yield app
     app.state.runtime.engine.dispose()
 
@@ -503,7 +502,7 @@ async def test_both_stores_round_trip_on_both_databases(
 async def test_local_file_lost_behind_the_database_is_an_internal_error(
     settings: Settings, clock: FrozenClock
 ) -> None:
-    app = create_app(replace(settings, attachment_store="local"), clock=clock)
+    app = create_app(settings.with_overrides(attachment_store="local"), clock=clock)
     try:
         caller = make_customer(app.state.runtime)
         client = make_client(app, CLIENT_ADDRESS)
