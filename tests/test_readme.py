@@ -139,7 +139,7 @@ def test_the_administration_and_console_walkthroughs_run_verbatim_in_order(
                 assert _link_owner(data_env, links[-1]) == "sam@example.com"
                 assert _link_owner(data_env, links[-2]) is None
             ran += 1
-    assert ran == 20
+    assert ran == 23
     assert len(links) == 2
     data_env = {**env, "LEDGERDESK_DATA_DIR": str(tmp_path / env["LEDGERDESK_DATA_DIR"])}
     assert _link_owner(data_env, links[1]) is None  # disabling the user ended it
