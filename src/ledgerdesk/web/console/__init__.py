@@ -1,0 +1,31 @@
+"""The staff console (``/console``): one module per page family (the dashboard and
+queue, customers, invoices; a ticket's pages are shared with the portal)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from ledgerdesk.web import security
+from ledgerdesk.web.console.customers import CustomerPages
+from ledgerdesk.web.console.invoices import InvoicePages
+from ledgerdesk.web.console.queue import QueuePages
+from ledgerdesk.web.core import Web
+from ledgerdesk.web.tickets import TicketPages
+
+
+def routes(web: Web) -> list[BaseRoute]:
+    queue, customers, invoices = QueuePages(web), CustomerPages(web), InvoicePages(web)
+    return [
+        Route("/", queue.dashboard, methods=["GET"]),
+        Route("/tickets", queue.queue, methods=["GET"]),
+        *TicketPages(web, "staff").routes(),
+        Route("/customers", customers.customers, methods=["GET", "POST"]),
+        Route("/customers/{user_id:int}", customers.customer, methods=["GET"]),
+        Route("/customers/{user_id:int}/access", customers.access, methods=["POST"]),
+        Route("/customers/{user_id:int}/details", customers.details, methods=["POST"]),
+        Route("/customers/{user_id:int}/keys", customers.new_key, methods=["POST"]),
+        Route("/keys/{key_id:int}/revoke", customers.revoke, methods=["POST"]),
+        Route("/invoices", invoices.invoices, methods=["GET", "POST"]),
+        Route("/invoices/{invoice_id:int}/paid", invoices.mark_paid, methods=["GET", "POST"]),
+        *security.routes(web, "staff"),
+    ]

@@ -1,0 +1,110 @@
+"""The console's dashboard and ticket queue."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ledgerdesk.invoices.queries import InvoiceQueries
+from ledgerdesk.invoices.service import StaffInvoiceReader
+from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
+from ledgerdesk.web.core import Page, Visit, Web
+
+PAGE_SIZE = 50
+STATUS_FILTERS = {"open": 1, "closed": 0, "forced": 2, "all": None}
+
+
+class QueuePages:
+    def __init__(self, web: Web) -> None:
+        self.web = web
+
+    async def dashboard(self, request: Request) -> Response:
+        def work(visit: Visit) -> Page:
+            tickets = TicketQueries(visit.db)
+            return Page(
+                "console/dashboard.html",
+                {
+                    "open_by_priority": tickets.open_by_priority(),
+                    "oldest": tickets.oldest_waiting(),
+                    "receivables": StaffInvoiceReader(InvoiceQueries(visit.db)).receivables(
+                        visit.today
+                    ),
+                    "now": visit.now,
+                },
+            )
+
+        return await self.web.visit(request, "staff", work)
+
+    async def queue(self, request: Request) -> Response:
+        params = request.query_params
+        errors: dict[str, str] = {}
+        status_name = params.get("status", "open")
+        if status_name not in STATUS_FILTERS:
+            errors["status"] = "must be open, closed, forced or all"
+            status_name = "open"
+        priority = int_param(params.get("priority"), 1, 4, "priority", errors)
+        customer = int_param(params.get("customer"), 1, 2**63 - 1, "customer", errors)
+        text = (params.get("q") or "").strip()[:200] or None
+        sort = params.get("sort", "waiting")
+        if sort not in ("waiting", "priority"):
+            errors["sort"] = "must be waiting or priority"
+            sort = "waiting"
+        after = cursor(params.get("after"), errors)
+        which = QueueFilter(
+            status=STATUS_FILTERS[status_name],
+            priority=priority,
+            user_id=customer,
+            text=text,
+            sort="priority" if sort == "priority" else "waiting",
+        )
+
+        def work(visit: Visit) -> Page:
+            queries = TicketQueries(visit.db)
+            rows = queries.queue(which, after=after, limit=PAGE_SIZE + 1)
+            more = len(rows) > PAGE_SIZE
+            rows = rows[:PAGE_SIZE]
+            last = rows[-1] if rows and more else None
+            next_after = f"{last.priority}.{last.last_updated_at}.{last.id}" if last else None
+            return Page(
+                "console/queue.html",
+                {
+                    "rows": rows,
+                    "open_by_priority": queries.open_by_priority(),
+                    "filters": {
+                        "status": status_name,
+                        "priority": priority or "",
+                        "customer": customer or "",
+                        "q": text or "",
+                        "sort": sort,
+                    },
+                    "next_after": next_after,
+                    "paged": after is not None,
+                    "errors": errors,
+                    "now": visit.now,
+                },
+                400 if errors else 200,
+            )
+
+        return await self.web.visit(request, "staff", work)
+
+
+def int_param(
+    raw: str | None, low: int, high: int, name: str, errors: dict[str, str]
+) -> int | None:
+    if not raw:
+        return None
+    if raw.isdigit() and low <= int(raw) <= high:
+        return int(raw)
+    errors[name] = f"must be a whole number from {low} to {high}"
+    return None
+
+
+def cursor(raw: str | None, errors: dict[str, str]) -> QueueCursor | None:
+    if not raw:
+        return None
+    parts = raw.split(".")
+    if len(parts) == 3 and all(p.isdigit() and len(p) < 19 for p in parts):
+        priority, updated, ticket_id = (int(p) for p in parts)
+        return QueueCursor(priority=priority, last_updated_at=updated, id=ticket_id)
+    errors["after"] = "is not a position in this list"
+    return None
