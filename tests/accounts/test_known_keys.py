@@ -6,10 +6,11 @@ import anyio
 import httpx
 import pytest
 
+from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import LedgerdeskApp
 from ledgerdesk.db.prepared import read_transaction
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_customer, make_key
+from tests.factories import make_customer, make_key, system_work
 from tests.support import Caller, call
 
 pytestmark = pytest.mark.anyio
@@ -21,9 +22,6 @@ async def test_only_unrevoked_keys_of_their_own_customer_are_known(
     caller = make_customer(runtime)
     other = make_customer(runtime, "Other")
     revoked_id, revoked = make_key(runtime, caller.user_id)
-    from ledgerdesk.accounts.service import AccountService
-    from tests.factories import system_work
-
     with system_work(runtime) as work:
         AccountService(work).revoke_key(revoked_id)
     known = app.api.known_keys

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.cli.main import cli
 from ledgerdesk.config import Settings
+from ledgerdesk.db.models import ApiKey
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.events.work import Work
 from ledgerdesk.runtime import Runtime
@@ -55,8 +56,6 @@ def test_payloads_hold_no_secret(runtime: Runtime, client: httpx.AsyncClient) ->
     stored = json.dumps([e.as_json() for e in recorded_events(runtime)])
     assert caller.api_key not in stored
     with runtime.transaction(write=False) as (session, _):
-        from ledgerdesk.db.models import ApiKey
-
         key_hash = session.query(ApiKey.key_hash).scalar()
     assert key_hash not in stored
 

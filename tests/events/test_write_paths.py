@@ -15,10 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import build_registry
 from ledgerdesk.cli.main import cli
 from ledgerdesk.events.log import EventLog, EventRecord
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.tickets.service import TicketService
 from tests.conftest import CLIENT_ADDRESS
 from tests.factories import (
     force_close,
@@ -47,8 +49,6 @@ def events_after(runtime: Runtime, after: int) -> list[EventRecord]:
 def closed_ticket(runtime: Runtime, user_id: int) -> int:
     ticket_id = make_ticket(runtime, user_id)
     with system_work(runtime) as work:
-        from ledgerdesk.tickets.service import TicketService
-
         TicketService(work).close(ticket_id, user_id=user_id)
     return ticket_id
 
@@ -221,8 +221,6 @@ def test_an_admin_command_records_one_event(
 ) -> None:
     customer = make_user(runtime, name="Ann")
     with system_work(runtime) as work:
-        from ledgerdesk.accounts.service import AccountService
-
         AccountService(work).update_user(customer, email="ann@example.com")
     if command == "admin user enable":
         with system_work(runtime) as work:

@@ -15,6 +15,7 @@ import pytest
 from starlette.routing import BaseRoute, Mount, Route
 
 from ledgerdesk.accounts.people import PeopleService
+from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import LedgerdeskApp
 from ledgerdesk.events.log import EventRecord
 from ledgerdesk.runtime import Runtime
@@ -78,8 +79,6 @@ async def _verify(site: Site) -> httpx.Response:
 async def _password_link(site: Site) -> httpx.Response:
     user_id = make_user(site.runtime, name="Cleo")
     with system_work(site.runtime) as work:
-        from ledgerdesk.accounts.service import AccountService
-
         AccountService(work).update_user(user_id, email="cleo@example.com")
         secret = PeopleService.of(work).issue_link(user_id, "invite", now=work.now)
     page = f"/password/{secret}"

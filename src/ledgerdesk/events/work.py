@@ -10,9 +10,10 @@ Adapters never record events.
 Event ids only grow, and they are committed in the order of their ids: a reader that
 remembers the last id it saw never skips an event. SQLite has one writer at a time; on
 PostgreSQL, where a sequence hands out ids in the order they are asked for, not the
-order their transactions commit, the insert takes a lock on the table that only event
-writers take (``SHARE ROW EXCLUSIVE``: plain reads pass), held from the insert to the
-commit, a moment at the very end of each write.
+order their transactions commit, the insert first takes a transaction-level advisory
+lock that only event writers take (``EVENTS_LOCK``; reads never wait for it), held
+from the insert to the commit, a moment at the very end of each write. Lock and insert
+are one statement, so an event costs one round trip.
 """
 
 from __future__ import annotations
@@ -22,16 +23,31 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar
 
-from sqlalchemy import event, text
+from sqlalchemy import bindparam, event, func, insert, select
 from sqlalchemy.orm import Session
 
 from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.db.models import DomainEvent, User
-from ledgerdesk.db.prepared import PreparedInsert, session_db
+from ledgerdesk.db.prepared import Prepared, PreparedInsert, session_db
 from ledgerdesk.events.types import ActorKind, Door, EventType
 
 _INSERT = PreparedInsert(DomainEvent)
-_LOCK = text("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+# PostgreSQL: the transaction-level advisory lock that event writers take in turn (a
+# constant of ledgerdesk's own: the first eight bytes of "ldevents").
+EVENTS_LOCK = int.from_bytes(b"ldevents", "big", signed=True)
+_COLUMNS = [column for column in DomainEvent.__table__.columns if column.key != "id"]
+# One statement, one round trip: the lock is the one-time filter of the row's SELECT,
+# taken before the row (and with it the sequence's next id) is made.
+_LOCKED_INSERT = Prepared(
+    insert(DomainEvent)
+    .from_select(
+        [column.key for column in _COLUMNS],
+        select(*(bindparam(column.key, type_=column.type) for column in _COLUMNS)).where(
+            func.pg_advisory_xact_lock(EVENTS_LOCK).is_not(None)
+        ),
+    )
+    .returning(DomainEvent.id)
+)
 _WORK = "ledgerdesk.work"
 MAX_ADDRESS = 45
 
@@ -159,9 +175,11 @@ class Work:
             return
         session = self.session
         session.flush()  # the change's own rows first: the lock is held only from here
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(_LOCK)
         db = session_db(session)
+        if db.dialect.name == "postgresql":
+            for row in pending:
+                db.first(_LOCKED_INSERT, **row)
+            return
         for row in pending:
             _INSERT.insert(db, row)
 
