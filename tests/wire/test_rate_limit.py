@@ -87,8 +87,14 @@ def own_redis() -> Iterator[RedisProcess]:
 
 @pytest.fixture
 def redis_url(own_redis: RedisProcess) -> str:
-    """CI's Redis (LEDGERDESK_TEST_REDIS_URL), else one of the test's own."""
+    """CI's Redis (LEDGERDESK_TEST_REDIS_URL), else one of the test's own. Tests run in
+    several processes (pytest-xdist) each count in a database of their own, so that one
+    process's failed authentications are not another's."""
     chosen = os.environ.get("LEDGERDESK_TEST_REDIS_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if chosen and worker is not None:
+        base, _, _ = chosen.rpartition("/")
+        return f"{base}/{int(worker.removeprefix('gw')) + 1}"
     if chosen:
         return chosen
     own_redis.start()
