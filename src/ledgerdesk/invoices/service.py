@@ -212,14 +212,7 @@ class InvoiceService:
                 paid_on=None,
             )
         )
-        view = InvoiceView.of(invoice)
-        self.work.record(
-            EventType.INVOICE_ISSUED,
-            subject_id=view.id,
-            customer_id=view.user_id,
-            payload=invoice_layout(view),
-        )
-        return view
+        return self._recorded(EventType.INVOICE_ISSUED, invoice)
 
     def mark_paid(self, invoice_id: int, *, paid_on: date) -> InvoiceView:
         """Mark an invoice paid; an invoice already paid keeps its original date."""
@@ -230,15 +223,16 @@ class InvoiceService:
             if paid_on < invoice.created_on:
                 raise invalid("paid_on", "an invoice cannot be paid before it was created")
             invoice.paid_on = paid_on
-            view = InvoiceView.of(invoice)
-            self.work.record(
-                EventType.INVOICE_PAID,
-                subject_id=view.id,
-                customer_id=view.user_id,
-                payload=invoice_layout(view),
-            )
-            return view
+            return self._recorded(EventType.INVOICE_PAID, invoice)
         return InvoiceView.of(invoice)
+
+    def _recorded(self, kind: EventType, invoice: Invoice) -> InvoiceView:
+        """The invoice as it now is, its event recorded with the whole of it."""
+        view = InvoiceView.of(invoice)
+        self.work.record(
+            kind, subject_id=view.id, customer_id=view.user_id, payload=invoice_layout(view)
+        )
+        return view
 
 
 def invoices_of(session: Session, user_id: int | None) -> list[InvoiceView]:

@@ -185,20 +185,15 @@ class TicketService:
                 reopened = True
         ticket.last_updated_at = now
         reply_id, attachments = self._add_reply(ticket, author.id, content, files)
-        self.work.record(
+        self._record_message(
             EventType.TICKET_REPLIED,
-            subject_id=ticket.id,
-            customer_id=ticket.user_id,
-            payload={
-                "ticketId": ticket.id,
-                "ticketCode": ticket.code,
-                "replyId": reply_id,
-                "by": "staff" if author.is_staff else "customer",
-                "authorId": author.id,
-                "content": content,
-                "attachments": attachments,
-                "reopened": reopened,
-            },
+            ticket,
+            reply_id,
+            author,
+            by="staff" if author.is_staff else "customer",
+            content=content,
+            attachments=attachments,
+            reopened=reopened,
         )
         return record_of(ticket)
 
@@ -213,17 +208,8 @@ class TicketService:
         _check_text(content=content, files=files)
         ticket = self._require(ticket_id, user_id=None)
         reply_id, attachments = self._add_reply(ticket, author.id, content, files, internal=True)
-        self.work.record(
-            EventType.TICKET_NOTE_ADDED,
-            subject_id=ticket.id,
-            customer_id=ticket.user_id,
-            payload={
-                "ticketId": ticket.id,
-                "ticketCode": ticket.code,
-                "replyId": reply_id,
-                "authorId": author.id,
-                "attachments": len(attachments),
-            },
+        self._record_message(
+            EventType.TICKET_NOTE_ADDED, ticket, reply_id, author, attachments=len(attachments)
         )
         return record_of(ticket)
 
@@ -250,6 +236,24 @@ class TicketService:
         return record_of(ticket)
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _record_message(
+        self, kind: EventType, ticket: Ticket, reply_id: int, author: User, **details: object
+    ) -> None:
+        """A reply's or a note's event: the ticket, the message, its author, and
+        ``details`` (what the kind of message may say)."""
+        self.work.record(
+            kind,
+            subject_id=ticket.id,
+            customer_id=ticket.user_id,
+            payload={
+                "ticketId": ticket.id,
+                "ticketCode": ticket.code,
+                "replyId": reply_id,
+                "authorId": author.id,
+                **details,
+            },
+        )
 
     def _require(self, ticket_id: int, *, user_id: int | None) -> Ticket:
         ticket = self.repository.locked(ticket_id, user_id=user_id)
