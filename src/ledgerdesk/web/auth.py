@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -27,12 +29,12 @@ from ledgerdesk.http.client_address import limit_key
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     SESSION_COOKIE,
-    Page,
     Redirect,
     Web,
     field_errors,
     text_field,
 )
+from ledgerdesk.web.pages import Context, Errors, Page, SetPasswordPage, SignInPage, VerifyPage
 from ledgerdesk.web.throttle import Throttled
 
 
@@ -57,7 +59,7 @@ class AuthPages:
         web = self.web
         target = _safe_next(request.query_params.get("next"))
         if request.method == "GET":
-            return web.render(request, Page("signin.html", {"email": "", "errors": {}}))
+            return web.render(request, Page(SignInPage()))
         form = await web.form(request)
         web.check_anonymous_csrf(request, form)
         email = normal_email(text_field(form, "email"))
@@ -67,7 +69,9 @@ class AuthPages:
         try:
             attempt = await web.throttle.attempt("signin", email, where)
         except Throttled as throttled:
-            return self._throttled(request, "signin.html", {"email": email}, throttled)
+            return self._throttled(
+                request, lambda errors: SignInPage(email=email, errors=errors), throttled
+            )
         runtime = self.runtime
 
         def stored() -> StoredPassword:
@@ -99,11 +103,7 @@ class AuthPages:
             )
             return web.render(
                 request,
-                Page(
-                    "signin.html",
-                    {"email": email, "errors": {"_": SignInRefused.default_message}},
-                    401,
-                ),
+                Page(SignInPage(email=email, errors={"_": SignInRefused.default_message}), 401),
             )
         await web.throttle.succeeded(attempt)
         if signed.needs_second_factor:
@@ -115,25 +115,16 @@ class AuthPages:
         return response
 
     def _throttled(
-        self, request: Request, template: str, values: dict[str, object], throttled: Throttled
+        self, request: Request, page: Callable[[Errors], Context], throttled: Throttled
     ) -> Response:
-        response = self.web.render(
-            request,
-            Page(
-                template,
-                {
-                    **values,
-                    "errors": {
-                        "_": "Too many tries from your address. Try again in "
-                        f"{throttled.retry_after} second(s)."
-                        if throttled.retry_after < 120
-                        else "Too many tries from your address. Try again in "
-                        f"{throttled.minutes} minutes."
-                    },
-                },
-                429,
-            ),
+        """The form's page again, saying when it may be tried again."""
+        wait = (
+            f"{throttled.retry_after} second(s)"
+            if throttled.retry_after < 120
+            else f"{throttled.minutes} minutes"
         )
+        message = f"Too many tries from your address. Try again in {wait}."
+        response = self.web.render(request, Page(page({"_": message}), 429))
         response.headers["retry-after"] = str(throttled.retry_after)
         return response
 
@@ -142,7 +133,7 @@ class AuthPages:
         web = self.web
         secret = request.cookies.get(SESSION_COOKIE, "")
         if request.method == "GET":
-            return web.render(request, Page("verify.html", {"errors": {}}))
+            return web.render(request, Page(VerifyPage()))
         form = await web.form(request)
         web.check_anonymous_csrf(request, form)
         code = text_field(form, "code").strip()
@@ -165,7 +156,7 @@ class AuthPages:
                 "totp", str(user_id), limit_key(web.client_ip(request))
             )
         except Throttled as throttled:
-            return self._throttled(request, "verify.html", {}, throttled)
+            return self._throttled(request, lambda errors: VerifyPage(errors=errors), throttled)
 
         def check() -> bool:
             now = runtime.clock.timestamp()
@@ -180,7 +171,7 @@ class AuthPages:
         except NotFound as exc:
             return web.message(request, "Sign in again", exc.message, 401)
         except LedgerdeskError as exc:
-            return web.render(request, Page("verify.html", {"errors": field_errors(exc)}, 401))
+            return web.render(request, Page(VerifyPage(errors=field_errors(exc)), 401))
         await web.throttle.succeeded(attempt)
         target = _safe_next(request.query_params.get("next"))
         return RedirectResponse(
@@ -226,20 +217,19 @@ class AuthPages:
             name, email = await web.execution.blocking(who)
         except NotFound as exc:
             return web.message(request, "Link not valid", exc.message, 404)
-        values: dict[str, object] = {"name": name, "email": email, "errors": {}}
+        page = SetPasswordPage(name=name, email=email)
         if request.method == "GET":
-            return web.render(request, Page("set_password.html", values))
+            return web.render(request, Page(page))
         form = await web.form(request)
         web.check_anonymous_csrf(request, form)
         password = text_field(form, "password")
         try:
             check_password(password, name=name, email=email)
         except LedgerdeskError as exc:
-            values["errors"] = field_errors(exc)
-            return web.render(request, Page("set_password.html", values, 400))
+            return web.render(request, Page(replace(page, errors=field_errors(exc)), 400))
         if password != text_field(form, "password_again"):
-            values["errors"] = {"password_again": "does not match the password"}
-            return web.render(request, Page("set_password.html", values, 400))
+            refused = replace(page, errors={"password_again": "does not match the password"})
+            return web.render(request, Page(refused, 400))
         password_hash = await web.hashing(hash_password, password)
 
         def take() -> None:

@@ -54,6 +54,7 @@ from ledgerdesk.http.counters import Counters
 from ledgerdesk.http.multipart import MultipartReader
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.web import display
+from ledgerdesk.web.pages import Frame, MessagePage, Page
 from ledgerdesk.web.throttle import SIGNIN_WINDOW, Throttle
 
 log = logging.getLogger("ledgerdesk.web")
@@ -110,15 +111,6 @@ class Forbidden(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-@dataclass
-class Page:
-    """A template to render with its values, and the HTTP status."""
-
-    template: str
-    values: dict[str, Any] = field(default_factory=dict)
-    status: int = 200
 
 
 @dataclass
@@ -181,6 +173,20 @@ class Visit:
         return user
 
 
+def template_environment() -> Environment:
+    """The pages' templates: escaped, and a name a page's context lacks is an error."""
+    templates = Environment(
+        loader=PackageLoader("ledgerdesk.web", "templates"),
+        autoescape=select_autoescape(default=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    templates.globals.update(display.GLOBALS)
+    templates.filters.update(display.FILTERS)
+    return templates
+
+
 class Web:
     """The parts built once per process and shared by every page."""
 
@@ -189,15 +195,7 @@ class Web:
         # Where the pages' units of work run: worker threads, as many as the pool has
         # connections, each waiting at most as long as the database may take.
         self.execution = execution
-        self.templates = Environment(
-            loader=PackageLoader("ledgerdesk.web", "templates"),
-            autoescape=select_autoescape(default=True),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.templates.globals.update(display.GLOBALS)
-        self.templates.filters.update(display.FILTERS)
+        self.templates = template_environment()
         settings = runtime.settings
         # Sign-in and second-factor tries, counted in 15-minute windows (shared through
         # Redis when set), per account and address (see web.throttle).
@@ -233,7 +231,7 @@ class Web:
             flash = NOTES.get(request.query_params.get("note", ""))
         else:
             flash = notice.message if notice is not None else None
-        html = template.render(
+        frame = Frame(
             request=request,
             person=person,
             csrf_token=csrf,
@@ -241,8 +239,8 @@ class Web:
             path=request.url.path,
             currency=self.runtime.settings.currency,
             max_file_bytes=self.runtime.settings.max_attachment_bytes,
-            **page.values,
         )
+        html = template.render(**frame.variables(), **page.context.variables())
         response = HTMLResponse(html, page.status, headers=SECURITY_HEADERS)
         if person is None and request.cookies.get(ANON_CSRF_COOKIE) != csrf:
             self.set_cookie(request, response, ANON_CSRF_COOKIE, csrf, max_age=None)
@@ -256,7 +254,7 @@ class Web:
         return RedirectResponse(url, 303, headers=SECURITY_HEADERS)
 
     def message(self, request: Request, title: str, text: str, status: int) -> Response:
-        return self.render(request, Page("message.html", {"title": title, "text": text}, status))
+        return self.render(request, Page(MessagePage(title=title, text=text), status))
 
     # -- cookies and CSRF ---------------------------------------------------------------
 
@@ -399,16 +397,14 @@ class Web:
         if isinstance(outcome, Forbidden):
             return self.render(
                 request,
-                Page("message.html", {"title": "Form refused", "text": outcome.message}, 403),
+                Page(MessagePage(title="Form refused", text=outcome.message), 403),
                 person=person,
             )
         if isinstance(outcome, LedgerdeskError):
             title = "Not found" if isinstance(outcome, NotFound) else "That did not work"
             return self.render(
                 request,
-                Page(
-                    "message.html", {"title": title, "text": outcome.message}, outcome.http_status
-                ),
+                Page(MessagePage(title=title, text=outcome.message), outcome.http_status),
                 person=person,
             )
         if isinstance(outcome, Redirect):

@@ -18,7 +18,6 @@ from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web import security
 from ledgerdesk.web.core import (
-    Page,
     Redirect,
     Refused,
     Visit,
@@ -28,6 +27,13 @@ from ledgerdesk.web.core import (
     text_field,
 )
 from ledgerdesk.web.keys import create_key, key_errors, key_values, keys_of, revoke_key
+from ledgerdesk.web.pages import (
+    NewTicketPage,
+    Page,
+    PortalHomePage,
+    PortalInvoicePage,
+    PortalKeysPage,
+)
 from ledgerdesk.web.tickets import TicketPages
 
 RECENT_INVOICES = 100
@@ -54,17 +60,13 @@ class Portal:
         def work(visit: Visit) -> Page:
             me = visit.person.user_id
             return Page(
-                "portal/home.html",
-                {
-                    "tickets": TicketReader(TicketQueries(visit.db)).overview(
-                        user_id=me, status=None
-                    ),
-                    "invoices": InvoiceReader(InvoiceQueries(visit.db)).latest(
+                PortalHomePage(
+                    tickets=TicketReader(TicketQueries(visit.db)).overview(user_id=me, status=None),
+                    invoices=InvoiceReader(InvoiceQueries(visit.db)).latest(
                         me, limit=RECENT_INVOICES
                     ),
-                    "today": visit.today,
-                    "now": visit.now,
-                },
+                    today=visit.today,
+                )
             )
 
         return await self.web.visit(request, "customer", work)
@@ -76,18 +78,14 @@ class Portal:
             view = InvoiceReader(InvoiceQueries(visit.db)).details_for_customer(
                 visit.person.user_id, invoice_id
             )
-            return Page("portal/invoice.html", {"invoice": view, "today": visit.today})
+            return Page(PortalInvoicePage(invoice=view, today=visit.today))
 
         return await self.web.visit(request, "customer", work)
 
     def _new_ticket_page(
         self, visit: Visit, errors: dict[str, str], values: dict[str, str]
     ) -> Page:
-        return Page(
-            "portal/new_ticket.html",
-            {"errors": errors, "values": values},
-            400 if errors else 200,
-        )
+        return Page(NewTicketPage(values=values, errors=errors), 400 if errors else 200)
 
     async def new_ticket(self, request: Request) -> Response:
         web = self.web
@@ -136,15 +134,13 @@ class Portal:
         values: dict[str, str] | None = None,
     ) -> Page:
         return Page(
-            "portal/keys.html",
-            {
-                "keys": keys_of(visit, visit.person.user_id),
-                "errors": errors or {},
-                "values": values or {},
-                "new_key": visit.once.get("api_key"),
-                "now": visit.now,
-                "today": visit.today,
-            },
+            PortalKeysPage(
+                keys=keys_of(visit, visit.person.user_id),
+                new_key=visit.once.get("api_key"),
+                now=visit.now,
+                values=values or {},
+                errors=errors or {},
+            ),
             400 if errors else 200,
         )
 

@@ -19,7 +19,6 @@ from ledgerdesk.accounts.people import (
 )
 from ledgerdesk.errors import LedgerdeskError, invalid
 from ledgerdesk.web.core import (
-    Page,
     Redirect,
     Refused,
     Role,
@@ -28,6 +27,7 @@ from ledgerdesk.web.core import (
     field_errors,
     text_field,
 )
+from ledgerdesk.web.pages import Page, SecurityPage
 
 
 def routes(web: Web, role: Role) -> list[BaseRoute]:
@@ -48,22 +48,23 @@ class SecurityPages:
         enrolment_secret: str | None = None,
     ) -> Page:
         recovery_codes = visit.once.get("recovery_codes")
-        values: dict[str, object] = {
-            "errors": errors or {},
-            "has_totp": visit.user().totp_secret is not None,
-            "recovery_codes": recovery_codes,
-            "enrolment_secret": None,
-            "qr": None,
-            "staff": self.role == "staff",
-        }
-        if self.role == "staff" and not values["has_totp"] and recovery_codes is None:
+        has_totp = visit.user().totp_secret is not None
+        secret = qr = None
+        if self.role == "staff" and not has_totp and recovery_codes is None:
             people = PeopleService(visit.session)
             enrolment = people.totp_enrolment(visit.person.user_id)
             secret = enrolment_secret or enrolment.secret
             uri = enrolment.uri.replace(enrolment.secret, secret)
-            values["enrolment_secret"] = secret
-            values["qr"] = segno.make(uri, error="m").svg_data_uri(scale=4)
-        return Page("security.html", values, 400 if errors else 200)
+            qr = segno.make(uri, error="m").svg_data_uri(scale=4)
+        page = SecurityPage(
+            staff=self.role == "staff",
+            has_totp=has_totp,
+            recovery_codes=recovery_codes,
+            enrolment_secret=secret,
+            qr=qr,
+            errors=errors or {},
+        )
+        return Page(page, 400 if errors else 200)
 
     async def security(self, request: Request) -> Response:
         web = self.web

@@ -5,7 +5,6 @@ tickets only, through the same tenant-scoped queries as the API)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -20,7 +19,6 @@ from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
-    Page,
     Redirect,
     Refused,
     Role,
@@ -32,6 +30,7 @@ from ledgerdesk.web.core import (
 )
 from ledgerdesk.web.display import PREVIEWABLE
 from ledgerdesk.web.history import history
+from ledgerdesk.web.pages import BLANK_FORM, ConfirmPage, MessageForm, Page, TicketPage
 
 STATUS_ACTIONS = {
     "staff": ("close", "force-close", "reopen"),
@@ -86,18 +85,17 @@ class TicketPages:
         ``errors`` and ``content`` belong to, shown again with them."""
         thread = TicketReader(TicketQueries(visit.db)).thread(ticket_id, user_id=self._scope(visit))
         customer = visit.session.get(User, thread.ticket.user_id)
+        typed = MessageForm(errors, content)
         return Page(
-            "ticket.html",
-            {
-                "thread": thread,
-                "customer": customer,
-                "staff": self.role == "staff",
-                "base": self.base,
-                "reply": _Form(errors, content) if form == "reply" else _Form({}, ""),
-                "note": _Form(errors, content) if form == "note" else _Form({}, ""),
-                "actions": STATUS_ACTIONS[self.role],
-                "now": visit.now,
-                "history": (
+            TicketPage(
+                thread=thread,
+                customer=customer,
+                staff=self.role == "staff",
+                base=self.base,
+                reply=typed if form == "reply" else BLANK_FORM,
+                note=typed if form == "note" else BLANK_FORM,
+                now=visit.now,
+                history=(
                     history(
                         visit.session,
                         EventLog(visit.session).history(subject="ticket", subject_id=ticket_id),
@@ -105,7 +103,7 @@ class TicketPages:
                     if self.role == "staff"
                     else []
                 ),
-            },
+            ),
             400 if errors else 200,
         )
 
@@ -188,17 +186,16 @@ class TicketPages:
         def work(visit: Visit) -> Page:
             thread = TicketReader(TicketQueries(visit.db)).thread(ticket_id, user_id=None)
             return Page(
-                "confirm.html",
-                {
-                    "title": f"Force-close ticket #{thread.ticket.code}?",
-                    "subject": thread.ticket.title,
-                    "text": "The customer can then neither reply to it nor reopen it; staff "
+                ConfirmPage(
+                    title=f"Force-close ticket #{thread.ticket.code}?",
+                    subject=thread.ticket.title,
+                    text="The customer can then neither reply to it nor reopen it; staff "
                     "can still reopen it.",
-                    "action": f"{self.base}/tickets/{ticket_id}/status",
-                    "fields": {"action": "force-close"},
-                    "button": "Force-close",
-                    "back": f"{self.base}/tickets/{ticket_id}",
-                },
+                    action=f"{self.base}/tickets/{ticket_id}/status",
+                    fields={"action": "force-close"},
+                    button="Force-close",
+                    back=f"{self.base}/tickets/{ticket_id}",
+                )
             )
 
         return await self.web.visit(request, self.role, work)
@@ -229,14 +226,6 @@ class TicketPages:
             )
 
         return await web.visit(request, self.role, work)
-
-
-@dataclass(frozen=True)
-class _Form:
-    """A message form of the ticket's page: its problems and what was typed."""
-
-    errors: dict[str, str]
-    content: str
 
 
 def _chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:

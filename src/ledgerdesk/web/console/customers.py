@@ -16,7 +16,6 @@ from ledgerdesk.invoices.service import InvoiceReader
 from ledgerdesk.tickets.queries import QueueFilter, TicketQueries
 from ledgerdesk.web.console.queue import PAGE_SIZE, int_param
 from ledgerdesk.web.core import (
-    Page,
     Redirect,
     Refused,
     Visit,
@@ -27,6 +26,7 @@ from ledgerdesk.web.core import (
 )
 from ledgerdesk.web.history import history
 from ledgerdesk.web.keys import create_key, key_errors, key_values, keys_of, revoke_key
+from ledgerdesk.web.pages import CustomerPage, CustomersPage, Page
 
 
 class CustomerPages:
@@ -43,14 +43,13 @@ class CustomerPages:
                 text=text, after_id=after, limit=PAGE_SIZE + 1
             )
             return Page(
-                "console/customers.html",
-                {
-                    "customers": found[:PAGE_SIZE],
-                    "next_after": found[PAGE_SIZE - 1].id if len(found) > PAGE_SIZE else None,
-                    "q": text or "",
-                    "errors": {**errors, **form_errors},
-                    "values": values,
-                },
+                CustomersPage(
+                    customers=found[:PAGE_SIZE],
+                    next_after=found[PAGE_SIZE - 1].id if len(found) > PAGE_SIZE else None,
+                    q=text or "",
+                    values=values,
+                    errors={**errors, **form_errors},
+                ),
                 400 if errors or form_errors else 200,
             )
 
@@ -88,24 +87,23 @@ class CustomerPages:
             QueueFilter(status=None, user_id=user_id), after=None, limit=PAGE_SIZE
         )
         return Page(
-            "console/customer.html",
-            {
-                "customer": user,
-                "tickets": tickets,
-                "invoices": InvoiceReader(InvoiceQueries(visit.db)).latest(user_id),
-                "keys": keys_of(visit, user_id),
-                "errors": errors or {},
-                "values": values or {},
-                "new_key": visit.once.get("api_key"),
-                "link": visit.once.get("link"),
-                "now": visit.now,
-                "today": visit.today,
-                "history": history(
+            CustomerPage(
+                customer=user,
+                tickets=tickets,
+                invoices=InvoiceReader(InvoiceQueries(visit.db)).latest(user_id),
+                keys=keys_of(visit, user_id),
+                history=history(
                     visit.session, EventLog(visit.session).of_customer(user_id, limit=50)
                 ),
-                "details": details or {"name": user.name, "email": user.email or ""},
-                "details_errors": details_errors or {},
-            },
+                new_key=visit.once.get("api_key"),
+                link=visit.once.get("link"),
+                now=visit.now,
+                today=visit.today,
+                values=values or {},
+                errors=errors or {},
+                details=details or {"name": user.name, "email": user.email or ""},
+                details_errors=details_errors or {},
+            ),
             400 if errors or details_errors else 200,
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,7 +15,6 @@ from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import InvoiceService, StaffInvoiceReader
 from ledgerdesk.web import display
 from ledgerdesk.web.core import (
-    Page,
     Redirect,
     Refused,
     Visit,
@@ -24,6 +23,7 @@ from ledgerdesk.web.core import (
     path_id,
     text_field,
 )
+from ledgerdesk.web.pages import ConfirmPage, InvoicesPage, Page
 
 
 class InvoicePages:
@@ -33,27 +33,28 @@ class InvoicePages:
     def _invoices_page(
         self,
         visit: Visit,
-        show: str,
+        show: Literal["unpaid", "overdue"],
         *,
         errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
     ) -> Page:
         reader = StaffInvoiceReader(InvoiceQueries(visit.db))
         return Page(
-            "console/invoices.html",
-            {
-                "show": show,
-                "invoices": reader.unpaid(overdue_on=visit.today if show == "overdue" else None),
-                "receivables": reader.receivables(visit.today),
-                "errors": errors or {},
-                "values": values or {"pay_within_days": "30", "vat_perc": "21"},
-                "today": visit.today,
-            },
+            InvoicesPage(
+                show=show,
+                invoices=reader.unpaid(overdue_on=visit.today if show == "overdue" else None),
+                receivables=reader.receivables(visit.today),
+                today=visit.today,
+                values=values or {"pay_within_days": "30", "vat_perc": "21"},
+                errors=errors or {},
+            ),
             400 if errors else 200,
         )
 
     async def invoices(self, request: Request) -> Response:
-        show = "overdue" if request.query_params.get("show") == "overdue" else "unpaid"
+        show: Literal["unpaid", "overdue"] = (
+            "overdue" if request.query_params.get("show") == "overdue" else "unpaid"
+        )
         if request.method == "GET":
             return await self.web.visit(
                 request, "staff", lambda visit: self._invoices_page(visit, show)
@@ -108,19 +109,17 @@ class InvoicePages:
             def confirm(visit: Visit) -> Page:
                 view = StaffInvoiceReader(InvoiceQueries(visit.db)).details(invoice_id)
                 return Page(
-                    "confirm.html",
-                    {
-                        "title": f"Mark invoice {view.number} paid?",
-                        "subject": view.title,
-                        "text": f"{display.money(view.amount_net, visit.settings.currency)}"
+                    ConfirmPage(
+                        title=f"Mark invoice {view.number} paid?",
+                        subject=view.title,
+                        text=f"{display.money(view.amount_net, visit.settings.currency)}"
                         f" incl. VAT, due {view.pay_before}. It is paid as of today, "
                         f"{visit.today}; this cannot be undone here.",
-                        "action": f"/console/invoices/{invoice_id}/paid",
-                        "fields": {"back": "overdue"} if back == "overdue" else {},
-                        "button": "Mark paid",
-                        "back": "/console/invoices"
-                        + ("?show=overdue" if back == "overdue" else ""),
-                    },
+                        action=f"/console/invoices/{invoice_id}/paid",
+                        fields={"back": "overdue"} if back == "overdue" else {},
+                        button="Mark paid",
+                        back="/console/invoices" + ("?show=overdue" if back == "overdue" else ""),
+                    )
                 )
 
             return await self.web.visit(request, "staff", confirm)

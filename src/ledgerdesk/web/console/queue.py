@@ -8,7 +8,8 @@ from starlette.responses import Response
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import StaffInvoiceReader
 from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
-from ledgerdesk.web.core import Page, Visit, Web
+from ledgerdesk.web.core import Visit, Web
+from ledgerdesk.web.pages import DashboardPage, Page, QueueFilters, QueuePage
 
 PAGE_SIZE = 50
 STATUS_FILTERS = {"open": 1, "closed": 0, "forced": 2, "all": None}
@@ -22,15 +23,14 @@ class QueuePages:
         def work(visit: Visit) -> Page:
             tickets = TicketQueries(visit.db)
             return Page(
-                "console/dashboard.html",
-                {
-                    "open_by_priority": tickets.open_by_priority(),
-                    "oldest": tickets.oldest_waiting(),
-                    "receivables": StaffInvoiceReader(InvoiceQueries(visit.db)).receivables(
+                DashboardPage(
+                    open_by_priority=tickets.open_by_priority(),
+                    oldest=tickets.oldest_waiting(),
+                    receivables=StaffInvoiceReader(InvoiceQueries(visit.db)).receivables(
                         visit.today
                     ),
-                    "now": visit.now,
-                },
+                    now=visit.now,
+                )
             )
 
         return await self.web.visit(request, "staff", work)
@@ -66,22 +66,15 @@ class QueuePages:
             last = rows[-1] if rows and more else None
             next_after = f"{last.priority}.{last.last_updated_at}.{last.id}" if last else None
             return Page(
-                "console/queue.html",
-                {
-                    "rows": rows,
-                    "open_by_priority": queries.open_by_priority(),
-                    "filters": {
-                        "status": status_name,
-                        "priority": priority or "",
-                        "customer": customer or "",
-                        "q": text or "",
-                        "sort": sort,
-                    },
-                    "next_after": next_after,
-                    "paged": after is not None,
-                    "errors": errors,
-                    "now": visit.now,
-                },
+                QueuePage(
+                    rows=rows,
+                    open_by_priority=queries.open_by_priority(),
+                    filters=QueueFilters(status_name, priority, customer, text or "", sort),
+                    next_after=next_after,
+                    paged=after is not None,
+                    now=visit.now,
+                    errors=errors,
+                ),
                 400 if errors else 200,
             )
 

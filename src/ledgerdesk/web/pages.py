@@ -1,0 +1,266 @@
+"""What each template of the console and the portal is given: one dataclass per page.
+
+A page function returns ``Page(SomeContext(...), status)``; the context names its
+template, and its fields are the template's variables, checked by mypy where the page
+builds them. ``Frame`` is what every page gets besides (base.html's needs). A test
+(tests/web/test_page_contexts.py) holds each template to its context: every name the
+template reads is a field (or the frame's, or a global), and every field is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import ClassVar, Literal
+
+from starlette.requests import Request
+
+from ledgerdesk.accounts.people import CurrentSession
+from ledgerdesk.db.models import ApiKey, User
+from ledgerdesk.invoices.service import InvoiceView, Receivables
+from ledgerdesk.tickets.queries import QueueRow, TicketRecord
+from ledgerdesk.tickets.service import ThreadView
+from ledgerdesk.web.history import HistoryRow
+
+# A refused form's messages by field name; "_" for one about the form as a whole.
+Errors = Mapping[str, str]
+# What was typed into a form, by field name, to show it again.
+Typed = Mapping[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """The variables of one template (``template``)."""
+
+    template: ClassVar[str]
+
+    def variables(self) -> dict[str, object]:
+        return _variables(self)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page to render, and its HTTP status."""
+
+    context: Context
+    status: int = 200
+
+    @property
+    def template(self) -> str:
+        return self.context.template
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frame:
+    """What every page gets: the layout's needs (the person, the CSRF token of its
+    forms, the notice, where it is) and the settings a form shows."""
+
+    request: Request
+    person: CurrentSession | None
+    csrf_token: str
+    flash: str | None
+    path: str
+    currency: str
+    max_file_bytes: int
+
+    def variables(self) -> dict[str, object]:
+        return _variables(self)
+
+
+# -- shared pages -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessagePage(Context):
+    template = "message.html"
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmPage(Context):
+    """A question asked on a page of its own before a final change, posted from it."""
+
+    template = "confirm.html"
+    title: str
+    subject: str
+    text: str
+    action: str
+    fields: Mapping[str, str]
+    button: str
+    back: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignInPage(Context):
+    template = "signin.html"
+    email: str = ""
+    errors: Errors = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyPage(Context):
+    template = "verify.html"
+    errors: Errors = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetPasswordPage(Context):
+    template = "set_password.html"
+    name: str
+    email: str | None
+    errors: Errors = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecurityPage(Context):
+    template = "security.html"
+    staff: bool
+    has_totp: bool
+    # Shown once, right after the second factor is turned on.
+    recovery_codes: Sequence[str] | None
+    # Staff without a second factor: the secret to enrol and its QR code (a data: URI).
+    enrolment_secret: str | None
+    qr: str | None
+    errors: Errors
+
+
+@dataclass(frozen=True)
+class MessageForm:
+    """A message form of the ticket's page: its problems and what was typed."""
+
+    errors: Errors
+    content: str
+
+
+BLANK_FORM = MessageForm({}, "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketPage(Context):
+    """A ticket's thread, for its customer (portal) or staff (console)."""
+
+    template = "ticket.html"
+    thread: ThreadView
+    customer: User | None
+    staff: bool
+    base: str  # /console or /account: where the page's forms and links go
+    reply: MessageForm
+    note: MessageForm
+    now: int
+    history: Sequence[HistoryRow]
+
+
+# -- the portal -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortalHomePage(Context):
+    template = "portal/home.html"
+    tickets: Sequence[TicketRecord]
+    invoices: Sequence[InvoiceView]
+    today: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortalInvoicePage(Context):
+    template = "portal/invoice.html"
+    invoice: InvoiceView
+    today: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewTicketPage(Context):
+    template = "portal/new_ticket.html"
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortalKeysPage(Context):
+    template = "portal/keys.html"
+    keys: Sequence[ApiKey]
+    new_key: str | None  # a key's secret, shown once after it is made
+    now: int
+    values: Typed
+    errors: Errors
+
+
+# -- the console ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DashboardPage(Context):
+    template = "console/dashboard.html"
+    open_by_priority: Mapping[int, int]
+    oldest: TicketRecord | None
+    receivables: Receivables
+    now: int
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    """The queue's filters as the form shows them again."""
+
+    status: str
+    priority: int | None
+    customer: int | None
+    q: str
+    sort: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuePage(Context):
+    template = "console/queue.html"
+    rows: Sequence[QueueRow]
+    open_by_priority: Mapping[int, int]
+    filters: QueueFilters
+    next_after: str | None
+    paged: bool
+    now: int
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomersPage(Context):
+    template = "console/customers.html"
+    customers: Sequence[User]
+    next_after: int | None
+    q: str
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerPage(Context):
+    template = "console/customer.html"
+    customer: User
+    tickets: Sequence[QueueRow]
+    invoices: Sequence[InvoiceView]
+    keys: Sequence[ApiKey]
+    history: Sequence[HistoryRow]
+    new_key: str | None  # shown once after it is made
+    link: str | None  # an invitation or reset link, shown once after it is made
+    now: int
+    today: date
+    # The forms: a new key's, and the details form.
+    values: Typed
+    errors: Errors
+    details: Typed
+    details_errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvoicesPage(Context):
+    template = "console/invoices.html"
+    show: Literal["unpaid", "overdue"]
+    invoices: Sequence[tuple[InvoiceView, str]]
+    receivables: Receivables
+    today: date
+    values: Typed
+    errors: Errors
+
+
+def _variables(values: Context | Frame) -> dict[str, object]:
+    return {f.name: getattr(values, f.name) for f in fields(values)}
