@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -12,6 +12,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from ledgerdesk.accounts.billing import BILLING_FIELDS, EMAIL, check_details
 from ledgerdesk.accounts.keys import generate_key, hash_key, hashes_match, is_well_formed_key
 from ledgerdesk.accounts.queries import KeyRecord
 from ledgerdesk.accounts.repository import AccountRepository
@@ -21,8 +22,10 @@ from ledgerdesk.errors import (
     AddressForbidden,
     AuthenticationFailed,
     CategoryForbidden,
+    InvalidParameters,
     NotFound,
     ParamError,
+    invalid,
     problems_error,
 )
 from ledgerdesk.events.types import EventType
@@ -31,7 +34,6 @@ from ledgerdesk.events.work import Work
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CATEGORY = re.compile(r"[a-z][a-zA-Z0-9_-]{0,63}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 MAX_KEY_NOTE = 500
 
 
@@ -142,22 +144,50 @@ class AccountService:
         return user
 
     def update_user(
-        self, user_id: int, *, name: str | None = None, email: str | None = None
+        self,
+        user_id: int,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        billing: Mapping[str, str | None] | None = None,
     ) -> User:
-        """Change a user's name or email (``""`` removes the email); only what differs
-        is changed and recorded."""
+        """Change a user's name, email or a customer's billing details (``billing``, by
+        the names of ``accounts.billing.BILLING_FIELDS``); ``None`` leaves a field as it
+        is, ``""`` clears it. Only what differs is changed, and recorded in one event."""
         user = self.reader.require_user(user_id)
-        new_name, new_email = self._checked(
-            user.name if name is None else name,
-            user.email if email is None else (email or None),
-            user_id=user.id,
-        )
+        billing = {k: v for k, v in (billing or {}).items() if v is not None}
+        unknown = set(billing) - set(BILLING_FIELDS)
+        assert not unknown, f"not billing details: {unknown}"
+        if billing and user.is_staff:
+            raise invalid("user", "staff have no billing details; they are never invoiced")
+        checked = check_details(billing, current_country=user.country)
+        if (
+            user.vat_id
+            and "country" in checked.values
+            and checked.values["country"] != user.country
+            and "vat_id" not in billing
+        ):
+            checked.problems.append(ParamError("vat_id", "give it again with the new country"))
+        try:
+            new_name, new_email = self._checked(
+                user.name if name is None else name,
+                user.email if email is None else (email or None),
+                user_id=user.id,
+            )
+        except InvalidParameters as exc:
+            raise problems_error([*exc.errors, *checked.problems]) from None
+        if checked.problems:
+            raise problems_error(checked.problems)
         changed: dict[str, object] = {}
         if new_name != user.name:
             user.name = changed["name"] = new_name
         if new_email != user.email:
             user.email = new_email
             changed["email"] = new_email
+        for field, value in checked.values.items():
+            if getattr(user, field) != value:
+                setattr(user, field, value)
+                changed[field] = value
         if changed:
             self.work.record_about(
                 user,
@@ -175,7 +205,7 @@ class AccountService:
             problems.append(ParamError("name", "must be 1 to 200 characters"))
         if email is not None:
             email = email.strip()
-            if len(email) > 320 or not _EMAIL.fullmatch(email):
+            if len(email) > 320 or not EMAIL.fullmatch(email):
                 problems.append(ParamError("email", "is not an email address"))
             else:
                 other = self.repository.find_user_by_email(email)

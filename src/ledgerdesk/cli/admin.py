@@ -6,9 +6,11 @@ from datetime import UTC, date, datetime
 
 import click
 
+from ledgerdesk.accounts.billing import BILLING_FIELDS
 from ledgerdesk.accounts.people import INVITE_SECONDS, RESET_SECONDS, PeopleService, Purpose
 from ledgerdesk.accounts.service import AccountReader, AccountService
 from ledgerdesk.cli.events import events
+from ledgerdesk.cli.invoices import invoice, seller
 from ledgerdesk.cli.maintenance import audit, storage
 from ledgerdesk.cli.support import (
     CliState,
@@ -20,8 +22,6 @@ from ledgerdesk.cli.support import (
     pass_state,
 )
 from ledgerdesk.cli.tickets import ticket
-from ledgerdesk.invoices.money import parse_amount, parse_percentage
-from ledgerdesk.invoices.service import InvoiceService, invoice_layout, invoices_of
 
 
 @click.group(cls=ReportingGroup)
@@ -33,6 +33,8 @@ admin.add_command(ticket)
 admin.add_command(storage)
 admin.add_command(audit)
 admin.add_command(events)
+admin.add_command(invoice)
+admin.add_command(seller)
 
 
 # -- users ------------------------------------------------------------------------------
@@ -61,25 +63,49 @@ def user_create(state: CliState, name: str, email: str | None, staff: bool, as_j
 @click.argument("user_id", type=int)
 @click.option("--name", default=None, help="A new name.")
 @click.option("--email", default=None, help='A new email address ("" removes it).')
+@click.option("--legal-name", default=None, help="The name invoices give the customer.")
+@click.option("--vat-id", default=None, help="VAT id, e.g. DE136695976 (checked).")
+@click.option("--address-line", default=None, help="Street and number.")
+@click.option("--city", default=None)
+@click.option("--postcode", default=None)
+@click.option("--country", default=None, help="ISO 3166 code, e.g. DE.")
+@click.option("--billing-email", default=None, help="Where invoices go, if not --email.")
+@click.option(
+    "--electronic-address", default=None, help="Peppol address: scheme:id, e.g. 0208:0123456789."
+)
 @json_option
 @pass_state
 def user_update(
-    state: CliState, user_id: int, name: str | None, email: str | None, as_json: bool
+    state: CliState,
+    user_id: int,
+    name: str | None,
+    email: str | None,
+    as_json: bool,
+    **billing: str | None,
 ) -> None:
-    """Change a user's name or email address.
+    """Change a user's name, email address or a customer's billing details ("" clears
+    one). An invoice needs the customer's country; its VAT treatment follows from the
+    country and the VAT id.
 
     \b
     Example:
       ledgerdesk admin user update 7 --name "Acme B.V." --email billing@acme.example
+      ledgerdesk admin user update 7 --legal-name "Acme B.V." --vat-id NL854560178B01 \\
+        --address-line "Keizersgracht 1" --city Amsterdam --postcode "1015 CD" --country NL
     """
-    if name is None and email is None:
-        raise click.UsageError("give --name, --email or both")
+    if name is None and email is None and all(v is None for v in billing.values()):
+        raise click.UsageError("give at least one of the options to change")
     with state.work() as work:
-        updated = AccountService(work).update_user(user_id, name=name, email=email)
+        updated = AccountService(work).update_user(
+            user_id, name=name, email=email, billing=billing
+        )
+        details = {field: getattr(updated, field) for field in BILLING_FIELDS}
         emit(
             as_json,
-            {"userId": updated.id, "name": updated.name, "email": updated.email},
-            f"User {updated.id}: {updated.name} <{updated.email or 'no email'}>.",
+            {"userId": updated.id, "name": updated.name, "email": updated.email, **details},
+            f"User {updated.id}: {updated.name} <{updated.email or 'no email'}>"
+            + "".join(f"; {f.replace('_', ' ')} {v}" for f, v in details.items() if v)
+            + ".",
         )
 
 
@@ -264,102 +290,3 @@ def _when(timestamp: int | None) -> str:
     if timestamp is None:
         return "never"
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-# -- invoices ---------------------------------------------------------------------------
-
-
-@admin.group(cls=ReportingGroup)
-def invoice() -> None:
-    """Invoices of customers."""
-
-
-@invoice.command("create")
-@click.option("--user", "user_id", type=int, required=True)
-@click.option("--title", required=True)
-@click.option("--description", default="", help="Multi-line text of what was bought.")
-@click.option(
-    "--amount-excl-vat",
-    "amount_cents",
-    type=Parsed("AMOUNT", parse_amount),
-    required=True,
-    help="Amount excluding VAT, e.g. 350.00.",
-)
-@click.option(
-    "--vat-perc",
-    "vat_hundredths",
-    type=Parsed("PERCENT", parse_percentage),
-    required=True,
-    help="VAT percentage, e.g. 21.",
-)
-@click.option("--date", "created_on", type=IsoDate(), default=None, help="Default: today.")
-@click.option("--pay-within-days", type=click.IntRange(0, 3650), default=30, show_default=True)
-@json_option
-@pass_state
-def invoice_create(
-    state: CliState,
-    user_id: int,
-    title: str,
-    description: str,
-    amount_cents: int,
-    vat_hundredths: int,
-    created_on: date | None,
-    pay_within_days: int,
-    as_json: bool,
-) -> None:
-    """Create an invoice with the next number of its year."""
-    with state.work() as work:
-        customer = AccountReader(work.session).require_user(user_id)
-        view = InvoiceService(work).create(
-            customer=customer,
-            title=title,
-            description=description,
-            amount_excl_vat_cents=amount_cents,
-            vat_perc_hundredths=vat_hundredths,
-            created_on=created_on or state.today(),
-            pay_within_days=pay_within_days,
-        )
-        emit(
-            as_json,
-            {"invoiceId": view.id, "number": view.number},
-            f"Created invoice {view.id} ({view.number}) for user {user_id}: "
-            f"{view.amount_net} incl. {view.vat} VAT, pay before {view.pay_before}.",
-        )
-
-
-@invoice.command("mark-paid")
-@click.argument("invoice_id", type=int)
-@click.option("--date", "paid_on", type=IsoDate(), default=None, help="Default: today.")
-@json_option
-@pass_state
-def invoice_mark_paid(
-    state: CliState, invoice_id: int, paid_on: date | None, as_json: bool
-) -> None:
-    """Mark an invoice paid."""
-    with state.work() as work:
-        view = InvoiceService(work).mark_paid(invoice_id, paid_on=paid_on or work.today)
-        emit(
-            as_json,
-            {"invoiceId": view.id, "status": view.status},
-            f"Invoice {view.id} ({view.number}) is paid (on {view.paid_on}).",
-        )
-
-
-@invoice.command("list")
-@click.option("--user", "user_id", type=int, default=None)
-@json_option
-@pass_state
-def invoice_list(state: CliState, user_id: int | None, as_json: bool) -> None:
-    """List invoices, oldest first."""
-    with state.session() as session:
-        views = invoices_of(session, user_id)
-        emit(
-            as_json,
-            {"invoices": [invoice_layout(v) for v in views]},
-            "\n".join(
-                f"{v.id:>6}  {v.number}  user {v.user_id}  {v.created_on}  "
-                f"{v.amount_net:>12}  {v.status:<6}  {v.title}"
-                for v in views
-            )
-            or "No invoices.",
-        )

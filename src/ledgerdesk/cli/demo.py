@@ -57,7 +57,7 @@ DEMO_INVOICES = (
 def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
     """Set up a demo customer with an API key and invoices, then serve."""
     settings = state.settings()
-    upgrade(state.runtime().engine)
+    upgrade(state.runtime().engine, currency=state.runtime().settings.currency)
     state.require_current_schema()
     runtime = state.runtime()
     writer = IncomingWriter(runtime.incoming_dir, runtime.settings.max_attachment_bytes, "t")

@@ -20,7 +20,7 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: CliState, as_json: bool) -> None:
     """Migrate the database to the current schema."""
-    revision = upgrade(state.runtime().engine)
+    revision = upgrade(state.runtime().engine, currency=state.runtime().settings.currency)
     emit(as_json, {"revision": revision}, f"Database is at revision {revision}.")
 
 
@@ -56,7 +56,7 @@ def db_prune(state: CliState, as_json: bool) -> None:
 def serve(state: CliState, host: str, port: int, workers: int, access_log: bool) -> None:
     """Migrate the database, then serve the API."""
     settings = state.settings()
-    revision = upgrade(state.runtime().engine)
+    revision = upgrade(state.runtime().engine, currency=state.runtime().settings.currency)
     state.close()
     click.echo(f"Database at revision {revision}; serving on http://{host}:{port}", err=True)
     run_server(

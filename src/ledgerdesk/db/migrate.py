@@ -18,9 +18,13 @@ def alembic_config() -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> str:
-    """Bring the database to the newest schema and return the revision it is at."""
+def upgrade(engine: Engine, *, currency: str = "EUR") -> str:
+    """Bring the database to the newest schema and return the revision it is at.
+
+    ``currency``: the server's configured currency (LEDGERDESK_CURRENCY), which invoices
+    issued before invoices had a currency of their own were issued in."""
     config = alembic_config()
+    config.attributes["currency"] = currency
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             # Building an index on a million rows may take longer than any request may.

@@ -1,7 +1,8 @@
 """The ORM schema. Alembic migrations in ``migrations/`` build it; tests never use create_all.
 
 Conventions: times are unix seconds (integers), calendar dates are ``DATE``, money is
-integer cents and percentages are integer hundredths, so nothing exact is ever a float.
+integer hundredths of the currency's unit ("cents"), percentages integer hundredths and
+quantities and unit prices integer ten-thousandths, so nothing exact is ever a float.
 Relationships load with ``lazy="raise"``: an accidental N+1 query fails loudly in tests.
 """
 
@@ -59,6 +60,40 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     recovery_codes: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    # Billing details (customers): what an invoice names as its buyer, checked by
+    # accounts.billing; the country is needed before an invoice is issued to them.
+    legal_name: Mapped[str | None] = mapped_column(String(200))
+    vat_id: Mapped[str | None] = mapped_column(String(32))
+    address_line: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    postcode: Mapped[str | None] = mapped_column(String(20))
+    country: Mapped[str | None] = mapped_column(String(2))
+    billing_email: Mapped[str | None] = mapped_column(String(320))
+    # Where e-invoices reach them (Peppol): an EAS scheme and an id, "0208:0123456789".
+    electronic_address: Mapped[str | None] = mapped_column(String(120))
+
+
+class Seller(Base):
+    """The provider's legal details: one row (id 1), named by every invoice it issues
+    (each invoice keeps a copy as it was when issued)."""
+
+    __tablename__ = "seller"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    vat_id: Mapped[str] = mapped_column(String(32))
+    address_line: Mapped[str] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100))
+    postcode: Mapped[str] = mapped_column(String(20))
+    country: Mapped[str] = mapped_column(String(2))
+    email: Mapped[str | None] = mapped_column(String(320))
+    iban: Mapped[str | None] = mapped_column(String(34))
+    bic: Mapped[str | None] = mapped_column(String(11))
+    electronic_address: Mapped[str | None] = mapped_column(String(120))
+    # The currency the seller accounts for VAT in (EN 16931 BT-6 when it is not the
+    # invoice's): LEDGERDESK_CURRENCY unless set.
+    currency: Mapped[str] = mapped_column(String(3))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):
@@ -103,20 +138,85 @@ class Invoice(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_on: Mapped[date] = mapped_column(Date)
     pay_before: Mapped[date] = mapped_column(Date)
+    # Totals (hundredths of the currency's unit, see invoices.money): without VAT
+    # (BT-109) and VAT (BT-110); the rate the protocol's one-rate answer shows.
     amount_excl_vat_cents: Mapped[int] = mapped_column(BigInteger)
+    vat_cents: Mapped[int] = mapped_column(BigInteger)
     vat_perc_hundredths: Mapped[int] = mapped_column(Integer)
+    # The day it was settled: paid in full (payments and credit notes cover it); a
+    # credit note is settled the day it is issued.
     paid_on: Mapped[date | None] = mapped_column(Date)
+    # "invoice" or "credit_note" (which names the invoice it corrects).
+    kind: Mapped[str] = mapped_column(String(12), server_default="invoice")
+    corrects_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("invoices.id", ondelete="RESTRICT"), index=True
+    )
+    currency: Mapped[str] = mapped_column(String(3))
+    # invoices.pricing.Treatment, and the reason of lines exempt from VAT.
+    treatment: Mapped[str] = mapped_column(String(16), server_default="domestic")
+    exemption_reason: Mapped[str | None] = mapped_column(Text)
+    # In another currency than the seller's VAT accounting currency: that currency, the
+    # rate (its units for one of the invoice's) and the VAT total in it (BT-6, BT-111).
+    tax_currency: Mapped[str | None] = mapped_column(String(3))
+    exchange_rate: Mapped[str | None] = mapped_column(String(24))
+    tax_currency_vat_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # The seller and the buyer as they were when it was issued (a document is made from
+    # the invoice alone); None for invoices issued before parties were kept.
+    parties: Mapped[dict[str, dict[str, str | None]] | None] = mapped_column(
+        JSON(none_as_null=True)
+    )
+    # What payments and credit notes have settled of it so far.
+    paid_cents: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    credited_cents: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
-class InvoiceCounter(Base):
-    """The last invoice sequence number handed out per year.
+class InvoiceLine(Base):
+    """A line of an invoice or a credit note, as issued (never changed after)."""
 
-    Incremented inside the transaction that inserts the invoice, so a rolled-back
-    creation gives its number back and the numbering stays gapless.
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    # Ten-thousandths: a quantity or a unit price may have four decimals.
+    quantity_e4: Mapped[int] = mapped_column(BigInteger)
+    unit_price_e4: Mapped[int] = mapped_column(BigInteger)
+    # invoices.pricing.VatCategory and the rate in hundredths of a percent.
+    category: Mapped[str] = mapped_column(String(2))
+    rate: Mapped[int] = mapped_column(Integer)
+    net_cents: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payment(Base):
+    """Money received for an invoice (one of several, when paid in parts)."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("invoices.id", ondelete="RESTRICT"), index=True
+    )
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    paid_on: Mapped[date] = mapped_column(Date)
+    method: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(255))
+    recorded_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DocumentCounter(Base):
+    """The last sequence number handed out per series (F: invoices, C: credit notes)
+    and year.
+
+    Incremented inside the transaction that inserts the document, so a rolled-back
+    creation gives its number back and each series stays gapless.
     """
 
-    __tablename__ = "invoice_counters"
+    __tablename__ = "document_counters"
 
+    series: Mapped[str] = mapped_column(String(4), primary_key=True)
     year: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(Integer)
 

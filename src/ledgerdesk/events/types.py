@@ -27,6 +27,9 @@ class EventType(StrEnum):
     TICKET_REOPENED = "ticket.reopened"
     INVOICE_ISSUED = "invoice.issued"
     INVOICE_PAID = "invoice.paid"
+    CREDIT_NOTE_ISSUED = "credit_note.issued"
+    PAYMENT_RECORDED = "payment.recorded"  # its subject is the invoice it pays
+    SELLER_UPDATED = "seller.updated"
     PASSWORD_LINK_CREATED = "password.link_created"  # noqa: S105 (a name, not a password)
     PASSWORD_CHANGED = "password.changed"  # noqa: S105
     SECOND_FACTOR_ENABLED = "second_factor.enabled"
@@ -36,9 +39,13 @@ class EventType(StrEnum):
 
     @property
     def subject(self) -> str:
-        """What the subject id names: ``ticket``, ``invoice``, ``api_key`` or ``user``."""
+        """What the subject id names: ``ticket``, ``invoice`` (a credit note is one too,
+        and a payment's subject is the invoice it pays), ``api_key``, ``seller`` or
+        ``user``."""
         head = self.value.partition(".")[0]
-        return head if head in ("ticket", "invoice", "api_key") else "user"
+        if head in ("credit_note", "payment"):
+            return "invoice"
+        return head if head in ("ticket", "invoice", "api_key", "seller") else "user"
 
 
 # The ways into ledgerdesk. "web" is a page before anyone signed in (sign-in, a password

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from sqlalchemy import bindparam, select
 
-from ledgerdesk.db.models import Invoice, User
+from ledgerdesk.db.models import Invoice, InvoiceLine, User
 from ledgerdesk.db.prepared import Db, Prepared
 
 
@@ -20,11 +20,29 @@ class InvoiceRecord(NamedTuple):
     created_on: date
     pay_before: date
     amount_excl_vat_cents: int
+    vat_cents: int
     vat_perc_hundredths: int
     paid_on: date | None
+    kind: str
+    currency: str
+    paid_cents: int
+    credited_cents: int
+    corrects_id: int | None
 
 
-def _ids(paid: bool | None) -> Prepared:
+class LineRecord(NamedTuple):
+    description: str
+    quantity_e4: int
+    unit_price_e4: int
+    category: str
+    rate: int
+    net_cents: int
+
+
+KindFilter = Literal["invoice", "credit_note"] | None
+
+
+def _ids(paid: bool | None, kind: KindFilter) -> Prepared:
     query = select(Invoice.id).where(
         Invoice.user_id == bindparam("user_id"),
         Invoice.created_on >= bindparam("first"),
@@ -34,14 +52,22 @@ def _ids(paid: bool | None) -> Prepared:
         query = query.where(Invoice.paid_on.is_not(None))
     elif paid is False:
         query = query.where(Invoice.paid_on.is_(None))
+    if kind is not None:
+        query = query.where(Invoice.kind == kind)
     return Prepared(query.order_by(Invoice.created_on, Invoice.id))
 
 
-# One prepared statement per status filter: prepared SQL has no optional clauses.
-_IDS = {paid: _ids(paid) for paid in (None, True, False)}
+# One prepared statement per filter: prepared SQL has no optional clauses.
+_IDS = {
+    (paid, kind): _ids(paid, kind)
+    for paid in (None, True, False)
+    for kind in ("invoice", "credit_note", None)
+}
+
+_RECORD_COLUMNS = [getattr(Invoice, field) for field in InvoiceRecord._fields]
 
 _DETAILS = Prepared(
-    select(*(getattr(Invoice, field) for field in InvoiceRecord._fields)).where(
+    select(*_RECORD_COLUMNS).where(
         # Scoped in the query: another customer's invoice is simply not found.
         Invoice.id == bindparam("invoice_id"),
         Invoice.user_id == bindparam("user_id"),
@@ -49,18 +75,23 @@ _DETAILS = Prepared(
 )
 
 # Staff read any customer's invoice.
-_ANY = Prepared(
-    select(*(getattr(Invoice, field) for field in InvoiceRecord._fields)).where(
-        Invoice.id == bindparam("invoice_id")
-    )
-)
+_ANY = Prepared(select(*_RECORD_COLUMNS).where(Invoice.id == bindparam("invoice_id")))
 
-_RECORD_COLUMNS = [getattr(Invoice, field) for field in InvoiceRecord._fields]
 _OF_CUSTOMER = Prepared(
     select(*_RECORD_COLUMNS)
     .where(Invoice.user_id == bindparam("user_id"))
     .order_by(Invoice.created_on.desc(), Invoice.id.desc())
     .limit(bindparam("limit"))
+)
+
+# Lines of an invoice whose owner was checked by the read that found it.
+_LINES = Prepared(
+    select(*(getattr(InvoiceLine, field) for field in LineRecord._fields))
+    .where(InvoiceLine.invoice_id == bindparam("invoice_id"))
+    .order_by(InvoiceLine.position)
+)
+_CREDIT_NOTES = Prepared(
+    select(Invoice.id).where(Invoice.corrects_id == bindparam("invoice_id")).order_by(Invoice.id)
 )
 
 
@@ -74,9 +105,14 @@ def _unpaid(*, overdue: bool) -> Prepared:
 
 _UNPAID = {overdue: _unpaid(overdue=overdue) for overdue in (True, False)}
 _UNPAID_AMOUNTS = Prepared(
-    select(Invoice.amount_excl_vat_cents, Invoice.vat_perc_hundredths, Invoice.pay_before).where(
-        Invoice.paid_on.is_(None)
-    )
+    select(
+        Invoice.currency,
+        Invoice.amount_excl_vat_cents
+        + Invoice.vat_cents
+        - Invoice.paid_cents
+        - Invoice.credited_cents,
+        Invoice.pay_before,
+    ).where(Invoice.paid_on.is_(None))
 )
 
 
@@ -85,9 +121,15 @@ class InvoiceQueries:
         self.db = db
 
     def ids_of_customer(
-        self, user_id: int, *, paid: bool | None, first: date, last: date
+        self,
+        user_id: int,
+        *,
+        paid: bool | None,
+        first: date,
+        last: date,
+        kind: KindFilter = "invoice",
     ) -> list[int]:
-        return self.db.column(_IDS[paid], user_id=user_id, first=first, last=last)
+        return self.db.column(_IDS[paid, kind], user_id=user_id, first=first, last=last)
 
     def details_of_customer(self, user_id: int, invoice_id: int) -> InvoiceRecord | None:
         row = self.db.first(_DETAILS, user_id=user_id, invoice_id=invoice_id)
@@ -98,8 +140,15 @@ class InvoiceQueries:
         row = self.db.first(_ANY, invoice_id=invoice_id)
         return None if row is None else InvoiceRecord(*row)
 
+    def lines_of(self, invoice_id: int) -> list[LineRecord]:
+        """The lines of an invoice already read through a scoped query."""
+        return [LineRecord(*row) for row in self.db.rows(_LINES, invoice_id=invoice_id)]
+
+    def credit_note_ids(self, invoice_id: int) -> list[int]:
+        return self.db.column(_CREDIT_NOTES, invoice_id=invoice_id)
+
     def of_customer(self, user_id: int, *, limit: int) -> list[InvoiceRecord]:
-        """A customer's latest invoices, newest first."""
+        """A customer's latest invoices and credit notes, newest first."""
         return [
             InvoiceRecord(*row) for row in self.db.rows(_OF_CUSTOMER, user_id=user_id, limit=limit)
         ]
@@ -113,6 +162,6 @@ class InvoiceQueries:
         rows = self.db.rows(_UNPAID[overdue_on is not None], **params)
         return [(InvoiceRecord(*row[:-1]), row[-1]) for row in rows]
 
-    def unpaid_amounts(self) -> list[tuple[int, int, date]]:
-        """Amount excluding VAT, VAT rate and due date of every unpaid invoice."""
-        return [(a, v, d) for a, v, d in self.db.rows(_UNPAID_AMOUNTS)]
+    def unpaid_amounts(self) -> list[tuple[str, int, date]]:
+        """Currency, amount still due and due date of every unpaid invoice."""
+        return [(c, int(d), p) for c, d, p in self.db.rows(_UNPAID_AMOUNTS)]
