@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import date
+from decimal import Decimal
 
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.db.models import User
 from ledgerdesk.events.log import EventLog, EventRecord
 from ledgerdesk.events.work import Actor, Origin, Work
+from ledgerdesk.invoices.parties import SellerService, seller_of
+from ledgerdesk.invoices.pricing import LineInput
 from ledgerdesk.invoices.service import InvoiceService, InvoiceView
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.service import TicketService
@@ -75,21 +78,42 @@ def make_invoice(
     paid_on: date | None = None,
 ) -> InvoiceView:
     with system_work(runtime) as work:
+        ensure_seller(work)
         customer = work.session.get(User, user_id)
         assert customer is not None
+        if customer.country is None:
+            AccountService(work).update_user(user_id, billing={"country": "NL"})
         service = InvoiceService(work)
-        view = service.create(
+        view = service.issue(
             customer=customer,
+            lines=[LineInput(title, Decimal(1), Decimal(amount_cents).scaleb(-2), vat_hundredths)],
             title=title,
             description=description,
-            amount_excl_vat_cents=amount_cents,
-            vat_perc_hundredths=vat_hundredths,
             created_on=created_on,
             pay_within_days=pay_within_days,
         )
         if paid_on is not None:
             view = service.mark_paid(view.id, paid_on=paid_on)
         return view
+
+
+SELLER = {
+    "name": "Hosting B.V.",
+    "vat_id": "NL854560178B01",
+    "address_line": "Keizersgracht 1",
+    "city": "Amsterdam",
+    "postcode": "1015 CD",
+    "country": "NL",
+    "iban": "NL91ABNA0417164300",
+    "bic": "ABNANL2A",
+    "email": "billing@hosting.example",
+}
+
+
+def ensure_seller(work: Work) -> None:
+    """The seller's details, set once (invoices need them)."""
+    if seller_of(work.session) is None:
+        SellerService(work).set(dict(SELLER), default_currency="EUR")
 
 
 def make_ticket(

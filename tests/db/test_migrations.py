@@ -35,7 +35,7 @@ def test_queries_have_their_indexes(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         indexes = {tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("invoices")}
-        assert ("user_id", "created_on", "id") in indexes
+        assert ("user_id", "created_on", "id", "kind") in indexes
     finally:
         engine.dispose()
 

@@ -26,9 +26,14 @@ LIST_QUERIES: dict[str, Prepared] = {
     "getTicket replies (staff)": tickets._REPLIES[True],
     "getTicket attachments": tickets._ATTACHMENTS[False],
     "getTicket attachments (staff)": tickets._ATTACHMENTS[True],
-    "getInvoiceIds": invoices._IDS[None],
-    "getInvoiceIds paid": invoices._IDS[True],
-    "getInvoiceIds unpaid": invoices._IDS[False],
+    **{
+        f"getInvoiceIds paid={paid} kind={kind}": invoices._IDS[paid, kind]
+        for paid in (None, True, False)
+        for kind in ("invoice", "credit_note", None)
+    },
+    "getInvoiceDetails with its lines": invoices._DETAILS_WITH_LINES,
+    "an invoice's lines": invoices._LINES,
+    "an invoice's credit notes": invoices._CREDIT_NOTES,
     "portal invoices": invoices._OF_CUSTOMER,
     "staff unpaid invoices": invoices._UNPAID[False],
     "staff overdue invoices": invoices._UNPAID[True],
@@ -47,6 +52,7 @@ LIST_QUERIES: dict[str, Prepared] = {
 VALUES: dict[str, Any] = {
     "user_id": 1,
     "ticket_id": 1,
+    "invoice_id": 1,
     "status": 1,
     "priority": 2,
     "first": date(2026, 1, 1),

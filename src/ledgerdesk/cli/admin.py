@@ -15,7 +15,6 @@ from ledgerdesk.cli.maintenance import audit, storage
 from ledgerdesk.cli.support import (
     CliState,
     IsoDate,
-    Parsed,
     ReportingGroup,
     emit,
     json_option,
@@ -77,6 +76,7 @@ def user_create(state: CliState, name: str, email: str | None, staff: bool, as_j
 @pass_state
 def user_update(
     state: CliState,
+    /,
     user_id: int,
     name: str | None,
     email: str | None,
@@ -96,9 +96,7 @@ def user_update(
     if name is None and email is None and all(v is None for v in billing.values()):
         raise click.UsageError("give at least one of the options to change")
     with state.work() as work:
-        updated = AccountService(work).update_user(
-            user_id, name=name, email=email, billing=billing
-        )
+        updated = AccountService(work).update_user(user_id, name=name, email=email, billing=billing)
         details = {field: getattr(updated, field) for field in BILLING_FIELDS}
         emit(
             as_json,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 from datetime import timedelta
+from decimal import Decimal
 
 import click
 
@@ -21,6 +22,8 @@ from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import User
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.events.work import Work
+from ledgerdesk.invoices.parties import SellerService, seller_of
+from ledgerdesk.invoices.pricing import LineInput
 from ledgerdesk.invoices.service import InvoiceService, invoices_of
 from ledgerdesk.serving import run_server
 from ledgerdesk.tickets.queries import TicketQueries
@@ -34,6 +37,25 @@ TRACEROUTE = b"""traceroute to 203.0.113.10, 30 hops max
  3  * * *
 """
 
+# The demo's provider and its customer, as their invoices name them.
+DEMO_SELLER = {
+    "name": "Demo Hosting B.V.",
+    "vat_id": "NL854560178B01",
+    "address_line": "Keizersgracht 1",
+    "city": "Amsterdam",
+    "postcode": "1015 CD",
+    "country": "NL",
+    "iban": "NL91ABNA0417164300",
+    "bic": "ABNANL2A",
+    "email": "billing@hosting.example",
+}
+DEMO_BILLING: dict[str, str | None] = {
+    "legal_name": "Demo Customer B.V.",
+    "address_line": "Oudegracht 2",
+    "city": "Utrecht",
+    "postcode": "3511 AB",
+    "country": "NL",
+}
 DEMO_INVOICES = (
     # days ago, title, description, cents excl. VAT, VAT hundredths, paid
     (
@@ -71,15 +93,19 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
         customer = reader.find_user_by_email(DEMO_EMAIL)
         if customer is None:
             customer = accounts.create_user(name="Demo Customer", email=DEMO_EMAIL, staff=False)
+        if seller_of(work.session) is None:
+            SellerService(work).set(dict(DEMO_SELLER), default_currency=settings.currency)
+        if customer.country is None:
+            accounts.update_user(customer.id, billing=DEMO_BILLING)
         invoices = InvoiceService(work)
         if not invoices_of(work.session, customer.id):
             for days_ago, title, description, cents, vat, paid in DEMO_INVOICES:
-                created = invoices.create(
+                line = LineInput(title, Decimal(1), Decimal(cents).scaleb(-2), vat)
+                created = invoices.issue(
                     customer=customer,
+                    lines=[line],
                     title=title,
                     description=description,
-                    amount_excl_vat_cents=cents,
-                    vat_perc_hundredths=vat,
                     created_on=today - timedelta(days=days_ago),
                     pay_within_days=30,
                 )

@@ -120,7 +120,9 @@ def invoice_create(
         raise click.UsageError("give --line, or --amount-excl-vat with --vat-perc: not both")
     if one_line:
         if amount_cents is None or vat_hundredths is None or title is None:
-            raise click.UsageError("the one-line form needs --title, --amount-excl-vat and --vat-perc")
+            raise click.UsageError(
+                "the one-line form needs --title, --amount-excl-vat and --vat-perc"
+            )
         lines = [LineInput(title, Decimal(1), Decimal(amount_cents).scaleb(-2), vat_hundredths)]
     elif line_texts:
         lines = _lines(line_texts)
@@ -351,7 +353,7 @@ def seller() -> None:
 )
 @json_option
 @pass_state
-def seller_set(state: CliState, as_json: bool, **given: str | None) -> None:
+def seller_set(state: CliState, /, as_json: bool, **given: str | None) -> None:
     """Set the seller's legal details (the first time: name, VAT id, address, city,
     postcode and country; later, only what changes). Invoices issued before keep the
     details they were issued with.
@@ -363,9 +365,7 @@ def seller_set(state: CliState, as_json: bool, **given: str | None) -> None:
         --country NL --iban NL91ABNA0417164300 --email billing@hosting.example
     """
     with state.work() as work:
-        details = SellerService(work).set(
-            given, default_currency=state.runtime().settings.currency
-        )
+        details = SellerService(work).set(given, default_currency=state.runtime().settings.currency)
         layout = seller_layout(details)
         emit(as_json, layout, _seller_prose(layout))
 

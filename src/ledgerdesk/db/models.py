@@ -120,7 +120,9 @@ class ApiKey(Base):
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
-        Index("ix_invoices_user_id_created_on", "user_id", "created_on", "id"),
+        # A customer's invoices by date, the kind read from the index too (getInvoiceIds
+        # lists invoices, credit notes or both without reading the table).
+        Index("ix_invoices_user_id_created_on_id_kind", "user_id", "created_on", "id", "kind"),
         # Unpaid and overdue invoices for staff, by due date: only unpaid ones are in it.
         Index(
             "ix_invoices_unpaid_pay_before",
@@ -174,10 +176,13 @@ class InvoiceLine(Base):
     """A line of an invoice or a credit note, as issued (never changed after)."""
 
     __tablename__ = "invoice_lines"
+    __table_args__ = (
+        Index("ix_invoice_lines_invoice_id_position", "invoice_id", "position", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     invoice_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+        BigInteger, ForeignKey("invoices.id", ondelete="CASCADE")
     )
     position: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text)

@@ -46,7 +46,7 @@ class Currency:
     @property
     def step(self) -> int:
         """The smallest amount an invoice in this currency carries, in hundredths."""
-        return 10 ** (2 - min(self.minor_units, 2))
+        return int(10 ** (2 - min(self.minor_units, 2)))
 
     @property
     def decimals(self) -> int:

@@ -120,7 +120,7 @@ class SellerService:
         problems = list(checked.problems)
         values = {**current, **checked.values}
         currency = given.get("currency")
-        if currency is not None:
+        if currency:
             try:
                 values["currency"] = Currency.of(currency).code
             except ValueError as exc:

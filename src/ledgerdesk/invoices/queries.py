@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -37,6 +37,29 @@ class LineRecord(NamedTuple):
     category: str
     rate: int
     net_cents: int
+
+
+class StoredRecord(NamedTuple):
+    """All an invoice's documents say (see invoices.stored)."""
+
+    id: int
+    user_id: int
+    number: str
+    kind: str
+    created_on: date
+    pay_before: date
+    title: str
+    description: str
+    currency: str
+    treatment: str
+    exemption_reason: str | None
+    parties: Any
+    amount_excl_vat_cents: int
+    vat_cents: int
+    tax_currency: str | None
+    exchange_rate: str | None
+    tax_currency_vat_cents: int | None
+    corrects_id: int | None
 
 
 KindFilter = Literal["invoice", "credit_note"] | None
@@ -90,8 +113,29 @@ _LINES = Prepared(
     .where(InvoiceLine.invoice_id == bindparam("invoice_id"))
     .order_by(InvoiceLine.position)
 )
+# An invoice with its lines in one statement (the protocol's details): a row per line.
+_DETAILS_WITH_LINES = Prepared(
+    select(*_RECORD_COLUMNS, *(getattr(InvoiceLine, field) for field in LineRecord._fields))
+    .join(InvoiceLine, InvoiceLine.invoice_id == Invoice.id)
+    .where(Invoice.id == bindparam("invoice_id"), Invoice.user_id == bindparam("user_id"))
+    .order_by(InvoiceLine.position)
+)
 _CREDIT_NOTES = Prepared(
     select(Invoice.id).where(Invoice.corrects_id == bindparam("invoice_id")).order_by(Invoice.id)
+)
+
+
+_STORED_COLUMNS = [getattr(Invoice, field) for field in StoredRecord._fields]
+_STORED = {
+    False: Prepared(select(*_STORED_COLUMNS).where(Invoice.id == bindparam("invoice_id"))),
+    True: Prepared(
+        select(*_STORED_COLUMNS).where(
+            Invoice.id == bindparam("invoice_id"), Invoice.user_id == bindparam("user_id")
+        )
+    ),
+}
+_NUMBER_AND_DATE = Prepared(
+    select(Invoice.number, Invoice.created_on).where(Invoice.id == bindparam("invoice_id"))
 )
 
 
@@ -135,6 +179,16 @@ class InvoiceQueries:
         row = self.db.first(_DETAILS, user_id=user_id, invoice_id=invoice_id)
         return None if row is None else InvoiceRecord(*row)
 
+    def details_with_lines(
+        self, user_id: int, invoice_id: int
+    ) -> tuple[InvoiceRecord, list[LineRecord]] | None:
+        """A customer's invoice and its lines, in one statement."""
+        rows = self.db.rows(_DETAILS_WITH_LINES, user_id=user_id, invoice_id=invoice_id)
+        if not rows:
+            return None
+        width = len(InvoiceRecord._fields)
+        return InvoiceRecord(*rows[0][:width]), [LineRecord(*row[width:]) for row in rows]
+
     def details(self, invoice_id: int) -> InvoiceRecord | None:
         """Any customer's invoice (for staff)."""
         row = self.db.first(_ANY, invoice_id=invoice_id)
@@ -143,6 +197,19 @@ class InvoiceQueries:
     def lines_of(self, invoice_id: int) -> list[LineRecord]:
         """The lines of an invoice already read through a scoped query."""
         return [LineRecord(*row) for row in self.db.rows(_LINES, invoice_id=invoice_id)]
+
+    def stored(self, invoice_id: int, *, user_id: int | None) -> StoredRecord | None:
+        """An invoice as its documents need it: the customer's own (``user_id``), or
+        any (None: staff)."""
+        params: dict[str, object] = {"invoice_id": invoice_id}
+        if user_id is not None:
+            params["user_id"] = user_id
+        row = self.db.first(_STORED[user_id is not None], **params)
+        return None if row is None else StoredRecord(*row)
+
+    def number_and_date(self, invoice_id: int) -> tuple[str, date] | None:
+        row = self.db.first(_NUMBER_AND_DATE, invoice_id=invoice_id)
+        return None if row is None else (row[0], row[1])
 
     def credit_note_ids(self, invoice_id: int) -> list[int]:
         return self.db.column(_CREDIT_NOTES, invoice_id=invoice_id)

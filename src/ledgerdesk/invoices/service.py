@@ -123,6 +123,15 @@ class LineView:
 
 
 @dataclass(frozen=True)
+class PaymentView:
+    id: int
+    paid_on: date
+    amount: Decimal
+    method: str
+    reference: str
+
+
+@dataclass(frozen=True)
 class InvoiceDetails:
     """An invoice with its lines, and its credit notes (or, for a credit note, the
     number of the invoice it corrects)."""
@@ -212,6 +221,17 @@ class InvoiceReader:
         if invoice is None:
             raise NotFound(f"Invoice {invoice_id} not found.")
         return InvoiceView.of(invoice)
+
+    def details_with_lines(self, user_id: int, invoice_id: int) -> InvoiceDetails:
+        """A customer's invoice or credit note and its lines (one read; no credit note
+        ids: the protocol's answer lists none, see ``with_lines``)."""
+        found = self.queries.details_with_lines(user_id, invoice_id)
+        if found is None:
+            raise NotFound(f"Invoice {invoice_id} not found.")
+        record, lines = found
+        view = InvoiceView.of(record)
+        currency = Currency.of(view.currency)
+        return InvoiceDetails(view, [LineView.of(line, currency) for line in lines], ())
 
     def with_lines(self, view: InvoiceView) -> InvoiceDetails:
         """The invoice's lines and credit notes (``view`` read through this reader, so
@@ -322,9 +342,7 @@ class InvoiceService:
         exempt = how is Treatment.DOMESTIC and any(line.rate is None for line in lines)
         reason = (exemption_reason or "").strip() or None
         if exempt and reason is None:
-            problems.append(
-                ParamError("exemption_reason", "is required for lines exempt from VAT")
-            )
+            problems.append(ParamError("exemption_reason", "is required for lines exempt from VAT"))
         elif reason is not None and not exempt:
             problems.append(
                 ParamError("exemption_reason", "is only for invoices with lines exempt from VAT")
@@ -344,8 +362,10 @@ class InvoiceService:
             )
         elif not foreign and exchange_rate is not None:
             problems.append(
-                ParamError("exchange_rate", f"is only for invoices in another currency than "
-                f"{seller.currency.code}")
+                ParamError(
+                    "exchange_rate",
+                    f"is only for invoices in another currency than {seller.currency.code}",
+                )
             )
         if problems:
             raise problems_error(problems)
@@ -467,7 +487,9 @@ class InvoiceService:
                         )
                     )
         if paid_on < invoice.created_on:
-            problems.append(ParamError("paid_on", "an invoice cannot be paid before it was created"))
+            problems.append(
+                ParamError("paid_on", "an invoice cannot be paid before it was created")
+            )
         method, reference = method.strip(), reference.strip()
         if len(method) > 64:
             problems.append(ParamError("method", "must be at most 64 characters"))
@@ -586,9 +608,7 @@ class InvoiceService:
         for group in priced.groups:
             key = (group.category.value, group.rate)
             if key not in charged:
-                rates = ", ".join(
-                    sorted({str(hundredths_to_decimal(rate)) for _, rate in charged})
-                )
+                rates = ", ".join(sorted({str(hundredths_to_decimal(rate)) for _, rate in charged}))
                 raise invalid(
                     "lines", f"{invoice.number} has no line at that VAT rate (its rates: {rates})"
                 )
@@ -678,6 +698,19 @@ def invoices_of(session: Session, user_id: int | None) -> list[InvoiceView]:
     return [InvoiceView.of(invoice) for invoice in InvoiceRepository(session).list(user_id)]
 
 
+def payments_of(session: Session, invoice_id: int) -> list[PaymentView]:
+    """An invoice's payments, oldest first (administration)."""
+    repository = InvoiceRepository(session)
+    invoice = repository.get(invoice_id)
+    if invoice is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    money = Currency.of(invoice.currency)
+    return [
+        PaymentView(p.id, p.paid_on, money.amount(p.amount_cents), p.method, p.reference)
+        for p in repository.payments(invoice_id)
+    ]
+
+
 def details_of(session: Session, invoice_id: int) -> InvoiceDetails:
     """An invoice or credit note with its lines (administration: any customer's)."""
     repository = InvoiceRepository(session)
@@ -688,4 +721,3 @@ def details_of(session: Session, invoice_id: int) -> InvoiceDetails:
     lines = [LineView.of(line, money) for line in repository.lines(invoice_id)]
     notes = [note.id for note in repository.credit_notes(invoice_id)]
     return InvoiceDetails(InvoiceView.of(invoice), lines, notes)
-

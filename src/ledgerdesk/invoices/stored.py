@@ -5,18 +5,19 @@ what has changed since. The same stored invoice gives the same documents, byte f
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from ledgerdesk.db.models import Invoice
+from ledgerdesk.db.prepared import Db, session_db
 from ledgerdesk.errors import InvalidState, NotFound
 from ledgerdesk.invoices.money import Currency
 from ledgerdesk.invoices.parties import Party
 from ledgerdesk.invoices.pricing import Line, Treatment, VatCategory, VatGroup, regroup
-from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.invoices.queries import InvoiceQueries
 
 E4 = Decimal(10_000)
 
@@ -67,22 +68,25 @@ class StoredInvoice:
 
 
 def stored_invoice(session: Session, invoice_id: int) -> StoredInvoice:
-    """The invoice or credit note ``invoice_id`` (administration: any customer's)."""
-    invoice = InvoiceRepository(session).get(invoice_id)
-    if invoice is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
-    return of_invoice(session, invoice)
+    """Any customer's invoice or credit note (administration)."""
+    return load_stored(session_db(session), invoice_id, user_id=None)
 
 
-def of_invoice(session: Session, invoice: Invoice) -> StoredInvoice:
-    repository = InvoiceRepository(session)
-    parties = invoice.parties
+def load_stored(db: Db, invoice_id: int, *, user_id: int | None) -> StoredInvoice:
+    """The invoice or credit note ``invoice_id``: of the customer ``user_id`` only (a
+    404 for anyone else's), or any (None)."""
+    queries = InvoiceQueries(db)
+    record = queries.stored(invoice_id, user_id=user_id)
+    if record is None:
+        raise NotFound(f"Invoice {invoice_id} not found.")
+    # A JSON column: decoded by the driver, or (a raw connection) as text.
+    parties = json.loads(record.parties) if isinstance(record.parties, str) else record.parties
     if not parties or "seller" not in parties or "buyer" not in parties:
         raise InvalidState(
-            f"{invoice.number} was issued before invoices named their seller and buyer: "
+            f"{record.number} was issued before invoices named their seller and buyer: "
             "it has no legal document. Credit it and issue it again to have one."
         )
-    money = Currency.of(invoice.currency)
+    money = Currency.of(record.currency)
     lines = tuple(
         Line(
             description=row.description,
@@ -92,33 +96,32 @@ def of_invoice(session: Session, invoice: Invoice) -> StoredInvoice:
             rate=row.rate,
             net_cents=row.net_cents,
         )
-        for row in repository.lines(invoice.id)
+        for row in queries.lines_of(record.id)
     )
     corrects = None
-    if invoice.corrects_id is not None:
-        original = repository.get(invoice.corrects_id)
-        assert original is not None  # a foreign key
-        corrects = Corrected(original.number, original.created_on)
+    if record.corrects_id is not None:
+        found = queries.number_and_date(record.corrects_id)
+        assert found is not None  # a foreign key
+        corrects = Corrected(*found)
     return StoredInvoice(
-        id=invoice.id,
-        number=invoice.number,
-        is_credit_note=invoice.kind == "credit_note",
-        issued_on=invoice.created_on,
-        due_on=invoice.pay_before,
-        title=invoice.title,
-        description=invoice.description,
+        id=record.id,
+        number=record.number,
+        is_credit_note=record.kind == "credit_note",
+        issued_on=record.created_on,
+        due_on=record.pay_before,
+        title=record.title,
+        description=record.description,
         currency=money,
-        treatment=Treatment(invoice.treatment),
-        exemption_reason=invoice.exemption_reason,
+        treatment=Treatment(record.treatment),
+        exemption_reason=record.exemption_reason,
         seller=Party.of_json(parties["seller"]),
         buyer=Party.of_json(parties["buyer"]),
         lines=lines,
         groups=regroup(lines, money),
-        net_cents=invoice.amount_excl_vat_cents,
-        vat_cents=invoice.vat_cents,
-        tax_currency=Currency.of(invoice.tax_currency) if invoice.tax_currency else None,
-        exchange_rate=Decimal(invoice.exchange_rate) if invoice.exchange_rate else None,
-        tax_currency_vat_cents=invoice.tax_currency_vat_cents,
+        net_cents=record.amount_excl_vat_cents,
+        vat_cents=record.vat_cents,
+        tax_currency=Currency.of(record.tax_currency) if record.tax_currency else None,
+        exchange_rate=Decimal(record.exchange_rate) if record.exchange_rate else None,
+        tax_currency_vat_cents=record.tax_currency_vat_cents,
         corrects=corrects,
     )
-

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from ledgerdesk.invoices.money import plain
 from ledgerdesk.tickets.service import TicketStatus
 
 PRIORITY_NAMES = {1: "Low", 2: "Normal", 3: "High", 4: "Highest"}
@@ -32,8 +33,9 @@ def age(seconds: int) -> str:
 
 
 def money(value: Decimal, currency: str = "") -> str:
-    """``1,234.50 EUR``: an amount never shown without its currency on a page."""
-    return f"{value:,.2f} {currency}".rstrip()
+    """``1,234.50 EUR``, ``120,000 JPY``: an amount never shown without its currency on
+    a page, with as many decimals as its currency has (the invoices' amounts carry them)."""
+    return f"{value:,} {currency}".rstrip()
 
 
 def size(count: int) -> str:
@@ -71,9 +73,32 @@ FIELD_LABELS = {
     "new_password": "New password",
     "new_password_again": "New password again",
     "code": "Code",
+    "lines": "Lines",
+    "currency": "Currency",
+    "exchange_rate": "Exchange rate",
+    "exemption_reason": "Reason for VAT exemption",
+    "reason": "Reason",
+    "method": "Method",
+    "paid_on": "Paid on",
+    "legal_name": "Legal name",
+    "vat_id": "VAT id",
+    "address_line": "Address",
+    "city": "City",
+    "postcode": "Postcode",
+    "country": "Country",
+    "billing_email": "Billing email",
+    "electronic_address": "E-invoicing address",
+    "iban": "IBAN",
+    "bic": "BIC",
 }
 
-FILTERS: dict[str, Any] = {"when": when, "age": age, "money": money, "size": size}
+FILTERS: dict[str, Any] = {
+    "when": when,
+    "age": age,
+    "money": money,
+    "size": size,
+    "plain": plain,
+}
 GLOBALS: dict[str, Any] = {
     "FIELD_LABELS": FIELD_LABELS,
     "STATUS_NAMES": STATUS_NAMES,

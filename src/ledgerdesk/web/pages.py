@@ -17,8 +17,8 @@ from typing import ClassVar, Literal
 from starlette.requests import Request
 
 from ledgerdesk.accounts.people import CurrentSession
-from ledgerdesk.db.models import ApiKey, User
-from ledgerdesk.invoices.service import InvoiceView, Receivables
+from ledgerdesk.db.models import ApiKey, Invoice, User
+from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Receivables
 from ledgerdesk.tickets.queries import QueueRow, TicketRecord
 from ledgerdesk.tickets.service import ThreadView
 from ledgerdesk.web.history import HistoryRow
@@ -167,7 +167,20 @@ class PortalHomePage(Context):
 class PortalInvoicePage(Context):
     template = "portal/invoice.html"
     invoice: InvoiceView
+    lines: Sequence[LineView]
+    # A credit note's invoice, or an invoice's credit notes.
+    corrects_number: str | None
+    credit_notes: Sequence[InvoiceView]
     today: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class BillingPage(Context):
+    """A customer's billing details, as their invoices name them."""
+
+    template = "portal/billing.html"
+    values: Typed
+    errors: Errors
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,7 +208,7 @@ class DashboardPage(Context):
     template = "console/dashboard.html"
     open_by_priority: Mapping[int, int]
     oldest: TicketRecord | None
-    receivables: Receivables
+    receivables: Sequence[Receivables]  # one per currency
     now: int
 
 
@@ -244,11 +257,25 @@ class CustomerPage(Context):
     link: str | None  # an invitation or reset link, shown once after it is made
     now: int
     today: date
-    # The forms: a new key's, and the details form.
+    # The forms: a new key's, and the details form (name, email, billing details).
     values: Typed
     errors: Errors
     details: Typed
     details_errors: Errors
+
+
+@dataclass(frozen=True)
+class LineRow:
+    """A line of an invoice form as typed."""
+
+    description: str
+    quantity: str
+    unit_price: str
+    vat: str
+
+    @property
+    def blank(self) -> bool:
+        return not (self.description or self.unit_price)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,8 +283,39 @@ class InvoicesPage(Context):
     template = "console/invoices.html"
     show: Literal["unpaid", "overdue"]
     invoices: Sequence[tuple[InvoiceView, str]]
-    receivables: Receivables
+    receivables: Sequence[Receivables]  # one per currency
     today: date
+    # The issue form: its line rows (and how many it takes), the seller's currency.
+    seller_set: bool
+    default_currency: str
+    rows: Sequence[LineRow]
+    max_rows: int
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvoicePage(Context):
+    """One invoice or credit note for staff: its lines, payments, credit notes and
+    documents, and the forms that pay and credit it."""
+
+    template = "console/invoice.html"
+    invoice: InvoiceView
+    lines: Sequence[LineView]
+    customer: User
+    payments: Sequence[PaymentView]
+    credit_notes: Sequence[Invoice]
+    corrects_number: str | None
+    today: date
+    credit_rows: Sequence[LineRow]
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class SellerPage(Context):
+    template = "console/seller.html"
+    is_set: bool
     values: Typed
     errors: Errors
 

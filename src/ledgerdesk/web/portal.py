@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ledgerdesk.accounts.billing import BILLING_FIELDS
+from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.errors import LedgerdeskError, invalid
 from ledgerdesk.invoices.queries import InvoiceQueries
@@ -26,8 +28,10 @@ from ledgerdesk.web.core import (
     path_id,
     text_field,
 )
+from ledgerdesk.web.documents import document_response
 from ledgerdesk.web.keys import create_key, key_errors, key_values, keys_of, revoke_key
 from ledgerdesk.web.pages import (
+    BillingPage,
     NewTicketPage,
     Page,
     PortalHomePage,
@@ -44,6 +48,8 @@ def routes(web: Web) -> list[BaseRoute]:
     return [
         Route("/", portal.home, methods=["GET"]),
         Route("/invoices/{invoice_id:int}", portal.invoice, methods=["GET"]),
+        Route("/invoices/{invoice_id:int}/documents/{format}", portal.document, methods=["GET"]),
+        Route("/billing", portal.billing, methods=["GET", "POST"]),
         Route("/tickets/new", portal.new_ticket, methods=["GET", "POST"]),
         *TicketPages(web, "customer").routes(),
         Route("/keys", portal.keys, methods=["GET", "POST"]),
@@ -75,12 +81,67 @@ class Portal:
         invoice_id = path_id(request, "invoice_id")
 
         def work(visit: Visit) -> Page:
-            view = InvoiceReader(InvoiceQueries(visit.db)).details_for_customer(
-                visit.person.user_id, invoice_id
+            reader = InvoiceReader(InvoiceQueries(visit.db))
+            me = visit.person.user_id
+            details = reader.with_lines(reader.details_for_customer(me, invoice_id))
+            view = details.view
+            corrects = (
+                reader.details_for_customer(me, view.corrects_id) if view.corrects_id else None
             )
-            return Page(PortalInvoicePage(invoice=view, today=visit.today))
+            return Page(
+                PortalInvoicePage(
+                    invoice=view,
+                    lines=details.lines,
+                    corrects_number=None if corrects is None else corrects.number,
+                    credit_notes=[
+                        reader.details_for_customer(me, i) for i in details.credit_note_ids
+                    ],
+                    today=visit.today,
+                )
+            )
 
         return await self.web.visit(request, "customer", work)
+
+    async def document(self, request: Request) -> Response:
+        invoice_id = path_id(request, "invoice_id")
+        kind = request.path_params["format"]
+        return await self.web.visit(
+            request,
+            "customer",
+            lambda visit: document_response(visit, invoice_id, kind, owner=visit.person.user_id),
+        )
+
+    def _billing_page(
+        self,
+        visit: Visit,
+        *,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Page:
+        user = visit.user()
+        current = {field: getattr(user, field) or "" for field in BILLING_FIELDS}
+        return Page(
+            BillingPage(values=values or current, errors=errors or {}), 400 if errors else 200
+        )
+
+    async def billing(self, request: Request) -> Response:
+        """The customer's own billing details."""
+        if request.method == "GET":
+            return await self.web.visit(request, "customer", lambda v: self._billing_page(v))
+        form = await self.web.form(request, "customer")
+        values = {field: text_field(form, field).strip() for field in BILLING_FIELDS}
+
+        def work(visit: Visit) -> Redirect:
+            try:
+                AccountService(visit.work).update_user(visit.person.user_id, billing=values)
+            except LedgerdeskError as exc:
+                problems = field_errors(exc)
+                raise Refused(
+                    lambda again: self._billing_page(again, errors=problems, values=values)
+                ) from None
+            return Redirect("/account/billing", flash="Billing details saved.")
+
+        return await self.web.visit(request, "customer", work, form=form, write=True)
 
     def _new_ticket_page(
         self, visit: Visit, errors: dict[str, str], values: dict[str, str]

@@ -54,7 +54,9 @@ def document(invoice: StoredInvoice) -> bytes:
         nsmap={"rsm": RSM, "ram": RAM, "qdt": QDT, "udt": UDT},
     )
     context = etree.SubElement(root, f"{{{RSM}}}ExchangedDocumentContext")
-    _ram(_ram(context, "GuidelineSpecifiedDocumentContextParameter"), "ID", customization_id(invoice))
+    _ram(
+        _ram(context, "GuidelineSpecifiedDocumentContextParameter"), "ID", customization_id(invoice)
+    )
     header = etree.SubElement(root, f"{{{RSM}}}ExchangedDocument")
     _ram(header, "ID", invoice.number)
     _ram(header, "TypeCode", CODES[invoice.is_credit_note])

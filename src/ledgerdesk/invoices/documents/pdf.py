@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
+from typing import cast
 
 import facturx
 import reportlab
@@ -25,10 +26,11 @@ from pypdf.generic import (
     DictionaryObject,
     NameObject,
     NumberObject,
+    StreamObject,
     TextStringObject,
 )
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.enums import TA_LEFT, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -66,10 +68,21 @@ def _register_fonts() -> None:
         _fonts_registered = True
 
 
-def _style(name: str, size: float = 9, *, bold: bool = False, **more: object) -> ParagraphStyle:
-    given: dict[str, object] = {"textColor": INK, **more}
+def _style(
+    name: str,
+    size: float = 9,
+    *,
+    bold: bool = False,
+    color: colors.Color = INK,
+    right: bool = False,
+) -> ParagraphStyle:
     return ParagraphStyle(
-        name, fontName=BOLD if bold else REGULAR, fontSize=size, leading=size * 1.3, **given
+        name,
+        fontName=BOLD if bold else REGULAR,
+        fontSize=size,
+        leading=size * 1.3,
+        textColor=color,
+        alignment=TA_RIGHT if right else TA_LEFT,
     )
 
 
@@ -118,7 +131,7 @@ def _layout(invoice: StoredInvoice) -> bytes:
     )
     money = invoice.currency
     text = _style("text")
-    small = _style("small", 8, textColor=MUTED)
+    small = _style("small", 8, color=MUTED)
     story: list[Flowable] = [
         _header(invoice, kind),
         Spacer(1, 8 * mm),
@@ -155,9 +168,7 @@ def _layout(invoice: StoredInvoice) -> bytes:
         if seller.iban:
             left += f" · IBAN {seller.iban}"
         canvas.drawString(18 * mm, 10 * mm, left)
-        canvas.drawRightString(
-            A4[0] - 18 * mm, 10 * mm, f"{invoice.number} · page {doc.page}"
-        )
+        canvas.drawRightString(A4[0] - 18 * mm, 10 * mm, f"{invoice.number} · page {doc.page}")
         canvas.restoreState()
 
     page.build(story, onFirstPage=footer, onLaterPages=footer)
@@ -168,7 +179,7 @@ def _header(invoice: StoredInvoice, kind: str) -> Table:
     seller = invoice.seller
     left = [Paragraph(_x(seller.name), _style("seller", 15, bold=True))]
     left += [Paragraph(_x(line), _style("address")) for line in _address(seller)]
-    right_style = _style("right", alignment=TA_RIGHT)
+    right_style = _style("right", right=True)
     facts = [
         ("Number", invoice.number),
         ("Date", invoice.issued_on.isoformat()),
@@ -177,22 +188,30 @@ def _header(invoice: StoredInvoice, kind: str) -> Table:
         facts.append(("Due", invoice.due_on.isoformat()))
     if invoice.buyer.customer_id is not None:
         facts.append(("Customer", str(invoice.buyer.customer_id)))
-    right = [Paragraph(kind.upper(), _style("kind", 17, bold=True, alignment=TA_RIGHT))]
+    right = [Paragraph(kind.upper(), _style("kind", 17, bold=True, right=True))]
     right += [
         Paragraph(f"<font color='#52606d'>{label}</font>  {_x(value)}", right_style)
         for label, value in facts
     ]
-    table = Table([[left, right]], colWidths=[100 * mm, 74 * mm])
-    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, 0), 0), ("RIGHTPADDING", (-1, 0), (-1, 0), 0)]))
+    table = Table([[left, right]], colWidths=[97 * mm, 72 * mm], hAlign="LEFT")
+    table.setStyle(
+        TableStyle(
+            [
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (0, 0), 0),
+                ("RIGHTPADDING", (-1, 0), (-1, 0), 0),
+            ]
+        )
+    )
     return table
 
 
 def _parties(invoice: StoredInvoice) -> Table:
-    label = _style("label", 7.5, textColor=MUTED)
+    label = _style("label", 7.5, color=MUTED)
     buyer = invoice.buyer
     block = [Paragraph("BILL TO", label), Paragraph(f"<b>{_x(buyer.name)}</b>", _style("b"))]
     block += [Paragraph(_x(line), _style("a")) for line in _address(buyer)]
-    table = Table([[block]], colWidths=[174 * mm])
+    table = Table([[block]], colWidths=[169 * mm], hAlign="LEFT")
     table.setStyle(
         TableStyle(
             [
@@ -223,10 +242,10 @@ def _address(party: Party) -> list[str]:
 
 def _lines(invoice: StoredInvoice) -> Table:
     money = invoice.currency
-    head = _style("head", 8, bold=True, textColor=MUTED)
-    head_right = _style("head_right", 8, bold=True, textColor=MUTED, alignment=TA_RIGHT)
+    head = _style("head", 8, bold=True, color=MUTED)
+    head_right = _style("head_right", 8, bold=True, color=MUTED, right=True)
     cell = _style("cell", 8.5)
-    number = _style("number", 8.5, alignment=TA_RIGHT)
+    number = _style("number", 8.5, right=True)
     rows: list[list[object]] = [
         [
             Paragraph("#", head),
@@ -250,8 +269,9 @@ def _lines(invoice: StoredInvoice) -> Table:
         )
     table = Table(
         rows,
-        colWidths=[9 * mm, 77 * mm, 18 * mm, 26 * mm, 16 * mm, 28 * mm],
+        colWidths=[8 * mm, 73 * mm, 20 * mm, 26 * mm, 14 * mm, 28 * mm],
         repeatRows=1,
+        hAlign="LEFT",
     )
     table.setStyle(
         TableStyle(
@@ -270,11 +290,11 @@ def _lines(invoice: StoredInvoice) -> Table:
 def _totals(invoice: StoredInvoice) -> Table:
     money = invoice.currency
     label = _style("tl", 8.5)
-    value = _style("tv", 8.5, alignment=TA_RIGHT)
+    value = _style("tv", 8.5, right=True)
     strong = _style("ts", 10, bold=True)
-    strong_value = _style("tsv", 10, bold=True, alignment=TA_RIGHT)
+    strong_value = _style("tsv", 10, bold=True, right=True)
     rows: list[list[object]] = [
-        [Paragraph("VAT breakdown", _style("h", 8, bold=True, textColor=MUTED)), "", ""]
+        [Paragraph("VAT breakdown", _style("h", 8, bold=True, color=MUTED)), "", ""]
     ]
     for group in invoice.groups:
         rows.append(
@@ -288,7 +308,13 @@ def _totals(invoice: StoredInvoice) -> Table:
                 Paragraph(_money(group.vat_cents, money), value),
             ]
         )
-    rows.append([Paragraph("Total excluding VAT", label), "", Paragraph(_money(invoice.net_cents, money), value)])
+    rows.append(
+        [
+            Paragraph("Total excluding VAT", label),
+            "",
+            Paragraph(_money(invoice.net_cents, money), value),
+        ]
+    )
     rows.append([Paragraph("VAT", label), "", Paragraph(_money(invoice.vat_cents, money), value)])
     total = "Total credited" if invoice.is_credit_note else "Total to pay"
     rows.append(
@@ -310,7 +336,7 @@ def _totals(invoice: StoredInvoice) -> Table:
                 ),
             ]
         )
-    table = Table(rows, colWidths=[100 * mm, 30 * mm, 44 * mm])
+    table = Table(rows, colWidths=[97 * mm, 28 * mm, 44 * mm], hAlign="LEFT")
     last_total = len(rows) - (2 if invoice.tax_currency is not None else 1)
     table.setStyle(
         TableStyle(
@@ -385,14 +411,18 @@ def _fixed(pdf: bytes, issued_on: date) -> bytes:
     xmp_time = issued_on.strftime("%Y-%m-%dT00:00:00+00:00").encode()
     writer.add_metadata({"/CreationDate": pdf_time, "/ModDate": pdf_time})
     root = writer._root_object
-    metadata = root["/Metadata"].get_object()
+    metadata = cast(StreamObject, root["/Metadata"].get_object())
     data = _XMP_TIME.sub(xmp_time, metadata.get_data())
     fresh = DecodedStreamObject()
     fresh.set_data(data)
-    fresh.update({NameObject("/Type"): NameObject("/Metadata"), NameObject("/Subtype"): NameObject("/XML")})
+    fresh.update(
+        {NameObject("/Type"): NameObject("/Metadata"), NameObject("/Subtype"): NameObject("/XML")}
+    )
     root[NameObject("/Metadata")] = writer._add_object(fresh)
-    for spec in root["/AF"].get_object():
-        params = spec.get_object()["/EF"]["/F"].get_object()["/Params"]
+    for spec in cast(ArrayObject, root["/AF"].get_object()):
+        files_of = cast(DictionaryObject, cast(DictionaryObject, spec.get_object())["/EF"])
+        embedded = cast(StreamObject, files_of["/F"].get_object())
+        params = cast(DictionaryObject, embedded["/Params"])
         params[NameObject("/ModDate")] = TextStringObject(pdf_time)
     profile = DecodedStreamObject()
     profile.set_data(_icc_profile())

@@ -3,6 +3,8 @@ Billing 3.0 when both parties have an electronic address), built with lxml."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from ledgerdesk.invoices.documents.common import (
@@ -44,9 +46,9 @@ def document(invoice: StoredInvoice) -> bytes:
     credit = invoice.is_credit_note
     root_name = "CreditNote" if credit else "Invoice"
     namespace = ROOTS[credit]
-    root = etree.Element(
-        f"{{{namespace}}}{root_name}", nsmap={None: namespace, "cac": CAC, "cbc": CBC}
-    )
+    # The document's own namespace is the default one (lxml's stubs know no None key).
+    nsmap: Any = {None: namespace, "cac": CAC, "cbc": CBC}
+    root = etree.Element(f"{{{namespace}}}{root_name}", nsmap=nsmap)
     money = invoice.currency.code
     _cbc(root, "CustomizationID", customization_id(invoice))
     if is_peppol(invoice):
@@ -115,9 +117,7 @@ def document(invoice: StoredInvoice) -> bytes:
             quantity(line.quantity),
             unitCode="C62",
         )
-        _cbc(
-            row, "LineExtensionAmount", amount(line.net_cents, invoice.currency), currencyID=money
-        )
+        _cbc(row, "LineExtensionAmount", amount(line.net_cents, invoice.currency), currencyID=money)
         item = _cac(row, "Item")
         _cbc(item, "Name", line.description)
         _category(item, "ClassifiedTaxCategory", line.category, line.rate, None)
@@ -141,9 +141,9 @@ def _party(role: etree._Element, party: Party) -> None:
         _cbc(address, "PostalZone", party.postcode)
     _cbc(_cac(address, "Country"), "IdentificationCode", party.country)
     if party.vat_id:
-        scheme = _cac(element, "PartyTaxScheme")
-        _cbc(scheme, "CompanyID", party.vat_id)
-        _cbc(_cac(scheme, "TaxScheme"), "ID", "VAT")
+        tax_scheme = _cac(element, "PartyTaxScheme")
+        _cbc(tax_scheme, "CompanyID", party.vat_id)
+        _cbc(_cac(tax_scheme, "TaxScheme"), "ID", "VAT")
     _cbc(_cac(element, "PartyLegalEntity"), "RegistrationName", party.name)
     if party.email:
         _cbc(_cac(element, "Contact"), "ElectronicMail", party.email)

@@ -26,6 +26,11 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/customers/{user_id:int}/keys", customers.new_key, methods=["POST"]),
         Route("/keys/{key_id:int}/revoke", customers.revoke, methods=["POST"]),
         Route("/invoices", invoices.invoices, methods=["GET", "POST"]),
+        Route("/invoices/{invoice_id:int}", invoices.invoice, methods=["GET"]),
         Route("/invoices/{invoice_id:int}/paid", invoices.mark_paid, methods=["GET", "POST"]),
+        Route("/invoices/{invoice_id:int}/payments", invoices.pay, methods=["POST"]),
+        Route("/invoices/{invoice_id:int}/credit", invoices.credit, methods=["POST"]),
+        Route("/invoices/{invoice_id:int}/documents/{format}", invoices.document, methods=["GET"]),
+        Route("/seller", invoices.seller, methods=["GET", "POST"]),
         *security.routes(web, "staff"),
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ledgerdesk.accounts.billing import BILLING_FIELDS
 from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.accounts.service import AccountReader, AccountService
 from ledgerdesk.db.models import User
@@ -101,23 +102,25 @@ class CustomerPages:
                 today=visit.today,
                 values=values or {},
                 errors=errors or {},
-                details=details or {"name": user.name, "email": user.email or ""},
+                details=details or details_of(user),
                 details_errors=details_errors or {},
             ),
             400 if errors or details_errors else 200,
         )
 
     async def details(self, request: Request) -> Response:
-        """Change a customer's name or email address."""
+        """Change a customer's name, email address or billing details."""
         user_id = path_id(request, "user_id")
         form = await self.web.form(request, "staff")
         values = {"name": text_field(form, "name"), "email": text_field(form, "email").strip()}
+        billing = {field: text_field(form, field).strip() for field in BILLING_FIELDS}
+        values.update(billing)
 
         def work(visit: Visit) -> Redirect:
             self._customer_page(visit, user_id)  # a customer, or 404
             try:
                 AccountService(visit.work).update_user(
-                    user_id, name=values["name"], email=values["email"]
+                    user_id, name=values["name"], email=values["email"], billing=billing
                 )
             except LedgerdeskError as exc:
                 problems = field_errors(exc)
@@ -205,3 +208,12 @@ class CustomerPages:
         return await self.web.visit(request, "staff", work, form=form, write=True)
 
     # -- invoices -----------------------------------------------------------------------
+
+
+def details_of(user: User) -> dict[str, str]:
+    """A customer's details as the details form shows them."""
+    return {
+        "name": user.name,
+        "email": user.email or "",
+        **{field: getattr(user, field) or "" for field in BILLING_FIELDS},
+    }

@@ -1,18 +1,31 @@
-"""The console's invoices: unpaid and overdue, issuing one, marking one paid."""
+"""The console's invoices: unpaid and overdue, issuing one with its lines, an invoice's
+page (its lines, payments, credit notes and documents; recording a payment, crediting
+it), and the seller's legal details."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from decimal import Decimal, InvalidOperation
+from typing import Literal
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ledgerdesk.db.models import User
-from ledgerdesk.errors import LedgerdeskError, invalid
-from ledgerdesk.invoices.money import parse_amount, parse_percentage
+from ledgerdesk.errors import LedgerdeskError, ParamError, invalid, problems_error
+from ledgerdesk.invoices.money import parse_rate
+from ledgerdesk.invoices.parties import SELLER_FIELDS, SellerService, seller_layout, seller_of
+from ledgerdesk.invoices.pricing import LineInput, line_from_text
 from ledgerdesk.invoices.queries import InvoiceQueries
-from ledgerdesk.invoices.service import InvoiceService, StaffInvoiceReader
+from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.invoices.service import (
+    InvoiceService,
+    InvoiceView,
+    StaffInvoiceReader,
+    details_of,
+    payments_of,
+)
 from ledgerdesk.web import display
 from ledgerdesk.web.core import (
     Redirect,
@@ -23,12 +36,37 @@ from ledgerdesk.web.core import (
     path_id,
     text_field,
 )
-from ledgerdesk.web.pages import ConfirmPage, InvoicesPage, Page
+from ledgerdesk.web.documents import document_response
+from ledgerdesk.web.pages import (
+    ConfirmPage,
+    InvoicePage,
+    InvoicesPage,
+    LineRow,
+    Page,
+    SellerPage,
+)
+
+# Rows of the issue form (each a description, quantity, unit price and VAT): a form has
+# at most 100 fields; longer invoices are issued with `ledgerdesk admin invoice create`.
+MAX_FORM_LINES = 20
+BLANK_ROWS = 3
+ISSUE_FIELDS = (
+    "customer",
+    "currency",
+    "title",
+    "description",
+    "date",
+    "pay_within_days",
+    "exchange_rate",
+    "exemption_reason",
+)
 
 
 class InvoicePages:
     def __init__(self, web: Web) -> None:
         self.web = web
+
+    # -- the list and the issue form ----------------------------------------------------
 
     def _invoices_page(
         self,
@@ -37,15 +75,23 @@ class InvoicePages:
         *,
         errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
+        rows: list[LineRow] | None = None,
     ) -> Page:
         reader = StaffInvoiceReader(InvoiceQueries(visit.db))
+        seller = seller_of(visit.session)
+        typed = rows or []
+        blank = max(BLANK_ROWS - len(typed), 1 if len(typed) < MAX_FORM_LINES else 0)
         return Page(
             InvoicesPage(
                 show=show,
                 invoices=reader.unpaid(overdue_on=visit.today if show == "overdue" else None),
                 receivables=reader.receivables(visit.today),
                 today=visit.today,
-                values=values or {"pay_within_days": "30", "vat_perc": "21"},
+                seller_set=seller is not None,
+                default_currency=seller.currency.code if seller else visit.settings.currency,
+                rows=[*typed, *[LineRow("", "1", "", "21")] * blank],
+                max_rows=MAX_FORM_LINES,
+                values=values or {"pay_within_days": "30"},
                 errors=errors or {},
             ),
             400 if errors else 200,
@@ -60,45 +106,206 @@ class InvoicePages:
                 request, "staff", lambda visit: self._invoices_page(visit, show)
             )
         form = await self.web.form(request, "staff")
-        names = ("customer", "title", "description", "amount", "vat_perc", "date")
-        values = {name: text_field(form, name).strip() for name in (*names, "pay_within_days")}
+        values = {name: text_field(form, name).strip() for name in ISSUE_FIELDS}
+        rows = _rows(form)
+        if form.get("action") == "add-line":  # one more row; nothing is issued yet
+            more = [*rows, LineRow("", "1", "", rows[-1].vat if rows else "21")]
+            return await self.web.visit(
+                request,
+                "staff",
+                lambda visit: self._invoices_page(visit, show, values=values, rows=more),
+                form=form,
+            )
 
         def work(visit: Visit) -> Redirect:
             try:
-                view = self._issue(visit, values)
+                view = self._issue(visit, values, rows)
             except LedgerdeskError as exc:
-                problems = _invoice_errors(field_errors(exc))
+                problems = field_errors(exc)
                 raise Refused(
-                    lambda again: self._invoices_page(again, show, errors=problems, values=values)
+                    lambda again: self._invoices_page(
+                        again, show, errors=problems, values=values, rows=rows
+                    )
                 ) from None
             return Redirect(
-                f"/console/customers/{view.user_id}",
+                f"/console/invoices/{view.id}",
                 flash=f"Invoice {view.number} issued: "
-                f"{display.money(view.amount_net, visit.settings.currency)} incl. VAT.",
+                f"{display.money(view.amount_net, view.currency)} incl. VAT.",
             )
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
 
-    def _issue(self, visit: Visit, values: dict[str, str]) -> Any:
+    def _issue(self, visit: Visit, values: dict[str, str], rows: list[LineRow]) -> InvoiceView:
         """The same rules as ``ledgerdesk admin invoice create``, from the form's text."""
-        customer_id = _parsed(values["customer"], "customer", int)
-        amount = _parsed(values["amount"], "amount", parse_amount)
-        vat = _parsed(values["vat_perc"], "vat_perc", parse_percentage)
-        created_on = (
-            _parsed(values["date"], "date", date.fromisoformat) if values["date"] else visit.today
+        problems: list[ParamError] = []
+        lines: list[LineInput] = []
+        filled = [row for row in rows if not row.blank]
+        if not filled:
+            problems.append(ParamError("lines", "an invoice needs at least one line"))
+        for number, row in enumerate(filled, start=1):
+            try:
+                lines.append(line_from_text(row.description, row.quantity, row.unit_price, row.vat))
+            except ValueError as exc:
+                problems.append(ParamError("lines", f"line {number}: {exc}"))
+        customer_id = _number(values["customer"], "customer", problems)
+        days = _number(values["pay_within_days"] or "30", "pay_within_days", problems)
+        created_on = visit.today
+        if values["date"]:
+            try:
+                created_on = date.fromisoformat(values["date"])
+            except ValueError:
+                problems.append(ParamError("date", "is not a date"))
+        rate = None
+        if values["exchange_rate"]:
+            try:
+                rate = parse_rate(values["exchange_rate"])
+            except ValueError as exc:
+                problems.append(ParamError("exchange_rate", str(exc)))
+        customer = (
+            visit.session.get(User, customer_id) if customer_id and customer_id < 2**63 else None
         )
-        days = _parsed(values["pay_within_days"] or "30", "pay_within_days", int)
-        customer = visit.session.get(User, customer_id) if 0 < customer_id < 2**63 else None
-        if customer is None:
-            raise invalid("customer", f"no customer has id {customer_id}")
-        return InvoiceService(visit.work).create(
+        if customer_id is not None and customer is None:
+            problems.append(ParamError("customer", f"no customer has id {customer_id}"))
+        if problems:
+            raise problems_error(problems)
+        assert customer is not None
+        assert days is not None
+        return InvoiceService(visit.work).issue(
             customer=customer,
-            title=values["title"],
-            description=values["description"],
-            amount_excl_vat_cents=amount,
-            vat_perc_hundredths=vat,
+            lines=lines,
             created_on=created_on,
             pay_within_days=days,
+            currency=values["currency"] or None,
+            title=values["title"] or None,
+            description=values["description"],
+            exemption_reason=values["exemption_reason"] or None,
+            exchange_rate=rate,
+        )
+
+    # -- one invoice --------------------------------------------------------------------
+
+    def _invoice_page(
+        self,
+        visit: Visit,
+        invoice_id: int,
+        *,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+        rows: list[LineRow] | None = None,
+    ) -> Page:
+        details = details_of(visit.session, invoice_id)
+        repository = InvoiceRepository(visit.session)
+        view = details.view
+        customer = visit.session.get(User, view.user_id)
+        assert customer is not None
+        corrects = repository.get(view.corrects_id) if view.corrects_id else None
+        credit_rows = rows or [
+            LineRow(line.description, "1", "", str(line.vat_perc)) for line in details.lines[:1]
+        ]
+        return Page(
+            InvoicePage(
+                invoice=view,
+                lines=details.lines,
+                customer=customer,
+                payments=payments_of(visit.session, invoice_id),
+                credit_notes=[
+                    note
+                    for note in (repository.get(i) for i in details.credit_note_ids)
+                    if note is not None
+                ],
+                corrects_number=None if corrects is None else corrects.number,
+                today=visit.today,
+                credit_rows=credit_rows,
+                values=values or {"amount": str(view.amount_due)},
+                errors=errors or {},
+            ),
+            400 if errors else 200,
+        )
+
+    async def invoice(self, request: Request) -> Response:
+        invoice_id = path_id(request, "invoice_id")
+        return await self.web.visit(
+            request, "staff", lambda visit: self._invoice_page(visit, invoice_id)
+        )
+
+    async def pay(self, request: Request) -> Response:
+        invoice_id = path_id(request, "invoice_id")
+        form = await self.web.form(request, "staff")
+        values = {
+            n: text_field(form, n).strip() for n in ("amount", "paid_on", "method", "reference")
+        }
+
+        def work(visit: Visit) -> Redirect:
+            try:
+                amount = _decimal(values["amount"], "amount")
+                paid_on = (
+                    date.fromisoformat(values["paid_on"]) if values["paid_on"] else visit.today
+                )
+                view = InvoiceService(visit.work).pay(
+                    invoice_id,
+                    amount=amount,
+                    paid_on=paid_on,
+                    method=values["method"],
+                    reference=values["reference"],
+                )
+            except ValueError:
+                problems = {"paid_on": "is not a date"}
+                raise Refused(
+                    lambda again: self._invoice_page(
+                        again, invoice_id, errors=problems, values=values
+                    )
+                ) from None
+            except LedgerdeskError as exc:
+                if exc.http_status == 404:
+                    raise
+                problems = field_errors(exc)
+                raise Refused(
+                    lambda again: self._invoice_page(
+                        again, invoice_id, errors=problems, values=values
+                    )
+                ) from None
+            said = (
+                "paid in full" if view.paid_on else f"{view.amount_due} {view.currency} still due"
+            )
+            return Redirect(f"/console/invoices/{invoice_id}", flash=f"Payment recorded: {said}.")
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
+
+    async def credit(self, request: Request) -> Response:
+        invoice_id = path_id(request, "invoice_id")
+        form = await self.web.form(request, "staff")
+        whole = form.get("whole") == "1"
+        reason = text_field(form, "reason").strip()
+        rows = _rows(form)
+
+        def work(visit: Visit) -> Redirect:
+            try:
+                lines = None if whole else _lines(rows)
+                note = InvoiceService(visit.work).credit(
+                    invoice_id, lines=lines, reason=reason, created_on=visit.today
+                )
+            except LedgerdeskError as exc:
+                if exc.http_status == 404:
+                    raise
+                problems = field_errors(exc)
+                raise Refused(
+                    lambda again: self._invoice_page(
+                        again, invoice_id, errors=problems, values={"reason": reason}, rows=rows
+                    )
+                ) from None
+            return Redirect(
+                f"/console/invoices/{note.id}",
+                flash=f"Credit note {note.number} issued: "
+                f"{display.money(note.amount_net, note.currency)} incl. VAT.",
+            )
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
+
+    async def document(self, request: Request) -> Response:
+        invoice_id = path_id(request, "invoice_id")
+        kind = request.path_params["format"]
+        return await self.web.visit(
+            request, "staff", lambda visit: document_response(visit, invoice_id, kind, owner=None)
         )
 
     async def mark_paid(self, request: Request) -> Response:
@@ -112,9 +319,10 @@ class InvoicePages:
                     ConfirmPage(
                         title=f"Mark invoice {view.number} paid?",
                         subject=view.title,
-                        text=f"{display.money(view.amount_net, visit.settings.currency)}"
-                        f" incl. VAT, due {view.pay_before}. It is paid as of today, "
-                        f"{visit.today}; this cannot be undone here.",
+                        text=f"{display.money(view.amount_due, view.currency)} still due "
+                        f"(of {display.money(view.amount_net, view.currency)} incl. VAT), due "
+                        f"{view.pay_before}. It is recorded as paid today, {visit.today}; "
+                        "this cannot be undone here.",
                         action=f"/console/invoices/{invoice_id}/paid",
                         fields={"back": "overdue"} if back == "overdue" else {},
                         button="Mark paid",
@@ -135,18 +343,89 @@ class InvoicePages:
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
 
+    # -- the seller ---------------------------------------------------------------------
 
-# The invoice service's names for what it refuses, as this form names its fields.
-_INVOICE_FIELDS = {"amount_excl_vat": "amount", "paid_on": "date"}
+    def _seller_page(
+        self,
+        visit: Visit,
+        *,
+        errors: dict[str, str] | None = None,
+        values: dict[str, str] | None = None,
+    ) -> Page:
+        seller = seller_of(visit.session)
+        current = (
+            {}
+            if seller is None
+            else {k: "" if v is None else str(v) for k, v in seller_layout(seller).items()}
+        )
+        return Page(
+            SellerPage(
+                values=values or {"currency": visit.settings.currency, **current},
+                is_set=seller is not None,
+                errors=errors or {},
+            ),
+            400 if errors else 200,
+        )
+
+    async def seller(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self.web.visit(request, "staff", lambda visit: self._seller_page(visit))
+        form = await self.web.form(request, "staff")
+        values = {name: text_field(form, name).strip() for name in SELLER_FIELDS}
+
+        def work(visit: Visit) -> Redirect:
+            try:
+                SellerService(visit.work).set(
+                    dict(values), default_currency=visit.settings.currency
+                )
+            except LedgerdeskError as exc:
+                problems = field_errors(exc)
+                raise Refused(
+                    lambda again: self._seller_page(again, errors=problems, values=values)
+                ) from None
+            return Redirect("/console/seller", flash="Seller's details saved.")
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
 
 
-def _invoice_errors(errors: dict[str, str]) -> dict[str, str]:
-    return {_INVOICE_FIELDS.get(name, name): message for name, message in errors.items()}
+def _rows(form: FormData) -> list[LineRow]:
+    """The line rows of a form, as typed (at most ``MAX_FORM_LINES``)."""
+    columns = [
+        [value if isinstance(value, str) else "" for value in form.getlist(name)]
+        for name in ("line_description", "line_quantity", "line_unit_price", "line_vat")
+    ]
+    count = min(max((len(c) for c in columns), default=0), MAX_FORM_LINES)
+    return [LineRow(*(c[i].strip() if i < len(c) else "" for c in columns)) for i in range(count)]
 
 
-def _parsed(raw: str, name: str, parse: Any) -> Any:
+def _lines(rows: list[LineRow]) -> list[LineInput]:
+    problems: list[ParamError] = []
+    lines: list[LineInput] = []
+    filled = [row for row in rows if not row.blank]
+    if not filled:
+        raise invalid("lines", "give the lines to credit, or credit the whole invoice")
+    for number, row in enumerate(filled, start=1):
+        try:
+            lines.append(line_from_text(row.description, row.quantity, row.unit_price, row.vat))
+        except ValueError as exc:
+            problems.append(ParamError("lines", f"line {number}: {exc}"))
+    if problems:
+        raise problems_error(problems)
+    return lines
+
+
+def _number(raw: str, name: str, problems: list[ParamError]) -> int | None:
+    if raw.isdigit() and len(raw) < 19:
+        return int(raw)
+    problems.append(ParamError(name, "must be a whole number"))
+    return None
+
+
+def _decimal(raw: str, name: str) -> Decimal:
     try:
-        return parse(raw)
-    except ValueError as exc:
-        message = str(exc) if parse in (parse_amount, parse_percentage) else "is not valid"
-        raise invalid(name, message or "is not valid") from None
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise invalid(name, "is not an amount") from None
+    if not value.is_finite():
+        raise invalid(name, "is not an amount")
+    return value

@@ -84,6 +84,11 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         )
         invoices.create_index(op.f("ix_invoices_corrects_id"), ["corrects_id"])
+        # getInvoiceIds reads the kind from the index: invoices, credit notes or both.
+        invoices.drop_index("ix_invoices_user_id_created_on")
+        invoices.create_index(
+            "ix_invoices_user_id_created_on_id_kind", ["user_id", "created_on", "id", "kind"]
+        )
     # The VAT of an invoice issued before, as it was computed then (half up to the cent);
     # one paid in full was paid its whole amount.
     op.execute(
@@ -116,7 +121,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invoice_lines")),
     )
-    op.create_index(op.f("ix_invoice_lines_invoice_id"), "invoice_lines", ["invoice_id"])
+    op.create_index(
+        "ix_invoice_lines_invoice_id_position",
+        "invoice_lines",
+        ["invoice_id", "position"],
+        unique=True,
+    )
     op.execute(
         "INSERT INTO invoice_lines (invoice_id, position, description, quantity_e4,"
         " unit_price_e4, category, rate, net_cents)"
@@ -171,6 +181,8 @@ def downgrade() -> None:
     op.drop_table("payments")
     op.drop_table("invoice_lines")
     with op.batch_alter_table("invoices") as invoices:
+        invoices.drop_index("ix_invoices_user_id_created_on_id_kind")
+        invoices.create_index("ix_invoices_user_id_created_on", ["user_id", "created_on", "id"])
         invoices.drop_index(op.f("ix_invoices_corrects_id"))
         invoices.drop_constraint(op.f("fk_invoices_corrects_id_invoices"), type_="foreignkey")
         for column in (
