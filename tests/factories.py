@@ -77,12 +77,10 @@ def make_invoice(
     pay_within_days: int = 30,
     paid_on: date | None = None,
 ) -> InvoiceView:
+    prepare_invoicing(runtime, user_id)
     with system_work(runtime) as work:
-        ensure_seller(work)
         customer = work.session.get(User, user_id)
         assert customer is not None
-        if customer.country is None:
-            AccountService(work).update_user(user_id, billing={"country": "NL"})
         service = InvoiceService(work)
         view = service.issue(
             customer=customer,
@@ -110,10 +108,31 @@ SELLER = {
 }
 
 
-def ensure_seller(work: Work) -> None:
-    """The seller's details, set once (invoices need them)."""
-    if seller_of(work.session) is None:
-        SellerService(work).set(dict(SELLER), default_currency="EUR")
+def prepare_invoicing(runtime: Runtime, user_id: int, *, country: str = "NL") -> None:
+    """What issuing an invoice needs: the seller's details (set once) and the
+    customer's billing country (a domestic customer of the Dutch seller by default)."""
+    with system_work(runtime) as work:
+        if seller_of(work.session) is None:
+            SellerService(work).set(dict(SELLER), default_currency="EUR")
+        customer = work.session.get(User, user_id)
+        assert customer is not None
+        if customer.country is None:
+            AccountService(work).update_user(user_id, billing={"country": country})
+
+
+def credit_invoice(
+    runtime: Runtime,
+    invoice_id: int,
+    *,
+    created_on: date,
+    lines: Sequence[LineInput] | None = None,
+    reason: str = "",
+) -> InvoiceView:
+    """A credit note for the whole invoice (or ``lines`` of it)."""
+    with system_work(runtime) as work:
+        return InvoiceService(work).credit(
+            invoice_id, lines=lines, reason=reason, created_on=created_on
+        )
 
 
 def make_ticket(

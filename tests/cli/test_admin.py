@@ -41,8 +41,27 @@ def one_line_error(result: Result, exit_code: int = 1) -> str:
 
 
 def make_customer(run: Any) -> int:
+    """A customer invoices can be issued to: the seller's details are set, and the
+    customer's billing country."""
     user_id: int = ok_json(run("admin", "user", "create", "--name", "Jane Doe", "--json"))["userId"]
+    set_seller(run)
+    ok_json(run("admin", "user", "update", str(user_id), "--country", "NL", "--json"))
     return user_id
+
+
+SELLER_OPTIONS = (
+    "--name", "Hosting B.V.",
+    "--vat-id", "NL854560178B01",
+    "--address-line", "Keizersgracht 1",
+    "--city", "Amsterdam",
+    "--postcode", "1015 CD",
+    "--country", "NL",
+    "--iban", "NL91ABNA0417164300",
+)  # fmt: skip
+
+
+def set_seller(run: Any) -> None:
+    ok_json(run("admin", "seller", "set", *SELLER_OPTIONS, "--json"))
 
 
 def test_user_create_prints_the_new_id(run: Any) -> None:
@@ -164,7 +183,8 @@ def test_invoice_create_and_mark_paid(run: Any) -> None:
             "--json",
         )
     )
-    assert created == {"invoiceId": created["invoiceId"], "number": "F26-0000001"}
+    assert created["number"] == "F26-0000001"
+    assert (created["currency"], created["amountNet"]) == ("EUR", "423.50")
     paid = ok_json(
         run(
             "admin",

@@ -138,21 +138,41 @@ async def test_details_has_every_field_with_exact_money(
         pay_within_days=30,
     )
     data = assert_success(await call(client, caller, "getInvoiceDetails", invoiceId=invoice.id))
-    assert data == {
-        "invoices": [
+    (details,) = data["invoices"]
+    # i3D.net's fields first, exactly as before: a one-line invoice answers old clients
+    # as it always did.
+    old = {
+        "invoiceId": invoice.id,
+        "number": "F26-0000001",
+        "title": "Dell PowerEdge R410 / EU: Rotterdam",
+        "description": "Server Type: Dell PowerEdge R410\nLocation: EU: Rotterdam",
+        "createdOn": "2026-11-07",
+        "payBefore": "2026-12-07",
+        "amountNet": 423.5,
+        "vat": 73.5,
+        "vatPerc": 21,
+        "status": "unpaid",
+    }
+    assert list(details)[: len(old)] == list(old)
+    assert {name: details[name] for name in old} == old
+    # ledgerdesk's additions after them.
+    assert {name: details[name] for name in list(details)[len(old) :]} == {
+        "documentType": "invoice",
+        "currency": "EUR",
+        "amountExclVat": 350,
+        "amountPaid": 0,
+        "amountDue": 423.5,
+        "correctsInvoiceId": None,
+        "lines": [
             {
-                "invoiceId": invoice.id,
-                "number": "F26-0000001",
-                "title": "Dell PowerEdge R410 / EU: Rotterdam",
-                "description": "Server Type: Dell PowerEdge R410\nLocation: EU: Rotterdam",
-                "createdOn": "2026-11-07",
-                "payBefore": "2026-12-07",
-                "amountNet": 423.5,
-                "vat": 73.5,
+                "description": "Dell PowerEdge R410 / EU: Rotterdam",
+                "quantity": 1,
+                "unitPrice": 350,
+                "vatCategory": "S",
                 "vatPerc": 21,
-                "status": "unpaid",
+                "amountExclVat": 350,
             }
-        ]
+        ],
     }
 
 

@@ -4,6 +4,7 @@ client that keeps cookies and sends each form with its CSRF token."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -62,7 +63,7 @@ class WebClient:
         self,
         page: str,
         action: str,
-        data: dict[str, str],
+        data: Mapping[str, str | list[str]],
         files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
     ) -> httpx.Response:
         """Open ``page``, then post ``data`` to ``action`` with the page's CSRF token."""

@@ -12,7 +12,13 @@ from sqlalchemy import select
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.models import ApiKey, Invoice
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_customer, make_invoice, make_ticket, recorded_events
+from tests.factories import (
+    make_customer,
+    make_invoice,
+    make_ticket,
+    prepare_invoicing,
+    recorded_events,
+)
 from tests.support import FrozenClock, assert_error, assert_success, call
 from tests.web.conftest import WebClient, csrf_of, make_person
 
@@ -356,28 +362,37 @@ async def test_invoices_are_issued_with_the_cli_rules_and_marked_paid(
     runtime: Runtime, staff: WebClient
 ) -> None:
     caller = make_customer(runtime, "Ann")
-    form = {
+    prepare_invoicing(runtime, caller.user_id)
+    form: dict[str, str | list[str]] = {
         "customer": str(caller.user_id),
         "title": "Dedicated server, December",
-        "amount": "350.005",
-        "vat_perc": "21",
+        "line_description": ["Dedicated server", "Extra IPv4 address", ""],
+        "line_quantity": ["1", "4", "1"],
+        "line_unit_price": ["350.00001", "1.50", ""],
+        "line_vat": ["21", "21", "21"],
         "pay_within_days": "14",
     }
     refused = await staff.submit("/console/invoices", "/console/invoices", form)
     assert refused.status_code == 400
-    assert "more than two decimals" in refused.text
-    assert 'id="e-amount"' in refused.text
-    assert 'value="350.005"' in refused.text  # what was typed stays in the form
-    issued = await staff.submit(
-        "/console/invoices", "/console/invoices", {**form, "amount": "350.00"}
+    assert "line 1: the unit price has more than 4 decimals" in refused.text
+    assert 'value="350.00001"' in refused.text  # what was typed stays in the form
+    more = await staff.submit(
+        "/console/invoices", "/console/invoices", {**form, "action": "add-line"}
     )
-    assert "423.50" in (await staff.follow(issued)).text
+    assert more.status_code == 200
+    assert more.text.count('name="line_description"') == 4  # the typed rows and one more
+    fixed = {**form, "line_unit_price": ["350.00", "1.50", ""]}
+    issued = await staff.submit("/console/invoices", "/console/invoices", fixed)
+    shown = await staff.follow(issued)
+    assert "430.76 EUR" in shown.text  # (350 + 6) + 21% VAT
+    assert "Extra IPv4 address" in shown.text
     ids = assert_success(await call(staff.http, caller, "getInvoiceIds"))["invoiceIds"]
     (details,) = assert_success(
         await call(staff.http, caller, "getInvoiceDetails", invoiceId=ids[0])
     )["invoices"]
     assert details["number"].endswith("-0000001")
-    assert details["amountNet"] == 423.5
+    assert details["amountNet"] == 430.76
+    assert [line["amountExclVat"] for line in details["lines"]] == [350, 6]
     unpaid = await staff.get("/console/invoices")
     assert "Dedicated server, December" in unpaid.text
     paid = await staff.submit("/console/invoices", f"/console/invoices/{ids[0]}/paid", {})
@@ -385,7 +400,7 @@ async def test_invoices_are_issued_with_the_cli_rules_and_marked_paid(
     with unit_of_work(runtime.sessions, write=False) as session:
         assert session.scalars(select(Invoice.paid_on)).one() is not None
     missing = await staff.submit(
-        "/console/invoices", "/console/invoices", {**form, "amount": "1", "customer": "999999"}
+        "/console/invoices", "/console/invoices", {**fixed, "customer": "999999"}
     )
     assert missing.status_code == 400
     assert "no customer has id 999999" in missing.text

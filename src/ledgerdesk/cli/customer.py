@@ -30,6 +30,7 @@ from ledgerdesk.client import (
     AuthenticationError,
     Client,
     ConfigurationError,
+    DocumentType,
     InvoiceStatus,
     LedgerdeskError,
     NotFoundError,
@@ -217,21 +218,34 @@ def invoices(ctx: click.Context, url: str | None, user_id: int | None, api_key: 
     "--since", type=click.DateTime(["%Y-%m-%d"]), help="First day (default: 30 days ago)."
 )
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last day (default: today).")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["invoice", "credit-note", "all"]),
+    default="invoice",
+    show_default=True,
+    help="Invoices, credit notes, or both.",
+)
 @json_flag
 def invoices_list(
-    status: str, since: datetime | None, until: datetime | None, as_json: bool
+    status: str, since: datetime | None, until: datetime | None, kind: str, as_json: bool
 ) -> None:
-    """Invoices created in a period, oldest first.
+    """Invoices (and credit notes) created in a period, oldest first.
 
     \b
     Examples:
       ledgerdesk invoices list --status unpaid
       ledgerdesk invoices list --since 2026-01-01 --until 2026-06-30 --json
+      ledgerdesk invoices list --type credit-note
     """
     client = _client()
     wanted = None if status == "all" else InvoiceStatus(status)
+    document_type = {"invoice": DocumentType.INVOICE, "credit-note": DocumentType.CREDIT_NOTE}
     ids = client.invoice_ids(
-        wanted, since=since.date() if since else None, until=until.date() if until else None
+        wanted,
+        since=since.date() if since else None,
+        until=until.date() if until else None,
+        document_type=document_type.get(kind),
     )
     found = [client.invoice(i) for i in ids]
     if as_json:
@@ -262,15 +276,81 @@ def invoices_show(invoice_id: int, as_json: bool) -> None:
     if as_json:
         _print_json(invoice)
         return
-    click.echo(f"Invoice {invoice.number} ({invoice.status.value})  id {invoice.id}")
+    kind = "Credit note" if invoice.document_type is DocumentType.CREDIT_NOTE else "Invoice"
+    currency = f" {invoice.currency}" if invoice.currency else ""
+    click.echo(f"{kind} {invoice.number} ({invoice.status.value})  id {invoice.id}")
     click.echo(f"Title:       {invoice.title}")
     click.echo(f"Created on:  {invoice.created_on}    Pay before: {invoice.pay_before}")
     click.echo(
-        f"Amount:      {invoice.amount_net} incl. {invoice.vat} VAT ({invoice.vat_percentage}%)"
+        f"Amount:      {invoice.amount_net}{currency} incl. {invoice.vat} VAT "
+        f"({invoice.vat_percentage}%)"
     )
+    if invoice.amount_due is not None and invoice.document_type is DocumentType.INVOICE:
+        click.echo(f"Still due:   {invoice.amount_due}{currency}")
+    if invoice.corrects_invoice_id is not None:
+        click.echo(f"Corrects:    invoice {invoice.corrects_invoice_id}")
+    if invoice.lines:
+        click.echo("")
+        _table(
+            ["QUANTITY", "UNIT PRICE", "VAT", "AMOUNT", "DESCRIPTION"],
+            [
+                (
+                    line.quantity,
+                    line.unit_price,
+                    f"{line.vat_percentage}%" if line.vat_category == "S" else line.vat_category,
+                    line.amount_excl_vat,
+                    line.description,
+                )
+                for line in invoice.lines
+            ],
+            "",
+        )
     if invoice.description:
         click.echo("")
         click.echo(invoice.description)
+
+
+@invoices.command("download")
+@_credentials_here
+@click.argument("invoice_id", type=int)
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["pdf", "ubl", "cii"]),
+    default="pdf",
+    show_default=True,
+    help="pdf: PDF/A-3 with its e-invoice embedded (Factur-X); ubl, cii: EN 16931 XML.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "given",
+    type=click.Path(dir_okay=True),
+    help="File or folder to write to (default: the document's name, here).",
+)
+@json_flag
+def invoices_download(invoice_id: int, kind: str, given: str | None, as_json: bool) -> None:
+    """Download an invoice or a credit note as a PDF or an e-invoice.
+
+    \b
+    Examples:
+      ledgerdesk invoices download 42                  # F26-0000042.pdf, here
+      ledgerdesk invoices download 42 --format ubl -o invoices/
+    """
+    client = _client()
+    output = Path(given) if given is not None else None
+    if given is not None and given.endswith(("/", os.sep)):
+        assert output is not None
+        output.mkdir(parents=True, exist_ok=True)
+    if output is None or output.is_dir():
+        number = client.invoice(invoice_id).number
+        suffix = {"pdf": ".pdf", "ubl": "-ubl.xml", "cii": "-cii.xml"}[kind]
+        output = (output or Path(".")) / f"{Path(number).name}{suffix}"
+    written = client.download_invoice(invoice_id, kind, output)
+    if as_json:
+        _print_json({"path": str(output), "name": written.name, "size": written.size})
+    else:
+        click.echo(f"Wrote {written.size} bytes to {output}.")
 
 
 # -- tickets --------------------------------------------------------------------------------

@@ -28,8 +28,10 @@ from ledgerdesk.client._errors import (
 )
 from ledgerdesk.client._models import (
     AttachmentInfo,
+    DocumentType,
     Download,
     Invoice,
+    InvoiceLine,
     InvoiceStatus,
     Priority,
     Reply,
@@ -49,9 +51,11 @@ __all__ = [
     "Client",
     "ConfigurationError",
     "ConflictError",
+    "DocumentType",
     "Download",
     "InvalidRequestError",
     "Invoice",
+    "InvoiceLine",
     "InvoiceStatus",
     "LedgerdeskError",
     "NotFoundError",

@@ -16,6 +16,27 @@ class InvoiceStatus(enum.Enum):
     UNPAID = "unpaid"
 
 
+class DocumentType(enum.Enum):
+    """An invoice or a credit note (which corrects an invoice); ``Client.invoice_ids``
+    also takes ``"invoice"``, ``"creditNote"`` and ``"all"``."""
+
+    INVOICE = "invoice"
+    CREDIT_NOTE = "creditNote"
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """A line of an invoice: ``amount_excl_vat`` is ``quantity`` x ``unit_price``, rounded
+    to the currency; ``vat_category`` is UNCL 5305 (S, Z, E, AE, G)."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    vat_category: str
+    vat_percentage: Decimal
+    amount_excl_vat: Decimal
+
+
 class TicketStatus(enum.IntEnum):
     """A ticket's status: closed (the customer may reopen it), open, or forcibly closed
     by staff (final). ``Client.tickets`` also takes ``"open"``, ``"closed"``..."""
@@ -52,6 +73,14 @@ class Invoice:
     vat: Decimal
     vat_percentage: Decimal
     status: InvoiceStatus
+    # ledgerdesk's additions (a server that does not send them: the defaults).
+    document_type: DocumentType = DocumentType.INVOICE
+    currency: str | None = None
+    amount_excl_vat: Decimal | None = None
+    amount_paid: Decimal | None = None
+    amount_due: Decimal | None = None
+    corrects_invoice_id: int | None = None
+    lines: tuple[InvoiceLine, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ from typing import Any, Protocol, TypeVar, Union
 from ledgerdesk.client._errors import APIError, ConfigurationError, ParamError, error_class
 from ledgerdesk.client._models import (
     AttachmentInfo,
+    DocumentType,
     Invoice,
+    InvoiceLine,
     InvoiceStatus,
     Priority,
     Reply,
@@ -309,10 +311,19 @@ def _when(seconds: int) -> datetime:
 
 
 def invoice_ids(
-    status: InvoiceStatus | str | None, since: date | str | None, until: date | str | None
+    status: InvoiceStatus | str | None,
+    since: date | str | None,
+    until: date | str | None,
+    document_type: DocumentType | str | None = DocumentType.INVOICE,
 ) -> Call:
     wanted = None if status is None else as_enum(InvoiceStatus, status, "status")
     params: dict[str, Any] = {"status": -1 if wanted is None else int(wanted == InvoiceStatus.PAID)}
+    if document_type is None or document_type == "all":
+        params["documentType"] = "all"
+    else:
+        kind = as_enum(DocumentType, document_type, "document_type")
+        if kind is not DocumentType.INVOICE:  # the default; an i3D.net server knows no other
+            params["documentType"] = kind.value
     if since is not None:
         params["dateStart"] = _dmy(as_date(since, "since"))
     if until is not None:
@@ -337,6 +348,40 @@ def read_invoice(data: dict[str, Any]) -> Invoice:
         vat=_money(raw["vat"]),
         vat_percentage=_money(raw["vatPerc"]),
         status=InvoiceStatus(raw["status"]),
+        document_type=DocumentType(raw.get("documentType", "invoice")),
+        currency=raw.get("currency"),
+        amount_excl_vat=_exact(raw.get("amountExclVat")),
+        amount_paid=_exact(raw.get("amountPaid")),
+        amount_due=_exact(raw.get("amountDue")),
+        corrects_invoice_id=raw.get("correctsInvoiceId"),
+        lines=tuple(
+            InvoiceLine(
+                description=line["description"],
+                quantity=Decimal(str(line["quantity"])),
+                unit_price=Decimal(str(line["unitPrice"])),
+                vat_category=line["vatCategory"],
+                vat_percentage=_money(line["vatPerc"]),
+                amount_excl_vat=Decimal(str(line["amountExclVat"])),
+            )
+            for line in raw.get("lines", ())
+        ),
+    )
+
+
+def _exact(value: int | float | str | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+INVOICE_FORMATS = ("pdf", "ubl", "cii")
+
+
+def invoice_document(invoice_id: int, kind: str) -> Call:
+    if kind not in INVOICE_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(INVOICE_FORMATS)}, not {kind!r}")
+    return Call(
+        "getInvoiceDocument",
+        {"invoiceId": invoice_id, "format": kind, "encoding": "raw"},
+        download=True,
     )
 
 

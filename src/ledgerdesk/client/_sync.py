@@ -15,6 +15,7 @@ import httpx
 from ledgerdesk.client import _protocol as protocol
 from ledgerdesk.client._errors import APIError, TransportError
 from ledgerdesk.client._models import (
+    DocumentType,
     Download,
     Invoice,
     InvoiceStatus,
@@ -78,13 +79,17 @@ class Client:
         *,
         since: date | None = None,
         until: date | None = None,
+        document_type: DocumentType | str | None = DocumentType.INVOICE,
     ) -> list[int]:
         """Ids of the invoices created between ``since`` and ``until`` (inclusive), oldest
-        first; the server's default is the last 30 days. ``status=None`` means all.
+        first; the server's default is the last 30 days. ``status=None`` means all;
+        ``document_type`` is invoices (the default), credit notes, or ``None`` for both.
 
         >>> client.invoice_ids(InvoiceStatus.UNPAID, since=date(2026, 1, 1))
         """
-        return self._call(protocol.invoice_ids(status, since, until), protocol.read_invoice_ids)
+        return self._call(
+            protocol.invoice_ids(status, since, until, document_type), protocol.read_invoice_ids
+        )
 
     def invoice(self, invoice_id: int) -> Invoice:
         """One invoice, with exact ``Decimal`` amounts.
@@ -172,6 +177,23 @@ class Client:
         >>> client.download_attachment(7, 3, "traceroute.txt").size
         """
         call = protocol.download(ticket_id, attachment_id)
+        return self._with_retries(call, lambda: self._download_once(call, to, progress))
+
+    def download_invoice(
+        self,
+        invoice_id: int,
+        format: str,
+        to: str | os.PathLike[str] | IO[bytes],
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Download:
+        """Write an invoice's or a credit note's document to a path or an open binary
+        file: ``"pdf"`` (PDF/A-3 with the CII embedded, Factur-X), ``"ubl"`` or ``"cii"``
+        (EN 16931 e-invoices).
+
+        >>> client.download_invoice(42, "pdf", "F26-0000042.pdf").size
+        """
+        call = protocol.invoice_document(invoice_id, format)
         return self._with_retries(call, lambda: self._download_once(call, to, progress))
 
     # -- sending ---------------------------------------------------------------------------

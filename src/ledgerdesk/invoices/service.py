@@ -313,10 +313,10 @@ class InvoiceService:
         """Issue an invoice to ``customer`` with the next number of its year. The seller's
         details and the customer's billing country must be set; the VAT treatment
         follows from them (``parties.treatment``)."""
-        seller = require_seller(self.work.session)
-        problems: list[ParamError] = []
         if customer.is_staff:
             raise invalid("customer", "invoices belong to customers, not staff")
+        seller = require_seller(self.work.session)
+        problems: list[ParamError] = []
         buyer = buyer_of(customer)
         if buyer is None:
             raise invalid(

@@ -80,7 +80,7 @@ class InvoicePages:
         reader = StaffInvoiceReader(InvoiceQueries(visit.db))
         seller = seller_of(visit.session)
         typed = rows or []
-        blank = max(BLANK_ROWS - len(typed), 1 if len(typed) < MAX_FORM_LINES else 0)
+        blank = max(BLANK_ROWS - len(typed), 0)  # "Add a line" adds one more
         return Page(
             InvoicesPage(
                 show=show,
@@ -110,11 +110,11 @@ class InvoicePages:
         rows = _rows(form)
         if form.get("action") == "add-line":  # one more row; nothing is issued yet
             more = [*rows, LineRow("", "1", "", rows[-1].vat if rows else "21")]
+            # Writes nothing, so it is answered as a page, not a redirect.
             return await self.web.visit(
                 request,
                 "staff",
                 lambda visit: self._invoices_page(visit, show, values=values, rows=more),
-                form=form,
             )
 
         def work(visit: Visit) -> Redirect:
