@@ -37,7 +37,14 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 from reportlab.platypus.flowables import Flowable
 
 from ledgerdesk.accounts.billing import country_name
@@ -151,7 +158,12 @@ def _layout(invoice: StoredInvoice) -> bytes:
     if invoice.description.strip():
         for paragraph in invoice.description.strip().split("\n\n"):
             story.append(Paragraph(_x(paragraph).replace("\n", "<br/>"), text))
-    story += [Spacer(1, 4 * mm), _lines(invoice), Spacer(1, 5 * mm), _totals(invoice)]
+    story += [
+        Spacer(1, 4 * mm),
+        _lines(invoice),
+        Spacer(1, 5 * mm),
+        KeepTogether([_totals(invoice)]),
+    ]
     statements = [
         s for s in (invoice.treatment.statement, _exempt(invoice), rate_note(invoice)) if s
     ]
@@ -378,7 +390,8 @@ def _exempt(invoice: StoredInvoice) -> str | None:
 
 
 def _vat_label(category: str, rate: int) -> str:
-    return f"{percent(rate)}%" if category == "S" else category
+    """A line's VAT as the table shows it; the breakdown below names the categories."""
+    return "exempt" if category == "E" else f"{percent(rate)}%"
 
 
 def _money(cents: int, currency: Currency) -> str:
