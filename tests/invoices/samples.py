@@ -134,9 +134,7 @@ def build(runtime: Runtime) -> list[Sample]:
             return view.id
 
         issue("one-line", "dutch", [SERVER])
-        long = issue(
-            "three-rates", "dutch", LONG, description="Your services in December 2026."
-        )
+        long = issue("three-rates", "dutch", LONG, description="Your services in December 2026.")
         issue(
             "exempt",
             "dutch",
