@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import date, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from ledgerdesk.db.models import Invoice
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_customer, make_invoice
+from tests.factories import credit_invoice, make_customer, make_invoice
 from tests.support import Caller, FrozenClock, assert_error, assert_success, call, error_properties
 
 pytestmark = pytest.mark.anyio
@@ -222,3 +225,81 @@ async def test_details_needs_an_invoice_id(client: httpx.AsyncClient, caller: Ca
     assert response.json()["data"]["errors"] == [
         {"property": "invoiceId", "message": "is required"}
     ]
+
+
+# -- credit notes, lines, documents (ledgerdesk's additions) ------------------------------
+
+
+async def test_credit_notes_are_listed_only_when_asked_for(
+    client: httpx.AsyncClient, runtime: Runtime, caller: Caller
+) -> None:
+    invoice = make_invoice(runtime, caller.user_id, created_on=TODAY)
+    note = credit_invoice(runtime, invoice.id, created_on=TODAY, reason="Cancelled")
+    assert await invoice_ids(client, caller) == [invoice.id]  # as old clients expect
+    assert await invoice_ids(client, caller, documentType="creditNote") == [note.id]
+    assert await invoice_ids(client, caller, documentType="all") == [invoice.id, note.id]
+    assert await invoice_ids(client, caller, documentType="all", status=0) == []
+    data = assert_success(await call(client, caller, "getInvoiceDetails", invoiceId=note.id))
+    (details,) = data["invoices"]
+    assert (details["documentType"], details["correctsInvoiceId"], details["status"]) == (
+        "creditNote",
+        invoice.id,
+        "paid",
+    )
+    (settled,) = assert_success(
+        await call(client, caller, "getInvoiceDetails", invoiceId=invoice.id)
+    )["invoices"]
+    assert (settled["status"], settled["amountDue"], settled["amountPaid"]) == ("paid", 0, 0)
+    response = await call(client, caller, "getInvoiceIds", documentType="receipt")
+    assert_error(response, 1003, 400)
+    assert "documentType" in error_properties(response)
+
+
+async def test_a_documents_bytes_come_back_raw_or_in_the_envelope(
+    client: httpx.AsyncClient, runtime: Runtime, caller: Caller
+) -> None:
+    invoice = make_invoice(runtime, caller.user_id, created_on=TODAY)
+    raw = await call(client, caller, "getInvoiceDocument", invoiceId=invoice.id, format="pdf")
+    assert raw.status_code == 200
+    assert raw.headers["content-type"] == "application/pdf"
+    assert raw.content.startswith(b"%PDF-")
+    assert f'filename="{invoice.number}.pdf"' in raw.headers["content-disposition"]
+    wrapped = await call(
+        client,
+        caller,
+        "getInvoiceDocument",
+        invoiceId=invoice.id,
+        format="ubl",
+        encoding="base64",
+    )
+    document = assert_success(wrapped)["invoices"]
+    assert (document["number"], document["format"], document["contentType"]) == (
+        invoice.number,
+        "ubl",
+        "application/xml",
+    )
+    content = base64.b64decode(document["content"])
+    assert len(content) == document["size"]
+    assert b"<cbc:ID>" + invoice.number.encode() + b"</cbc:ID>" in content
+
+
+async def test_another_customers_document_is_not_found(
+    client: httpx.AsyncClient, runtime: Runtime, caller: Caller
+) -> None:
+    other = make_customer(runtime, "Someone Else")
+    theirs = make_invoice(runtime, other.user_id, created_on=TODAY)
+    response = await call(client, caller, "getInvoiceDocument", invoiceId=theirs.id, format="cii")
+    assert_error(response, 3001, 404)
+    bad = await call(client, caller, "getInvoiceDocument", invoiceId=theirs.id, format="docx")
+    assert_error(bad, 1003, 400)
+
+
+async def test_an_invoice_without_its_parties_has_no_document(
+    client: httpx.AsyncClient, runtime: Runtime, caller: Caller
+) -> None:
+    invoice = make_invoice(runtime, caller.user_id, created_on=TODAY)
+    with runtime.transaction(write=True) as (session, _):
+        session.execute(update(Invoice).where(Invoice.id == invoice.id).values(parties=None))
+    response = await call(client, caller, "getInvoiceDocument", invoiceId=invoice.id, format="pdf")
+    assert_error(response, 3002, 409)
+    assert "no legal document" in response.json()["msg"]

@@ -21,7 +21,7 @@ class GetInvoiceIdsParams(Params):
     dateEnd: DmyDate | None = Field(
         default=None, description="Last creation date, inclusive (default: today)"
     )
-    documentType: DocumentType | Literal["all"] = Field(
+    documentType: Literal["invoice", "creditNote", "all"] = Field(
         default="invoice",
         description='"invoice" (the default: what clients of i3D.net\'s API expect), '
         '"creditNote", or "all". A credit note is always "paid" (it owes nothing).',
