@@ -353,3 +353,133 @@ def test_user_disable_stops_the_keys_and_enable_restores_them(run: Any, database
 
 def test_user_disable_of_an_unknown_user_is_one_line(run: Any) -> None:
     assert "does not exist" in one_line_error(run("admin", "user", "disable", "999"))
+
+
+# -- the seller, billing details, invoices with lines, credit notes, payments -----------
+
+
+def test_the_seller_is_set_checked_and_shown(run: Any) -> None:
+    missing = one_line_error(run("admin", "seller", "set", "--name", "Hosting B.V."))
+    assert "vat-id: is required" in missing
+    assert "country: is required" in missing
+    wrong = one_line_error(
+        run("admin", "seller", "set", *SELLER_OPTIONS[:-2], "--iban", "NL00ABNA0417164300")
+    )
+    assert "iban: is not a valid IBAN" in wrong
+    bad_vat = [*SELLER_OPTIONS]
+    bad_vat[bad_vat.index("--vat-id") + 1] = "NL123"
+    assert "vat-id: is not a valid VAT id for NL" in one_line_error(
+        run("admin", "seller", "set", *bad_vat)
+    )
+    set_seller(run)
+    changed = ok_json(run("admin", "seller", "set", "--email", "billing@hosting.example", "--json"))
+    assert (changed["name"], changed["email"], changed["currency"]) == (
+        "Hosting B.V.",
+        "billing@hosting.example",
+        "EUR",
+    )
+    moved = one_line_error(run("admin", "seller", "set", "--country", "BE"))
+    assert "vat-id: give it again with the new country" in moved
+    assert ok_json(run("admin", "seller", "show", "--json"))["vat_id"] == "NL854560178B01"
+
+
+def test_a_customers_billing_details_are_checked(run: Any) -> None:
+    user_id = ok_json(run("admin", "user", "create", "--name", "Acme", "--json"))["userId"]
+    refused = one_line_error(
+        run("admin", "user", "update", str(user_id), "--country", "XX", "--vat-id", "DE1")
+    )
+    assert "country: is not an ISO 3166 country code" in refused
+    updated = ok_json(
+        run(
+            "admin", "user", "update", str(user_id),
+            "--legal-name", "Acme GmbH", "--vat-id", "de 136 695 976", "--country", "de",
+            "--city", "Berlin", "--json",
+        )
+    )  # fmt: skip
+    assert (updated["vat_id"], updated["country"], updated["legal_name"]) == (
+        "DE136695976",
+        "DE",
+        "Acme GmbH",
+    )
+    cleared = ok_json(run("admin", "user", "update", str(user_id), "--city", "", "--json"))
+    assert cleared["city"] is None
+    staff = ok_json(run("admin", "user", "create", "--name", "Sam", "--staff", "--json"))["userId"]
+    assert "staff have no billing details" in one_line_error(
+        run("admin", "user", "update", str(staff), "--country", "NL")
+    )
+
+
+def test_an_invoice_of_many_lines_credit_notes_and_payments(run: Any, tmp_path: Any) -> None:
+    user_id = make_customer(run)
+    created = ok_json(
+        run(
+            "admin", "invoice", "create", "--user", str(user_id),
+            "--line", "Dedicated server", "1", "89.00", "21",
+            "--line", "Extra IPv4 address", "4", "1.50", "21",
+            "--line", "Domain", "1", "8.00", "9",
+            "--date", "2026-11-02", "--json",
+        )
+    )  # fmt: skip
+    assert (created["amountExclVat"], created["vat"], created["amountNet"]) == (
+        "103.00",
+        "20.67",
+        "123.67",
+    )
+    assert created["title"] == "Dedicated server and 2 more lines"
+    invoice_id = str(created["invoiceId"])
+    shown = ok_json(run("admin", "invoice", "show", invoice_id, "--json"))
+    assert [line["vatPerc"] for line in shown["lines"]] == ["21.00", "21.00", "9.00"]
+    paid = ok_json(
+        run("admin", "invoice", "pay", invoice_id, "--amount", "50", "--method", "SEPA", "--json")
+    )
+    assert (paid["amountPaid"], paid["amountDue"], paid["status"]) == ("50.00", "73.67", "unpaid")
+    too_much = one_line_error(run("admin", "invoice", "pay", invoice_id, "--amount", "100"))
+    assert "amount: is more than the 73.67 EUR still due" in too_much
+    credit = ok_json(
+        run(
+            "admin", "invoice", "credit", invoice_id, "--reason", "Outage",
+            "--line", "Three days of outage", "3", "2.90", "21", "--json",
+        )
+    )  # fmt: skip
+    assert (credit["number"], credit["amountNet"], credit["correctsInvoiceId"]) == (
+        "C26-0000001",
+        "10.53",
+        created["invoiceId"],
+    )
+    rest = ok_json(run("admin", "invoice", "mark-paid", invoice_id, "--json"))
+    assert rest == {"invoiceId": created["invoiceId"], "status": "paid"}
+    after = ok_json(run("admin", "invoice", "show", invoice_id, "--json"))
+    assert (after["amountPaid"], after["amountCredited"], after["amountDue"]) == (
+        "113.14",
+        "10.53",
+        "0.00",
+    )
+    assert after["creditNoteIds"] == [credit["creditNoteId"]]
+    for kind in ("pdf", "ubl", "cii"):
+        target = tmp_path / f"invoice.{kind}"
+        result = run(
+            "admin", "invoice", "export", invoice_id, "--format", kind, "--output", str(target)
+        )
+        assert result.exit_code == 0, result.output
+        assert target.read_bytes().startswith(b"%PDF-" if kind == "pdf" else b"<?xml")
+    xml = run("admin", "invoice", "export", str(credit["creditNoteId"]), "--format", "ubl")
+    assert "<CreditNote" in xml.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--line", "Server", "1", "10", "21", "--amount-excl-vat", "10"], "not both"),
+        ([], "give at least one --line"),
+        (["--line", "Server", "0", "10", "21"], "line 1: the quantity must be more than zero"),
+        (["--line", "Server", "1", "10", "twenty"], "not a valid VAT percentage"),
+        (["--line", "Server", "1", "10", "21", "--currency", "USD"], "exchange-rate: is required"),
+        (["--line", "Server", "1", "10", "exempt"], "exemption-reason: is required"),
+    ],
+)
+def test_invoice_lines_and_currencies_are_checked(run: Any, extra: list[str], needle: str) -> None:
+    user_id = make_customer(run)
+    result = run("admin", "invoice", "create", "--user", str(user_id), *extra)
+    assert needle in result.output
+    assert result.exit_code in (1, 2)
+    assert ok_json(run("admin", "invoice", "list", "--json")) == {"invoices": []}

@@ -109,6 +109,14 @@ OPTION_NAMES = {
     "categories": "category",
     "ip_ranges": "ip-range",
     "expires_on": "expires",
+    "vat_id": "vat-id",
+    "address_line": "address-line",
+    "legal_name": "legal-name",
+    "billing_email": "billing-email",
+    "electronic_address": "electronic-address",
+    "exchange_rate": "exchange-rate",
+    "exemption_reason": "exemption-reason",
+    "lines": "line",
 }
 
 

@@ -126,7 +126,8 @@ class SellerService:
             except ValueError as exc:
                 problems.append(ParamError("currency", str(exc)))
         values.setdefault("currency", default_currency)
-        if values.get("vat_id") and "country" in checked.values and "vat_id" not in given:
+        moved = checked.values.get("country", current.get("country")) != current.get("country")
+        if current.get("vat_id") and moved and given.get("vat_id") is None:
             problems.append(ParamError("vat_id", "give it again with the new country"))
         for name in REQUIRED:
             if not values.get(name) and not any(p.property == name for p in problems):
