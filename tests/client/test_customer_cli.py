@@ -42,6 +42,27 @@ def test_invoices_list_and_show(server: Server) -> None:
     shown = run(server, "invoices", "show", str(server.invoice_ids[0])).stdout
     assert "incl. 73.50 VAT (21.00%)" in shown
     assert "No invoices" in run(server, "invoices", "list", "--status", "paid").stdout
+    assert "Still due:   423.50 EUR" in shown
+    assert "QUANTITY" in shown
+
+
+def test_invoices_download_as_pdf_and_e_invoice(server: Server, tmp_path: Path) -> None:
+    invoice_id = str(server.invoice_ids[0])
+    run(server, "invoices", "download", invoice_id, "-o", f"{tmp_path}/docs/")
+    (pdf,) = (tmp_path / "docs").iterdir()
+    assert pdf.name.endswith(".pdf")
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    made = json.loads(
+        run(
+            server, "invoices", "download", invoice_id, "--format", "ubl",
+            "-o", str(tmp_path / "e.xml"), "--json",
+        ).stdout
+    )  # fmt: skip
+    assert made["size"] == (tmp_path / "e.xml").stat().st_size
+    assert b"urn:cen.eu:en16931:2017" in (tmp_path / "e.xml").read_bytes()
+    assert json.loads(
+        run(server, "invoices", "list", "--type", "credit-note", "--json").stdout
+    ) == {"invoices": []}
 
 
 def test_a_ticket_from_opening_to_download(server: Server, tmp_path: Path) -> None:

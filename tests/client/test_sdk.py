@@ -22,6 +22,7 @@ from ledgerdesk.client import (
     Client,
     ConfigurationError,
     ConflictError,
+    DocumentType,
     InvalidRequestError,
     InvoiceStatus,
     NotFoundError,
@@ -60,6 +61,33 @@ def test_invoices_come_typed_and_exact(client: Client, server: Server) -> None:
     assert (invoice.vat, invoice.vat_percentage) == (Decimal("73.50"), Decimal("21.00"))
     assert invoice.status is InvoiceStatus.UNPAID
     assert isinstance(invoice.created_on, date)
+    assert (invoice.document_type, invoice.currency, invoice.amount_due) == (
+        DocumentType.INVOICE,
+        "EUR",
+        Decimal("423.50"),
+    )
+    (line,) = invoice.lines
+    assert (line.quantity, line.unit_price, line.vat_category) == (1, Decimal(350), "S")
+    assert client.invoice_ids(document_type=DocumentType.CREDIT_NOTE) == []
+    assert client.invoice_ids(document_type=None) == ids
+
+
+async def test_invoice_documents_download_sync_and_async(
+    client: Client, server: Server, tmp_path: Path
+) -> None:
+    invoice_id = server.invoice_ids[0]
+    written = client.download_invoice(invoice_id, "pdf", tmp_path / "invoice.pdf")
+    assert written.content_type == "application/pdf"
+    assert (tmp_path / "invoice.pdf").read_bytes().startswith(b"%PDF-")
+    assert written.name.endswith(".pdf")
+    into = io.BytesIO()
+    async with AsyncClient(
+        server.url, user_id=server.caller.user_id, api_key=server.caller.api_key
+    ) as aclient:
+        await aclient.download_invoice(invoice_id, "cii", into)
+    assert b"CrossIndustryInvoice" in into.getvalue()
+    with pytest.raises(ValueError, match="format must be one of pdf, ubl, cii"):
+        client.download_invoice(invoice_id, "docx", tmp_path / "x")
 
 
 def test_a_ticket_round_trip_with_attachments(

@@ -132,7 +132,7 @@ class Thread:
 
 @dataclass(frozen=True)
 class Download:
-    """What was written by ``download_attachment``."""
+    """What was written by ``download_attachment`` or ``download_invoice``."""
 
     name: str
     content_type: str

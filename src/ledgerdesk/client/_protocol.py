@@ -350,9 +350,9 @@ def read_invoice(data: dict[str, Any]) -> Invoice:
         status=InvoiceStatus(raw["status"]),
         document_type=DocumentType(raw.get("documentType", "invoice")),
         currency=raw.get("currency"),
-        amount_excl_vat=_exact(raw.get("amountExclVat")),
-        amount_paid=_exact(raw.get("amountPaid")),
-        amount_due=_exact(raw.get("amountDue")),
+        amount_excl_vat=_optional_money(raw.get("amountExclVat")),
+        amount_paid=_optional_money(raw.get("amountPaid")),
+        amount_due=_optional_money(raw.get("amountDue")),
         corrects_invoice_id=raw.get("correctsInvoiceId"),
         lines=tuple(
             InvoiceLine(
@@ -361,15 +361,15 @@ def read_invoice(data: dict[str, Any]) -> Invoice:
                 unit_price=Decimal(str(line["unitPrice"])),
                 vat_category=line["vatCategory"],
                 vat_percentage=_money(line["vatPerc"]),
-                amount_excl_vat=Decimal(str(line["amountExclVat"])),
+                amount_excl_vat=_money(line["amountExclVat"]),
             )
             for line in raw.get("lines", ())
         ),
     )
 
 
-def _exact(value: int | float | str | None) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
+def _optional_money(value: int | float | str | None) -> Decimal | None:
+    return None if value is None else _money(value)
 
 
 INVOICE_FORMATS = ("pdf", "ubl", "cii")

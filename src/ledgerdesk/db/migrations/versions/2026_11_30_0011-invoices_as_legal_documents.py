@@ -201,7 +201,9 @@ def downgrade() -> None:
         ):
             invoices.drop_column(column)
     op.drop_table("seller")
-    with op.batch_alter_table("users") as users:
+    # Columns dropped in place (SQLite 3.35+ can): copying users to drop them would trip
+    # the foreign keys of every table that names a user.
+    with op.batch_alter_table("users", recreate="never") as users:
         for column in (
             "legal_name",
             "vat_id",
