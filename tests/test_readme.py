@@ -139,7 +139,7 @@ def test_the_administration_and_console_walkthroughs_run_verbatim_in_order(
                 assert _link_owner(data_env, links[-1]) == "sam@example.com"
                 assert _link_owner(data_env, links[-2]) is None
             ran += 1
-    assert ran == 23
+    assert ran == 30
     assert len(links) == 2
     data_env = {**env, "LEDGERDESK_DATA_DIR": str(tmp_path / env["LEDGERDESK_DATA_DIR"])}
     assert _link_owner(data_env, links[1]) is None  # disabling the user ended it
@@ -253,7 +253,7 @@ def test_the_customer_and_api_examples_run_against_the_demo_as_shown(tmp_path: P
                 answer = json.loads(result.stdout)
                 assert shape(answer) == shape(shown), f"{command}\n{result.stdout}"
             ran_examples += 1
-        assert ran_examples == 8
+        assert ran_examples == 9
         assert (work / "traceroute.txt").is_file()  # curl -OJ wrote the attachment
     finally:
         stop(process)

@@ -183,8 +183,7 @@ def test_invoice_create_and_mark_paid(run: Any) -> None:
             "--json",
         )
     )
-    assert created["number"] == "F26-0000001"
-    assert (created["currency"], created["amountNet"]) == ("EUR", "423.50")
+    assert created == {"invoiceId": created["invoiceId"], "number": "F26-0000001"}
     paid = ok_json(
         run(
             "admin",
@@ -380,7 +379,7 @@ def test_the_seller_is_set_checked_and_shown(run: Any) -> None:
     )
     moved = one_line_error(run("admin", "seller", "set", "--country", "BE"))
     assert "vat-id: give it again with the new country" in moved
-    assert ok_json(run("admin", "seller", "show", "--json"))["vat_id"] == "NL854560178B01"
+    assert ok_json(run("admin", "seller", "show", "--json"))["vatId"] == "NL854560178B01"
 
 
 def test_a_customers_billing_details_are_checked(run: Any) -> None:
@@ -396,7 +395,7 @@ def test_a_customers_billing_details_are_checked(run: Any) -> None:
             "--city", "Berlin", "--json",
         )
     )  # fmt: skip
-    assert (updated["vat_id"], updated["country"], updated["legal_name"]) == (
+    assert (updated["vatId"], updated["country"], updated["legalName"]) == (
         "DE136695976",
         "DE",
         "Acme GmbH",
@@ -420,14 +419,14 @@ def test_an_invoice_of_many_lines_credit_notes_and_payments(run: Any, tmp_path: 
             "--date", "2026-11-02", "--json",
         )
     )  # fmt: skip
-    assert (created["amountExclVat"], created["vat"], created["amountNet"]) == (
+    invoice_id = str(created["invoiceId"])
+    shown = ok_json(run("admin", "invoice", "show", invoice_id, "--json"))
+    assert (shown["amountExclVat"], shown["vat"], shown["amountNet"]) == (
         "103.00",
         "20.67",
         "123.67",
     )
-    assert created["title"] == "Dedicated server and 2 more lines"
-    invoice_id = str(created["invoiceId"])
-    shown = ok_json(run("admin", "invoice", "show", invoice_id, "--json"))
+    assert shown["title"] == "Dedicated server and 2 more lines"
     assert [line["vatPerc"] for line in shown["lines"]] == ["21.00", "21.00", "9.00"]
     paid = ok_json(
         run("admin", "invoice", "pay", invoice_id, "--amount", "50", "--method", "SEPA", "--json")

@@ -7,9 +7,12 @@ CI also checks every document of the sample set against the official EN 16931 ru
 
 from __future__ import annotations
 
+import datetime
 import io
 from decimal import Decimal
+from typing import cast
 
+import facturx.facturx
 import pypdfium2
 import pytest
 from lxml import etree
@@ -58,6 +61,23 @@ def test_every_document_is_the_same_bytes_every_time(samples: dict[str, StoredIn
                 stored.number,
                 kind,
             )
+
+
+def test_a_pdf_made_hours_later_is_the_same(
+    samples: dict[str, StoredInvoice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """factur-x stamps the time of day into the PDF; none of it may be left there."""
+    stored = samples["one-line"]
+    first = render(stored, "pdf").content
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=3, seconds=7)
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz: datetime.tzinfo | None = None) -> Later:  # type: ignore[override]
+            return cast(Later, later if tz else later.replace(tzinfo=None))
+
+    monkeypatch.setattr(facturx.facturx, "datetime", Later)
+    assert render(stored, "pdf").content == first
 
 
 def test_ubl_totals_and_breakdown_of_three_rates(samples: dict[str, StoredInvoice]) -> None:

@@ -49,6 +49,12 @@ BILLING_FIELDS = (
 )
 
 
+def camel(name: str) -> str:
+    """A field's name as JSON writes it: ``vat_id`` -> ``vatId``."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def country_code(text: str) -> str:
     """An ISO 3166-1 alpha-2 code, upper case; ValueError for anything else."""
     code = text.strip().upper()

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import click
 
-from ledgerdesk.accounts.billing import BILLING_FIELDS
+from ledgerdesk.accounts.billing import BILLING_FIELDS, camel
 from ledgerdesk.accounts.people import INVITE_SECONDS, RESET_SECONDS, PeopleService, Purpose
 from ledgerdesk.accounts.service import AccountReader, AccountService
 from ledgerdesk.cli.events import events
@@ -97,10 +97,16 @@ def user_update(
         raise click.UsageError("give at least one of the options to change")
     with state.work() as work:
         updated = AccountService(work).update_user(user_id, name=name, email=email, billing=billing)
-        details = {field: getattr(updated, field) for field in BILLING_FIELDS}
+        # Customers' billing details; staff have none.
+        details = {} if updated.is_staff else {f: getattr(updated, f) for f in BILLING_FIELDS}
         emit(
             as_json,
-            {"userId": updated.id, "name": updated.name, "email": updated.email, **details},
+            {
+                "userId": updated.id,
+                "name": updated.name,
+                "email": updated.email,
+                **{camel(f): v for f, v in details.items()},
+            },
             f"User {updated.id}: {updated.name} <{updated.email or 'no email'}>"
             + "".join(f"; {f.replace('_', ' ')} {v}" for f, v in details.items() if v)
             + ".",

@@ -143,7 +143,7 @@ def invoice_create(
         )
         emit(
             as_json,
-            {**invoice_layout(view), "invoiceId": view.id, "number": view.number},
+            {"invoiceId": view.id, "number": view.number},
             f"Created invoice {view.id} ({view.number}) for user {user_id}: "
             f"{view.amount_net} {view.currency} incl. {view.vat} VAT, "
             f"pay before {view.pay_before}.",

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ledgerdesk.accounts.billing import check_details, is_eu
+from ledgerdesk.accounts.billing import camel, check_details, is_eu
 from ledgerdesk.db.models import Seller, User
 from ledgerdesk.errors import InvalidState, ParamError, problems_error
 from ledgerdesk.events.types import EventType
@@ -184,6 +184,11 @@ def details_of(row: Seller) -> SellerDetails:
     return SellerDetails(party, Currency.of(row.currency))
 
 
+def seller_values(details: SellerDetails) -> dict[str, Any]:
+    """The seller's details by field name (``SELLER_FIELDS``), those it has."""
+    return {**details.party.as_json(), "currency": details.currency.code}
+
+
 def seller_layout(details: SellerDetails) -> dict[str, Any]:
     """The seller as JSON lays it out (``admin seller show --json``)."""
-    return {**details.party.as_json(), "currency": details.currency.code}
+    return {camel(name): value for name, value in seller_values(details).items()}

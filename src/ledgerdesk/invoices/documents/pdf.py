@@ -424,14 +424,9 @@ def _fixed(pdf: bytes, issued_on: date) -> bytes:
     xmp_time = issued_on.strftime("%Y-%m-%dT00:00:00+00:00").encode()
     writer.add_metadata({"/CreationDate": pdf_time, "/ModDate": pdf_time})
     root = writer._root_object
+    # In place: a replaced stream would still be written, an orphan with the time in it.
     metadata = cast(StreamObject, root["/Metadata"].get_object())
-    data = _XMP_TIME.sub(xmp_time, metadata.get_data())
-    fresh = DecodedStreamObject()
-    fresh.set_data(data)
-    fresh.update(
-        {NameObject("/Type"): NameObject("/Metadata"), NameObject("/Subtype"): NameObject("/XML")}
-    )
-    root[NameObject("/Metadata")] = writer._add_object(fresh)
+    metadata.set_data(_XMP_TIME.sub(xmp_time, metadata.get_data()))
     for spec in cast(ArrayObject, root["/AF"].get_object()):
         files_of = cast(DictionaryObject, cast(DictionaryObject, spec.get_object())["/EF"])
         embedded = cast(StreamObject, files_of["/F"].get_object())

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from ledgerdesk.db.models import User
 from ledgerdesk.errors import LedgerdeskError, ParamError, invalid, problems_error
 from ledgerdesk.invoices.money import parse_rate
-from ledgerdesk.invoices.parties import SELLER_FIELDS, SellerService, seller_layout, seller_of
+from ledgerdesk.invoices.parties import SELLER_FIELDS, SellerService, seller_of, seller_values
 from ledgerdesk.invoices.pricing import LineInput, line_from_text
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.repository import InvoiceRepository
@@ -356,7 +356,7 @@ class InvoicePages:
         current = (
             {}
             if seller is None
-            else {k: "" if v is None else str(v) for k, v in seller_layout(seller).items()}
+            else {k: "" if v is None else str(v) for k, v in seller_values(seller).items()}
         )
         return Page(
             SellerPage(
