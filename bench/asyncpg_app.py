@@ -49,11 +49,15 @@ ORDER BY a.id
 """
 INVOICE_IDS = """
 SELECT id FROM invoices WHERE user_id = $1 AND created_on >= $2 AND created_on <= $3
-ORDER BY created_on, id
+AND kind = 'invoice' ORDER BY created_on, id
 """
 INVOICE = """
-SELECT id, number, title, description, created_on, pay_before, amount_excl_vat_cents,
-vat_perc_hundredths, paid_on FROM invoices WHERE id = $1 AND user_id = $2
+SELECT i.id, i.number, i.title, i.description, i.created_on, i.pay_before,
+i.amount_excl_vat_cents, i.vat_cents, i.vat_perc_hundredths, i.paid_on, i.kind, i.currency,
+i.paid_cents, i.credited_cents, i.corrects_id, l.description, l.quantity_e4,
+l.unit_price_e4, l.category, l.rate, l.net_cents
+FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
+WHERE i.id = $1 AND i.user_id = $2 ORDER BY l.position
 """
 NEW_TICKET = """
 INSERT INTO tickets (code, user_id, title, reference, status, priority, created_at,
@@ -124,10 +128,11 @@ async def _answer(connection: asyncpg.Connection, user_id: int, fields: dict[str
         )
         return {"invoiceIds": [row[0] for row in rows]}
     if action == "getInvoiceDetails":
-        row = await connection.fetchrow(INVOICE, fields["invoiceId"], user_id)
-        if row is None:
+        rows = await connection.fetch(INVOICE, fields["invoiceId"], user_id)
+        if not rows:
             raise LookupError
-        vat = (row[6] * row[7] + 5000) // 10000
+        row = rows[0]
+        total = row[6] + row[7]
         return {
             "invoices": [
                 {
@@ -137,10 +142,27 @@ async def _answer(connection: asyncpg.Connection, user_id: int, fields: dict[str
                     "description": row[3],
                     "createdOn": row[4].isoformat(),
                     "payBefore": row[5].isoformat(),
-                    "amountNet": _money(row[6] + vat),
-                    "vat": _money(vat),
-                    "vatPerc": f"{row[7] / 100:.2f}",
-                    "status": "unpaid" if row[8] is None else "paid",
+                    "amountNet": _money(total),
+                    "vat": _money(row[7]),
+                    "vatPerc": f"{row[8] / 100:.2f}",
+                    "status": "unpaid" if row[9] is None else "paid",
+                    "documentType": "creditNote" if row[10] == "credit_note" else "invoice",
+                    "currency": row[11],
+                    "amountExclVat": _money(row[6]),
+                    "amountPaid": _money(row[12]),
+                    "amountDue": _money(max(total - row[12] - row[13], 0)),
+                    "correctsInvoiceId": row[14],
+                    "lines": [
+                        {
+                            "description": line[15],
+                            "quantity": line[16] / 10_000,
+                            "unitPrice": line[17] / 10_000,
+                            "vatCategory": line[18],
+                            "vatPerc": f"{line[19] / 100:.2f}",
+                            "amountExclVat": _money(line[20]),
+                        }
+                        for line in rows
+                    ],
                 }
             ]
         }

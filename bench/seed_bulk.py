@@ -107,6 +107,8 @@ def _invoices(layout: Layout, today: date) -> Iterator[Row]:
     for i in range(1, layout.invoices + 1):
         created = today - timedelta(days=(layout.invoices - i) * 730 // layout.invoices)
         paid = created + timedelta(days=10) if created < today - timedelta(days=40) else None
+        amount = _amount(i)
+        vat = (amount * 2100 + 5000) // 10000
         yield (
             i,
             layout.owner(i),
@@ -115,10 +117,24 @@ def _invoices(layout: Layout, today: date) -> Iterator[Row]:
             "Monthly rent, 1 Gbit/s unmetered",
             created,
             created + timedelta(days=30),
-            35_000 + i % 1000,
+            amount,
+            vat,
             2100,
             paid,
+            "EUR",
+            0 if paid is None else amount + vat,
         )
+
+
+def _amount(invoice_id: int) -> int:
+    return 35_000 + invoice_id % 1000
+
+
+def _invoice_lines(layout: Layout) -> Iterator[Row]:
+    """One line an invoice, as every invoice has at least one."""
+    for i in range(1, layout.invoices + 1):
+        amount = _amount(i)
+        yield (i, i, 1, "Dedicated server, monthly rent", 10_000, amount * 100, "S", 2100, amount)
 
 
 TABLES: Sequence[tuple[str, tuple[str, ...], Callable[[Layout, int, date], Iterable[Row]]]] = (
@@ -160,10 +176,28 @@ TABLES: Sequence[tuple[str, tuple[str, ...], Callable[[Layout, int, date], Itera
             "created_on",
             "pay_before",
             "amount_excl_vat_cents",
+            "vat_cents",
             "vat_perc_hundredths",
             "paid_on",
+            "currency",
+            "paid_cents",
         ),
         lambda lay, n, d: _invoices(lay, d),
+    ),
+    (
+        "invoice_lines",
+        (
+            "id",
+            "invoice_id",
+            "position",
+            "description",
+            "quantity_e4",
+            "unit_price_e4",
+            "category",
+            "rate",
+            "net_cents",
+        ),
+        lambda lay, n, d: _invoice_lines(lay),
     ),
 )
 

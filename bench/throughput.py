@@ -18,17 +18,17 @@ import subprocess
 import sys
 import tempfile
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 
-from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import AccountService
-from ledgerdesk.clock import SystemClock, today
 from ledgerdesk.config import Settings
-from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.migrate import upgrade
-from ledgerdesk.invoices.repository import InvoiceRepository
+from ledgerdesk.events.work import Actor, Origin
+from ledgerdesk.invoices.parties import SellerService
+from ledgerdesk.invoices.pricing import LineInput
 from ledgerdesk.invoices.service import InvoiceService
 from ledgerdesk.runtime import Runtime
 
@@ -41,34 +41,35 @@ HERE = Path(__file__).resolve().parent
 def seed(settings: Settings) -> tuple[int, str]:
     runtime = Runtime.build(settings)
     upgrade(runtime.engine)
-    clock = SystemClock()
-    day = today(clock, settings.timezone)
-    with unit_of_work(runtime.sessions, write=True) as session:
-        accounts = AccountService(AccountRepository(session))
-        user = accounts.create_user(name="Bench", email=None, staff=False, now=clock.timestamp())
-        invoices = InvoiceService(InvoiceRepository(session))
+    with runtime.work(Actor.SYSTEM, Origin("system")) as work:
+        SellerService(work).set(dict(SELLER), default_currency=settings.currency)
+        accounts = AccountService(work)
+        user = accounts.create_user(name="Bench", email=None, staff=False)
+        accounts.update_user(user.id, billing={"country": "NL"})
+        invoices = InvoiceService(work)
         for days_ago in (20, 10, 1):
-            invoices.create(
+            invoices.issue(
                 customer=user,
-                title="Bench server",
-                description="",
-                amount_excl_vat_cents=35000,
-                vat_perc_hundredths=2100,
-                created_on=day - timedelta(days=days_ago),
+                lines=[LineInput("Bench server", Decimal(1), Decimal(350), 2100)],
+                created_on=work.today - timedelta(days=days_ago),
                 pay_within_days=30,
             )
         new = accounts.create_key(
-            user_id=user.id,
-            categories=(),
-            ip_ranges=(),
-            expires_on=None,
-            note="bench",
-            now=clock.timestamp(),
-            today=day,
+            user_id=user.id, categories=(), ip_ranges=(), expires_on=None, note="bench"
         )
         user_id = user.id
     runtime.engine.dispose()
     return user_id, new.secret
+
+
+SELLER = {
+    "name": "Bench Hosting B.V.",
+    "vat_id": "NL854560178B01",
+    "address_line": "Keizersgracht 1",
+    "city": "Amsterdam",
+    "postcode": "1015 CD",
+    "country": "NL",
+}
 
 
 def wrk(url: str, body: str, seconds: int, connections: int) -> float:
