@@ -130,7 +130,8 @@ class Settings(BaseSettings):
     signin_failure_limit: AtLeastOne = 5
     # Where people reach this server, for the links the admin CLI prints.
     public_url: str = "http://127.0.0.1:8080"
-    # The currency of every invoice (ISO 4217), shown beside every amount on the pages.
+    # ISO 4217: the seller's VAT accounting currency and new invoices' default until the
+    # seller's details say otherwise; invoices from before invoices had currencies are in it.
     currency: str = "EUR"
 
     def __init__(self, **values: Any) -> None:

@@ -48,6 +48,14 @@ def frame_names(env: Environment) -> set[str]:
     return {f.name for f in fields(pages.Frame)} | set(env.globals)
 
 
+def test_every_value_of_the_frame_is_read() -> None:
+    env = template_environment()
+    read: set[str] = set()
+    for name in env.list_templates():
+        read |= reads(env, source(env, name))
+    assert {f.name for f in fields(pages.Frame)} - read == set()
+
+
 def test_every_page_template_has_one_context() -> None:
     env = template_environment()
     templates = {name for name in env.list_templates() if name not in LAYOUT}

@@ -237,7 +237,6 @@ class Web:
             csrf_token=csrf,
             flash=flash,
             path=request.url.path,
-            currency=self.runtime.settings.currency,
             max_file_bytes=self.runtime.settings.max_attachment_bytes,
         )
         html = template.render(**frame.variables(), **page.context.variables())

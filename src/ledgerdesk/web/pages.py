@@ -61,7 +61,6 @@ class Frame:
     csrf_token: str
     flash: str | None
     path: str
-    currency: str
     max_file_bytes: int
 
     def variables(self) -> dict[str, object]:
