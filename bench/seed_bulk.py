@@ -134,7 +134,7 @@ def _invoice_lines(layout: Layout) -> Iterator[Row]:
     """One line an invoice, as every invoice has at least one."""
     for i in range(1, layout.invoices + 1):
         amount = _amount(i)
-        yield (i, i, 1, "Dedicated server, monthly rent", 10_000, amount * 100, "S", 2100, amount)
+        yield (i, 1, "Dedicated server, monthly rent", 10_000, amount * 100, "S", 2100, amount)
 
 
 TABLES: Sequence[tuple[str, tuple[str, ...], Callable[[Layout, int, date], Iterable[Row]]]] = (
@@ -187,7 +187,6 @@ TABLES: Sequence[tuple[str, tuple[str, ...], Callable[[Layout, int, date], Itera
     (
         "invoice_lines",
         (
-            "id",
             "invoice_id",
             "position",
             "description",

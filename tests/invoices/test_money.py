@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from ledgerdesk.invoices.money import parse_amount, parse_percentage, vat_cents
-from ledgerdesk.wire.types import _wire_number
+from ledgerdesk.wire.types import wire_number
 
 
 @pytest.mark.parametrize(
@@ -71,4 +71,4 @@ def test_bad_percentages_are_refused(text: str) -> None:
     [("423.50", "423.5"), ("21.00", "21"), ("0.07", "0.07"), ("123456789.99", "123456789.99")],
 )
 def test_money_renders_as_a_number_with_at_most_two_decimals(value: str, rendered: str) -> None:
-    assert repr(_wire_number(Decimal(value))) == rendered
+    assert repr(wire_number(Decimal(value))) == rendered

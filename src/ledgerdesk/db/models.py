@@ -176,15 +176,14 @@ class InvoiceLine(Base):
     """A line of an invoice or a credit note, as issued (never changed after)."""
 
     __tablename__ = "invoice_lines"
-    __table_args__ = (
-        Index("ix_invoice_lines_invoice_id_position", "invoice_id", "position", unique=True),
-    )
+    # Kept in the order of its key (SQLite: WITHOUT ROWID), so an invoice's lines are
+    # one descent of one B-tree, read with the invoice in getInvoiceDetails.
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True)
     invoice_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("invoices.id", ondelete="CASCADE")
+        BigInteger, ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True
     )
-    position: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     description: Mapped[str] = mapped_column(Text)
     # Ten-thousandths: a quantity or a unit price may have four decimals.
     quantity_e4: Mapped[int] = mapped_column(BigInteger)

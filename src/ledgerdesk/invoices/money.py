@@ -20,6 +20,7 @@ MAX_CENTS = 10**13  # 100 billion in any currency is not an invoice but a typo
 QUANTITY_DECIMALS = 4
 PRICE_DECIMALS = 4
 MAX_QUANTITY = Decimal(10**9)
+_STEPS = {decimals: Decimal(1).scaleb(-decimals) for decimals in range(3)}
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class Currency:
     def amount(self, cents: int) -> Decimal:
         """Hundredths as the decimal an invoice writes: ``1250`` EUR -> ``12.50``,
         ``120000`` JPY -> ``1200``."""
-        return Decimal(cents).scaleb(-2).quantize(Decimal(1).scaleb(-self.decimals))
+        value = Decimal(cents).scaleb(-2)  # two decimals already: most currencies' own
+        return value if self.decimals == 2 else value.quantize(_STEPS[self.decimals])
 
     def parse(self, text: str, what: str = "amount") -> int:
         """An amount typed in this currency, in hundredths: never negative, never finer

@@ -225,13 +225,19 @@ class InvoiceReader:
     def details_with_lines(self, user_id: int, invoice_id: int) -> InvoiceDetails:
         """A customer's invoice or credit note and its lines (one read; no credit note
         ids: the protocol's answer lists none, see ``with_lines``)."""
-        found = self.queries.details_with_lines(user_id, invoice_id)
-        if found is None:
-            raise NotFound(f"Invoice {invoice_id} not found.")
-        record, lines = found
+        record, lines = self.records_with_lines(user_id, invoice_id)
         view = InvoiceView.of(record)
         currency = Currency.of(view.currency)
         return InvoiceDetails(view, [LineView.of(line, currency) for line in lines], ())
+
+    def records_with_lines(
+        self, user_id: int, invoice_id: int
+    ) -> tuple[InvoiceRecord, list[LineRecord]]:
+        """The rows of ``details_with_lines``, as read (the protocol lays them out)."""
+        found = self.queries.details_with_lines(user_id, invoice_id)
+        if found is None:
+            raise NotFound(f"Invoice {invoice_id} not found.")
+        return found
 
     def with_lines(self, view: InvoiceView) -> InvoiceDetails:
         """The invoice's lines and credit notes (``view`` read through this reader, so

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import orjson
 from pydantic_core import to_json
 
 from ledgerdesk.errors import LedgerdeskError
-from ledgerdesk.wire.types import Result, Shaped
+from ledgerdesk.wire.types import Result, Shaped, wire_number
 
 _SUCCESS_HEAD = b'{"status":"Success","msg":"OK","data":'
 
@@ -16,11 +18,19 @@ check_shapes = False
 
 def success(result: Result | Shaped[Result]) -> bytes:
     if isinstance(result, Shaped):
-        data = orjson.dumps(result.data)
+        data = orjson.dumps(result.data, default=_number)
         if check_shapes:
             _check_shape(result, data)
         return _SUCCESS_HEAD + data + b"}"
     return _SUCCESS_HEAD + result.model_dump_json().encode() + b"}"
+
+
+def _number(value: object) -> int | float:
+    """Money and quantities (Decimal, which orjson leaves to us) as ``Number`` writes
+    them."""
+    if isinstance(value, Decimal):
+        return wire_number(value)
+    raise TypeError(f"{type(value).__name__} is not part of an answer")
 
 
 def _check_shape(result: Shaped[Result], encoded: bytes) -> None:

@@ -44,7 +44,7 @@ def _dmy_date(value: Any) -> date:
     raise ValueError("must be a date in the form DD-MM-YYYY")
 
 
-def _wire_number(value: Decimal) -> int | float:
+def wire_number(value: Decimal) -> int | float:
     # Money is exact until this point; a value with at most two decimals survives the
     # conversion to a float unchanged in its shortest printed form.
     return int(value) if value == value.to_integral_value() else float(value)
@@ -80,7 +80,7 @@ RequiredText = Annotated[Text, AfterValidator(_not_blank)]
 """A string that must hold more than white space."""
 Number = Annotated[
     Decimal,
-    PlainSerializer(_wire_number, return_type=int | float),
+    PlainSerializer(wire_number, return_type=int | float),
     WithJsonSchema({"type": "number"}),
 ]
 

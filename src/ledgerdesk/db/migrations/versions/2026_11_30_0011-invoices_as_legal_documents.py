@@ -104,9 +104,8 @@ def upgrade() -> None:
         invoices.alter_column("currency", existing_type=sa.String(3), server_default=None)
     op.create_table(
         "invoice_lines",
-        sa.Column("id", Id, nullable=False),
         sa.Column("invoice_id", sa.BigInteger(), nullable=False),
-        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("quantity_e4", sa.BigInteger(), nullable=False),
         sa.Column("unit_price_e4", sa.BigInteger(), nullable=False),
@@ -119,13 +118,8 @@ def upgrade() -> None:
             name=op.f("fk_invoice_lines_invoice_id_invoices"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_invoice_lines")),
-    )
-    op.create_index(
-        "ix_invoice_lines_invoice_id_position",
-        "invoice_lines",
-        ["invoice_id", "position"],
-        unique=True,
+        sa.PrimaryKeyConstraint("invoice_id", "position", name=op.f("pk_invoice_lines")),
+        sqlite_with_rowid=False,
     )
     op.execute(
         "INSERT INTO invoice_lines (invoice_id, position, description, quantity_e4,"
