@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.cli.demo import DEMO_SELLER
 from ledgerdesk.config import Settings
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.events.work import Actor, Origin
@@ -27,16 +28,6 @@ from ledgerdesk.invoices.pricing import LineInput
 from ledgerdesk.invoices.service import InvoiceService
 from ledgerdesk.invoices.stored import stored_invoice
 from ledgerdesk.runtime import Runtime
-
-SELLER = {
-    "name": "Hosting B.V.",
-    "vat_id": "NL854560178B01",
-    "address_line": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postcode": "1015 CD",
-    "country": "NL",
-    "iban": "NL91ABNA0417164300",
-}
 
 
 def twenty_lines() -> list[LineInput]:
@@ -57,7 +48,7 @@ def main() -> None:
         runtime = Runtime.build(Settings.from_env({"LEDGERDESK_DATA_DIR": str(Path(folder))}))
         upgrade(runtime.engine)
         with runtime.work(Actor.SYSTEM, Origin("system")) as work:
-            SellerService(work).set(dict(SELLER), default_currency="EUR")
+            SellerService(work).set(dict(DEMO_SELLER), default_currency="EUR")
             accounts = AccountService(work)
             customer = accounts.create_user(name="Acme B.V.", email=None, staff=False)
             accounts.update_user(customer.id, billing={"country": "NL", "city": "Utrecht"})

@@ -259,12 +259,14 @@ def seed(settings: Settings, layout: Layout, now: int, today: date) -> dict[str,
                     for row in rows(layout, now, today):
                         copy.write_row(row)
                 # Move the id sequence past the rows written with explicit ids.
-                cursor.execute(
-                    sql.SQL(
-                        "SELECT setval(pg_get_serial_sequence(%s, 'id'), (SELECT max(id) FROM {}))"
-                    ).format(sql.Identifier(table)),
-                    (table,),
-                )
+                if "id" in columns:  # invoice_lines is keyed by its invoice, not an id
+                    cursor.execute(
+                        sql.SQL(
+                            "SELECT setval(pg_get_serial_sequence(%s, 'id'),"
+                            " (SELECT max(id) FROM {}))"
+                        ).format(sql.Identifier(table)),
+                        (table,),
+                    )
             timings[table] = time.perf_counter() - started
         started = time.perf_counter()
         connection.execute("VACUUM ANALYZE")

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.cli.demo import DEMO_SELLER
 from ledgerdesk.config import Settings
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.events.work import Actor, Origin
@@ -42,7 +43,7 @@ def seed(settings: Settings) -> tuple[int, str]:
     runtime = Runtime.build(settings)
     upgrade(runtime.engine)
     with runtime.work(Actor.SYSTEM, Origin("system")) as work:
-        SellerService(work).set(dict(SELLER), default_currency=settings.currency)
+        SellerService(work).set(dict(DEMO_SELLER), default_currency=settings.currency)
         accounts = AccountService(work)
         user = accounts.create_user(name="Bench", email=None, staff=False)
         accounts.update_user(user.id, billing={"country": "NL"})
@@ -60,16 +61,6 @@ def seed(settings: Settings) -> tuple[int, str]:
         user_id = user.id
     runtime.engine.dispose()
     return user_id, new.secret
-
-
-SELLER = {
-    "name": "Bench Hosting B.V.",
-    "vat_id": "NL854560178B01",
-    "address_line": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postcode": "1015 CD",
-    "country": "NL",
-}
 
 
 def wrk(url: str, body: str, seconds: int, connections: int) -> float:

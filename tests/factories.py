@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 
 from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.cli.demo import DEMO_SELLER
 from ledgerdesk.db.models import User
 from ledgerdesk.events.log import EventLog, EventRecord
 from ledgerdesk.events.work import Actor, Origin, Work
@@ -95,17 +96,8 @@ def make_invoice(
         return view
 
 
-SELLER = {
-    "name": "Hosting B.V.",
-    "vat_id": "NL854560178B01",
-    "address_line": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postcode": "1015 CD",
-    "country": "NL",
-    "iban": "NL91ABNA0417164300",
-    "bic": "ABNANL2A",
-    "email": "billing@hosting.example",
-}
+# The seller every test's invoices name (the demo's).
+SELLER: dict[str, str | None] = dict(DEMO_SELLER)
 
 
 def prepare_invoicing(runtime: Runtime, user_id: int, *, country: str = "NL") -> None:

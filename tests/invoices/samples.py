@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.cli.demo import DEMO_SELLER
 from ledgerdesk.config import Settings
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.events.work import Actor, Origin
@@ -28,18 +29,8 @@ from ledgerdesk.runtime import Runtime
 
 ISSUED = date(2026, 11, 30)
 
-SELLER = {
-    "name": "Hosting B.V.",
-    "vat_id": "NL854560178B01",
-    "address_line": "Keizersgracht 1",
-    "city": "Amsterdam",
-    "postcode": "1015 CD",
-    "country": "NL",
-    "iban": "NL91ABNA0417164300",
-    "bic": "ABNANL2A",
-    "email": "billing@hosting.example",
-    "electronic_address": "0106:12345678",
-}
+# The demo's seller, reachable on Peppol.
+SELLER: dict[str, str | None] = {**DEMO_SELLER, "electronic_address": "0106:12345678"}
 
 # name -> billing details of the customer
 CUSTOMERS: dict[str, dict[str, str | None]] = {

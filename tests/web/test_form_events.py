@@ -22,6 +22,7 @@ from ledgerdesk.runtime import Runtime
 from tests.conftest import make_client
 from tests.events.test_write_paths import events_after, last_id
 from tests.factories import (
+    SELLER,
     make_invoice,
     make_key,
     make_ticket,
@@ -164,14 +165,7 @@ async def _mark_paid(site: Site) -> httpx.Response:
 
 
 def _seller_form() -> dict[str, str | list[str]]:
-    return {
-        "name": "Hosting B.V.",
-        "vat_id": "NL854560178B01",
-        "address_line": "Keizersgracht 1",
-        "city": "Amsterdam",
-        "postcode": "1015 CD",
-        "country": "NL",
-    }
+    return {name: value or "" for name, value in SELLER.items()}
 
 
 async def _access(site: Site, action: str) -> httpx.Response:

@@ -338,14 +338,8 @@ def invoices_download(invoice_id: int, kind: str, given: str | None, as_json: bo
       ledgerdesk invoices download 42 --format ubl -o invoices/
     """
     client = _client()
-    output = Path(given) if given is not None else None
-    if given is not None and given.endswith(("/", os.sep)):
-        assert output is not None
-        output.mkdir(parents=True, exist_ok=True)
-    if output is None or output.is_dir():
-        number = client.invoice(invoice_id).number
-        suffix = {"pdf": ".pdf", "ubl": "-ubl.xml", "cii": "-cii.xml"}[kind]
-        output = (output or Path(".")) / f"{Path(number).name}{suffix}"
+    suffix = {"pdf": ".pdf", "ubl": "-ubl.xml", "cii": "-cii.xml"}[kind]
+    output = _target(given, lambda: f"{Path(client.invoice(invoice_id).number).name}{suffix}")
     written = client.download_invoice(invoice_id, kind, output)
     if as_json:
         _print_json({"path": str(output), "name": written.name, "size": written.size})
@@ -633,11 +627,8 @@ def tickets_download(ticket_id: int, attachment_id: int, given: str | None, as_j
       ledgerdesk tickets download 7 12 -o trace.txt
     """
     client = _client()
-    output = Path(given) if given is not None else None
-    if given is not None and given.endswith(("/", os.sep)):
-        assert output is not None
-        output.mkdir(parents=True, exist_ok=True)
-    if output is None or output.is_dir():
+
+    def own_name() -> str:
         info = next(
             (
                 a
@@ -647,8 +638,10 @@ def tickets_download(ticket_id: int, attachment_id: int, given: str | None, as_j
             ),
             None,
         )
-        name = Path(info.name).name if info is not None else f"attachment-{attachment_id}"
-        output = (output or Path(".")) / (name or f"attachment-{attachment_id}")
+        name = Path(info.name).name if info is not None else ""
+        return name or f"attachment-{attachment_id}"
+
+    output = _target(given, own_name)
     bar: Any = None
 
     def progress(done: int, total: int) -> None:
@@ -668,3 +661,14 @@ def tickets_download(ticket_id: int, attachment_id: int, given: str | None, as_j
         _print_json({"path": str(output), "name": written.name, "size": written.size})
     else:
         click.echo(f"Wrote {written.size} bytes to {output}.")
+
+
+def _target(given: str | None, own_name: Callable[[], str]) -> Path:
+    """Where a download goes: the file given, or its own name (asked only then) in the
+    folder given (a name ending in / is a folder, made if missing) or here."""
+    output = Path(given) if given is not None else None
+    if output is not None and given is not None and given.endswith(("/", os.sep)):
+        output.mkdir(parents=True, exist_ok=True)
+    if output is None or output.is_dir():
+        return (output or Path(".")) / own_name()
+    return output

@@ -138,15 +138,7 @@ class InvoicePages:
     def _issue(self, visit: Visit, values: dict[str, str], rows: list[LineRow]) -> InvoiceView:
         """The same rules as ``ledgerdesk admin invoice create``, from the form's text."""
         problems: list[ParamError] = []
-        lines: list[LineInput] = []
-        filled = [row for row in rows if not row.blank]
-        if not filled:
-            problems.append(ParamError("lines", "an invoice needs at least one line"))
-        for number, row in enumerate(filled, start=1):
-            try:
-                lines.append(line_from_text(row.description, row.quantity, row.unit_price, row.vat))
-            except ValueError as exc:
-                problems.append(ParamError("lines", f"line {number}: {exc}"))
+        lines = _parsed(rows, problems, "an invoice needs at least one line")
         customer_id = _number(values["customer"], "customer", problems)
         days = _number(values["pay_within_days"] or "30", "pay_within_days", problems)
         created_on = visit.today
@@ -400,17 +392,24 @@ def _rows(form: FormData) -> list[LineRow]:
 
 def _lines(rows: list[LineRow]) -> list[LineInput]:
     problems: list[ParamError] = []
+    lines = _parsed(rows, problems, "give the lines to credit, or credit the whole invoice")
+    if problems:
+        raise problems_error(problems)
+    return lines
+
+
+def _parsed(rows: list[LineRow], problems: list[ParamError], none: str) -> list[LineInput]:
+    """The rows typed (blank ones left out) as lines; what is wrong goes to
+    ``problems`` (``none`` when no row is filled)."""
     lines: list[LineInput] = []
     filled = [row for row in rows if not row.blank]
     if not filled:
-        raise invalid("lines", "give the lines to credit, or credit the whole invoice")
+        problems.append(ParamError("lines", none))
     for number, row in enumerate(filled, start=1):
         try:
             lines.append(line_from_text(row.description, row.quantity, row.unit_price, row.vat))
         except ValueError as exc:
             problems.append(ParamError("lines", f"line {number}: {exc}"))
-    if problems:
-        raise problems_error(problems)
     return lines
 
 
