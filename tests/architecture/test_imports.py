@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.audit": 2,
     "ledgerdesk.events": 2,
     "ledgerdesk.idempotency": 2,
+    "ledgerdesk.webhooks": 2,
     "ledgerdesk.retention": 3,
     "ledgerdesk.runtime": 3,
     "ledgerdesk.execution": 3,

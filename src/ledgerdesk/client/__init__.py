@@ -25,6 +25,7 @@ from ledgerdesk.client._errors import (
     RateLimitError,
     ServerError,
     TransportError,
+    WebhookVerificationError,
 )
 from ledgerdesk.client._models import (
     AttachmentInfo,
@@ -71,4 +72,5 @@ __all__ = [
     "Ticket",
     "TicketStatus",
     "TransportError",
+    "WebhookVerificationError",
 ]

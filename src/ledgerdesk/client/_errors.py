@@ -3,6 +3,7 @@
 LedgerdeskError                 anything this SDK raises
 ├── ConfigurationError          missing or malformed credentials (also a ValueError)
 ├── TransportError              no answer: connection refused, reset, timed out
+├── WebhookVerificationError    a webhook delivery that is not ledgerdesk's (webhooks.verify)
 └── APIError                    the server answered an error (.code, .status, .errors)
     ├── InvalidRequestError     1001 body, 1002 action, 1003 parameters, 1004 content
     │   │                       type, 1005 category, 1006 method
@@ -145,3 +146,9 @@ def error_class(code: int | None, status: int) -> type[APIError]:
     if status >= 500:
         return ServerError
     return _BY_STATUS.get(status, InvalidRequestError)
+
+
+class WebhookVerificationError(LedgerdeskError, ValueError):
+    """A webhook delivery that does not verify: a header missing or malformed, a
+    timestamp outside the tolerance, no signature made with the secret, or a body that
+    is not an event. Answer it with 400 and do not act on it."""

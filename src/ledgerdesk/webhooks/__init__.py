@@ -1,0 +1,2 @@
+"""Webhooks: telling other systems what happened, signed (Standard Webhooks) and sent
+only to public addresses."""
