@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from ledgerdesk.db.models import User
+from ledgerdesk.invoices.pricing import line_from_text
+from ledgerdesk.invoices.service import InvoiceService
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_invoice, make_user, prepare_invoicing
+from tests.factories import make_invoice, make_user, prepare_invoicing, system_work
 from tests.web.conftest import WebClient, make_person
 
 pytestmark = pytest.mark.anyio
@@ -132,3 +135,23 @@ async def test_customers_keep_their_billing_details(
     prepare_invoicing(runtime, user_id)
     invoice = make_invoice(runtime, user_id, created_on=runtime.day_of(0))
     assert invoice.vat == 0  # a German business of a Dutch seller: reverse charge
+
+
+async def test_the_credit_form_starts_from_the_invoices_first_line(
+    runtime: Runtime, staff: WebClient
+) -> None:
+    user_id = make_user(runtime, name="Ann")
+    prepare_invoicing(runtime, user_id)
+    with system_work(runtime) as work:
+        customer = work.session.get(User, user_id)
+        assert customer is not None
+        invoice = InvoiceService(work).issue(
+            customer=customer,
+            lines=[line_from_text("Course", "1", "450", "exempt")],
+            created_on=runtime.day_of(0),
+            pay_within_days=14,
+            exemption_reason="Education",
+        )
+    page = await staff.get(f"/console/invoices/{invoice.id}")
+    assert 'name="line_vat" value="exempt"' in page.text
+    assert 'name="line_description" value="Course"' in page.text

@@ -14,14 +14,15 @@ from starlette.responses import Response
 
 from ledgerdesk.db.models import User
 from ledgerdesk.errors import LedgerdeskError, ParamError, invalid, problems_error
-from ledgerdesk.invoices.money import parse_rate
+from ledgerdesk.invoices.money import parse_rate, plain
 from ledgerdesk.invoices.parties import SELLER_FIELDS, SellerService, seller_of, seller_values
-from ledgerdesk.invoices.pricing import LineInput, line_from_text
+from ledgerdesk.invoices.pricing import EXEMPT, LineInput, VatCategory, line_from_text
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.repository import InvoiceRepository
 from ledgerdesk.invoices.service import (
     InvoiceService,
     InvoiceView,
+    LineView,
     StaffInvoiceReader,
     details_of,
     payments_of,
@@ -192,7 +193,7 @@ class InvoicePages:
         assert customer is not None
         corrects = repository.get(view.corrects_id) if view.corrects_id else None
         credit_rows = rows or [
-            LineRow(line.description, "1", "", str(line.vat_perc)) for line in details.lines[:1]
+            LineRow(line.description, "1", "", _vat_text(line)) for line in details.lines[:1]
         ]
         return Page(
             InvoicePage(
@@ -428,3 +429,8 @@ def _decimal(raw: str, name: str) -> Decimal:
     if not value.is_finite():
         raise invalid(name, "is not an amount")
     return value
+
+
+def _vat_text(line: LineView) -> str:
+    """A line's VAT as the line rows take it: a percentage, or ``exempt``."""
+    return EXEMPT if line.category is VatCategory.EXEMPT else plain(line.vat_perc)
