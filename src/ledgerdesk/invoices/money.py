@@ -147,10 +147,6 @@ def vat_cents(amount_cents: int, vat_hundredths: int) -> int:
     return (amount_cents * vat_hundredths + 5_000) // 10_000
 
 
-def cents_to_decimal(cents: int) -> Decimal:
-    return Decimal(cents).scaleb(-2)
-
-
 def hundredths_to_decimal(hundredths: int) -> Decimal:
     return Decimal(hundredths).scaleb(-2)
 

@@ -185,10 +185,6 @@ def document_number(kind: Kind, year: int, sequence: int) -> str:
     return f"{SERIES[kind]}{year % 100:02d}-{sequence:07d}"
 
 
-def invoice_number(year: int, sequence: int) -> str:
-    return document_number("invoice", year, sequence)
-
-
 class InvoiceReader:
     """What a customer may read of their invoices and credit notes."""
 
@@ -379,7 +375,7 @@ class InvoiceService:
         if priced.total_cents > MAX_CENTS:
             raise invalid("lines", "the invoice's total is too large")
         tax_vat = priced.vat_in(seller.currency, exchange_rate) if exchange_rate else None
-        invoice = self._add(
+        issued = self._add(
             "invoice",
             customer_id=customer.id,
             priced=priced,
@@ -393,7 +389,7 @@ class InvoiceService:
             tax_currency_vat_cents=tax_vat,
             parties={"seller": seller.party.as_json(), "buyer": buyer.as_json()},
         )
-        return self._recorded(EventType.INVOICE_ISSUED, invoice)
+        return self._recorded(EventType.INVOICE_ISSUED, *issued)
 
     def credit(
         self,
@@ -451,7 +447,7 @@ class InvoiceService:
             parties=invoice.parties,
             corrects=invoice,
         )
-        view = self._recorded(EventType.CREDIT_NOTE_ISSUED, note)
+        view = self._recorded(EventType.CREDIT_NOTE_ISSUED, *note)
         invoice.credited_cents += priced.total_cents
         self._settle_if_covered(invoice, created_on)
         return view
@@ -561,7 +557,7 @@ class InvoiceService:
         tax_currency_vat_cents: int | None,
         parties: dict[str, dict[str, Any]] | None,
         corrects: Invoice | None = None,
-    ) -> Invoice:
+    ) -> tuple[Invoice, list[InvoiceLine]]:
         sequence = self.repository.take_sequence_number(SERIES[kind], created_on.year)
         invoice = Invoice(
             user_id=customer_id,
@@ -599,7 +595,8 @@ class InvoiceService:
             )
             for position, line in enumerate(priced.lines, start=1)
         ]
-        return self.repository.add(invoice, rows)
+        self.repository.add(invoice, rows)
+        return invoice, rows
 
     def _check_within(
         self, invoice: Invoice, invoiced: Sequence[InvoiceLine], priced: Priced
@@ -640,13 +637,15 @@ class InvoiceService:
             invoice.paid_on = on
             self._recorded(EventType.INVOICE_PAID, invoice)
 
-    def _recorded(self, kind: EventType, invoice: Invoice) -> InvoiceView:
-        """The invoice as it now is, its event recorded with the whole of it."""
+    def _recorded(
+        self, kind: EventType, invoice: Invoice, lines: Sequence[InvoiceLine] = ()
+    ) -> InvoiceView:
+        """The invoice as it now is, its event recorded with the whole of it (with the
+        ``lines`` it was just issued with)."""
         view = InvoiceView.of(invoice)
         payload = invoice_layout(view)
-        if kind is not EventType.INVOICE_PAID:
+        if lines:
             money = Currency.of(invoice.currency)
-            lines = self.repository.lines(invoice.id)
             payload["lines"] = [line_layout(LineView.of(line, money)) for line in lines]
         self.work.record(kind, subject_id=view.id, customer_id=view.user_id, payload=payload)
         return view

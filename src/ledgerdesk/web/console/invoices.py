@@ -128,11 +128,7 @@ class InvoicePages:
                         again, show, errors=problems, values=values, rows=rows
                     )
                 ) from None
-            return Redirect(
-                f"/console/invoices/{view.id}",
-                flash=f"Invoice {view.number} issued: "
-                f"{display.money(view.amount_net, view.currency)} incl. VAT.",
-            )
+            return _issued("Invoice", view)
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
 
@@ -286,11 +282,7 @@ class InvoicePages:
                         again, invoice_id, errors=problems, values={"reason": reason}, rows=rows
                     )
                 ) from None
-            return Redirect(
-                f"/console/invoices/{note.id}",
-                flash=f"Credit note {note.number} issued: "
-                f"{display.money(note.amount_net, note.currency)} incl. VAT.",
-            )
+            return _issued("Credit note", note)
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
 
@@ -379,6 +371,14 @@ class InvoicePages:
             return Redirect("/console/seller", flash="Seller's details saved.")
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
+
+
+def _issued(kind: str, view: InvoiceView) -> Redirect:
+    """To the page of what was just issued, saying so."""
+    total = display.money(view.amount_net, view.currency)
+    return Redirect(
+        f"/console/invoices/{view.id}", flash=f"{kind} {view.number} issued: {total} incl. VAT."
+    )
 
 
 def _rows(form: FormData) -> list[LineRow]:
