@@ -32,6 +32,7 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
 from ledgerdesk.web import build_routes
 from ledgerdesk.web.core import BadForm, Forbidden, NotSignedIn
+from ledgerdesk.webhooks.relay import Relay
 from ledgerdesk.wire import envelope
 from ledgerdesk.wire.dispatch import API_PREFIX, ActionEndpoint
 from ledgerdesk.wire.openapi import build_openapi
@@ -171,6 +172,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         return json_response(b'{"status":"ok","database":"ok"}')
 
     web, web_routes = build_routes(runtime, execution)
+    # The webhook relay runs beside the requests unless `ledgerdesk worker` runs it.
+    relay = Relay(runtime) if settings.webhook_relay else None
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith(("/console", "/account")):
@@ -195,6 +198,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
             tasks.start_soon(_every, PRUNE_SECONDS, partial(prune, runtime), "expired rows")
             tasks.start_soon(_known_keys, endpoint)
+            if relay is not None:
+                tasks.start_soon(relay.run)
             try:
                 yield
             finally:
@@ -244,6 +249,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     app.add_middleware(OutageMiddleware, outages=OutageLog(log), page=outage_page)
     app.add_middleware(RequestIdMiddleware)
     app.state.runtime = runtime
+    app.state.relay = relay
     return LedgerdeskApp(endpoint, app, runtime)
 
 

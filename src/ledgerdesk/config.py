@@ -133,6 +133,41 @@ class Settings(BaseSettings):
     # ISO 4217: the seller's VAT accounting currency and new invoices' default until the
     # seller's details say otherwise; invoices from before invoices had currencies are in it.
     currency: str = "EUR"
+    # Webhooks (see webhooks/): the delay before each attempt, in seconds (the first is
+    # the first attempt's; each retry gets up to a tenth more, at random); how long a
+    # receiver has to answer; how many attempts one process makes at once; how long the
+    # delivery log keeps attempts and finished deliveries; after how many days of nothing
+    # but failures an endpoint is disabled; how long a rotated-out secret still signs;
+    # networks receivers may be in although they are not public (self-hosted receivers);
+    # whether ``serve`` runs the relay (off when ``ledgerdesk worker`` runs it alone).
+    webhook_retry_schedule: Annotated[tuple[float, ...], NoDecode] = (
+        0.0,
+        5.0,
+        300.0,
+        1800.0,
+        7200.0,
+        18000.0,
+        36000.0,
+        36000.0,
+    )
+    webhook_timeout: Annotated[
+        float,
+        Field(gt=0, le=300, allow_inf_nan=False, json_schema_extra=_refuse("must be 0 to 300")),
+    ] = 15.0
+    webhook_concurrency: Annotated[
+        int, Field(ge=1, le=1000, json_schema_extra=_refuse("must be 1 to 1000"))
+    ] = 32
+    webhook_log_days: Annotated[
+        int, Field(ge=1, le=3650, json_schema_extra=_refuse("must be 1 to 3650 days"))
+    ] = 30
+    webhook_failing_days: Annotated[
+        int, Field(ge=1, le=365, json_schema_extra=_refuse("must be 1 to 365 days"))
+    ] = 5
+    webhook_rotation_hours: Annotated[
+        int, Field(ge=0, le=720, json_schema_extra=_refuse("must be 0 to 720 hours"))
+    ] = 24
+    webhook_allow_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+    webhook_relay: bool = True
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -214,6 +249,18 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_networks(value, "LEDGERDESK_TRUSTED_PROXIES")
         return tuple(value)
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _webhook_networks(cls, value: Any) -> tuple[IPNetwork, ...]:
+        if isinstance(value, str):
+            return parse_networks(value, "LEDGERDESK_WEBHOOK_ALLOW_NETWORKS")
+        return tuple(value)
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _retry_schedule(cls, value: Any) -> tuple[float, ...]:
+        return parse_schedule(value)
 
     @field_validator("compat", "attachment_store", mode="before")
     @classmethod
@@ -328,6 +375,29 @@ def parse_networks(raw: str | list[str] | tuple[str, ...], what: str) -> tuple[I
         except ValueError:
             raise ConfigError(f"{what}: {part!r} is not an IP address or CIDR range") from None
     return tuple(networks)
+
+
+# A retry waits at most a week; at most 50 attempts.
+MAX_RETRY_DELAY = 7 * 86400
+MAX_ATTEMPTS = 50
+
+
+def parse_schedule(raw: str | list[float] | tuple[float, ...]) -> tuple[float, ...]:
+    """LEDGERDESK_WEBHOOK_RETRY_SCHEDULE: comma-separated seconds before each attempt."""
+    what = "LEDGERDESK_WEBHOOK_RETRY_SCHEDULE"
+    parts = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else list(raw)
+    delays = []
+    for part in parts:
+        try:
+            delay = float(part)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what}: {part!r} is not a number of seconds") from None
+        if not 0 <= delay <= MAX_RETRY_DELAY:
+            raise ConfigError(f"{what}: each delay must be 0 to {MAX_RETRY_DELAY} seconds")
+        delays.append(delay)
+    if not 1 <= len(delays) <= MAX_ATTEMPTS:
+        raise ConfigError(f"{what}: give 1 to {MAX_ATTEMPTS} delays, e.g. 0,5,300,1800")
+    return tuple(delays)
 
 
 def _timezone(name: str) -> ZoneInfo:

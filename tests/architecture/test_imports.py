@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.events": 2,
     "ledgerdesk.idempotency": 2,
     "ledgerdesk.webhooks": 2,
+    "ledgerdesk.webhooks.relay": 3,
     "ledgerdesk.retention": 3,
     "ledgerdesk.runtime": 3,
     "ledgerdesk.execution": 3,

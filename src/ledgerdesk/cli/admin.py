@@ -21,6 +21,7 @@ from ledgerdesk.cli.support import (
     pass_state,
 )
 from ledgerdesk.cli.tickets import ticket
+from ledgerdesk.cli.webhooks import webhook
 
 
 @click.group(cls=ReportingGroup)
@@ -34,6 +35,7 @@ admin.add_command(audit)
 admin.add_command(events)
 admin.add_command(invoice)
 admin.add_command(seller)
+admin.add_command(webhook)
 
 
 # -- users ------------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import signal
+
+import anyio
 import click
 
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.retention import prune
 from ledgerdesk.serving import run_server
+from ledgerdesk.webhooks.relay import Relay
 
 
 @click.group(cls=ReportingGroup)
@@ -67,3 +71,27 @@ def serve(state: CliState, host: str, port: int, workers: int, access_log: bool)
         workers=workers,
         access_log=access_log,
     )
+
+
+@click.command()
+@pass_state
+def worker(state: CliState) -> None:
+    """Deliver webhooks, without serving (run `serve` with LEDGERDESK_WEBHOOK_RELAY=false
+    to leave delivering to workers). Any number may run, on any number of machines."""
+    state.require_current_schema()
+    runtime = state.runtime()
+    relay = Relay(runtime)
+    click.echo("Delivering webhooks; Ctrl-C or SIGTERM stops.", err=True)
+
+    async def until_stopped() -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(relay.run)
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    tasks.cancel_scope.cancel()
+                    break
+
+    try:
+        anyio.run(until_stopped)
+    finally:
+        runtime.close()

@@ -117,6 +117,8 @@ OPTION_NAMES = {
     "exchange_rate": "exchange-rate",
     "exemption_reason": "exemption-reason",
     "lines": "line",
+    "owner_id": "customer",
+    "event_types": "event",
 }
 
 

@@ -451,3 +451,116 @@ class DomainEvent(Base):
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     client_address: Mapped[str | None] = mapped_column(String(45))
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class WebhookEndpoint(Base):
+    """Where events are delivered: a provider-wide endpoint (``owner_id`` None: every
+    customer's events) or a customer's own (only events about that customer).
+
+    ``event_types`` holds the type filters (``ticket.replied``, ``ticket.*``; empty: all).
+    The secret signs deliveries; after a rotation the previous one signs too until
+    ``previous_until``. Deliveries go to events after ``after_event_id`` (the log's newest
+    when the endpoint was made). ``failing_since``: the first failure of the current run
+    of failures (cleared by a success). Ordered endpoints are served by one relay at a
+    time: ``held_until`` (ms) is that relay's lease, or how long the oldest delivery waits
+    for its retry, ``holder`` the lease's token.
+    """
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_until: Mapped[int | None] = mapped_column(BigInteger)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    ordered: Mapped[bool] = mapped_column(Boolean)
+    failing_since: Mapped[int | None] = mapped_column(BigInteger)
+    held_until: Mapped[int | None] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    after_event_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: ``kind`` event (the relay's fan-out), replay or test;
+    ``state`` pending, delivered or failed (the retries ran out, the endpoint answered
+    410, or it was refused). Times in milliseconds. Unordered endpoints' deliveries are
+    leased one by one (``lease_until``, ``holder``)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_event_id", "event_id"),
+        Index(
+            "ix_webhook_deliveries_pending",
+            "endpoint_id",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_done_at", "done_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_at: Mapped[int] = mapped_column(BigInteger)
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    done_at: Mapped[int | None] = mapped_column(BigInteger)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery, as the delivery log shows it: when (ms), how long, the
+    status (None: no answer), the start of the answer, what went wrong, the address."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        Index("ix_webhook_attempts_endpoint_id_id", "endpoint_id", "id"),
+        Index("ix_webhook_attempts_delivery_id", "delivery_id"),
+        Index("ix_webhook_attempts_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("webhook_deliveries.id", ondelete="CASCADE")
+    )
+    endpoint_id: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[int] = mapped_column(BigInteger)
+    milliseconds: Mapped[int] = mapped_column(Integer)
+    status: Mapped[int | None] = mapped_column(Integer)
+    answer: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(500))
+    address: Mapped[str | None] = mapped_column(String(45))
+
+
+class WebhookCursor(Base):
+    """The relay's place in the event log: events up to ``last_event_id`` have their
+    deliveries. One row (id 1), locked by the relay that fans out."""
+
+    __tablename__ = "webhook_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)

@@ -36,16 +36,23 @@ class EventType(StrEnum):
     SECOND_FACTOR_DISABLED = "second_factor.disabled"
     SIGNIN_SUCCEEDED = "signin.succeeded"
     SIGNOUT_SUCCEEDED = "signout.succeeded"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_ENABLED = "webhook.enabled"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 (a name, not a secret)
+    WEBHOOK_REPLAYED = "webhook.replayed"
+    WEBHOOK_TESTED = "webhook.tested"  # delivered to its own endpoint only
 
     @property
     def subject(self) -> str:
         """What the subject id names: ``ticket``, ``invoice`` (a credit note is one too,
         and a payment's subject is the invoice it pays), ``api_key``, ``seller`` or
-        ``user``."""
+        ``webhook`` (an endpoint) or ``user``."""
         head = self.value.partition(".")[0]
         if head in ("credit_note", "payment"):
             return "invoice"
-        return head if head in ("ticket", "invoice", "api_key", "seller") else "user"
+        return head if head in ("ticket", "invoice", "api_key", "seller", "webhook") else "user"
 
 
 # The ways into ledgerdesk. "web" is a page before anyone signed in (sign-in, a password

@@ -14,11 +14,16 @@ order their transactions commit, the insert first takes a transaction-level advi
 lock that only event writers take (``EVENTS_LOCK``; reads never wait for it), held
 from the insert to the commit, a moment at the very end of each write. Lock and insert
 are one statement, so an event costs one round trip.
+
+Whoever consumes the log is told when events commit: in this process by the callbacks
+given to ``on_commit`` (the webhook relay's wake-up), on PostgreSQL also across
+processes and machines by a ``NOTIFY`` on ``EVENTS_CHANNEL`` in the same statement (sent
+when the transaction commits, not before).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar
@@ -35,6 +40,8 @@ _INSERT = PreparedInsert(DomainEvent)
 # PostgreSQL: the transaction-level advisory lock that event writers take in turn (a
 # constant of ledgerdesk's own: the first eight bytes of "ldevents").
 EVENTS_LOCK = int.from_bytes(b"ldevents", "big", signed=True)
+# PostgreSQL: the channel that hears of every commit that recorded events.
+EVENTS_CHANNEL = "ledgerdesk_events"
 _COLUMNS = [column for column in DomainEvent.__table__.columns if column.key != "id"]
 # One statement, one round trip: the lock is the one-time filter of the row's SELECT,
 # taken before the row (and with it the sequence's next id) is made.
@@ -43,12 +50,16 @@ _LOCKED_INSERT = Prepared(
     .from_select(
         [column.key for column in _COLUMNS],
         select(*(bindparam(column.key, type_=column.type) for column in _COLUMNS)).where(
-            func.pg_advisory_xact_lock(EVENTS_LOCK).is_not(None)
+            func.pg_advisory_xact_lock(EVENTS_LOCK).is_not(None),
+            func.pg_notify(EVENTS_CHANNEL, "").is_not(None),
         ),
     )
     .returning(DomainEvent.id)
 )
 _WORK = "ledgerdesk.work"
+_RECORDED = "ledgerdesk.recorded"
+# Called (from whichever thread committed) after a transaction that recorded events.
+_COMMIT_LISTENERS: list[Callable[[], None]] = []
 MAX_ADDRESS = 45
 
 
@@ -174,6 +185,7 @@ class Work:
         if not pending:
             return
         session = self.session
+        session.info[_RECORDED] = True
         session.flush()  # the change's own rows first: the lock is held only from here
         db = session_db(session)
         if db.dialect.name == "postgresql":
@@ -197,6 +209,26 @@ def _write_events(session: Session) -> None:
         work.flush()
 
 
+@event.listens_for(Session, "after_commit")
+def _announce_events(session: Session) -> None:
+    if session.info.pop(_RECORDED, False):
+        for listener in tuple(_COMMIT_LISTENERS):
+            listener()
+
+
 @event.listens_for(Session, "after_rollback")
 def _forget_events(session: Session) -> None:
     session.info.pop(_WORK, None)
+    session.info.pop(_RECORDED, None)
+
+
+def on_commit(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call ``listener`` after each commit that recorded events (in the committing
+    thread: it must be quick and thread-safe); returns what stops it."""
+    _COMMIT_LISTENERS.append(listener)
+
+    def stop() -> None:
+        if listener in _COMMIT_LISTENERS:
+            _COMMIT_LISTENERS.remove(listener)
+
+    return stop
