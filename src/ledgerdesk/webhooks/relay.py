@@ -42,7 +42,7 @@ from typing import Any
 import anyio
 import httpx
 from anyio import CapacityLimiter, to_thread
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledgerdesk import __version__
@@ -119,7 +119,15 @@ def fan_out(session: Session, now_ms: int) -> int:
         select(WebhookCursor).where(WebhookCursor.id == 1).with_for_update(skip_locked=True)
     ).first()
     if cursor is None:
-        return 0
+        if session.get(WebhookCursor, 1) is not None:
+            return 0  # another relay is at it
+        # The row is gone (a database emptied by hand): start again where the oldest
+        # endpoint starts; nothing before an endpoint's start is sent to it anyway.
+        start = session.scalar(select(func.min(WebhookEndpoint.after_event_id)))
+        if start is None:
+            start = EventLog(session).last_id()
+        cursor = WebhookCursor(id=1, last_event_id=start)
+        session.add(cursor)
     events = session.execute(
         select(DomainEvent.id, DomainEvent.type, DomainEvent.customer_id, DomainEvent.subject_id)
         .where(DomainEvent.id > cursor.last_event_id)

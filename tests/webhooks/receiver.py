@@ -1,0 +1,93 @@
+"""A real HTTP receiver for the tests: it verifies every delivery with the reference
+``standardwebhooks`` package and answers as a script says."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from standardwebhooks import Webhook
+
+# (status, extra header lines, body) for the n-th request of a webhook-id (1-based)
+Script = Callable[[str, int], tuple[int, str, bytes]]
+
+
+def always_ok(_: str, __: int) -> tuple[int, str, bytes]:
+    return 200, "", b"thanks"
+
+
+@dataclass
+class Delivered:
+    webhook_id: str
+    headers: dict[str, str]
+    body: bytes
+    event: dict[str, Any]
+
+
+@dataclass
+class Receiver:
+    secrets: list[str]
+    script: Script = always_ok
+    delay: float = 0.0
+    port: int = 0
+    requests: list[Delivered] = field(default_factory=list)
+    verified: list[Delivered] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    tries: dict[str, int] = field(default_factory=dict)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def ids(self) -> list[str]:
+        """webhook-ids answered 2xx, in the order they were."""
+        return [d.webhook_id for d in self.verified]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode().split("\r\n")
+            headers = {
+                k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+            }
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            webhook_id = headers.get("webhook-id", "")
+            self.tries[webhook_id] = self.tries.get(webhook_id, 0) + 1
+            status, extra, content = self.script(webhook_id, self.tries[webhook_id])
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            delivered = Delivered(webhook_id, headers, body, json.loads(body))
+            self.requests.append(delivered)
+            if 200 <= status < 300:
+                # Every secret given must verify the delivery on its own.
+                for secret in self.secrets:
+                    try:
+                        Webhook(secret).verify(body, headers)
+                    except Exception as exc:
+                        self.unverified.append(f"{webhook_id}: {exc}")
+                        status = 400
+                if status < 300:
+                    self.verified.append(delivered)
+            writer.write(
+                f"HTTP/1.1 {status} X\r\n{extra}Content-Length: {len(content)}\r\n"
+                "Connection: keep-alive\r\n\r\n".encode()
+                + content
+            )
+            await writer.drain()
+            self.arrived.set()
+            await self.handle(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def wait_for(self, count: int, timeout: float = 15) -> None:
+        """Until ``count`` distinct webhook-ids were answered 2xx."""
+        async with asyncio.timeout(timeout):
+            while len(set(self.ids())) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
