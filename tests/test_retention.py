@@ -58,6 +58,7 @@ async def test_answers_older_than_a_day_and_dead_sign_in_rows_are_pruned(
         "password_links": 1,
         "web_notices": 1,
         "web_sessions": 1,
+        "webhook_log_rows": 0,
     }
     assert count(runtime, IdempotentRequest) == 1
     for model in (UserToken, WebNotice, WebSession):
@@ -91,6 +92,7 @@ def test_db_prune_says_what_it_removed(database_url: str) -> None:
         "password_links": 0,
         "web_notices": 0,
         "web_sessions": 0,
+        "webhook_log_rows": 0,
     }
     prose = CliRunner().invoke(cli, ["--database-url", database_url, "db", "prune"])
     assert "Removed 0 idempotent answers, 0 password links" in prose.stdout
@@ -112,3 +114,72 @@ async def test_a_replay_within_the_day_still_answers_the_first_answer(
         "/api/rest/v2/administration", json=body, headers={"Idempotency-Key": "k"}
     )
     assert replay.json() == first.json()
+
+
+def test_the_webhook_log_keeps_what_is_younger_than_its_days(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    """Attempts and finished deliveries go after LEDGERDESK_WEBHOOK_LOG_DAYS; a pending
+    delivery stays, however old."""
+    from sqlalchemy import insert
+
+    from ledgerdesk.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+    now_ms = clock.now * 1000
+    old = now_ms - 31 * 86_400_000
+    young = now_ms - 29 * 86_400_000
+    with runtime.transaction(write=True) as (session, _):
+        endpoint = WebhookEndpoint(
+            url="https://93.184.216.34/",
+            event_types=[],
+            note="",
+            secret="whsec_x",
+            enabled=True,
+            ordered=True,
+            after_event_id=0,
+            created_at=clock.now,
+        )
+        session.add(endpoint)
+        session.flush()
+        rows = []
+        for state, done in (
+            ("delivered", old),
+            ("failed", old),
+            ("delivered", young),
+            ("pending", None),
+        ):
+            rows.append(
+                session.scalar(
+                    insert(WebhookDelivery)
+                    .values(
+                        endpoint_id=endpoint.id,
+                        event_id=1,
+                        kind="event",
+                        state=state,
+                        attempts=1,
+                        next_at=old,
+                        created_at=old,
+                        done_at=done,
+                    )
+                    .returning(WebhookDelivery.id)
+                )
+            )
+        for delivery, at in zip(rows, (old, old, young, old), strict=True):
+            session.execute(
+                insert(WebhookAttempt).values(
+                    delivery_id=delivery,
+                    endpoint_id=endpoint.id,
+                    event_id=1,
+                    at=at,
+                    milliseconds=5,
+                    status=500,
+                    answer="",
+                    error="answered 500",
+                )
+            )
+    assert prune(runtime)["webhook_log_rows"] == 3 + 2  # three old attempts, two finished
+    with runtime.transaction(write=False) as (session, _):
+        states = sorted(session.scalars(select(WebhookDelivery.state)))
+        attempts = session.scalar(select(func.count()).select_from(WebhookAttempt))
+    assert states == ["delivered", "pending"]
+    assert attempts == 1

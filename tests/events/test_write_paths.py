@@ -21,6 +21,7 @@ from ledgerdesk.cli.main import cli
 from ledgerdesk.events.log import EventLog, EventRecord
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.service import TicketService
+from ledgerdesk.webhooks.service import WebhookService
 from tests.conftest import CLIENT_ADDRESS
 from tests.factories import (
     force_close,
@@ -137,10 +138,13 @@ CLI_READS = {
     "admin ticket list",
     "admin ticket show",
     "admin user list",
+    "admin webhook deliveries",
+    "admin webhook list",
     "db prune",
     "db upgrade",
     "demo",
     "serve",
+    "worker",
     "invoices download",
     "invoices list",
     "invoices show",
@@ -161,6 +165,8 @@ class Ids:
     ticket: int
     key: int
     invoice: int
+    endpoint: int
+    event: int
 
 
 # command -> (its arguments, given the ids of what exists, and the event type; or the
@@ -202,7 +208,19 @@ CLI_WRITES: dict[str, tuple[Callable[[Ids], list[str]], str | tuple[str, ...]]] 
         "ticket.replied",
     ),
     "admin ticket force-close": (lambda ids: [str(ids.ticket)], "ticket.closed"),
+    "admin webhook create": (lambda ids: ["--url", HOOK_URL], "webhook.created"),
+    "admin webhook disable": (lambda ids: [str(ids.endpoint)], "webhook.disabled"),
+    "admin webhook enable": (lambda ids: [str(ids.endpoint)], "webhook.enabled"),
+    "admin webhook delete": (lambda ids: [str(ids.endpoint)], "webhook.deleted"),
+    "admin webhook rotate-secret": (lambda ids: [str(ids.endpoint)], "webhook.secret_rotated"),
+    "admin webhook replay": (
+        lambda ids: [str(ids.endpoint), "--event", str(ids.event)],
+        "webhook.replayed",
+    ),
+    "admin webhook test": (lambda ids: [str(ids.endpoint)], "webhook.tested"),
 }
+# A public address written as one: no name to resolve.
+HOOK_URL = "https://93.184.216.34/hooks"
 
 
 def cli_commands() -> set[str]:
@@ -243,7 +261,12 @@ def test_an_admin_command_records_one_event(
     key, _ = make_key(runtime, customer)
     ticket = make_ticket(runtime, customer)
     invoice = make_invoice(runtime, customer, created_on=runtime.day_of(0)).id
-    ids = Ids(customer, staff, ticket, key, invoice)
+    with system_work(runtime) as work:
+        endpoint = WebhookService.of(work, runtime.settings).create(url=HOOK_URL).endpoint.id
+    if command == "admin webhook enable":
+        with system_work(runtime) as work:
+            WebhookService.of(work, runtime.settings).set_enabled(endpoint, False)
+    ids = Ids(customer, staff, ticket, key, invoice, endpoint, last_id(runtime))
     arguments_of, kind = CLI_WRITES[command]
     before = last_id(runtime)
     result = CliRunner().invoke(

@@ -19,6 +19,7 @@ from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import LedgerdeskApp
 from ledgerdesk.events.log import EventRecord
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.webhooks.service import WebhookService
 from tests.conftest import make_client
 from tests.events.test_write_paths import events_after, last_id
 from tests.factories import (
@@ -51,6 +52,7 @@ class Site:
 
 
 Scenario = Callable[[Site], Awaitable[httpx.Response]]
+Write = tuple[Scenario, str | tuple[str, ...], str, str]
 
 
 async def _reply(site: Site, web: WebClient, base: str, suffix: str) -> httpx.Response:
@@ -101,6 +103,84 @@ async def _new_key(site: Site, web: WebClient, page: str, action: str) -> httpx.
 async def _revoke(site: Site, web: WebClient, page: str, prefix: str) -> httpx.Response:
     key_id, _ = make_key(site.runtime, site.customer_id)
     return await web.submit(page, f"{prefix}/keys/{key_id}/revoke", {})
+
+
+HOOK_URL = "https://93.184.216.34/hooks"
+
+
+def _endpoint(site: Site, base: str, *, enabled: bool = True) -> int:
+    """An endpoint of the side's: provider-wide for the console, Ann's for the portal."""
+    owner = site.customer_id if base == "/account" else None
+    with system_work(site.runtime) as work:
+        service = WebhookService.of(work, site.runtime.settings)
+        endpoint_id = service.create(url=HOOK_URL, owner_id=owner).endpoint.id
+        if not enabled:
+            service.set_enabled(endpoint_id, False)
+    return endpoint_id
+
+
+async def _new_endpoint(site: Site, web: WebClient, base: str) -> httpx.Response:
+    page = f"{base}/webhooks"
+    return await web.submit(page, page, {"url": HOOK_URL, "event_types": "ticket.*", "note": ""})
+
+
+async def _endpoint_action(site: Site, web: WebClient, base: str, action: str) -> httpx.Response:
+    endpoint_id = _endpoint(site, base, enabled=action != "enable")
+    page = f"{base}/webhooks/{endpoint_id}"
+    return await web.submit(page, f"{page}/actions", {"action": action})
+
+
+async def _replay(site: Site, web: WebClient, base: str) -> httpx.Response:
+    endpoint_id = _endpoint(site, base)
+    make_ticket(site.runtime, site.customer_id)
+    page = f"{base}/webhooks/{endpoint_id}"
+    event = str(last_id(site.runtime))
+    return await web.submit(page, f"{page}/replay", {"event": event, "since": "", "until": ""})
+
+
+async def _delete_endpoint(site: Site, web: WebClient, base: str) -> httpx.Response:
+    page = f"{base}/webhooks/{_endpoint(site, base)}"
+    return await web.submit(f"{page}/delete", f"{page}/delete", {})
+
+
+def _webhook_writes(base: str, door: str, actor: str) -> dict[tuple[str, str], Write]:
+    web: Callable[[Site], WebClient] = (
+        (lambda s: s.staff) if base == "/console" else (lambda s: s.customer)
+    )
+    one = base + "/webhooks/{endpoint_id:int}"
+    writes: dict[tuple[str, str], Write] = {
+        (base + "/webhooks", ""): (
+            lambda s: _new_endpoint(s, web(s), base),
+            "webhook.created",
+            door,
+            actor,
+        ),
+        (one + "/replay", ""): (
+            lambda s: _replay(s, web(s), base),
+            "webhook.replayed",
+            door,
+            actor,
+        ),
+        (one + "/delete", ""): (
+            lambda s: _delete_endpoint(s, web(s), base),
+            "webhook.deleted",
+            door,
+            actor,
+        ),
+    }
+    for action, kind in (
+        ("enable", "webhook.enabled"),
+        ("disable", "webhook.disabled"),
+        ("rotate", "webhook.secret_rotated"),
+        ("test", "webhook.tested"),
+    ):
+        writes[(one + "/actions", action)] = (
+            lambda s, a=action: _endpoint_action(s, web(s), base, a),  # type: ignore[misc]
+            kind,
+            door,
+            actor,
+        )
+    return writes
 
 
 async def _change_password(site: Site, web: WebClient, page: str) -> httpx.Response:
@@ -183,7 +263,7 @@ async def _new_ticket(site: Site) -> httpx.Response:
 
 # (route, variant) -> (scenario, event type (or the types, in order, of a write that is
 # two things at once), door, actor kind)
-WEB_WRITES: dict[tuple[str, str], tuple[Scenario, str | tuple[str, ...], str, str]] = {
+WEB_WRITES: dict[tuple[str, str], Write] = {
     ("/signin", ""): (_signin, "signin.succeeded", "portal", "customer"),
     ("/signin/verify", ""): (_verify, "signin.succeeded", "console", "staff"),
     ("/signout", ""): (
@@ -347,6 +427,8 @@ WEB_WRITES: dict[tuple[str, str], tuple[Scenario, str | tuple[str, ...], str, st
         "customer",
     ),
 }
+WEB_WRITES |= _webhook_writes("/console", "console", "staff")
+WEB_WRITES |= _webhook_writes("/account", "portal", "customer")
 
 
 def form_routes(app: LedgerdeskApp) -> set[str]:

@@ -50,6 +50,13 @@ def size(count: int) -> str:
 # How a refused form's summary names a field (its label on the page).
 FIELD_LABELS = {
     "title": "Subject",
+    "url": "URL",
+    "event_types": "Event types",
+    "event": "Event",
+    "since": "From",
+    "until": "To",
+    "owner_id": "Customer",
+    "action": "Action",
     "content": "Message",
     "reference": "Your reference",
     "priority": "Priority",

@@ -22,6 +22,7 @@ from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Rece
 from ledgerdesk.tickets.queries import QueueRow, TicketRecord
 from ledgerdesk.tickets.service import ThreadView
 from ledgerdesk.web.history import HistoryRow
+from ledgerdesk.webhooks.service import AttemptView, DeliveryView, EndpointView
 
 # A refused form's messages by field name; "_" for one about the form as a whole.
 Errors = Mapping[str, str]
@@ -209,6 +210,7 @@ class DashboardPage(Context):
     oldest: TicketRecord | None
     receivables: Sequence[Receivables]  # one per currency
     now: int
+    stopped_endpoints: Sequence[EndpointView]  # webhook endpoints the relay disabled
 
 
 @dataclass(frozen=True)
@@ -321,3 +323,42 @@ class SellerPage(Context):
 
 def _variables(values: Context | Frame) -> dict[str, object]:
     return {f.name: getattr(values, f.name) for f in fields(values)}
+
+
+# -- webhooks (both sides) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhooksPage(Context):
+    template = "webhooks.html"
+    base: str  # /console/webhooks or /account/webhooks
+    staff: bool
+    endpoints: Sequence[EndpointView]
+    owner_names: Mapping[int, str]
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookPage(Context):
+    template = "webhook.html"
+    base: str
+    staff: bool
+    endpoint: EndpointView
+    owner_name: str | None
+    deliveries: Sequence[DeliveryView]
+    failed_only: bool
+    event_filter: int | None
+    new_secret: str | None
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookDeliveryPage(Context):
+    template = "webhook_delivery.html"
+    base: str
+    endpoint: EndpointView
+    delivery: DeliveryView
+    attempts: Sequence[AttemptView]
+    body: str  # what is delivered, laid out to read

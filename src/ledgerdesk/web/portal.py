@@ -39,6 +39,7 @@ from ledgerdesk.web.pages import (
     PortalKeysPage,
 )
 from ledgerdesk.web.tickets import TicketPages
+from ledgerdesk.web.webhooks import WebhookPages
 
 RECENT_INVOICES = 100
 
@@ -52,6 +53,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/billing", portal.billing, methods=["GET", "POST"]),
         Route("/tickets/new", portal.new_ticket, methods=["GET", "POST"]),
         *TicketPages(web, "customer").routes(),
+        *WebhookPages(web, "customer").routes(),
         Route("/keys", portal.keys, methods=["GET", "POST"]),
         Route("/keys/{key_id:int}/revoke", portal.revoke, methods=["POST"]),
         *security.routes(web, "customer"),

@@ -324,7 +324,7 @@ class WebhookService:
         if event_id is not None:
             event = self.session.get(DomainEvent, event_id)
             if event is None or (customer is not None and event.customer_id != customer):
-                raise NotFound(f"There is no event {event_id}.")
+                raise invalid("event", f"there is no event {event_id}")
             if event.type == EventType.WEBHOOK_TESTED or not receives(
                 row.event_types, row.owner_id, event
             ):

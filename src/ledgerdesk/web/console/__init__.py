@@ -11,6 +11,7 @@ from ledgerdesk.web.console.invoices import InvoicePages
 from ledgerdesk.web.console.queue import QueuePages
 from ledgerdesk.web.core import Web
 from ledgerdesk.web.tickets import TicketPages
+from ledgerdesk.web.webhooks import WebhookPages
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -32,5 +33,6 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/invoices/{invoice_id:int}/credit", invoices.credit, methods=["POST"]),
         Route("/invoices/{invoice_id:int}/documents/{format}", invoices.document, methods=["GET"]),
         Route("/seller", invoices.seller, methods=["GET", "POST"]),
+        *WebhookPages(web, "staff").routes(),
         *security.routes(web, "staff"),
     ]

@@ -10,6 +10,7 @@ from ledgerdesk.invoices.service import StaffInvoiceReader
 from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
 from ledgerdesk.web.core import Visit, Web
 from ledgerdesk.web.pages import DashboardPage, Page, QueueFilters, QueuePage
+from ledgerdesk.webhooks.service import WebhookReader
 
 PAGE_SIZE = 50
 STATUS_FILTERS = {"open": 1, "closed": 0, "forced": 2, "all": None}
@@ -30,6 +31,7 @@ class QueuePages:
                         visit.today
                     ),
                     now=visit.now,
+                    stopped_endpoints=WebhookReader(visit.session).disabled_by_failures(),
                 )
             )
 
