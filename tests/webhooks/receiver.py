@@ -21,6 +21,7 @@ def always_ok(_: str, __: int) -> tuple[int, str, bytes]:
 
 @dataclass
 class Delivered:
+    path: str
     webhook_id: str
     headers: dict[str, str]
     body: bytes
@@ -38,6 +39,8 @@ class Receiver:
     unverified: list[str] = field(default_factory=list)
     tries: dict[str, int] = field(default_factory=dict)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Endpoints told apart by path, each with its own secret.
+    path_secrets: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -51,20 +54,22 @@ class Receiver:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode().split("\r\n")
+            path = lines[0].split()[1]
             headers = {
                 k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
             }
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             webhook_id = headers.get("webhook-id", "")
-            self.tries[webhook_id] = self.tries.get(webhook_id, 0) + 1
-            status, extra, content = self.script(webhook_id, self.tries[webhook_id])
+            tried = f"{path} {webhook_id}"  # tries are counted per endpoint
+            self.tries[tried] = self.tries.get(tried, 0) + 1
+            status, extra, content = self.script(webhook_id, self.tries[tried])
             if self.delay:
                 await asyncio.sleep(self.delay)
-            delivered = Delivered(webhook_id, headers, body, json.loads(body))
+            delivered = Delivered(path, webhook_id, headers, body, json.loads(body))
             self.requests.append(delivered)
             if 200 <= status < 300:
                 # Every secret given must verify the delivery on its own.
-                for secret in self.secrets:
+                for secret in self.path_secrets.get(path, self.secrets):
                     try:
                         Webhook(secret).verify(body, headers)
                     except Exception as exc:

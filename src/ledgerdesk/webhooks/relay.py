@@ -69,7 +69,7 @@ log = logging.getLogger("ledgerdesk.webhooks")
 
 FAN_OUT_EVENTS = 1000  # events read per fan-out transaction
 ORDERED_BATCH = 10  # an ordered endpoint's deliveries claimed at once, sent one by one
-LEASE_MARGIN_MS = 10_000
+LEASE_MARGIN_MS = 5_000
 MIN_ROUND_SECONDS = 0.02  # rounds woken by commits are at least this far apart
 SQLITE_POLL = 1.0
 POSTGRES_POLL = 5.0

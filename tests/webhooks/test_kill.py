@@ -1,0 +1,170 @@
+"""Nothing is lost: server processes SIGKILLed again and again while they deliver to a
+receiver that is slow and often answers 500; after the restarts every event has reached
+every endpoint (counted by distinct ``webhook-id``, each verified with the reference
+``standardwebhooks`` package). SQLite with one server; PostgreSQL with two sharing the
+database (one killed while the other goes on)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from ledgerdesk.config import Settings
+from ledgerdesk.runtime import Runtime
+from ledgerdesk.webhooks.service import WebhookService
+from tests.factories import make_ticket, make_user, recorded_events, system_work
+from tests.servers import free_port, kill, start, stop
+from tests.webhooks.receiver import Receiver
+
+pytestmark = pytest.mark.slow
+
+BATCHES = 4
+TICKETS_PER_BATCH = 20
+
+
+def flaky(webhook_id: str, tries: int) -> tuple[int, str, bytes]:
+    """Every third event fails its first two attempts."""
+    return (500, "", b"try again") if int(webhook_id) % 3 == 0 and tries <= 2 else (200, "", b"")
+
+
+@contextmanager
+def receiver_thread() -> Iterator[Receiver]:
+    """The receiver on an event loop of its own, in a thread."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    found: list[Receiver] = []
+    stopping: list[asyncio.Event] = []
+
+    async def serve() -> None:
+        receiver = Receiver(secrets=[], script=flaky, delay=0.02)
+        server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+        receiver.port = server.sockets[0].getsockname()[1]
+        found.append(receiver)
+        stopping.append(asyncio.Event())
+        ready.set()
+        async with server:
+            await stopping[0].wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield found[0]
+    finally:
+        loop.call_soon_threadsafe(stopping[0].set)
+        thread.join(10)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def run_kill_test(database_url: str, tmp_path: object, servers: int) -> None:
+    environment = {
+        "LEDGERDESK_DATABASE_URL": database_url,
+        "LEDGERDESK_DATA_DIR": str(tmp_path),
+        "LEDGERDESK_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+        "LEDGERDESK_WEBHOOK_RETRY_SCHEDULE": "0,0.2,0.5,1,1,1,1,1,1,1,1,1",
+        "LEDGERDESK_WEBHOOK_TIMEOUT": "1",
+    }
+    settings = Settings.from_env(environment)
+    runtime = Runtime.build(settings)
+    try:
+        with receiver_thread() as receiver:
+            paths = {"/ordered": True, "/unordered": False}
+            for path, ordered in paths.items():
+                with system_work(runtime) as work:
+                    made = WebhookService.of(work, settings).create(
+                        url=f"http://127.0.0.1:{receiver.port}{path}",
+                        event_types=["ticket.*"],
+                        ordered=ordered,
+                    )
+                receiver.path_secrets[path] = [made.secret]
+            customer = make_user(runtime, name="Ann")
+            ports = [free_port() for _ in range(servers)]
+            processes: list[subprocess.Popen[str]] = [
+                start(["serve", "--port", str(port)], port, environment) for port in ports
+            ]
+            try:
+                for batch in range(BATCHES):
+                    before = len(receiver.requests)
+                    for n in range(TICKETS_PER_BATCH):
+                        make_ticket(runtime, customer, title=f"{batch}.{n}")
+                    # Kill one while it is in the middle of delivering the batch.
+                    wait_until(
+                        lambda before=before: len(receiver.requests) >= before + 5,  # type: ignore[misc]
+                        30,
+                        "deliveries to start",
+                    )
+                    victim = batch % servers
+                    kill(processes[victim])
+                    processes[victim] = start(
+                        ["serve", "--port", str(ports[victim])], ports[victim], environment
+                    )
+                events = {str(e.id) for e in recorded_events(runtime) if e.type == "ticket.created"}
+                assert len(events) == BATCHES * TICKETS_PER_BATCH
+
+                def arrived(path: str) -> set[str]:
+                    return {d.webhook_id for d in list(receiver.verified) if d.path == path}
+
+                try:
+                    wait_until(
+                        lambda: all(arrived(path) >= events for path in paths),
+                        120,
+                        "every event at every endpoint",
+                    )
+                except AssertionError:
+                    raise AssertionError(_diagnosis(runtime, events, arrived, paths)) from None
+            finally:
+                for process in processes:
+                    stop(process)
+        assert not receiver.unverified
+        for path in paths:
+            assert arrived(path) == events
+        assert any(tries > 1 for tries in receiver.tries.values())  # 500s were retried
+    finally:
+        runtime.engine.dispose()
+
+
+def _diagnosis(
+    runtime: Runtime, events: set[str], arrived: Callable[[str], set[str]], paths: object
+) -> str:
+    from sqlalchemy import func, select
+
+    from ledgerdesk.db.models import WebhookCursor, WebhookDelivery, WebhookEndpoint
+
+    with runtime.transaction(write=False) as (session, _):
+        states = session.execute(
+            select(WebhookDelivery.endpoint_id, WebhookDelivery.state, func.count())
+            .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.state)
+        ).all()
+        gates = session.execute(
+            select(WebhookEndpoint.id, WebhookEndpoint.held_until, WebhookEndpoint.holder)
+        ).all()
+        cursor = session.scalar(select(WebhookCursor.last_event_id))
+    missing = {str(p): sorted(events - arrived(str(p)))[:10] for p in paths}  # type: ignore[attr-defined]
+    return f"missing {missing}; deliveries {states}; gates {gates}; cursor {cursor}; now {time.time()}"
+
+
+def test_sqlite_one_server_killed_again_and_again(database_url: str, tmp_path: object) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's own")
+    run_kill_test(database_url, tmp_path, servers=1)
+
+
+def test_postgresql_two_servers_one_killed_again_and_again(
+    database_url: str, tmp_path: object
+) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's own")
+    run_kill_test(database_url, tmp_path, servers=2)
