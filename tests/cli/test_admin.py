@@ -19,14 +19,6 @@ from ledgerdesk.errors import NotFound
 from ledgerdesk.events.work import Actor, Origin, Work
 
 
-@pytest.fixture
-def run(database_url: str) -> Any:
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(cli, ["--database-url", database_url, *args])
-
-    return invoke
-
-
 def ok_json(result: Result) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     payload: dict[str, Any] = json.loads(result.stdout)

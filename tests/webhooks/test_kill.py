@@ -145,15 +145,18 @@ def _diagnosis(
 
     with runtime.transaction(write=False) as (session, _):
         states = session.execute(
-            select(WebhookDelivery.endpoint_id, WebhookDelivery.state, func.count())
-            .group_by(WebhookDelivery.endpoint_id, WebhookDelivery.state)
+            select(WebhookDelivery.endpoint_id, WebhookDelivery.state, func.count()).group_by(
+                WebhookDelivery.endpoint_id, WebhookDelivery.state
+            )
         ).all()
         gates = session.execute(
             select(WebhookEndpoint.id, WebhookEndpoint.held_until, WebhookEndpoint.holder)
         ).all()
         cursor = session.scalar(select(WebhookCursor.last_event_id))
     missing = {str(p): sorted(events - arrived(str(p)))[:10] for p in paths}  # type: ignore[attr-defined]
-    return f"missing {missing}; deliveries {states}; gates {gates}; cursor {cursor}; now {time.time()}"
+    return (
+        f"missing {missing}; deliveries {states}; gates {gates}; cursor {cursor}; now {time.time()}"
+    )
 
 
 def test_sqlite_one_server_killed_again_and_again(database_url: str, tmp_path: object) -> None:
@@ -168,3 +171,58 @@ def test_postgresql_two_servers_one_killed_again_and_again(
     if database_url.startswith("sqlite"):
         pytest.skip("PostgreSQL's own")
     run_kill_test(database_url, tmp_path, servers=2)
+
+
+def test_a_worker_delivers_when_serve_leaves_it_to_workers(
+    database_url: str, tmp_path: object
+) -> None:
+    """``serve`` with LEDGERDESK_WEBHOOK_RELAY=false delivers nothing; ``ledgerdesk
+    worker`` does, and stops cleanly on SIGTERM."""
+    import os
+    import signal
+
+    from tests.servers import LEDGERDESK
+
+    environment = {
+        "LEDGERDESK_DATABASE_URL": database_url,
+        "LEDGERDESK_DATA_DIR": str(tmp_path),
+        "LEDGERDESK_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+    }
+    settings = Settings.from_env(environment)
+    runtime = Runtime.build(settings)
+    try:
+        with receiver_thread() as receiver:
+            receiver.script = lambda _, __: (200, "", b"")
+            with system_work(runtime) as work:
+                made = WebhookService.of(work, settings).create(
+                    url=f"http://127.0.0.1:{receiver.port}/w", event_types=["customer.*"]
+                )
+            receiver.secrets.append(made.secret)
+            port = free_port()
+            server = start(
+                ["serve", "--port", str(port)],
+                port,
+                {**environment, "LEDGERDESK_WEBHOOK_RELAY": "false"},
+            )
+            try:
+                make_user(runtime, name="Ann")
+                time.sleep(2)
+                assert receiver.requests == []  # serve leaves delivering to workers
+                worker = subprocess.Popen(
+                    [*LEDGERDESK, "worker"],
+                    env={**os.environ, **environment},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+                try:
+                    wait_until(lambda: len(receiver.verified) == 1, 30, "the worker's delivery")
+                finally:
+                    worker.send_signal(signal.SIGTERM)
+                    output = worker.communicate(timeout=15)[0]
+                assert worker.returncode == 0, output
+            finally:
+                stop(server)
+        assert receiver.verified[0].event["type"] == "customer.created"
+    finally:
+        runtime.engine.dispose()
