@@ -458,3 +458,30 @@ def test_disabling_holds_pending_deliveries_and_enabling_releases_them(hooks: Ru
         WebhookService.of(work, hooks.settings).set_enabled(made.endpoint.id, True)
     with hooks.transaction(write=True) as (session, _):
         assert claim(session, 2000, holder="a", timeout=3, limit=10, rotation_now=0) != []
+
+
+async def test_with_no_endpoint_the_relay_only_moves_its_place_now_and_then(
+    hooks: Runtime,
+) -> None:
+    """No write per commit while nobody listens; a first endpoint starts at its making."""
+    customer = make_user(hooks, name="Ann")
+    for _ in range(3):
+        make_ticket(hooks, customer)
+    async with relaying(hooks) as relay:
+        await until(lambda: cursor(hooks) == recorded_events(hooks)[-1].id)
+        make_ticket(hooks, customer)
+        await asyncio.sleep(0.3)
+        assert cursor(hooks) < recorded_events(hooks)[-1].id  # not a write per commit
+        async with receiving() as receiver:
+            endpoint(hooks, receiver)
+            make_ticket(hooks, customer, title="After")
+            await receiver.wait_for(1)
+            await until(lambda: relay.delivered == 1)
+    assert [d.event["data"]["details"]["title"] for d in receiver.verified] == ["After"]
+
+
+def cursor(runtime: Runtime) -> int:
+    from ledgerdesk.db.models import WebhookCursor
+
+    with runtime.transaction(write=False) as (session, _):
+        return int(session.scalar(select(WebhookCursor.last_event_id)) or 0)

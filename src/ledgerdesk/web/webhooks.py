@@ -82,12 +82,8 @@ class WebhookPages:
             else reader.endpoints(owner_id=customer)
         )
         owners = {e.owner_id for e in found if e.owner_id is not None}
-        names: dict[int, str] = {
-            user_id: name
-            for user_id, name in visit.session.execute(
-                select(User.id, User.name).where(User.id.in_(owners))
-            )
-        }
+        named = visit.session.execute(select(User.id, User.name).where(User.id.in_(owners)))
+        names: dict[int, str] = {row.id: row.name for row in named}
         return Page(
             WebhooksPage(
                 base=self.base,

@@ -74,6 +74,7 @@ MIN_ROUND_SECONDS = 0.02  # rounds woken by commits are at least this far apart
 SQLITE_POLL = 1.0
 POSTGRES_POLL = 5.0
 MAX_RETRY_AFTER = 86_400.0
+IDLE_CURSOR_SECONDS = 10.0
 JITTER = 0.1
 MAX_ERROR = 500
 
@@ -170,6 +171,32 @@ def fan_out(session: Session, now_ms: int) -> int:
         session.execute(insert(WebhookDelivery), rows)
     cursor.last_event_id = events[-1].id
     return len(events)
+
+
+def any_endpoint(session: Session) -> bool:
+    """Whether any endpoint is enabled (anything pending for a disabled one waits)."""
+    found = session.scalar(
+        select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True)).limit(1)
+    )
+    return found is not None
+
+
+def skip_ahead(session: Session) -> None:
+    """With no endpoint enabled, move the relay's place to the end of the log (no
+    endpoint receives an event from before it was made, or while it was disabled).
+
+    The cursor row is locked first, as ``WebhookService.create`` locks it before it
+    reads where the log ends: a new endpoint is either seen here or starts after."""
+    cursor = session.scalars(
+        select(WebhookCursor).where(WebhookCursor.id == 1).with_for_update()
+    ).first()
+    if any_endpoint(session):
+        return
+    newest = EventLog(session).last_id()
+    if cursor is None:  # the row is gone (a database emptied by hand)
+        session.add(WebhookCursor(id=1, last_event_id=newest))
+    else:
+        cursor.last_event_id = max(cursor.last_event_id, newest)
 
 
 def claim(
@@ -464,6 +491,7 @@ class Relay:
     _wake: asyncio.Event | None = field(default=None, init=False, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
     _in_flight: int = field(default=0, init=False, repr=False)
+    _idle_until: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         settings = self.runtime.settings
@@ -533,6 +561,13 @@ class Relay:
     async def _round(self, client: httpx.AsyncClient, tasks: anyio.abc.TaskGroup) -> float:
         """One round; how long to wait for the next (0: at once, more is waiting)."""
         assert self.poll is not None
+        if not await self._in_thread(self._any_endpoint):
+            # Nothing to deliver to: no write per commit; the place in the log moves on
+            # now and then, so that a first endpoint does not start far behind.
+            if time.monotonic() >= self._idle_until:
+                self._idle_until = time.monotonic() + IDLE_CURSOR_SECONDS
+                await self._in_thread(self._skip_ahead)
+            return self.poll
         while await self._in_thread(self._fan_out) == FAN_OUT_EVENTS:
             pass
         room = self.settings.webhook_concurrency - self._in_flight
@@ -633,6 +668,14 @@ class Relay:
 
     async def _in_thread(self, work: Callable[..., Any], *args: Any) -> Any:
         return await to_thread.run_sync(work, *args, limiter=self._database)
+
+    def _any_endpoint(self) -> bool:
+        with self.runtime.transaction(write=False) as (session, _):
+            return any_endpoint(session)
+
+    def _skip_ahead(self) -> None:
+        with self.runtime.transaction(write=True) as (session, _):
+            skip_ahead(session)
 
     def _fan_out(self) -> int:
         with self.runtime.transaction(write=True) as (session, _):

@@ -23,6 +23,7 @@ from ledgerdesk.db.models import (
     DomainEvent,
     User,
     WebhookAttempt,
+    WebhookCursor,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -249,6 +250,11 @@ class WebhookService:
         if len(note) > MAX_NOTE:
             raise invalid("note", f"at most {MAX_NOTE} characters")
         secret = new_secret()
+        # Where the log ends, read while the relay's place is locked: the relay never
+        # fans out or skips past events this endpoint should get (webhooks.relay).
+        self.session.execute(
+            select(WebhookCursor.id).where(WebhookCursor.id == 1).with_for_update()
+        )
         row = WebhookEndpoint(
             owner_id=owner_id,
             url=checked_url,
