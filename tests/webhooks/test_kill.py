@@ -59,6 +59,7 @@ def receiver_thread() -> Iterator[Receiver]:
     finally:
         loop.call_soon_threadsafe(stopping[0].set)
         thread.join(10)
+        loop.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:

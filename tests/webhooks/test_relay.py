@@ -385,7 +385,7 @@ async def test_a_name_that_resolves_to_a_refused_address_at_delivery_is_not_call
         "webhooks go to public addresses only"
     )
     with hooks.transaction(write=False) as (session, _):
-        [tried] = WebhookReader(session).attempts(row.id)
+        tried = WebhookReader(session).attempts(row.id)[0]
     assert (tried.status, tried.address) == (None, None)
 
 
