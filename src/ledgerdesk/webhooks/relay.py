@@ -75,6 +75,7 @@ SQLITE_POLL = 1.0
 POSTGRES_POLL = 5.0
 MAX_RETRY_AFTER = 86_400.0
 IDLE_CURSOR_SECONDS = 10.0
+CONNECTIONS_PER_ENDPOINT = 8
 JITTER = 0.1
 MAX_ERROR = 500
 
@@ -399,6 +400,7 @@ def record(
     )
     gate: int | None = None
     disable: str | None = None
+    changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for outcome in outcomes:
         due, result = outcome.due, outcome.result
         if due.delivery_id not in mine:
@@ -435,9 +437,9 @@ def record(
                         f"failing since {since:%Y-%m-%d %H:%M} UTC "
                         f"({policy.failing_days} days without a success)"
                     )
-        session.execute(
-            update(WebhookDelivery).where(WebhookDelivery.id == due.delivery_id).values(**values)
-        )
+        changes.setdefault(tuple(sorted(values)), []).append({"id": due.delivery_id, **values})
+    for rows in changes.values():  # one statement per shape of change (ORM bulk update)
+        session.execute(update(WebhookDelivery), rows)
     if endpoint is None:
         return
     if batch.ordered and endpoint.holder == holder:
@@ -492,6 +494,7 @@ class Relay:
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle_until: float = field(default=0.0, init=False, repr=False)
+    _clients: dict[int, httpx.AsyncClient] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         settings = self.runtime.settings
@@ -516,24 +519,33 @@ class Relay:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         stop = on_commit(self.poke)
-        limits = httpx.Limits(
-            max_connections=self.settings.webhook_concurrency,
-            max_keepalive_connections=self.settings.webhook_concurrency,
-        )
         try:
-            async with (
-                httpx.AsyncClient(
-                    transport=self.transport, limits=limits, timeout=self.settings.webhook_timeout
-                ) as client,
-                anyio.create_task_group() as tasks,
-            ):
+            async with anyio.create_task_group() as tasks:
                 if not self.settings.is_sqlite:
                     tasks.start_soon(self._listen)
-                await self._rounds(client, tasks)
+                await self._rounds(tasks)
         finally:
             stop()
+            clients, self._clients = self._clients, {}
+            for client in clients.values():
+                with contextlib.suppress(Exception):
+                    await client.aclose()
 
-    async def _rounds(self, client: httpx.AsyncClient, tasks: anyio.abc.TaskGroup) -> None:
+    def _client(self, endpoint_id: int) -> httpx.AsyncClient:
+        """The endpoint's own connections: a few, kept alive between deliveries (one
+        pool for every endpoint would be searched through on every request)."""
+        client = self._clients.get(endpoint_id)
+        if client is None:
+            size = min(self.settings.webhook_concurrency, CONNECTIONS_PER_ENDPOINT)
+            client = httpx.AsyncClient(
+                transport=self.transport,
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                timeout=self.settings.webhook_timeout,
+            )
+            self._clients[endpoint_id] = client
+        return client
+
+    async def _rounds(self, tasks: anyio.abc.TaskGroup) -> None:
         assert self._wake is not None
         assert self.poll is not None
         failures = 0
@@ -542,7 +554,7 @@ class Relay:
             self._wake.clear()
             wait = self.poll
             try:
-                wait = await self._round(client, tasks)
+                wait = await self._round(tasks)
                 failures = 0
             except Exception as exc:
                 failures += 1
@@ -558,7 +570,7 @@ class Relay:
             if spent < MIN_ROUND_SECONDS:
                 await anyio.sleep(MIN_ROUND_SECONDS - spent)
 
-    async def _round(self, client: httpx.AsyncClient, tasks: anyio.abc.TaskGroup) -> float:
+    async def _round(self, tasks: anyio.abc.TaskGroup) -> float:
         """One round; how long to wait for the next (0: at once, more is waiting)."""
         assert self.poll is not None
         if not await self._in_thread(self._any_endpoint):
@@ -574,7 +586,7 @@ class Relay:
         batches = await self._in_thread(self._claim, room) if room > 0 else []
         for batch in batches:
             self._in_flight += len(batch.deliveries)
-            tasks.start_soon(self._deliver, client, batch)
+            tasks.start_soon(self._deliver, self._client(batch.endpoint_id), batch)
         if sum(len(b.deliveries) for b in batches) >= room > 0:
             return 0
         due: int | None = await self._in_thread(self._next_due)
