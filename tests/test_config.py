@@ -56,6 +56,14 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_DB_CONNECT_TIMEOUT": "2",
             "LEDGERDESK_CUSTOMER_RATE_LIMIT": "90",
             "LEDGERDESK_MAX_KEYS_PER_CUSTOMER": "3",
+            "LEDGERDESK_WEBHOOK_RETRY_SCHEDULE": "0, 1.5,60",
+            "LEDGERDESK_WEBHOOK_TIMEOUT": "4",
+            "LEDGERDESK_WEBHOOK_CONCURRENCY": "5",
+            "LEDGERDESK_WEBHOOK_LOG_DAYS": "7",
+            "LEDGERDESK_WEBHOOK_FAILING_DAYS": "2",
+            "LEDGERDESK_WEBHOOK_ROTATION_HOURS": "0",
+            "LEDGERDESK_WEBHOOK_ALLOW_NETWORKS": "10.20.0.0/16,fd00::/8",
+            "LEDGERDESK_WEBHOOK_RELAY": "false",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -83,6 +91,15 @@ def test_every_variable_is_read() -> None:
     assert (settings.customer_limit, settings.max_keys_per_customer) == (90, 3)
     assert settings.i3d_compatible
     assert not settings.is_sqlite
+    assert settings.webhook_retry_schedule == (0.0, 1.5, 60.0)
+    assert (settings.webhook_timeout, settings.webhook_concurrency) == (4.0, 5)
+    assert (settings.webhook_log_days, settings.webhook_failing_days) == (7, 2)
+    assert settings.webhook_rotation_hours == 0
+    assert settings.webhook_allow_networks == (
+        ipaddress.ip_network("10.20.0.0/16"),
+        ipaddress.ip_network("fd00::/8"),
+    )
+    assert settings.webhook_relay is False
 
 
 def test_sqlite_file_follows_the_data_dir() -> None:
@@ -119,6 +136,14 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_DB_CONNECT_TIMEOUT", "never", "number of seconds"),
         ("LEDGERDESK_CUSTOMER_RATE_LIMIT", "-1", "twice the key's"),
         ("LEDGERDESK_MAX_KEYS_PER_CUSTOMER", "0", "at least 1"),
+        ("LEDGERDESK_WEBHOOK_RETRY_SCHEDULE", "0,soon", "'soon' is not a number of seconds"),
+        ("LEDGERDESK_WEBHOOK_RETRY_SCHEDULE", "0,-5", "each delay must be 0 to"),
+        ("LEDGERDESK_WEBHOOK_RETRY_SCHEDULE", ",".join(["1"] * 51), "give 1 to 50 delays"),
+        ("LEDGERDESK_WEBHOOK_TIMEOUT", "0", "more than 0 and at most 300"),
+        ("LEDGERDESK_WEBHOOK_CONCURRENCY", "0", "1 to 1000"),
+        ("LEDGERDESK_WEBHOOK_LOG_DAYS", "0", "1 to 3650 days"),
+        ("LEDGERDESK_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/40", "10.0.0.0/40"),
+        ("LEDGERDESK_WEBHOOK_RELAY", "maybe", "LEDGERDESK_WEBHOOK_RELAY"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

@@ -152,7 +152,12 @@ class Settings(BaseSettings):
     )
     webhook_timeout: Annotated[
         float,
-        Field(gt=0, le=300, allow_inf_nan=False, json_schema_extra=_refuse("must be 0 to 300")),
+        Field(
+            gt=0,
+            le=300,
+            allow_inf_nan=False,
+            json_schema_extra=_refuse("must be more than 0 and at most 300 seconds"),
+        ),
     ] = 15.0
     webhook_concurrency: Annotated[
         int, Field(ge=1, le=1000, json_schema_extra=_refuse("must be 1 to 1000"))

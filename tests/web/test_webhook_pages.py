@@ -140,3 +140,17 @@ def _system() -> tuple[object, object]:
     from ledgerdesk.events.work import Actor, Origin
 
     return Actor.SYSTEM, Origin("system")
+
+
+async def test_a_customers_history_names_their_webhook_changes(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient]
+) -> None:
+    ann_id, web = ann
+    added = await web.submit("/account/webhooks", "/account/webhooks", {"url": URL})
+    endpoint = added.headers["location"].split("?")[0].rsplit("/", 1)[1]
+    await web.submit(
+        f"/account/webhooks/{endpoint}", f"/account/webhooks/{endpoint}/actions", {"action": "test"}
+    )
+    page = await staff.get(f"/console/customers/{ann_id}")
+    assert f"Added webhook endpoint {endpoint}" in page.text
+    assert f"Sent a test event to webhook endpoint {endpoint}" in page.text

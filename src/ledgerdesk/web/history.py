@@ -87,6 +87,8 @@ def describe(event: EventRecord) -> str:
         return "Signed in"
     if kind == "signout.succeeded":
         return "Signed out"
+    if kind.startswith("webhook."):
+        return _webhook(kind, data, event.subject_id)
     if kind.endswith(".created"):
         return "Created the account"
     if kind.endswith(".updated"):
@@ -101,6 +103,27 @@ def describe(event: EventRecord) -> str:
     if kind == "second_factor.disabled":
         return "Turned the second factor off"
     return kind
+
+
+WEBHOOK_WORDS = {
+    "webhook.created": "Added webhook endpoint",
+    "webhook.enabled": "Enabled webhook endpoint",
+    "webhook.deleted": "Deleted webhook endpoint",
+    "webhook.secret_rotated": "Rotated the signing secret of webhook endpoint",
+    "webhook.tested": "Sent a test event to webhook endpoint",
+}
+
+
+def _webhook(kind: str, data: dict[str, object], endpoint_id: int | None) -> str:
+    if kind == "webhook.disabled":
+        reason = data.get("reason")
+        return f"Disabled webhook endpoint {endpoint_id}" + (f" ({reason})" if reason else "")
+    if kind == "webhook.replayed":
+        count = data.get("deliveries", 0)
+        return (
+            f"Replayed {count} event{'s' if count != 1 else ''} to webhook endpoint {endpoint_id}"
+        )
+    return f"{WEBHOOK_WORDS.get(kind, kind)} {endpoint_id}"
 
 
 def _files(data: dict[str, object]) -> str:
