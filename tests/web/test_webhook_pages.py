@@ -154,3 +154,16 @@ async def test_a_customers_history_names_their_webhook_changes(
     page = await staff.get(f"/console/customers/{ann_id}")
     assert f"Added webhook endpoint {endpoint}" in page.text
     assert f"Sent a test event to webhook endpoint {endpoint}" in page.text
+
+
+async def test_a_customer_has_at_most_ten_endpoints(
+    runtime: Runtime, ann: tuple[int, WebClient]
+) -> None:
+    """Every event about them goes to each: their number bounds what one event sends."""
+    _, web = ann
+    for _ in range(10):
+        added = await web.submit("/account/webhooks", "/account/webhooks", {"url": URL})
+        assert added.status_code == 303
+    refused = await web.submit("/account/webhooks", "/account/webhooks", {"url": URL})
+    assert refused.status_code == 400
+    assert "at most 10 endpoints; delete one first" in refused.text

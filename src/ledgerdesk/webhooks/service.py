@@ -49,6 +49,9 @@ CUSTOMER_TYPES = frozenset(
     EventType.SIGNIN_SUCCEEDED.value,
 }
 MAX_NOTE = 500
+# A customer's own endpoints: each event about them goes to every one, so their number
+# bounds how many requests one event can make ledgerdesk send.
+MAX_CUSTOMER_ENDPOINTS = 10
 MAX_TYPES = 50
 # One replay makes at most this many deliveries: a wider range is refused (narrow it).
 MAX_REPLAY = 10_000
@@ -245,6 +248,13 @@ class WebhookService:
             owner = self.session.get(User, owner_id)
             if owner is None or owner.is_staff:
                 raise invalid("owner_id", f"user {owner_id} is no customer")
+            owned = self.session.scalar(
+                select(func.count()).where(WebhookEndpoint.owner_id == owner_id)
+            )
+            if (owned or 0) >= MAX_CUSTOMER_ENDPOINTS:
+                raise invalid(
+                    "url", f"at most {MAX_CUSTOMER_ENDPOINTS} endpoints; delete one first"
+                )
         checked_url = self._check_url(url)
         types = check_event_types(event_types, for_customer=owner_id is not None)
         if len(note) > MAX_NOTE:
