@@ -15,6 +15,7 @@ from ledgerdesk.webhooks.payloads import body_of
 from ledgerdesk.webhooks.service import CUSTOMER_TYPES, check_event_types, receives
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+README = DOCS.parent.parent / "README.md"
 
 
 def test_the_body_is_type_timestamp_and_data() -> None:
@@ -52,6 +53,9 @@ def test_the_body_is_type_timestamp_and_data() -> None:
 def test_the_documentation_lists_every_event_type() -> None:
     documented = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", DOCS.read_text(), re.MULTILINE))
     assert documented == {t.value for t in EventType}
+    readme = README.read_text()
+    webhooks = readme[readme.index("## Webhooks") : readme.index("## For customers")]
+    assert set(re.findall(r"`([a-z_]+\.[a-z_]+)`", webhooks)) >= {t.value for t in EventType}
 
 
 def test_customers_never_receive_staff_affairs() -> None:

@@ -76,6 +76,7 @@ POSTGRES_POLL = 5.0
 MAX_RETRY_AFTER = 86_400.0
 IDLE_CURSOR_SECONDS = 10.0
 CONNECTIONS_PER_ENDPOINT = 8
+IDLE_CLIENT_SECONDS = 300.0
 JITTER = 0.1
 MAX_ERROR = 500
 
@@ -495,6 +496,7 @@ class Relay:
     _in_flight: int = field(default=0, init=False, repr=False)
     _idle_until: float = field(default=0.0, init=False, repr=False)
     _clients: dict[int, httpx.AsyncClient] = field(default_factory=dict, init=False, repr=False)
+    _used: dict[int, float] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         settings = self.runtime.settings
@@ -534,6 +536,7 @@ class Relay:
     def _client(self, endpoint_id: int) -> httpx.AsyncClient:
         """The endpoint's own connections: a few, kept alive between deliveries (one
         pool for every endpoint would be searched through on every request)."""
+        self._used[endpoint_id] = time.monotonic()
         client = self._clients.get(endpoint_id)
         if client is None:
             size = min(self.settings.webhook_concurrency, CONNECTIONS_PER_ENDPOINT)
@@ -582,6 +585,7 @@ class Relay:
             return self.poll
         while await self._in_thread(self._fan_out) == FAN_OUT_EVENTS:
             pass
+        await self._close_idle_clients()
         room = self.settings.webhook_concurrency - self._in_flight
         batches = await self._in_thread(self._claim, room) if room > 0 else []
         for batch in batches:
@@ -593,6 +597,17 @@ class Relay:
         if due is None:
             return self.poll
         return max(0.0, min(self.poll, (due - self.clock_ms()) / 1000))
+
+    async def _close_idle_clients(self) -> None:
+        """Connections of endpoints nothing went to for a while (deleted, quiet)."""
+        idle_since = time.monotonic() - IDLE_CLIENT_SECONDS
+        for endpoint_id, used in list(self._used.items()):
+            if used < idle_since:  # longer ago than any batch can take
+                del self._used[endpoint_id]
+                client = self._clients.pop(endpoint_id, None)
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
 
     async def _deliver(self, client: httpx.AsyncClient, batch: Batch) -> None:
         outcomes: list[Outcome] = []
