@@ -1,0 +1,1 @@
+"""Mail: what comes in (read, threaded into tickets) and what goes out."""
