@@ -93,3 +93,20 @@ def web(app: LedgerdeskApp) -> WebClient:
 def other_web(app: LedgerdeskApp) -> WebClient:
     """A second browser, from another address."""
     return WebClient(make_client(app, "198.51.100.20"))
+
+
+@pytest.fixture
+async def staff(runtime: Runtime, web: WebClient) -> WebClient:
+    """Sam, staff, signed in (in ``web``)."""
+    make_person(runtime, "Sam Support", "sam@example.com", staff=True)
+    signed = await web.sign_in("sam@example.com")
+    assert signed.headers["location"] == "/console"
+    return web
+
+
+@pytest.fixture
+async def ann(runtime: Runtime, other_web: WebClient) -> tuple[int, WebClient]:
+    """Ann, a customer, signed in in a second browser (``other_web``)."""
+    user_id = make_person(runtime, "Ann", "ann@example.com")
+    assert (await other_web.sign_in("ann@example.com")).status_code == 303
+    return user_id, other_web

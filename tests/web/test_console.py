@@ -27,14 +27,6 @@ pytestmark = pytest.mark.anyio
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 
 
-@pytest.fixture
-async def staff(runtime: Runtime, web: WebClient) -> WebClient:
-    make_person(runtime, "Sam Support", "sam@example.com", staff=True)
-    signed = await web.sign_in("sam@example.com")
-    assert signed.headers["location"] == "/console"
-    return web
-
-
 async def test_a_staff_reply_with_two_files_reaches_the_customer_through_the_api(
     runtime: Runtime, staff: WebClient
 ) -> None:

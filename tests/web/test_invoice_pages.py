@@ -10,7 +10,7 @@ from ledgerdesk.invoices.pricing import line_from_text
 from ledgerdesk.invoices.service import InvoiceService
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_invoice, make_user, prepare_invoicing, system_work
-from tests.web.conftest import WebClient, make_person
+from tests.web.conftest import WebClient
 
 pytestmark = pytest.mark.anyio
 
@@ -27,20 +27,6 @@ SELLER = {
     "electronic_address": "",
     "currency": "",
 }
-
-
-@pytest.fixture
-async def staff(runtime: Runtime, web: WebClient) -> WebClient:
-    make_person(runtime, "Sam Support", "sam@example.com", staff=True)
-    assert (await web.sign_in("sam@example.com")).status_code == 303
-    return web
-
-
-@pytest.fixture
-async def ann(runtime: Runtime, other_web: WebClient) -> tuple[int, WebClient]:
-    user_id = make_person(runtime, "Ann", "ann@example.com")
-    assert (await other_web.sign_in("ann@example.com")).status_code == 303
-    return user_id, other_web
 
 
 async def test_the_seller_is_set_in_the_console(staff: WebClient) -> None:

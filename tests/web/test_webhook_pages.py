@@ -22,20 +22,6 @@ pytestmark = pytest.mark.anyio
 URL = "https://93.184.216.34/hooks"
 
 
-@pytest.fixture
-async def staff(runtime: Runtime, web: WebClient) -> WebClient:
-    make_person(runtime, "Sam Support", "sam@example.com", staff=True)
-    assert (await web.sign_in("sam@example.com")).status_code == 303
-    return web
-
-
-@pytest.fixture
-async def ann(runtime: Runtime, other_web: WebClient) -> tuple[int, WebClient]:
-    user_id = make_person(runtime, "Ann", "ann@example.com")
-    assert (await other_web.sign_in("ann@example.com")).status_code == 303
-    return user_id, other_web
-
-
 async def test_staff_add_an_endpoint_and_see_its_secret_once(staff: WebClient) -> None:
     added = await staff.submit(
         "/console/webhooks",

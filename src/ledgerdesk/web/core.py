@@ -646,6 +646,12 @@ def field_errors(exc: LedgerdeskError) -> dict[str, str]:
     return {"_": exc.message}
 
 
+def own_only(role: Role, visit: Visit) -> int | None:
+    """Whose things a page shows and changes: anyone's for staff (None), else the
+    signed-in customer's own (their id, passed into the same scoped statements)."""
+    return None if role == "staff" else visit.person.user_id
+
+
 def path_id(request: Request, name: str) -> int:
     """An id from the path (routes match digits only); one too large for any row is 0,
     which names no row, so it is a plain 404 rather than a database error."""

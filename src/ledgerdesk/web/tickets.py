@@ -25,6 +25,7 @@ from ledgerdesk.web.core import (
     Visit,
     Web,
     field_errors,
+    own_only,
     path_id,
     text_field,
 )
@@ -69,8 +70,7 @@ class TicketPages:
         ]
 
     def _scope(self, visit: Visit) -> int | None:
-        """Whose tickets may be seen: every customer's for staff, else the caller's own."""
-        return None if self.role == "staff" else visit.person.user_id
+        return own_only(self.role, visit)
 
     def page(
         self,

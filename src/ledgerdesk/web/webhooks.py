@@ -23,6 +23,7 @@ from ledgerdesk.web.core import (
     Visit,
     Web,
     field_errors,
+    own_only,
     path_id,
     text_field,
 )
@@ -62,8 +63,7 @@ class WebhookPages:
         ]
 
     def _customer(self, visit: Visit) -> int | None:
-        """Whose endpoints may be seen: any for staff, else the caller's own."""
-        return None if self.role == "staff" else visit.person.user_id
+        return own_only(self.role, visit)
 
     # -- the list and the form ----------------------------------------------------------
 
