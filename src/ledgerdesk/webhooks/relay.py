@@ -61,7 +61,7 @@ from ledgerdesk.events.work import EVENTS_CHANNEL, Actor, Origin, Work, on_commi
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.webhooks.addresses import RefusedAddress, Resolver, check_url, resolve
 from ledgerdesk.webhooks.payloads import body_of
-from ledgerdesk.webhooks.service import receives
+from ledgerdesk.webhooks.service import receives, record_endpoint_event
 from ledgerdesk.webhooks.signing import signature_headers
 from ledgerdesk.webhooks.transport import Attempt, attempt
 
@@ -451,17 +451,7 @@ def record(
         endpoint.disabled_reason = disable
         endpoint.held_until = None
         endpoint.holder = None
-        work.record(
-            EventType.WEBHOOK_DISABLED,
-            subject_id=endpoint.id,
-            customer_id=endpoint.owner_id,
-            payload={
-                "endpointId": endpoint.id,
-                "url": endpoint.url,
-                "eventTypes": list(endpoint.event_types or ()),
-                "reason": disable,
-            },
-        )
+        record_endpoint_event(work, EventType.WEBHOOK_DISABLED, endpoint, reason=disable)
         log.warning("webhook endpoint %d disabled: %s", endpoint.id, disable)
 
 

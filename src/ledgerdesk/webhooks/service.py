@@ -426,17 +426,7 @@ class WebhookService:
         return row
 
     def _record(self, kind: EventType, row: WebhookEndpoint, **details: Any) -> None:
-        self.work.record(
-            kind,
-            subject_id=row.id,
-            customer_id=row.owner_id,
-            payload={
-                "endpointId": row.id,
-                "url": row.url,
-                "eventTypes": list(row.event_types or ()),
-                **details,
-            },
-        )
+        record_endpoint_event(self.work, kind, row, **details)
 
 
 class WebhookReader:
@@ -530,6 +520,23 @@ class WebhookReader:
             .limit(limit)
         )
         return [_attempt(row) for row in self.session.scalars(statement)]
+
+
+def record_endpoint_event(
+    work: Work, kind: EventType, row: WebhookEndpoint, **details: Any
+) -> None:
+    """A ``webhook.*`` event: the endpoint (never its secret) and what else it says."""
+    work.record(
+        kind,
+        subject_id=row.id,
+        customer_id=row.owner_id,
+        payload={
+            "endpointId": row.id,
+            "url": row.url,
+            "eventTypes": list(row.event_types or ()),
+            **details,
+        },
+    )
 
 
 def prune_log(session: Session, *, before_ms: int, limit: int) -> int:
