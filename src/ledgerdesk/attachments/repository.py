@@ -1,14 +1,15 @@
-"""Queries about stored attachment bytes (the metadata rows live with the tickets)."""
+"""Queries about stored bytes: attachments' (their rows live with the tickets) and
+received mail's (``mail_messages.raw_sha256``), kept in the same store."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from ledgerdesk.db.models import Attachment, Blob, BlobChunk
+from ledgerdesk.db.models import Attachment, Blob, BlobChunk, MailMessage
 from ledgerdesk.db.prepared import Db, Prepared
 
 # PostgreSQL advisory lock between requests that store attachment bytes (shared) and
@@ -37,23 +38,28 @@ class BlobRepository:
             self.session.execute(select(func.pg_advisory_xact_lock(_BLOB_LOCK)))
 
     def used(self, hashes: Iterable[str]) -> set[str]:
-        """Which of these hashes a committed attachment row points at."""
+        """Which of these hashes a committed attachment or mail row points at."""
         found: set[str] = set()
         batch = list(hashes)
         for start in range(0, len(batch), _CHUNK):
             chunk = batch[start : start + _CHUNK]
             found.update(
                 self.session.scalars(
-                    select(Attachment.sha256).where(Attachment.sha256.in_(chunk)).distinct()
+                    union(
+                        select(Attachment.sha256).where(Attachment.sha256.in_(chunk)),
+                        select(MailMessage.raw_sha256).where(MailMessage.raw_sha256.in_(chunk)),
+                    )
                 )
             )
         return found
 
     def referenced(self) -> list[tuple[str, int]]:
-        """Every distinct (sha256, size) that attachment rows point at."""
-        rows = self.session.execute(
-            select(Attachment.sha256, Attachment.size).distinct().order_by(Attachment.sha256)
-        )
+        """Every distinct (sha256, size) that attachment and mail rows point at."""
+        both = union(
+            select(Attachment.sha256, Attachment.size),
+            select(MailMessage.raw_sha256, MailMessage.size),
+        ).subquery()
+        rows = self.session.execute(select(both.c[0], both.c[1]).order_by(both.c[0]))
         return [(sha256, size) for sha256, size in rows]
 
     def stored_blobs(self) -> list[str]:
@@ -65,11 +71,8 @@ class BlobRepository:
             self.session.execute(delete(Blob).where(Blob.sha256.in_(batch[start : start + _CHUNK])))
 
     def in_use(self, sha256: str) -> bool:
-        """Whether any committed attachment row still points at these bytes."""
-        found = self.session.scalars(
-            select(Attachment.id).where(Attachment.sha256 == sha256).limit(1)
-        ).first()
-        return found is not None
+        """Whether any committed attachment or mail row still points at these bytes."""
+        return bool(self.used([sha256]))
 
     def put(self, sha256: str, size: int, pieces: Iterable[bytes]) -> None:
         """Store a blob unless it is stored already, one piece (chunk row) at a time."""

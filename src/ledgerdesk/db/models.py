@@ -564,3 +564,67 @@ class WebhookCursor(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_event_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class MailMessage(Base):
+    """A received mail: kept whole (its bytes in the blob store, ``raw_sha256``, as
+    attachments are), with where it went: ``state`` joined (a reply to ``ticket_id``),
+    opened (a new ticket), held (for staff), refused, ignored (automatic mail), bounced
+    (a delivery report of ours), unreadable or failed (the console's queue), and why."""
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        Index(
+            "ix_mail_messages_message_id_sender",
+            "message_id",
+            "sender",
+            unique=True,
+            sqlite_where=text("message_id IS NOT NULL"),
+            postgresql_where=text("message_id IS NOT NULL"),
+        ),
+        Index("ix_mail_messages_state_id", "state", "id"),
+        Index("ix_mail_messages_ticket_id", "ticket_id"),
+        Index("ix_mail_messages_raw_sha256", "raw_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    via: Mapped[str] = mapped_column(String(8))
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    sender: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(998))
+    size: Mapped[int] = mapped_column(BigInteger)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12))
+    why: Mapped[str] = mapped_column(String(500))
+    ticket_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="SET NULL")
+    )
+    reply_id: Mapped[int | None] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+
+class MailAddress(Base):
+    """What ledgerdesk knows of an address beyond a user's own email: a customer's added
+    address (``user_id``), and whether mail to it fails (a bounce, a permanent refusal)."""
+
+    __tablename__ = "mail_addresses"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    failing_since: Mapped[int | None] = mapped_column(BigInteger)
+    failing_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class MailKey(Base):
+    """The key that signs the tags of outgoing mail (mail.tags); one row, made by the
+    migration, shared by every server of the database."""
+
+    __tablename__ = "mail_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(128))

@@ -43,16 +43,21 @@ class EventType(StrEnum):
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 (a name, not a secret)
     WEBHOOK_REPLAYED = "webhook.replayed"
     WEBHOOK_TESTED = "webhook.tested"  # delivered to its own endpoint only
+    MAIL_RECEIVED = "mail.received"  # a mail that joined or opened no ticket (held, ...)
 
     @property
     def subject(self) -> str:
         """What the subject id names: ``ticket``, ``invoice`` (a credit note is one too,
         and a payment's subject is the invoice it pays), ``api_key``, ``seller`` or
-        ``webhook`` (an endpoint) or ``user``."""
+        ``webhook`` (an endpoint), ``mail`` (a received mail) or ``user``."""
         head = self.value.partition(".")[0]
         if head in ("credit_note", "payment"):
             return "invoice"
-        return head if head in ("ticket", "invoice", "api_key", "seller", "webhook") else "user"
+        return (
+            head
+            if head in ("ticket", "invoice", "api_key", "seller", "webhook", "mail")
+            else "user"
+        )
 
 
 # The ways into ledgerdesk. "web" is a page before anyone signed in (sign-in, a password

@@ -87,6 +87,8 @@ def describe(event: EventRecord) -> str:
         return "Signed in"
     if kind == "signout.succeeded":
         return "Signed out"
+    if kind == "mail.received":
+        return f"Received mail from {data.get('sender', '')}: {data.get('state', '')}"
     if kind.startswith("webhook."):
         return _webhook(kind, data, event.subject_id)
     if kind.endswith(".created"):

@@ -1,0 +1,296 @@
+"""Taking in a received mail: kept whole, read, threaded, and turned into what it is (a
+reply to a ticket, a new ticket, or a row in the console's queue), in one unit of work.
+
+Every way in (an MTA's pipe, LMTP, IMAP) hands the raw bytes to ``MailIntake.take`` as
+an ``IncomingFile`` (already on disk, hashed): its bytes go into the blob store with the
+transaction, like an attachment's, and a ``mail_messages`` row says where the mail went
+and why. A mail taken before (the same Message-ID from the same sender: an IMAP fetch
+repeated after a crash, an MTA's retry) is not taken twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.attachments.rules import MAX_ATTACHMENTS
+from ledgerdesk.db.models import MailAddress, MailKey, MailMessage, Reply, Ticket, User
+from ledgerdesk.errors import InvalidState
+from ledgerdesk.events.types import EventType
+from ledgerdesk.events.work import Actor, Work
+from ledgerdesk.mail.inbound import Inbound, InboundFile, Unreadable, read
+from ledgerdesk.mail.tags import Tags
+from ledgerdesk.mail.threading import Decision, Policy, TicketRef, decide
+from ledgerdesk.tickets.service import MAX_CONTENT, MAX_TITLE, TicketService
+
+MAIL_KEY_ID = 1
+NO_TEXT = "(The mail has no text; see its files.)"
+
+
+def mail_key(session: Session) -> bytes:
+    """The key that signs outgoing mail's tags (made when the database has none)."""
+    row = session.get(MailKey, MAIL_KEY_ID)
+    if row is None:
+        row = MailKey(id=MAIL_KEY_ID, key=secrets.token_hex(32))
+        session.add(row)
+        session.flush()
+    return bytes.fromhex(row.key)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """Where a mail went: its row, the state, why, and the ticket it joined or opened."""
+
+    mail_id: int
+    state: str
+    why: str
+    ticket_id: int | None
+    again: bool = False  # it had been taken before
+
+
+class Directory:
+    """What the threading rules look up, in the database."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def customer_of(self, address: str) -> int | None:
+        found = self.session.scalar(
+            select(User.id)
+            .where(func.lower(User.email) == address, User.is_staff.is_(False))
+            .order_by(User.id)
+            .limit(1)
+        )
+        if found is None:
+            found = self.session.scalar(
+                select(MailAddress.user_id).where(MailAddress.address == address)
+            )
+        return found
+
+    def ticket(self, ticket_id: int) -> TicketRef | None:
+        row = self.session.get(Ticket, ticket_id)
+        return None if row is None else TicketRef(row.id, row.code, row.user_id)
+
+    def ticket_by_code(self, code: int) -> TicketRef | None:
+        row = self.session.scalars(select(Ticket).where(Ticket.code == code)).first()
+        return None if row is None else TicketRef(row.id, row.code, row.user_id)
+
+
+class MailIntake:
+    """Takes in received mail through the ``mail`` door. ``domain`` is the one outgoing
+    Message-IDs carry; ``store_file`` writes a mail's file to disk as an upload
+    (``runtime.incoming`` with the attachment limit)."""
+
+    def __init__(
+        self,
+        work: Work,
+        *,
+        support_address: str,
+        domain: str,
+        policy: Policy,
+        store_file: Callable[[InboundFile], IncomingFile | None],
+    ) -> None:
+        self.work = work
+        self.session = work.session
+        self.support_address = support_address.lower()
+        self.tags = Tags(mail_key(self.session), domain)
+        self.policy = policy
+        self.store_file = store_file
+
+    def take(self, raw: IncomingFile, data: bytes, *, via: str) -> Taken:
+        """Take in the mail whose bytes are ``data`` (and, on disk, ``raw``)."""
+        try:
+            mail = read(data)
+        except Unreadable as exc:
+            return self._keep(raw, None, via, "unreadable", str(exc))
+        earlier = self._earlier(mail)
+        if earlier is not None:
+            return Taken(earlier.id, earlier.state, earlier.why, earlier.ticket_id, again=True)
+        decision = decide(
+            mail, self.tags, Directory(self.session), self.policy, self.support_address
+        )
+        if decision.action == "join":
+            return self._join(raw, mail, via, decision)
+        if decision.action in ("open", "create_customer"):
+            return self._open(raw, mail, via, decision)
+        if decision.action == "bounce":
+            self._failing(decision, mail)
+            return self._keep(raw, mail, via, "bounced", decision.why, ticket_id=decision.ticket_id)
+        state = {"hold": "held", "refuse": "refused", "ignore": "ignored"}[decision.action]
+        return self._keep(raw, mail, via, state, decision.why, customer_id=decision.customer_id)
+
+    # -- the outcomes -------------------------------------------------------------------
+
+    def _join(self, raw: IncomingFile, mail: Inbound, via: str, decision: Decision) -> Taken:
+        assert decision.ticket_id is not None
+        assert decision.customer_id is not None
+        customer = self.session.get(User, decision.customer_id)
+        assert customer is not None
+        self.work.actor = Actor.customer(customer.id)
+        content, files = self._message(mail)
+        try:
+            TicketService(self.work).reply(
+                decision.ticket_id, author=customer, content=content, files=files
+            )
+        except InvalidState:  # closed for good by staff: the mail opens a ticket of its own
+            return self._open(
+                raw,
+                mail,
+                via,
+                Decision(
+                    "open",
+                    "a reply to a ticket closed for good: a new ticket",
+                    customer_id=customer.id,
+                ),
+            )
+        reply_id = self._last_reply(decision.ticket_id)
+        return self._keep(
+            raw,
+            mail,
+            via,
+            "joined",
+            decision.why,
+            ticket_id=decision.ticket_id,
+            reply_id=reply_id,
+            customer_id=customer.id,
+            record=False,
+        )
+
+    def _open(self, raw: IncomingFile, mail: Inbound, via: str, decision: Decision) -> Taken:
+        customer_id = decision.customer_id
+        if decision.action == "create_customer":
+            self.work.actor = Actor.VISITOR
+            made = AccountService(self.work).create_user(
+                name=(mail.sender_name or mail.sender)[:200], email=mail.sender, staff=False
+            )
+            customer_id = made.id
+        assert customer_id is not None
+        self.work.actor = Actor.customer(customer_id)
+        content, files = self._message(mail)
+        title = (mail.subject or "(no subject)")[:MAX_TITLE]
+        ticket = TicketService(self.work).create(
+            customer_id=customer_id,
+            title=title,
+            content=content,
+            reference="",
+            priority=2,
+            files=files,
+        )
+        return self._keep(
+            raw,
+            mail,
+            via,
+            "opened",
+            decision.why,
+            ticket_id=ticket.id,
+            reply_id=self._last_reply(ticket.id),
+            customer_id=customer_id,
+            record=False,
+        )
+
+    def _failing(self, decision: Decision, mail: Inbound) -> None:
+        """A bounce of our notification: the recipient's address fails from now on."""
+        user = (
+            None if decision.recipient_id is None else self.session.get(User, decision.recipient_id)
+        )
+        if user is None or not user.email:
+            return
+        address = user.email.lower()
+        row = self.session.get(MailAddress, address)
+        if row is None:
+            row = MailAddress(address=address, user_id=None)
+            self.session.add(row)
+        if row.failing_since is None:
+            row.failing_since = self.work.now
+        row.failing_reason = f"bounced: {mail.subject}"[:500]
+
+    # -- the parts ----------------------------------------------------------------------
+
+    def _message(self, mail: Inbound) -> tuple[str, list[IncomingFile]]:
+        """The reply's text and its files (the first ``MAX_ATTACHMENTS`` within the size
+        limit; the rest named in the text: the whole mail is kept for staff)."""
+        files: list[IncomingFile] = []
+        left_out: list[str] = []
+        for found in mail.files:
+            stored = self.store_file(found) if len(files) < MAX_ATTACHMENTS else None
+            if stored is None:
+                left_out.append(found.name)
+            else:
+                files.append(stored)
+        text = mail.reply or (NO_TEXT if files else mail.text) or NO_TEXT
+        if left_out:
+            text += (
+                "\n\n(Not attached here, too many or too large; the mail as received has them: "
+                + ", ".join(left_out)
+                + ")"
+            )
+        return text[:MAX_CONTENT], files
+
+    def _earlier(self, mail: Inbound) -> MailMessage | None:
+        if mail.message_id is None:
+            return None
+        return self.session.scalars(
+            select(MailMessage).where(
+                MailMessage.message_id == mail.message_id[:998],
+                MailMessage.sender == mail.sender[:320],
+            )
+        ).first()
+
+    def _last_reply(self, ticket_id: int) -> int | None:
+        return self.session.scalar(select(func.max(Reply.id)).where(Reply.ticket_id == ticket_id))
+
+    def _keep(
+        self,
+        raw: IncomingFile,
+        mail: Inbound | None,
+        via: str,
+        state: str,
+        why: str,
+        *,
+        ticket_id: int | None = None,
+        reply_id: int | None = None,
+        customer_id: int | None = None,
+        record: bool = True,
+    ) -> Taken:
+        """The mail's row and its bytes; unless a ticket's own event says what happened
+        (``record``), a ``mail.received`` event of its own."""
+        blobs = self.work.blobs
+        assert blobs is not None, "mail is taken in a unit of work with a blob batch"
+        blobs.add(self.session, raw)
+        row = MailMessage(
+            received_at=self.work.now,
+            via=via,
+            message_id=None if mail is None or mail.message_id is None else mail.message_id[:998],
+            sender=("" if mail is None else mail.sender)[:320],
+            subject=("" if mail is None else mail.subject)[:998],
+            size=raw.size,
+            raw_sha256=raw.sha256,
+            state=state,
+            why=why[:500],
+            ticket_id=ticket_id,
+            reply_id=reply_id,
+            customer_id=customer_id,
+        )
+        self.session.add(row)
+        self.session.flush()
+        if record:
+            self.work.record(
+                EventType.MAIL_RECEIVED,
+                subject_id=row.id,
+                customer_id=customer_id,
+                payload={
+                    "mailId": row.id,
+                    "state": state,
+                    "why": row.why,
+                    "sender": row.sender,
+                    "subject": row.subject,
+                },
+                actor=Actor.VISITOR,
+            )
+        return Taken(row.id, state, row.why, ticket_id)
