@@ -71,6 +71,8 @@ class User(Base):
     billing_email: Mapped[str | None] = mapped_column(String(320))
     # Where e-invoices reach them (Peppol): an EAS scheme and an id, "0208:0123456789".
     electronic_address: Mapped[str | None] = mapped_column(String(120))
+    # Staff: which mail about tickets they want (mail.notifications): all, own, none.
+    mail_notify: Mapped[str] = mapped_column(String(8), server_default="all")
 
 
 class Seller(Base):

@@ -1,6 +1,7 @@
 """Mail: received messages (kept whole, with where each went), what is known of
-addresses (customers' added ones, failing ones), and the key that signs outgoing mail's
-tags (random, made here: every database its own).
+addresses (customers' added ones, failing ones), the key that signs outgoing mail's
+tags (random, made here: every database its own), and which mail each staff member
+wants (``users.mail_notify``: all, own or none).
 
 Revision ID: 0013
 Revises: 0012
@@ -25,6 +26,10 @@ WITH_ID = sa.text("message_id IS NOT NULL")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("users", recreate="never") as users:
+        users.add_column(
+            sa.Column("mail_notify", sa.String(8), nullable=False, server_default="all")
+        )
     op.create_table(
         "mail_messages",
         sa.Column("id", Id, nullable=False),
@@ -90,6 +95,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Dropped in place (SQLite 3.35+ can): copying users would trip the foreign keys of
+    # every table that names a user.
+    with op.batch_alter_table("users", recreate="never") as users:
+        users.drop_column("mail_notify")
     op.drop_table("mail_key")
     op.drop_table("mail_addresses")
     op.drop_table("mail_messages")

@@ -1,0 +1,68 @@
+"""Who is told of an event by mail, and with which kind of mail.
+
+- A customer hears of a staff reply to their ticket (``staff_reply``), of their ticket
+  closed by someone else (``ticket_closed``), and of an invoice or a credit note issued
+  to them (``invoice_issued``, its PDF attached).
+- Staff hear of a new ticket (``new_ticket``) and of a customer's reply
+  (``customer_reply``) as each chose in the console: ``all``, ``own`` (only customers
+  whose tickets they have answered before) or ``none``.
+- Nobody hears of what they did themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ledgerdesk.events.log import EventRecord
+
+Choice = Literal["all", "own", "none"]
+CHOICES: tuple[Choice, ...] = ("all", "own", "none")
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str
+    recipient_id: int
+    event_id: int
+
+
+class Staff(Protocol):
+    def choices(self) -> Sequence[tuple[int, Choice]]:
+        """Every enabled staff member and what they chose."""
+        ...
+
+    def helped(self, staff_id: int, customer_id: int) -> bool:
+        """Whether the staff member has answered a ticket of the customer."""
+        ...
+
+
+def notices_of(event: EventRecord, staff: Staff) -> list[Notice]:
+    """The mail an event makes (see the module's text)."""
+    customer = event.customer_id
+    actor = event.actor_id
+    kind = event.type
+    data = event.payload
+    found: list[Notice] = []
+    if customer is not None and customer != actor:
+        if kind == "ticket.replied" and data.get("by") == "staff":
+            found.append(Notice("staff_reply", customer, event.id))
+        elif kind == "ticket.closed":
+            found.append(Notice("ticket_closed", customer, event.id))
+        elif kind in ("invoice.issued", "credit_note.issued"):
+            found.append(Notice("invoice_issued", customer, event.id))
+    by_customer = event.actor_kind == "customer"
+    staff_kind = None
+    if kind == "ticket.created" and by_customer:
+        staff_kind = "new_ticket"
+    elif kind == "ticket.replied" and data.get("by") == "customer":
+        staff_kind = "customer_reply"
+    if staff_kind is not None and customer is not None:
+        for staff_id, choice in staff.choices():
+            if staff_id == actor or choice == "none":
+                continue
+            if choice == "own" and not staff.helped(staff_id, customer):
+                continue
+            found.append(Notice(staff_kind, staff_id, event.id))
+    return found
