@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.idempotency": 2,
     "ledgerdesk.webhooks": 2,
     "ledgerdesk.webhooks.relay": 3,
+    "ledgerdesk.consumers": 3,
     "ledgerdesk.mail": 2,
     "ledgerdesk.retention": 3,
     "ledgerdesk.runtime": 3,

@@ -630,3 +630,48 @@ class MailKey(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(128))
+
+
+class MailOutbox(Base):
+    """A mail to send: made from an event (``event_id``, a notification of ``kind`` to a
+    user) or by the intake (``mail_id``: a refusal to an unknown sender); sent by the mail
+    relay with leases and retries like a webhook delivery (times in ms). ``message_id``
+    is the one it went out with: later mail about the ticket refers to it."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        Index(
+            "ix_mail_outbox_due",
+            "next_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_mail_outbox_ticket_id_id", "ticket_id", "id"),
+        Index("ix_mail_outbox_address_created_at", "address", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(20))
+    recipient_id: Mapped[int | None] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_at: Mapped[int] = mapped_column(BigInteger)
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    sent_at: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    ticket_id: Mapped[int | None] = mapped_column(BigInteger)
+    mail_id: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class MailCursor(Base):
+    """The mail relay's place in the event log (one row, as ``webhook_cursor``)."""
+
+    __tablename__ = "mail_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)

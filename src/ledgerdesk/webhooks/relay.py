@@ -27,7 +27,6 @@ and at least every ``poll`` seconds (leases that ran out, other SQLite processes
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -35,18 +34,19 @@ import random
 import secrets as token
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 import httpx
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledgerdesk import __version__
-from ledgerdesk.config import IPNetwork, Settings
+from ledgerdesk.config import IPNetwork
+from ledgerdesk.consumers import Consumer, now_ms
 from ledgerdesk.db.models import (
     DomainEvent,
     WebhookAttempt,
@@ -57,7 +57,7 @@ from ledgerdesk.db.models import (
 from ledgerdesk.db.outage import is_outage
 from ledgerdesk.events.log import EventLog, EventRecord
 from ledgerdesk.events.types import EventType
-from ledgerdesk.events.work import EVENTS_CHANNEL, Actor, Origin, Work, on_commit
+from ledgerdesk.events.work import Actor, Origin, Work
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.webhooks.addresses import RefusedAddress, Resolver, check_url, resolve
 from ledgerdesk.webhooks.payloads import body_of
@@ -70,9 +70,6 @@ log = logging.getLogger("ledgerdesk.webhooks")
 FAN_OUT_EVENTS = 1000  # events read per fan-out transaction
 ORDERED_BATCH = 10  # an ordered endpoint's deliveries claimed at once, sent one by one
 LEASE_MARGIN_MS = 5_000
-MIN_ROUND_SECONDS = 0.02  # rounds woken by commits are at least this far apart
-SQLITE_POLL = 1.0
-POSTGRES_POLL = 5.0
 MAX_RETRY_AFTER = 86_400.0
 IDLE_CURSOR_SECONDS = 10.0
 CONNECTIONS_PER_ENDPOINT = 8
@@ -468,60 +465,43 @@ def next_due(session: Session, now_ms: int) -> int | None:
 # -- the loop ---------------------------------------------------------------------------
 
 
-@dataclass
-class Relay:
+class Relay(Consumer):
     """Runs the rounds in one process: in ``ledgerdesk serve`` (unless
     ``LEDGERDESK_WEBHOOK_RELAY=false``) and alone in ``ledgerdesk worker``."""
 
-    runtime: Runtime
-    resolver: Resolver | None = None
-    transport: httpx.AsyncBaseTransport | None = None
-    clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
-    policy: Policy | None = None
-    poll: float | None = None
-    holder: str = field(default_factory=lambda: token.token_hex(8))
-    delivered: int = 0
-    _wake: asyncio.Event | None = field(default=None, init=False, repr=False)
-    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
-    _in_flight: int = field(default=0, init=False, repr=False)
-    _idle_until: float = field(default=0.0, init=False, repr=False)
-    _clients: dict[int, httpx.AsyncClient] = field(default_factory=dict, init=False, repr=False)
-    _used: dict[int, float] = field(default_factory=dict, init=False, repr=False)
+    name = "webhook relay"
 
-    def __post_init__(self) -> None:
-        settings = self.runtime.settings
-        self.settings: Settings = settings
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        resolver: Resolver | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock_ms: Callable[[], int] = now_ms,
+        policy: Policy | None = None,
+        poll: float | None = None,
+    ) -> None:
+        super().__init__(runtime, poll)
+        settings = runtime.settings
+        self.resolver = resolver
+        self.transport = transport
+        self.clock_ms = clock_ms
+        self.policy = policy or Policy(
+            settings.webhook_retry_schedule, settings.webhook_failing_days
+        )
         self.allowed: tuple[IPNetwork, ...] = settings.webhook_allow_networks
-        if self.policy is None:
-            self.policy = Policy(settings.webhook_retry_schedule, settings.webhook_failing_days)
-        if self.poll is None:
-            self.poll = SQLITE_POLL if settings.is_sqlite else POSTGRES_POLL
-        # The relay's transactions run one at a time, in a thread of their own.
-        self._database = CapacityLimiter(1)
+        self.holder = token.token_hex(8)
+        self.delivered = 0
+        self._in_flight = 0
+        self._idle_until = 0.0
+        self._clients: dict[int, httpx.AsyncClient] = {}
+        self._used: dict[int, float] = {}
 
-    def poke(self) -> None:
-        """Wake the relay (from any thread): an event was committed."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not wake.is_set():
-            with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(wake.set)
-
-    async def run(self) -> None:
-        """Deliver until cancelled."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        stop = on_commit(self.poke)
-        try:
-            async with anyio.create_task_group() as tasks:
-                if not self.settings.is_sqlite:
-                    tasks.start_soon(self._listen)
-                await self._rounds(tasks)
-        finally:
-            stop()
-            clients, self._clients = self._clients, {}
-            for client in clients.values():
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+    async def closing(self) -> None:
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     def _client(self, endpoint_id: int) -> httpx.AsyncClient:
         """The endpoint's own connections: a few, kept alive between deliveries (one
@@ -538,52 +518,26 @@ class Relay:
             self._clients[endpoint_id] = client
         return client
 
-    async def _rounds(self, tasks: anyio.abc.TaskGroup) -> None:
-        assert self._wake is not None
-        assert self.poll is not None
-        failures = 0
-        while True:
-            started = time.monotonic()
-            self._wake.clear()
-            wait = self.poll
-            try:
-                wait = await self._round(tasks)
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                wait = min(2.0**failures, 30.0)
-                if is_outage(exc):
-                    log.warning("webhook relay: database unavailable (%s)", type(exc).__name__)
-                else:
-                    log.exception("webhook relay round failed; trying again in %.0f s", wait)
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-            spent = time.monotonic() - started
-            if spent < MIN_ROUND_SECONDS:
-                await anyio.sleep(MIN_ROUND_SECONDS - spent)
-
-    async def _round(self, tasks: anyio.abc.TaskGroup) -> float:
+    async def round(self, tasks: anyio.abc.TaskGroup) -> float:
         """One round; how long to wait for the next (0: at once, more is waiting)."""
-        assert self.poll is not None
-        if not await self._in_thread(self._any_endpoint):
+        if not await self.in_thread(self._any_endpoint):
             # Nothing to deliver to: no write per commit; the place in the log moves on
             # now and then, so that a first endpoint does not start far behind.
             if time.monotonic() >= self._idle_until:
                 self._idle_until = time.monotonic() + IDLE_CURSOR_SECONDS
-                await self._in_thread(self._skip_ahead)
+                await self.in_thread(self._skip_ahead)
             return self.poll
-        while await self._in_thread(self._fan_out) == FAN_OUT_EVENTS:
+        while await self.in_thread(self._fan_out) == FAN_OUT_EVENTS:
             pass
         await self._close_idle_clients()
         room = self.settings.webhook_concurrency - self._in_flight
-        batches = await self._in_thread(self._claim, room) if room > 0 else []
+        batches = await self.in_thread(self._claim, room) if room > 0 else []
         for batch in batches:
             self._in_flight += len(batch.deliveries)
             tasks.start_soon(self._deliver, self._client(batch.endpoint_id), batch)
         if sum(len(b.deliveries) for b in batches) >= room > 0:
             return 0
-        due: int | None = await self._in_thread(self._next_due)
+        due: int | None = await self.in_thread(self._next_due)
         if due is None:
             return self.poll
         return max(0.0, min(self.poll, (due - self.clock_ms()) / 1000))
@@ -619,7 +573,7 @@ class Relay:
                     for due in batch.deliveries:
                         sending.start_soon(one, due)
             if outcomes or batch.ordered:
-                await self._in_thread(self._record, batch, outcomes)
+                await self.in_thread(self._record, batch, outcomes)
             self.delivered += sum(1 for o in outcomes if o.result.succeeded)
         except Exception as exc:
             if is_outage(exc):
@@ -653,38 +607,7 @@ class Relay:
         )
         return Outcome(due, result, at, str(address))
 
-    async def _listen(self) -> None:
-        """PostgreSQL: hear of every commit that recorded events, from any process."""
-        import asyncpg  # the server's PostgreSQL driver for the event loop
-        from sqlalchemy.engine import make_url
-
-        dsn = make_url(self.settings.database_url).set(drivername="postgresql")
-        failures = 0
-        while True:
-            connection = None
-            try:
-                connection = await asyncpg.connect(
-                    dsn.render_as_string(hide_password=False),
-                    timeout=self.settings.db_connect_timeout,
-                )
-                await connection.add_listener(EVENTS_CHANNEL, lambda *_: self.poke())
-                failures = 0
-                self.poke()  # whatever was committed while not listening
-                while not connection.is_closed():
-                    await anyio.sleep(self.poll or POSTGRES_POLL)
-            except Exception as exc:
-                failures += 1
-                log.warning("webhook relay: not listening (%s); trying again", type(exc).__name__)
-                await anyio.sleep(min(2.0**failures, 30.0))
-            finally:
-                if connection is not None:
-                    with contextlib.suppress(Exception):
-                        await connection.close(timeout=1)
-
     # The transactions, each run in the relay's thread.
-
-    async def _in_thread(self, work: Callable[..., Any], *args: Any) -> Any:
-        return await to_thread.run_sync(work, *args, limiter=self._database)
 
     def _any_endpoint(self) -> bool:
         with self.runtime.transaction(write=False) as (session, _):

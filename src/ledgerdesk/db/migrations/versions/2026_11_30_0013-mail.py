@@ -23,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 WITH_ID = sa.text("message_id IS NOT NULL")
+PENDING = sa.text("state = 'pending'")
 
 
 def upgrade() -> None:
@@ -92,6 +93,43 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_key")),
     )
     op.bulk_insert(key, [{"id": 1, "key": secrets.token_hex(32)}])
+    op.create_table(
+        "mail_outbox",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("event_id", sa.BigInteger, nullable=True),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("recipient_id", sa.BigInteger, nullable=True),
+        sa.Column("address", sa.String(320), nullable=False),
+        sa.Column("state", sa.String(10), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("next_at", sa.BigInteger, nullable=False),
+        sa.Column("lease_until", sa.BigInteger, nullable=True),
+        sa.Column("holder", sa.String(32), nullable=True),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("sent_at", sa.BigInteger, nullable=True),
+        sa.Column("message_id", sa.String(255), nullable=True),
+        sa.Column("ticket_id", sa.BigInteger, nullable=True),
+        sa.Column("mail_id", sa.BigInteger, nullable=True),
+        sa.Column("last_error", sa.String(500), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_outbox")),
+    )
+    op.create_index(
+        "ix_mail_outbox_due",
+        "mail_outbox",
+        ["next_at"],
+        sqlite_where=PENDING,
+        postgresql_where=PENDING,
+    )
+    op.create_index("ix_mail_outbox_ticket_id_id", "mail_outbox", ["ticket_id", "id"])
+    op.create_index("ix_mail_outbox_address_created_at", "mail_outbox", ["address", "created_at"])
+    cursor = op.create_table(
+        "mail_cursor",
+        sa.Column("id", sa.Integer, autoincrement=False, nullable=False),
+        sa.Column("last_event_id", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_cursor")),
+    )
+    newest = op.get_bind().scalar(sa.text("SELECT coalesce(max(id), 0) FROM events"))
+    op.bulk_insert(cursor, [{"id": 1, "last_event_id": int(newest or 0)}])
 
 
 def downgrade() -> None:
@@ -99,6 +137,8 @@ def downgrade() -> None:
     # every table that names a user.
     with op.batch_alter_table("users", recreate="never") as users:
         users.drop_column("mail_notify")
+    op.drop_table("mail_cursor")
+    op.drop_table("mail_outbox")
     op.drop_table("mail_key")
     op.drop_table("mail_addresses")
     op.drop_table("mail_messages")
