@@ -26,6 +26,8 @@ from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.execution import Execution
 from ledgerdesk.http.responses import json_response, request_headers, request_id_of
 from ledgerdesk.invoices import actions as invoice_actions
+from ledgerdesk.mail.relay import MailRelay
+from ledgerdesk.mail.relay import wanted as mail_wanted
 from ledgerdesk.process import freeze_startup, tune_allocator
 from ledgerdesk.retention import PRUNE_SECONDS, prune
 from ledgerdesk.runtime import Runtime
@@ -172,8 +174,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         return json_response(b'{"status":"ok","database":"ok"}')
 
     web, web_routes = build_routes(runtime, execution)
-    # The webhook relay runs beside the requests unless `ledgerdesk worker` runs it.
+    # The webhook and mail relays run beside the requests unless `ledgerdesk worker`
+    # runs them (mail only when SMTP and the support address are set).
     relay = Relay(runtime) if settings.webhook_relay else None
+    mail_relay = MailRelay(runtime) if mail_wanted(settings) else None
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if request.url.path.startswith(("/console", "/account")):
@@ -200,6 +204,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             tasks.start_soon(_known_keys, endpoint)
             if relay is not None:
                 tasks.start_soon(relay.run)
+            if mail_relay is not None:
+                tasks.start_soon(mail_relay.run)
             try:
                 yield
             finally:

@@ -11,6 +11,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from contextvars import ContextVar
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -173,6 +174,22 @@ class Settings(BaseSettings):
     ] = 24
     webhook_allow_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     webhook_relay: bool = True
+    # Mail (see mail/): where notifications go out (smtp://user:password@host:587 with
+    # STARTTLS, smtps://... with TLS from the start; none: no mail is sent), the support
+    # address they come from and mail comes in to ("Hosting Support
+    # <support@hosting.example>"), the bytes of files a notification carries at most (the
+    # rest are named, with a link), what becomes of mail from unknown senders (refuse with
+    # a reply, hold for staff, create the customer) and of mail naming a ticket it may
+    # not join (a new ticket, or hold for staff); automatic mail to one address an hour.
+    smtp_url: str | None = None
+    mail_from: str | None = None
+    mail_attach_bytes: Annotated[
+        int, Field(ge=0, json_schema_extra=_refuse("must be 0 (never attach) or more"))
+    ] = 10 * 1024 * 1024
+    mail_strangers: Literal["refuse", "hold", "create"] = "refuse"
+    mail_unproven: Literal["new", "hold"] = "new"
+    mail_hourly_cap: AtLeastOne = 20
+    mail_relay: bool = True
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -216,6 +233,11 @@ class Settings(BaseSettings):
         return self.customer_rate_limit or 2 * self.rate_limit
 
     @property
+    def support_address(self) -> str | None:
+        """The address mail comes in to and goes out from (of LEDGERDESK_MAIL_FROM)."""
+        return None if self.mail_from is None else parseaddr(self.mail_from)[1]
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -254,6 +276,42 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return parse_networks(value, "LEDGERDESK_TRUSTED_PROXIES")
         return tuple(value)
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _smtp_url(cls, value: Any) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        text_value = str(value).strip()
+        try:
+            url = make_url(text_value)
+        except ArgumentError:
+            url = None
+        if url is None or url.drivername not in ("smtp", "smtps") or not url.host:
+            raise ConfigError(
+                "LEDGERDESK_SMTP_URL must be smtp://[user:password@]host[:port] (STARTTLS) "
+                "or smtps://... (TLS)"
+            )
+        return text_value
+
+    @field_validator("mail_from", mode="before")
+    @classmethod
+    def _mail_from(cls, value: Any) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        name, address = parseaddr(str(value))
+        local, at, domain = address.partition("@")
+        if not (local and at and "." in domain):
+            raise ConfigError(
+                "LEDGERDESK_MAIL_FROM must be an address, e.g. "
+                f"Hosting Support <support@hosting.example>, not {value!r}"
+            )
+        return formataddr((name, address.lower()))
+
+    @field_validator("mail_strangers", "mail_unproven", mode="before")
+    @classmethod
+    def _lower_choice(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("webhook_allow_networks", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.webhooks.relay": 3,
     "ledgerdesk.consumers": 3,
     "ledgerdesk.mail": 2,
+    "ledgerdesk.mail.relay": 3,
     "ledgerdesk.retention": 3,
     "ledgerdesk.runtime": 3,
     "ledgerdesk.execution": 3,

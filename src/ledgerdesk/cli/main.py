@@ -29,7 +29,7 @@ SERVER_COMMANDS = {
         "Set up a demo customer with an API key and invoices, then serve.",
     ),
     "serve": ("ledgerdesk.cli.server", "serve", "Migrate the database, then serve the API."),
-    "worker": ("ledgerdesk.cli.server", "worker", "Deliver webhooks, without serving."),
+    "worker": ("ledgerdesk.cli.server", "worker", "Deliver webhooks and mail, without serving."),
 }
 
 

@@ -9,6 +9,8 @@ import click
 
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.mail.relay import MailRelay
+from ledgerdesk.mail.relay import wanted as mail_wanted
 from ledgerdesk.retention import prune
 from ledgerdesk.serving import run_server
 from ledgerdesk.webhooks.relay import Relay
@@ -76,16 +78,21 @@ def serve(state: CliState, host: str, port: int, workers: int, access_log: bool)
 @click.command()
 @pass_state
 def worker(state: CliState) -> None:
-    """Deliver webhooks, without serving (run `serve` with LEDGERDESK_WEBHOOK_RELAY=false
-    to leave delivering to workers). Any number may run, on any number of machines."""
+    """Deliver webhooks and send mail, without serving (run `serve` with
+    LEDGERDESK_WEBHOOK_RELAY=false and LEDGERDESK_MAIL_RELAY=false to leave that to
+    workers). Any number may run, on any number of machines."""
     state.require_current_schema()
     runtime = state.runtime()
-    relay = Relay(runtime)
-    click.echo("Delivering webhooks; Ctrl-C or SIGTERM stops.", err=True)
+    consumers: list[Relay | MailRelay] = [Relay(runtime)]
+    if mail_wanted(runtime.settings):
+        consumers.append(MailRelay(runtime))
+    what = "webhooks and mail" if len(consumers) > 1 else "webhooks"
+    click.echo(f"Delivering {what}; Ctrl-C or SIGTERM stops.", err=True)
 
     async def until_stopped() -> None:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(relay.run)
+            for consumer in consumers:
+                tasks.start_soon(consumer.run)
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for _ in signals:
                     tasks.cancel_scope.cancel()

@@ -25,6 +25,7 @@ from ledgerdesk.errors import InvalidState
 from ledgerdesk.events.types import EventType
 from ledgerdesk.events.work import Actor, Work
 from ledgerdesk.mail.inbound import Inbound, InboundFile, Unreadable, read
+from ledgerdesk.mail.notify import queue_refusal
 from ledgerdesk.mail.tags import Tags
 from ledgerdesk.mail.threading import Decision, Policy, TicketRef, decide
 from ledgerdesk.tickets.service import MAX_CONTENT, MAX_TITLE, TicketService
@@ -95,8 +96,10 @@ class MailIntake:
         domain: str,
         policy: Policy,
         store_file: Callable[[InboundFile], IncomingFile | None],
+        hourly_cap: int = 20,
     ) -> None:
         self.work = work
+        self.hourly_cap = hourly_cap
         self.session = work.session
         self.support_address = support_address.lower()
         self.tags = Tags(mail_key(self.session), domain)
@@ -123,7 +126,12 @@ class MailIntake:
             self._failing(decision, mail)
             return self._keep(raw, mail, via, "bounced", decision.why, ticket_id=decision.ticket_id)
         state = {"hold": "held", "refuse": "refused", "ignore": "ignored"}[decision.action]
-        return self._keep(raw, mail, via, state, decision.why, customer_id=decision.customer_id)
+        taken = self._keep(raw, mail, via, state, decision.why, customer_id=decision.customer_id)
+        if state == "refused":  # the sender is told, once an hour at most
+            row = self.session.get(MailMessage, taken.mail_id)
+            assert row is not None
+            queue_refusal(self.session, row, self.work.now * 1000, hourly_cap=self.hourly_cap)
+        return taken
 
     # -- the outcomes -------------------------------------------------------------------
 
