@@ -64,6 +64,13 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_WEBHOOK_ROTATION_HOURS": "0",
             "LEDGERDESK_WEBHOOK_ALLOW_NETWORKS": "10.20.0.0/16,fd00::/8",
             "LEDGERDESK_WEBHOOK_RELAY": "false",
+            "LEDGERDESK_SMTP_URL": "smtps://desk:secret@mail.hosting.example",
+            "LEDGERDESK_MAIL_FROM": "Hosting Support <Support@Hosting.Example>",
+            "LEDGERDESK_MAIL_ATTACH_BYTES": "0",
+            "LEDGERDESK_MAIL_STRANGERS": "Hold",
+            "LEDGERDESK_MAIL_UNPROVEN": "hold",
+            "LEDGERDESK_MAIL_HOURLY_CAP": "5",
+            "LEDGERDESK_MAIL_RELAY": "false",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -100,6 +107,12 @@ def test_every_variable_is_read() -> None:
         ipaddress.ip_network("fd00::/8"),
     )
     assert settings.webhook_relay is False
+    assert settings.smtp_url == "smtps://desk:secret@mail.hosting.example"
+    assert settings.mail_from == "Hosting Support <support@hosting.example>"
+    assert settings.support_address == "support@hosting.example"
+    assert (settings.mail_attach_bytes, settings.mail_hourly_cap) == (0, 5)
+    assert (settings.mail_strangers, settings.mail_unproven) == ("hold", "hold")
+    assert settings.mail_relay is False
 
 
 def test_sqlite_file_follows_the_data_dir() -> None:
@@ -144,6 +157,10 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_WEBHOOK_LOG_DAYS", "0", "1 to 3650 days"),
         ("LEDGERDESK_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/40", "10.0.0.0/40"),
         ("LEDGERDESK_WEBHOOK_RELAY", "maybe", "LEDGERDESK_WEBHOOK_RELAY"),
+        ("LEDGERDESK_SMTP_URL", "mail.example.com:587", "smtp://"),
+        ("LEDGERDESK_MAIL_FROM", "support", "must be an address"),
+        ("LEDGERDESK_MAIL_STRANGERS", "ignore", "'refuse', 'hold' or 'create'"),
+        ("LEDGERDESK_MAIL_ATTACH_BYTES", "-1", "0 (never attach)"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

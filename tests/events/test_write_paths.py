@@ -242,9 +242,15 @@ def cli_commands() -> set[str]:
     return found
 
 
+# Writes whose events depend on what they are given, tested where that is made.
+CLI_WRITES_ELSEWHERE = {
+    "mail receive": "tests/mail/test_receive_command.py",
+}
+
+
 def test_every_command_is_listed_as_a_write_or_not() -> None:
     assert not CLI_READS & set(CLI_WRITES)
-    assert cli_commands() == CLI_READS | set(CLI_WRITES)
+    assert cli_commands() == CLI_READS | set(CLI_WRITES) | set(CLI_WRITES_ELSEWHERE)
 
 
 @pytest.mark.parametrize("command", sorted(CLI_WRITES))

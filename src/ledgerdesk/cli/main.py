@@ -28,6 +28,7 @@ SERVER_COMMANDS = {
         "demo",
         "Set up a demo customer with an API key and invoices, then serve.",
     ),
+    "mail": ("ledgerdesk.cli.mail", "mail", "Mail into ledgerdesk."),
     "serve": ("ledgerdesk.cli.server", "serve", "Migrate the database, then serve the API."),
     "worker": ("ledgerdesk.cli.server", "worker", "Deliver webhooks and mail, without serving."),
 }
