@@ -389,6 +389,16 @@ WEB_WRITES: dict[tuple[str, str], Write] = {
         "console",
         "staff",
     ),
+    ("/console/security", "mail-notify"): (
+        lambda s: s.staff.submit(
+            "/console/security",
+            "/console/security",
+            {"action": "mail-notify", "mail_notify": "own"},
+        ),
+        "staff.updated",
+        "console",
+        "staff",
+    ),
     ("/console/security", "totp-enable"): (
         _totp_enable,
         "second_factor.enabled",

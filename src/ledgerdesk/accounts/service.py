@@ -123,6 +123,10 @@ class AccountReader:
         return problems
 
 
+# What mail about tickets a staff member wants (mail.notifications).
+MAIL_CHOICES = ("all", "own", "none")
+
+
 class AccountService:
     """Changes to users and keys, each recorded as an event in the unit of work."""
 
@@ -150,11 +154,18 @@ class AccountService:
         name: str | None = None,
         email: str | None = None,
         billing: Mapping[str, str | None] | None = None,
+        mail_notify: str | None = None,
     ) -> User:
-        """Change a user's name, email or a customer's billing details (``billing``, by
-        the names of ``accounts.billing.BILLING_FIELDS``); ``None`` leaves a field as it
-        is, ``""`` clears it. Only what differs is changed, and recorded in one event."""
+        """Change a user's name, email, a customer's billing details (``billing``, by
+        the names of ``accounts.billing.BILLING_FIELDS``) or a staff member's choice of
+        mail (``mail_notify``: all, own, none); ``None`` leaves a field as it is, ``""``
+        clears it. Only what differs is changed, and recorded in one event."""
         user = self.reader.require_user(user_id)
+        if mail_notify is not None:
+            if not user.is_staff:
+                raise invalid("mail_notify", "is for staff; customers hear of their own tickets")
+            if mail_notify not in MAIL_CHOICES:
+                raise invalid("mail_notify", f"must be one of {', '.join(MAIL_CHOICES)}")
         billing = {k: v for k, v in (billing or {}).items() if v is not None}
         unknown = set(billing) - set(BILLING_FIELDS)
         assert not unknown, f"not billing details: {unknown}"
@@ -188,6 +199,8 @@ class AccountService:
             if getattr(user, field) != value:
                 setattr(user, field, value)
                 changed[field] = value
+        if mail_notify is not None and mail_notify != user.mail_notify:
+            user.mail_notify = changed["mail_notify"] = mail_notify
         if changed:
             self.work.record_about(
                 user,

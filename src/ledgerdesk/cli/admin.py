@@ -8,7 +8,7 @@ import click
 
 from ledgerdesk.accounts.billing import BILLING_FIELDS, camel
 from ledgerdesk.accounts.people import INVITE_SECONDS, RESET_SECONDS, PeopleService, Purpose
-from ledgerdesk.accounts.service import AccountReader, AccountService
+from ledgerdesk.accounts.service import MAIL_CHOICES, AccountReader, AccountService
 from ledgerdesk.cli.events import events
 from ledgerdesk.cli.invoices import invoice, seller
 from ledgerdesk.cli.maintenance import audit, storage
@@ -74,6 +74,12 @@ def user_create(state: CliState, name: str, email: str | None, staff: bool, as_j
 @click.option(
     "--electronic-address", default=None, help="Peppol address: scheme:id, e.g. 0208:0123456789."
 )
+@click.option(
+    "--mail-notify",
+    type=click.Choice(MAIL_CHOICES),
+    default=None,
+    help="Staff: mail about new tickets and replies: all, own (customers they helped), none.",
+)
 @json_option
 @pass_state
 def user_update(
@@ -82,6 +88,7 @@ def user_update(
     user_id: int,
     name: str | None,
     email: str | None,
+    mail_notify: str | None,
     as_json: bool,
     **billing: str | None,
 ) -> None:
@@ -95,10 +102,17 @@ def user_update(
       ledgerdesk admin user update 7 --legal-name "Acme B.V." --vat-id NL854560178B01 \\
         --address-line "Keizersgracht 1" --city Amsterdam --postcode "1015 CD" --country NL
     """
-    if name is None and email is None and all(v is None for v in billing.values()):
+    if (
+        name is None
+        and email is None
+        and mail_notify is None
+        and all(v is None for v in billing.values())
+    ):
         raise click.UsageError("give at least one of the options to change")
     with state.work() as work:
-        updated = AccountService(work).update_user(user_id, name=name, email=email, billing=billing)
+        updated = AccountService(work).update_user(
+            user_id, name=name, email=email, billing=billing, mail_notify=mail_notify
+        )
         # Customers' billing details; staff have none.
         details = {} if updated.is_staff else {f: getattr(updated, f) for f in BILLING_FIELDS}
         emit(
@@ -107,6 +121,7 @@ def user_update(
                 "userId": updated.id,
                 "name": updated.name,
                 "email": updated.email,
+                **({"mailNotify": updated.mail_notify} if updated.is_staff else {}),
                 **{camel(f): v for f, v in details.items()},
             },
             f"User {updated.id}: {updated.name} <{updated.email or 'no email'}>"

@@ -118,6 +118,7 @@ OPTION_NAMES = {
     "exemption_reason": "exemption-reason",
     "lines": "line",
     "owner_id": "customer",
+    "mail_notify": "mail-notify",
     "event_types": "event",
 }
 

@@ -56,6 +56,7 @@ FIELD_LABELS = {
     "since": "From",
     "until": "To",
     "owner_id": "Customer",
+    "mail_notify": "Mail",
     "action": "Action",
     "content": "Message",
     "reference": "Your reference",

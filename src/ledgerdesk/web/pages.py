@@ -117,6 +117,7 @@ class SetPasswordPage(Context):
 class SecurityPage(Context):
     template = "security.html"
     staff: bool
+    mail_notify: str  # staff: which mail about tickets they want
     has_totp: bool
     # Shown once, right after the second factor is turned on.
     recovery_codes: Sequence[str] | None

@@ -17,6 +17,7 @@ from ledgerdesk.accounts.people import (
     hash_password,
     password_matches,
 )
+from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.errors import LedgerdeskError, invalid
 from ledgerdesk.web.core import (
     Redirect,
@@ -58,6 +59,7 @@ class SecurityPages:
             qr = segno.make(uri, error="m").svg_data_uri(scale=4)
         page = SecurityPage(
             staff=self.role == "staff",
+            mail_notify=visit.user().mail_notify,
             has_totp=has_totp,
             recovery_codes=recovery_codes,
             enrolment_secret=secret,
@@ -101,6 +103,11 @@ class SecurityPages:
                         flash="The second factor is on.",
                         once={"recovery_codes": codes},
                     )
+                if action == "mail-notify" and self.role == "staff":
+                    AccountService(visit.work).update_user(
+                        user_id, mail_notify=text_field(form, "mail_notify")
+                    )
+                    return Redirect("/console/security", flash="Your mail settings are saved.")
                 if action == "totp-disable" and self.role == "staff":
                     if checked is None or not checked.right:
                         raise invalid("password", "is not your password")
