@@ -71,6 +71,7 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_MAIL_UNPROVEN": "hold",
             "LEDGERDESK_MAIL_HOURLY_CAP": "5",
             "LEDGERDESK_MAIL_RELAY": "false",
+            "LEDGERDESK_LMTP_LISTEN": "[::1]:2424",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -113,6 +114,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.mail_attach_bytes, settings.mail_hourly_cap) == (0, 5)
     assert (settings.mail_strangers, settings.mail_unproven) == ("hold", "hold")
     assert settings.mail_relay is False
+    assert settings.lmtp_address == ("::1", 2424)
 
 
 def test_sqlite_file_follows_the_data_dir() -> None:
@@ -161,6 +163,7 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_MAIL_FROM", "support", "must be an address"),
         ("LEDGERDESK_MAIL_STRANGERS", "ignore", "'refuse', 'hold' or 'create'"),
         ("LEDGERDESK_MAIL_ATTACH_BYTES", "-1", "0 (never attach)"),
+        ("LEDGERDESK_LMTP_LISTEN", "2424", "host:port"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

@@ -190,6 +190,8 @@ class Settings(BaseSettings):
     mail_unproven: Literal["new", "hold"] = "new"
     mail_hourly_cap: AtLeastOne = 20
     mail_relay: bool = True
+    # Where ``serve`` takes mail by LMTP (host:port), if anywhere.
+    lmtp_listen: str | None = None
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -231,6 +233,14 @@ class Settings(BaseSettings):
     def customer_limit(self) -> int:
         """Requests a minute of one customer across all their keys."""
         return self.customer_rate_limit or 2 * self.rate_limit
+
+    @property
+    def lmtp_address(self) -> tuple[str, int] | None:
+        """Where to listen for LMTP, if anywhere."""
+        if self.lmtp_listen is None:
+            return None
+        host, _, port = self.lmtp_listen.rpartition(":")
+        return host, int(port)
 
     @property
     def support_address(self) -> str | None:
@@ -307,6 +317,18 @@ class Settings(BaseSettings):
                 f"Hosting Support <support@hosting.example>, not {value!r}"
             )
         return formataddr((name, address.lower()))
+
+    @field_validator("lmtp_listen", mode="before")
+    @classmethod
+    def _lmtp_listen(cls, value: Any) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        host, colon, port = str(value).strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"LEDGERDESK_LMTP_LISTEN must be host:port, e.g. 127.0.0.1:2424, not {value!r}"
+            )
+        return f"{host.strip('[]')}:{port}"
 
     @field_validator("mail_strangers", "mail_unproven", mode="before")
     @classmethod

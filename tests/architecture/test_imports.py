@@ -32,6 +32,8 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.consumers": 3,
     "ledgerdesk.mail": 2,
     "ledgerdesk.mail.relay": 3,
+    "ledgerdesk.mail.receiving": 3,
+    "ledgerdesk.mail.lmtp": 3,
     "ledgerdesk.retention": 3,
     "ledgerdesk.runtime": 3,
     "ledgerdesk.execution": 3,
