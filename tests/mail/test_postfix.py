@@ -1,0 +1,216 @@
+"""The whole round trip through a real MTA: Postfix (Debian's) takes a customer's mail
+and hands it to ``ledgerdesk serve`` by LMTP; staff answer; the notification arrives at
+an SMTP server with the right headers; the customer's answer to it (the notification
+quoted under it) goes back through Postfix into the same ticket, without the quote; a
+stranger copying the ticket's code into a subject lands in a ticket of his own.
+
+Needs Postfix installed and root (``.ci/run`` installs it); skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import smtplib
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.config import Settings
+from ledgerdesk.db.models import MailMessage, Ticket, User
+from ledgerdesk.events.work import Actor, Origin
+from ledgerdesk.runtime import Runtime
+from ledgerdesk.tickets.queries import TicketQueries
+from ledgerdesk.tickets.service import TicketReader, TicketService
+from tests.factories import system_work
+from tests.mail.test_relay import Sink
+from tests.servers import free_port, running
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("postfix") is None or os.geteuid() != 0,
+        reason="needs Postfix and root (.ci/run installs it)",
+    ),
+]
+
+SUPPORT = "support@hosting.example"
+
+
+def postconf(directory: Path, smtp_port: int, lmtp_port: int) -> None:
+    (directory / "main.cf").write_text(
+        f"""compatibility_level = 3.6
+queue_directory = {directory}/queue
+data_directory = {directory}/data
+mail_owner = postfix
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mx.test.example
+mydestination =
+mynetworks = 127.0.0.0/8
+relay_domains = hosting.example
+transport_maps = texthash:{directory}/transport
+lmtp_destination_recipient_limit = 1
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+maillog_file = {directory}/maillog
+maillog_file_prefixes = {directory}
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
+queue_run_delay = 2s
+"""
+    )
+    (directory / "transport").write_text(f"hosting.example lmtp:inet:127.0.0.1:{lmtp_port}\n")
+    master = Path("/etc/postfix/master.cf").read_text().splitlines()
+    lines = [
+        f"127.0.0.1:{smtp_port} inet n - n - - smtpd"
+        if line.startswith("smtp ") and "smtpd" in line
+        else line
+        for line in master
+    ]
+    (directory / "master.cf").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def postfix() -> Iterator[tuple[int, int, Path]]:
+    # Outside pytest's private temporary folders: Postfix's own user must reach it.
+    directory = Path(tempfile.mkdtemp(prefix="ledgerdesk-postfix-"))
+    directory.chmod(0o755)
+    (directory / "queue").mkdir(parents=True)
+    (directory / "data").mkdir()
+    shutil.chown(directory / "data", "postfix")
+    smtp_port, lmtp_port = free_port(), free_port()
+    postconf(directory, smtp_port, lmtp_port)
+    control = ["postfix", "-c", str(directory)]
+    subprocess.run([*control, "start"], check=True, capture_output=True)
+    try:
+        yield smtp_port, lmtp_port, directory
+    finally:
+        subprocess.run([*control, "stop"], check=False, capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    found = Sink(port=free_port())
+    controller = Controller(found, hostname="127.0.0.1", port=found.port)
+    controller.start()
+    try:
+        yield found
+    finally:
+        controller.stop()
+
+
+def send(smtp_port: int, message: EmailMessage) -> None:
+    with smtplib.SMTP("127.0.0.1", smtp_port) as client:
+        client.send_message(message)
+
+
+def wait(what: str, check: object, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            tail = log.read_text()[-3000:] if log.exists() else "(no log)"
+            raise AssertionError(f"timed out waiting for {what}; Postfix said:\n{tail}")
+        time.sleep(0.2)
+
+
+def test_a_customer_and_staff_talk_by_mail_through_postfix(
+    database_url: str, tmp_path: Path, postfix: tuple[int, int, Path], sink: Sink
+) -> None:
+    smtp_port, lmtp_port, directory = postfix
+    data = tmp_path / "data"
+    runtime = Runtime.build(Settings(database_url=database_url, data_dir=data))
+    with system_work(runtime) as work:
+        accounts = AccountService(work)
+        ann = accounts.create_user(name="Ann", email="ann@example.com", staff=False).id
+        accounts.create_user(name="Bob", email="bob@example.com", staff=False)
+        sam = accounts.create_user(name="Sam", email="sam@hosting.example", staff=True).id
+    port = free_port()
+    env = {
+        "LEDGERDESK_DATABASE_URL": database_url,
+        "LEDGERDESK_DATA_DIR": str(data),
+        "LEDGERDESK_MAIL_FROM": f"Hosting Support <{SUPPORT}>",
+        "LEDGERDESK_LMTP_LISTEN": f"127.0.0.1:{lmtp_port}",
+        "LEDGERDESK_SMTP_URL": f"smtp://127.0.0.1:{sink.port}",
+    }
+
+    def tickets() -> list[Ticket]:
+        with runtime.transaction(write=False) as (session, _):
+            return list(session.scalars(select(Ticket).order_by(Ticket.id)))
+
+    def thread(ticket_id: int) -> list[str]:
+        from ledgerdesk.db.prepared import session_db
+
+        with runtime.transaction(write=False) as (session, _):
+            view = TicketReader(TicketQueries(session_db(session))).thread(ticket_id, user_id=None)
+        return [r.reply.content for r in view.replies]
+
+    try:
+        with running(["serve", "--port", str(port)], port, env):
+            first = EmailMessage()
+            first["From"] = "Ann <ann@example.com>"
+            first["To"] = SUPPORT
+            first["Subject"] = "Server unreachable"
+            first["Message-ID"] = "<first@example.com>"
+            first.set_content("web01 stopped answering at 07:12.")
+            send(smtp_port, first)
+            wait("the ticket", lambda: len(tickets()) == 1, directory / "maillog")
+            [ticket] = tickets()
+            assert (ticket.user_id, ticket.title) == (ann, "Server unreachable")
+
+            with runtime.work(Actor.staff(sam), Origin("console")) as work:
+                author = work.session.get(User, sam)
+                assert author is not None
+                TicketService(work).reply(
+                    ticket.id, author=author, content="We replaced the disk.", files=[]
+                )
+            wait("the notification", lambda: sink.to("ann@example.com"), directory / "maillog")
+            [notification] = sink.to("ann@example.com")
+            assert notification["In-Reply-To"] == "<first@example.com>"
+            assert str(notification["Subject"]) == f"[#{ticket.code}] Server unreachable"
+
+            answer = EmailMessage()
+            answer["From"] = "Ann <ann@example.com>"
+            answer["To"] = str(notification["Reply-To"])
+            answer["Subject"] = f"Re: {notification['Subject']}"
+            answer["Message-ID"] = "<answer@example.com>"
+            answer["In-Reply-To"] = str(notification["Message-ID"])
+            answer["References"] = f"<first@example.com> {notification['Message-ID']}"
+            quoted = "\n".join(
+                "> " + line
+                for line in notification.get_body(("plain",)).get_content().splitlines()  # type: ignore[union-attr]
+            )
+            answer.set_content(
+                "It works again, thanks!\n\n"
+                f"On Mon, 30 Nov 2026, Hosting Support <{SUPPORT}> wrote:\n{quoted}\n"
+            )
+            send(smtp_port, answer)
+            wait("the answer", lambda: len(thread(ticket.id)) == 3, directory / "maillog")
+            assert thread(ticket.id) == [
+                "web01 stopped answering at 07:12.",
+                "We replaced the disk.",
+                "It works again, thanks!",
+            ]
+
+            stranger = EmailMessage()
+            stranger["From"] = "Bob <bob@example.com>"
+            stranger["To"] = SUPPORT
+            stranger["Subject"] = f"Re: [#{ticket.code}] Server unreachable"
+            stranger["Message-ID"] = "<bob@example.com>"
+            stranger.set_content("Let me in.")
+            send(smtp_port, stranger)
+            wait("Bob's ticket", lambda: len(tickets()) == 2, directory / "maillog")
+    finally:
+        runtime.engine.dispose()
+    assert len(thread(ticket.id)) == 3  # nothing of Bob's in Ann's ticket
+    with runtime.transaction(write=False) as (session, _):
+        vias = list(session.scalars(select(MailMessage.via)))
+    assert vias == ["lmtp", "lmtp", "lmtp"]
