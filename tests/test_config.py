@@ -72,6 +72,7 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_MAIL_HOURLY_CAP": "5",
             "LEDGERDESK_MAIL_RELAY": "false",
             "LEDGERDESK_LMTP_LISTEN": "[::1]:2424",
+            "LEDGERDESK_IMAP_URL": "imaps://support:pw@imap.hosting.example/INBOX",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -115,6 +116,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.mail_strangers, settings.mail_unproven) == ("hold", "hold")
     assert settings.mail_relay is False
     assert settings.lmtp_address == ("::1", 2424)
+    assert settings.imap_url == "imaps://support:pw@imap.hosting.example/INBOX"
 
 
 def test_sqlite_file_follows_the_data_dir() -> None:
@@ -164,6 +166,7 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_MAIL_STRANGERS", "ignore", "'refuse', 'hold' or 'create'"),
         ("LEDGERDESK_MAIL_ATTACH_BYTES", "-1", "0 (never attach)"),
         ("LEDGERDESK_LMTP_LISTEN", "2424", "host:port"),
+        ("LEDGERDESK_IMAP_URL", "imaps://imap.example.com/INBOX", "user:password@"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

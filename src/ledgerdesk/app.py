@@ -26,6 +26,7 @@ from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.execution import Execution
 from ledgerdesk.http.responses import json_response, request_headers, request_id_of
 from ledgerdesk.invoices import actions as invoice_actions
+from ledgerdesk.mail.imap import ImapPoller
 from ledgerdesk.mail.lmtp import listen as listen_lmtp
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.mail.relay import wanted as mail_wanted
@@ -207,6 +208,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
                 tasks.start_soon(relay.run)
             if mail_relay is not None:
                 tasks.start_soon(mail_relay.run)
+            if (
+                settings.imap_url is not None
+                and settings.support_address is not None
+                and settings.mail_relay
+            ):
+                tasks.start_soon(ImapPoller(runtime).run)
             lmtp = settings.lmtp_address
             lmtp_server = (
                 await listen_lmtp(runtime, *lmtp)

@@ -190,8 +190,11 @@ class Settings(BaseSettings):
     mail_unproven: Literal["new", "hold"] = "new"
     mail_hourly_cap: AtLeastOne = 20
     mail_relay: bool = True
-    # Where ``serve`` takes mail by LMTP (host:port), if anywhere.
+    # Where ``serve`` takes mail by LMTP (host:port), if anywhere; the IMAP mailbox it
+    # fetches mail from (imaps://user:password@host[:port]/INBOX, or imap:// without
+    # TLS, for a server on the same machine), if any.
     lmtp_listen: str | None = None
+    imap_url: str | None = None
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -317,6 +320,27 @@ class Settings(BaseSettings):
                 f"Hosting Support <support@hosting.example>, not {value!r}"
             )
         return formataddr((name, address.lower()))
+
+    @field_validator("imap_url", mode="before")
+    @classmethod
+    def _imap_url(cls, value: Any) -> str | None:
+        if value is None or not str(value).strip():
+            return None
+        try:
+            url = make_url(str(value).strip())
+        except ArgumentError:
+            url = None
+        if (
+            url is None
+            or url.drivername not in ("imap", "imaps")
+            or not url.host
+            or not (url.username and url.password)
+        ):
+            raise ConfigError(
+                "LEDGERDESK_IMAP_URL must be imaps://user:password@host[:port]/MAILBOX "
+                "(or imap://... without TLS)"
+            )
+        return str(value).strip()
 
     @field_validator("lmtp_listen", mode="before")
     @classmethod

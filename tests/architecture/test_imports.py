@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.mail.relay": 3,
     "ledgerdesk.mail.receiving": 3,
     "ledgerdesk.mail.lmtp": 3,
+    "ledgerdesk.mail.imap": 3,
     "ledgerdesk.retention": 3,
     "ledgerdesk.runtime": 3,
     "ledgerdesk.execution": 3,

@@ -9,6 +9,7 @@ import click
 
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
+from ledgerdesk.mail.imap import ImapPoller
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.mail.relay import wanted as mail_wanted
 from ledgerdesk.retention import prune
@@ -83,9 +84,12 @@ def worker(state: CliState) -> None:
     workers). Any number may run, on any number of machines."""
     state.require_current_schema()
     runtime = state.runtime()
-    consumers: list[Relay | MailRelay] = [Relay(runtime)]
+    consumers: list[Relay | MailRelay | ImapPoller] = [Relay(runtime)]
     if mail_wanted(runtime.settings):
         consumers.append(MailRelay(runtime))
+    settings = runtime.settings
+    if settings.imap_url is not None and settings.support_address is not None:
+        consumers.append(ImapPoller(runtime))
     what = "webhooks and mail" if len(consumers) > 1 else "webhooks"
     click.echo(f"Delivering {what}; Ctrl-C or SIGTERM stops.", err=True)
 

@@ -675,3 +675,15 @@ class MailCursor(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_event_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class MailFetcher(Base):
+    """How an IMAP mailbox's fetching goes (``name``: the mailbox's URL without its
+    password): when it last worked, since when it fails and why (the dashboard's)."""
+
+    __tablename__ = "mail_fetchers"
+
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    last_ok_at: Mapped[int | None] = mapped_column(BigInteger)
+    failing_since: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 from starlette.requests import Request
 
 from ledgerdesk.accounts.people import CurrentSession
-from ledgerdesk.db.models import ApiKey, Invoice, User
+from ledgerdesk.db.models import ApiKey, Invoice, MailFetcher, User
 from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Receivables
 from ledgerdesk.tickets.queries import QueueRow, TicketRecord
 from ledgerdesk.tickets.service import ThreadView
@@ -212,6 +212,7 @@ class DashboardPage(Context):
     receivables: Sequence[Receivables]  # one per currency
     now: int
     stopped_endpoints: Sequence[EndpointView]  # webhook endpoints the relay disabled
+    failing_mailboxes: Sequence[MailFetcher]  # IMAP mailboxes that cannot be fetched
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ledgerdesk.db.models import MailFetcher
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import StaffInvoiceReader
 from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
@@ -32,6 +34,9 @@ class QueuePages:
                     ),
                     now=visit.now,
                     stopped_endpoints=WebhookReader(visit.session).disabled_by_failures(),
+                    failing_mailboxes=visit.session.scalars(
+                        select(MailFetcher).where(MailFetcher.failing_since.is_not(None))
+                    ).all(),
                 )
             )
 

@@ -130,6 +130,14 @@ def upgrade() -> None:
     )
     newest = op.get_bind().scalar(sa.text("SELECT coalesce(max(id), 0) FROM events"))
     op.bulk_insert(cursor, [{"id": 1, "last_event_id": int(newest or 0)}])
+    op.create_table(
+        "mail_fetchers",
+        sa.Column("name", sa.String(300), nullable=False),
+        sa.Column("last_ok_at", sa.BigInteger, nullable=True),
+        sa.Column("failing_since", sa.BigInteger, nullable=True),
+        sa.Column("last_error", sa.String(500), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_mail_fetchers")),
+    )
 
 
 def downgrade() -> None:
@@ -137,6 +145,7 @@ def downgrade() -> None:
     # every table that names a user.
     with op.batch_alter_table("users", recreate="never") as users:
         users.drop_column("mail_notify")
+    op.drop_table("mail_fetchers")
     op.drop_table("mail_cursor")
     op.drop_table("mail_outbox")
     op.drop_table("mail_key")
