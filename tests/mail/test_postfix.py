@@ -208,9 +208,9 @@ def test_a_customer_and_staff_talk_by_mail_through_postfix(
             stranger.set_content("Let me in.")
             send(smtp_port, stranger)
             wait("Bob's ticket", lambda: len(tickets()) == 2, directory / "maillog")
+        assert len(thread(ticket.id)) == 3  # nothing of Bob's in Ann's ticket
+        with runtime.transaction(write=False) as (session, _):
+            vias = list(session.scalars(select(MailMessage.via)))
+        assert vias == ["lmtp", "lmtp", "lmtp"]
     finally:
         runtime.engine.dispose()
-    assert len(thread(ticket.id)) == 3  # nothing of Bob's in Ann's ticket
-    with runtime.transaction(write=False) as (session, _):
-        vias = list(session.scalars(select(MailMessage.via)))
-    assert vias == ["lmtp", "lmtp", "lmtp"]
