@@ -20,7 +20,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from ledgerdesk.accounts.service import AccountService
@@ -31,7 +30,7 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from tests.factories import system_work
-from tests.mail.test_relay import Sink
+from tests.mail.conftest import Sink
 from tests.servers import free_port, running
 
 pytestmark = [
@@ -95,17 +94,6 @@ def postfix() -> Iterator[tuple[int, int, Path]]:
     finally:
         subprocess.run([*control, "stop"], check=False, capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    found = Sink(port=free_port())
-    controller = Controller(found, hostname="127.0.0.1", port=found.port)
-    controller.start()
-    try:
-        yield found
-    finally:
-        controller.stop()
 
 
 def send(smtp_port: int, message: EmailMessage) -> None:
