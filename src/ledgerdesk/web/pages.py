@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 from starlette.requests import Request
 
 from ledgerdesk.accounts.people import CurrentSession
-from ledgerdesk.db.models import ApiKey, Invoice, MailFetcher, User
+from ledgerdesk.db.models import ApiKey, Invoice, MailAddress, MailFetcher, MailMessage, User
 from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Receivables
 from ledgerdesk.tickets.queries import QueueRow, TicketRecord
 from ledgerdesk.tickets.service import ThreadView
@@ -364,3 +364,11 @@ class WebhookDeliveryPage(Context):
     delivery: DeliveryView
     attempts: Sequence[AttemptView]
     body: str  # what is delivered, laid out to read
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailPage(Context):
+    template = "console/mail.html"
+    show: Literal["waiting", "all"]
+    messages: Sequence[MailMessage]
+    failing: Sequence[MailAddress]

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 from ledgerdesk.web import security
 from ledgerdesk.web.console.customers import CustomerPages
 from ledgerdesk.web.console.invoices import InvoicePages
+from ledgerdesk.web.console.mail import MailPages
 from ledgerdesk.web.console.queue import QueuePages
 from ledgerdesk.web.core import Web
 from ledgerdesk.web.tickets import TicketPages
@@ -34,5 +35,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/invoices/{invoice_id:int}/documents/{format}", invoices.document, methods=["GET"]),
         Route("/seller", invoices.seller, methods=["GET", "POST"]),
         *WebhookPages(web, "staff").routes(),
+        Route("/mail", MailPages(web).mail, methods=["GET"]),
+        Route("/mail/{mail_id:int}/raw", MailPages(web).raw, methods=["GET"]),
         *security.routes(web, "staff"),
     ]
