@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.attachments.incoming import IncomingWriter
-from ledgerdesk.db.models import MailAddress
+from ledgerdesk.db.models import MailAddress, MailMessage
 from ledgerdesk.events.work import Actor, Origin
 from ledgerdesk.mail.service import MailIntake
 from ledgerdesk.mail.threading import Policy
 from ledgerdesk.runtime import Runtime
+from tests.factories import system_work
 from tests.web.conftest import WebClient
 
 pytestmark = pytest.mark.anyio
@@ -63,3 +65,25 @@ async def test_held_mail_waits_with_why_and_can_be_read_as_received(
     _, customer = ann
     assert (await customer.get("/console/mail")).status_code == 303  # to their own side
     assert (await customer.get(f"/console/mail/{mail_id}/raw")).status_code == 303
+
+
+async def test_a_reply_that_came_by_mail_links_the_original_for_staff_only(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient]
+) -> None:
+    ann_id, customer = ann
+    with system_work(runtime) as work:
+        AccountService(work).update_user(ann_id, email="ann@example.com")
+    mail_id = take(
+        runtime,
+        b"From: ann@example.com\nTo: support@hosting.example\nSubject: Disk full\n"
+        b"Message-ID: <o1@example.com>\n\nweb01 is full.\n",
+    )
+    with runtime.transaction(write=False) as (session, _):
+        row = session.get(MailMessage, mail_id)
+        assert row is not None
+        ticket_id = row.ticket_id
+    page = await staff.get(f"/console/tickets/{ticket_id}")
+    assert f'href="/console/mail/{mail_id}/raw">by mail: the original</a>' in page.text
+    portal = await customer.get(f"/account/tickets/{ticket_id}")
+    assert portal.status_code == 200
+    assert "by mail: the original" not in portal.text

@@ -151,6 +151,8 @@ class TicketPage(Context):
     note: MessageForm
     now: int
     history: Sequence[HistoryRow]
+    # Staff: the received mail each reply came in as (reply id -> mail id).
+    mail_of: Mapping[int, int]
 
 
 # -- the portal -------------------------------------------------------------------------

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.db.models import User
+from ledgerdesk.db.models import MailMessage, User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.http.content_disposition import attachment_disposition
@@ -103,6 +104,7 @@ class TicketPages:
                     if self.role == "staff"
                     else []
                 ),
+                mail_of=_mail_of(visit, ticket_id) if self.role == "staff" else {},
             ),
             400 if errors else 200,
         )
@@ -226,6 +228,16 @@ class TicketPages:
             )
 
         return await web.visit(request, self.role, work)
+
+
+def _mail_of(visit: Visit, ticket_id: int) -> dict[int, int]:
+    """The received mail each of the ticket's replies came in as (reply id -> mail id)."""
+    rows = visit.session.execute(
+        select(MailMessage.reply_id, MailMessage.id).where(
+            MailMessage.ticket_id == ticket_id, MailMessage.reply_id.is_not(None)
+        )
+    )
+    return {int(row.reply_id): row.id for row in rows}
 
 
 def _chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
