@@ -160,18 +160,9 @@ def _diagnosis(
     )
 
 
-def test_sqlite_one_server_killed_again_and_again(database_url: str, tmp_path: object) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's own")
-    run_kill_test(database_url, tmp_path, servers=1)
-
-
-def test_postgresql_two_servers_one_killed_again_and_again(
-    database_url: str, tmp_path: object
-) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's own")
-    run_kill_test(database_url, tmp_path, servers=2)
+def test_servers_killed_again_and_again_lose_nothing(database_url: str, tmp_path: object) -> None:
+    """One server on SQLite (a file on one machine); two sharing PostgreSQL."""
+    run_kill_test(database_url, tmp_path, servers=1 if database_url.startswith("sqlite") else 2)
 
 
 def test_a_worker_delivers_when_serve_leaves_it_to_workers(

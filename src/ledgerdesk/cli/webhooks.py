@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
+from ledgerdesk.clock import moment_of
 from ledgerdesk.webhooks.service import (
     DeliveryView,
     EndpointView,
@@ -15,30 +15,6 @@ from ledgerdesk.webhooks.service import (
     WebhookService,
     WithSecret,
 )
-
-
-class When(click.ParamType[int, Any]):
-    """A moment: 2026-11-30, 2026-11-30T12:00, or with an offset (+01:00); without
-    one, in LEDGERDESK_TIMEZONE. Converted to unix seconds."""
-
-    name = "DATETIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            moment = datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            self.fail(
-                f"{value!r} is not a date and time such as 2026-11-30T12:00 or 2026-11-30",
-                param,
-                ctx,
-            )
-        if moment.tzinfo is None:
-            state = ctx.find_object(CliState) if ctx is not None else None
-            zone = state.settings().timezone if state is not None else UTC
-            moment = moment.replace(tzinfo=zone)
-        return int(moment.timestamp())
 
 
 @click.group(cls=ReportingGroup)
@@ -201,16 +177,22 @@ def webhook_deliveries(
 @webhook.command("replay")
 @click.argument("endpoint_id", type=int)
 @click.option("--event", "event_id", type=int, default=None, help="The event to deliver again.")
-@click.option("--since", type=When(), default=None, help="Every event from this moment ...")
-@click.option("--until", type=When(), default=None, help="... to this one (default: now).")
+@click.option(
+    "--since",
+    default=None,
+    metavar="DATETIME",
+    help="Every event from this moment (2026-11-30T08:00; LEDGERDESK_TIMEZONE unless it "
+    "says its offset) ...",
+)
+@click.option("--until", default=None, metavar="DATETIME", help="... to this one (default: now).")
 @json_option
 @pass_state
 def webhook_replay(
     state: CliState,
     endpoint_id: int,
     event_id: int | None,
-    since: int | None,
-    until: int | None,
+    since: str | None,
+    until: str | None,
     as_json: bool,
 ) -> None:
     """Deliver one event again, or every event of a time range the endpoint receives.
@@ -224,9 +206,16 @@ def webhook_replay(
         raise click.UsageError("give --event, or --since (and perhaps --until)")
     if until is not None and since is None:
         raise click.UsageError("--until goes with --since")
+    zone = state.settings().timezone
+    moments = {}
+    for option, text in (("--since", since), ("--until", until)):
+        try:
+            moments[option] = None if text is None else moment_of(text, zone)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint=option) from None
     with state.work() as work:
         count = WebhookService.of(work, state.settings()).replay(
-            endpoint_id, event_id=event_id, since=since, until=until
+            endpoint_id, event_id=event_id, since=moments["--since"], until=moments["--until"]
         )
     emit(
         as_json,

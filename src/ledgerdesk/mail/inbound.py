@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr
@@ -333,11 +332,3 @@ def _bounced_id(message: EmailMessage, parts: list[tuple[EmailMessage, int]]) ->
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 return _first_id(_header(inner[0], "message-id"))
     return None
-
-
-def address_of(text: str) -> str:
-    """An address as ledgerdesk compares them: lower case, without a display name."""
-    try:
-        return str(Address(addr_spec=parseaddr(text)[1])).lower()
-    except (ValueError, IndexError):
-        return parseaddr(text)[1].lower()

@@ -5,14 +5,13 @@ and on, rotate its secret, replay events, send a test, delete it."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import orjson
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ledgerdesk.clock import moment_of
 from ledgerdesk.db.models import DomainEvent, User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventRecord
@@ -314,9 +313,6 @@ def _moment(raw: str, visit: Visit, name: str) -> int | None:
     if not raw:
         return None
     try:
-        moment = datetime.fromisoformat(raw)
+        return moment_of(raw, visit.settings.timezone)
     except ValueError:
         raise invalid(name, "must be a date and time such as 2026-11-30T12:00") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=visit.settings.timezone)
-    return int(moment.timestamp())

@@ -77,14 +77,14 @@ def check_url(url: str, allowed: Sequence[IPNetwork] = ()) -> Target:
         raise RefusedAddress("the URL has no host")
     if parts.fragment:
         raise RefusedAddress("the URL must not have a fragment (#...)")
-    literal = _literal(host)
-    if parts.scheme == "http" and (literal is None or not _inside(literal, allowed)):
+    written = literal(host)
+    if parts.scheme == "http" and (written is None or not _inside(written, allowed)):
         raise RefusedAddress(
             "the URL must start with https:// (http:// only to addresses of the allowed "
             "networks, LEDGERDESK_WEBHOOK_ALLOW_NETWORKS)"
         )
-    if literal is not None:
-        check_address(literal, allowed)
+    if written is not None:
+        check_address(written, allowed)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -106,10 +106,10 @@ def resolve(
     """The address to connect to for ``target``: its host resolved now, every address
     it has checked (one refused refuses the host: the name is not to be trusted), the
     first one returned."""
-    literal = _literal(target.host)
-    if literal is not None:
-        check_address(literal, allowed)
-        return literal
+    written = literal(target.host)
+    if written is not None:
+        check_address(written, allowed)
+        return written
     try:
         found = (resolver or _system_resolver)(target.host, target.port)
     except OSError as exc:
@@ -130,7 +130,8 @@ def _system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _literal(host: str) -> IPAddress | None:
+def literal(host: str) -> IPAddress | None:
+    """The address a host is written as, if it is one (no name to resolve)."""
     try:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:

@@ -28,7 +28,6 @@ and at least every ``poll`` seconds (leases that ran out, other SQLite processes
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import random
 import secrets as token
@@ -59,7 +58,7 @@ from ledgerdesk.events.log import EventLog, EventRecord
 from ledgerdesk.events.types import EventType
 from ledgerdesk.events.work import Actor, Origin, Work
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.webhooks.addresses import RefusedAddress, Resolver, check_url, resolve
+from ledgerdesk.webhooks.addresses import RefusedAddress, Resolver, check_url, literal, resolve
 from ledgerdesk.webhooks.payloads import body_of
 from ledgerdesk.webhooks.service import receives, record_endpoint_event
 from ledgerdesk.webhooks.signing import signature_headers
@@ -589,7 +588,7 @@ class Relay(Consumer):
         body = batch.bodies[due.event_id]
         try:
             target = check_url(batch.url, self.allowed)
-            if self.resolver is None and not _literal(target.host):
+            if self.resolver is None and literal(target.host) is None:
                 address = await to_thread.run_sync(resolve, target, self.allowed, None)
             else:
                 address = resolve(target, self.allowed, self.resolver)
@@ -641,15 +640,3 @@ class Relay(Consumer):
     def _next_due(self) -> int | None:
         with self.runtime.transaction(write=False) as (session, _):
             return next_due(session, self.clock_ms())
-
-    def last_event_id(self) -> int:
-        with self.runtime.transaction(write=False) as (session, _):
-            return EventLog(session).last_id()
-
-
-def _literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

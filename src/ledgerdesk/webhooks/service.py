@@ -512,15 +512,6 @@ class WebhookReader:
         )
         return [_attempt(row) for row in self.session.scalars(statement)]
 
-    def recent_attempts(self, endpoint_id: int, *, limit: int = 50) -> list[AttemptView]:
-        statement = (
-            select(WebhookAttempt)
-            .where(WebhookAttempt.endpoint_id == endpoint_id)
-            .order_by(WebhookAttempt.id.desc())
-            .limit(limit)
-        )
-        return [_attempt(row) for row in self.session.scalars(statement)]
-
 
 def record_endpoint_event(
     work: Work, kind: EventType, row: WebhookEndpoint, **details: Any
