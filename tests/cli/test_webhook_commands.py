@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import create_engine, insert, select, update
 
+from ledgerdesk.cli.main import cli
+from ledgerdesk.clock import moment_of
 from ledgerdesk.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ledgerdesk.webhooks.relay import fan_out
 from ledgerdesk.webhooks.signing import is_secret
@@ -173,3 +178,38 @@ def test_the_endpoint_row_keeps_the_secret_only_where_it_signs(database_url: str
         engine.dispose()
     assert stored == made["secret"]
     assert all(made["secret"] not in str(row[0]) for row in payloads)
+
+
+def test_a_moment_without_an_offset_is_in_the_servers_time_zone(database_url: str) -> None:
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    assert moment_of("2026-11-30T12:00", amsterdam) == int(
+        datetime(2026, 11, 30, 11, 0, tzinfo=UTC).timestamp()
+    )
+    assert moment_of("2026-11-30T12:00+00:00", amsterdam) == int(
+        datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()
+    )
+    with pytest.raises(ValueError, match="is not a date and time"):
+        moment_of("noon", amsterdam)
+    runner = CliRunner()
+    made = runner.invoke(
+        cli, ["--database-url", database_url, "admin", "webhook", "create", "--url", URL, "--json"]
+    )
+    endpoint = str(json.loads(made.stdout)["id"])
+    # In UTC+14 the day already began 14 hours before midnight UTC: an event of now is in it.
+    tomorrow_there = runner.invoke(
+        cli,
+        [
+            "--database-url",
+            database_url,
+            "admin",
+            "webhook",
+            "replay",
+            endpoint,
+            "--since",
+            datetime.now(ZoneInfo("Pacific/Kiritimati")).date().isoformat(),
+            "--json",
+        ],
+        env={"LEDGERDESK_TIMEZONE": "Pacific/Kiritimati"},
+    )
+    assert tomorrow_there.exit_code == 0, tomorrow_there.output
+    assert json.loads(tomorrow_there.stdout)["deliveries"] >= 1
