@@ -1,6 +1,7 @@
 """Mail fetched from a real IMAP server (Dovecot, Debian's; its own instance): taken,
 then deleted; a poller that dies between taking and deleting leaves one ticket, not two;
-a mailbox that cannot be fetched is on record until it works again.
+a mailbox that cannot be fetched is on record until it works again; of two servers'
+pollers one fetches, the other takes over when it stops or its lease runs out.
 
 Needs Dovecot and root (``.ci/run`` installs it); skipped otherwise.
 """
@@ -13,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -44,8 +46,9 @@ SUPPORT = "support@hosting.example"
 PASSWORD = "secret"
 
 
-class Killed(Exception):
-    """The poller's death, between taking a message and flagging it."""
+class Killed(BaseException):
+    """The poller's death, between taking a message and flagging it (nothing the poller
+    catches, as a kill)."""
 
 
 def mail(n: int) -> bytes:
@@ -166,6 +169,11 @@ def count(runtime: Runtime, model: type) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def failing(runtime: Runtime) -> bool:
+    with runtime.transaction(write=False) as (session, _):
+        return session.scalar(select(MailFetcher.failing_since)) is not None
+
+
 async def until(condition: object, timeout: float = 20) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # type: ignore[operator]
@@ -213,7 +221,7 @@ async def test_a_mailbox_that_refuses_is_on_record_until_it_works(
     )
     try:
         async with polling(ImapPoller(wrong)):
-            await until(lambda: count(wrong, MailFetcher) == 1)
+            await until(lambda: failing(wrong))
         with wrong.transaction(write=False) as (session, _):
             [fetcher] = session.scalars(select(MailFetcher)).all()
         assert fetcher.failing_since is not None
@@ -221,3 +229,47 @@ async def test_a_mailbox_that_refuses_is_on_record_until_it_works(
         assert fetcher.last_error.startswith("FetchFailed: login: NO")
     finally:
         wrong.engine.dispose()
+
+
+async def test_one_poller_fetches_a_mailbox_and_another_takes_over_when_it_stops(
+    fetching: Runtime, dovecot: int
+) -> None:
+    await deliver(dovecot, *(mail(n) for n in range(1, 4)))
+    first = ImapPoller(fetching, lease=3)
+    second = ImapPoller(fetching, lease=3)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(first.run)
+        await until(lambda: first.taken == 3)
+        tasks.start_soon(second.run)
+        await deliver(dovecot, mail(4))
+        await until(lambda: first.taken == 4)
+        await anyio.sleep(2)  # the second looked at least once meanwhile
+        assert second.taken == 0
+        with fetching.transaction(write=False) as (session, _):
+            [fetcher] = session.scalars(select(MailFetcher)).all()
+        assert fetcher.holder == first.holder
+        tasks.cancel_scope.cancel()
+    async with polling(second):  # the first let go when it stopped
+        await deliver(dovecot, mail(5))
+        await until(lambda: second.taken == 1)
+    assert count(fetching, Ticket) == 5
+
+
+async def test_a_killed_pollers_lease_runs_out_and_another_fetches(
+    fetching: Runtime, dovecot: int
+) -> None:
+    with fetching.transaction(write=True) as (session, _):  # a server killed while fetching
+        session.add(
+            MailFetcher(
+                name=ImapPoller(fetching).name,
+                holder="gone:1:x",
+                lease_until=int(time.time() * 1000) + 2_000,
+            )
+        )
+    await deliver(dovecot, mail(1))
+    poller = ImapPoller(fetching, lease=1.5)
+    async with polling(poller):
+        await anyio.sleep(1)
+        assert poller.taken == 0  # the lease still holds
+        await until(lambda: poller.taken == 1)
+    assert count(fetching, Ticket) == 1

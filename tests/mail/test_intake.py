@@ -11,7 +11,8 @@ from ledgerdesk.db.models import MailAddress, MailMessage, Ticket
 from ledgerdesk.errors import PayloadTooLarge
 from ledgerdesk.events.work import Actor, Origin
 from ledgerdesk.mail.inbound import InboundFile
-from ledgerdesk.mail.service import MailIntake, Taken, mail_key
+from ledgerdesk.mail.key import mail_key
+from ledgerdesk.mail.service import MailIntake, Taken
 from ledgerdesk.mail.tags import Tags
 from ledgerdesk.mail.threading import Policy
 from ledgerdesk.runtime import Runtime

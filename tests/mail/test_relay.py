@@ -19,8 +19,9 @@ from ledgerdesk.attachments.incoming import IncomingWriter
 from ledgerdesk.config import Settings
 from ledgerdesk.db.models import MailAddress, MailOutbox, User
 from ledgerdesk.events.work import Actor, Origin
+from ledgerdesk.mail.key import mail_key
 from ledgerdesk.mail.relay import MailRelay
-from ledgerdesk.mail.service import MailIntake, mail_key
+from ledgerdesk.mail.service import MailIntake
 from ledgerdesk.mail.tags import Tags
 from ledgerdesk.mail.threading import Policy
 from ledgerdesk.runtime import Runtime

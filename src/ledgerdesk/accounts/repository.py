@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import BigInteger, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from ledgerdesk.db.models import ApiKey, User
+from ledgerdesk.db.models import ApiKey, MailAddress, User
 from ledgerdesk.db.search import ESCAPE, like_pattern
 
 
@@ -34,6 +34,12 @@ class AccountRepository:
             .order_by(User.id)
             .limit(1)
         ).first()
+
+    def added_address_owner(self, email: str) -> int | None:
+        """The customer who added ``email`` as another address of theirs (mail.addresses)."""
+        return self.session.scalar(
+            select(MailAddress.user_id).where(MailAddress.address == email.strip().lower())
+        )
 
     def list_users(self) -> Sequence[User]:
         return self.session.scalars(select(User).order_by(User.id)).all()

@@ -222,7 +222,11 @@ class AccountService:
                 problems.append(ParamError("email", "is not an email address"))
             else:
                 other = self.repository.find_user_by_email(email)
-                if other is not None and other.id != user_id:
+                added_to = self.repository.added_address_owner(email)
+                if (other is not None and other.id != user_id) or added_to not in (
+                    None,
+                    user_id,
+                ):
                     problems.append(ParamError("email", "is already the address of another user"))
         if problems:
             raise problems_error(problems)

@@ -606,11 +606,13 @@ class MailMessage(Base):
     customer_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="SET NULL")
     )
+    named_ticket_id: Mapped[int | None] = mapped_column(BigInteger)  # held: the ticket it names
 
 
 class MailAddress(Base):
     """What ledgerdesk knows of an address beyond a user's own email: a customer's added
-    address (``user_id``), and whether mail to it fails (a bounce, a permanent refusal)."""
+    address (``user_id``; it threads their mail once ``confirmed_at``), and whether mail
+    to it fails (a bounce, a permanent refusal)."""
 
     __tablename__ = "mail_addresses"
 
@@ -620,6 +622,8 @@ class MailAddress(Base):
     )
     failing_since: Mapped[int | None] = mapped_column(BigInteger)
     failing_reason: Mapped[str | None] = mapped_column(String(500))
+    added_at: Mapped[int | None] = mapped_column(BigInteger)  # ms: the confirmation's nonce
+    confirmed_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class MailKey(Base):
@@ -687,3 +691,5 @@ class MailFetcher(Base):
     last_ok_at: Mapped[int | None] = mapped_column(BigInteger)
     failing_since: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    holder: Mapped[str | None] = mapped_column(String(64))  # the server fetching it
+    lease_until: Mapped[int | None] = mapped_column(BigInteger)  # ms

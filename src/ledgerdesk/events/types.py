@@ -14,6 +14,10 @@ class EventType(StrEnum):
     CUSTOMER_UPDATED = "customer.updated"
     CUSTOMER_DISABLED = "customer.disabled"
     CUSTOMER_ENABLED = "customer.enabled"
+    # A customer's other mail addresses (mail from a confirmed one threads as theirs)
+    CUSTOMER_ADDRESS_ADDED = "customer.address_added"
+    CUSTOMER_ADDRESS_CONFIRMED = "customer.address_confirmed"
+    CUSTOMER_ADDRESS_REMOVED = "customer.address_removed"
     STAFF_CREATED = "staff.created"
     STAFF_UPDATED = "staff.updated"
     STAFF_DISABLED = "staff.disabled"
@@ -44,6 +48,7 @@ class EventType(StrEnum):
     WEBHOOK_REPLAYED = "webhook.replayed"
     WEBHOOK_TESTED = "webhook.tested"  # delivered to its own endpoint only
     MAIL_RECEIVED = "mail.received"  # a mail that joined or opened no ticket (held, ...)
+    MAIL_DISMISSED = "mail.dismissed"  # staff decided a mail of the queue needs nothing
 
     @property
     def subject(self) -> str:

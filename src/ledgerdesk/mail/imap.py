@@ -7,6 +7,11 @@ known). Where the server has IDLE, the poller waits on it (woken by new mail, re
 every 25 minutes); otherwise it looks every ``poll`` seconds. A mailbox that cannot be
 fetched is retried with a growing pause, and the console's dashboard says so
 (``mail_fetchers``) until it works again.
+
+Every ``serve`` process may run a poller; one at a time fetches a mailbox: the one
+holding its lease (``mail_fetchers.holder``, renewed every third of ``lease`` seconds,
+taken over by another once it runs out: a killed server's mailbox is fetched again
+within a minute). The others wait for it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 
@@ -21,6 +29,7 @@ import aioimaplib
 import anyio
 from anyio import to_thread
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from ledgerdesk.db.models import MailFetcher
 from ledgerdesk.mail.receiving import take, written
@@ -34,10 +43,15 @@ POLL_SECONDS = 30.0
 TIMEOUT = 30.0
 MAX_PAUSE = 300.0
 BATCH = 50  # messages taken before the mailbox is expunged
+LEASE_SECONDS = 60.0
 
 
 class FetchFailed(Exception):
     """The server said no (login, select, fetch)."""
+
+
+class LeaseLost(Exception):
+    """Another server fetches the mailbox now (this one's lease ran out meanwhile)."""
 
 
 class ImapPoller:
@@ -48,6 +62,7 @@ class ImapPoller:
         runtime: Runtime,
         *,
         poll: float = POLL_SECONDS,
+        lease: float = LEASE_SECONDS,
         after_take: Callable[[Taken], None] | None = None,
     ) -> None:
         url = runtime.settings.imap_url
@@ -56,22 +71,37 @@ class ImapPoller:
         self.url = make_url(url)
         self.name = self.url.render_as_string(hide_password=True)[:300]
         self.poll = poll
+        self.lease = lease
         self.after_take = after_take  # tests: what happens between taking and flagging
         self.taken = 0
+        self.holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.renewed = 0.0  # monotonic: when the lease was last taken or renewed
+        self.failures = 0  # in a row
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self._session()
-            except (OSError, TimeoutError, FetchFailed, aioimaplib.Abort) as exc:
-                failures += 1
-                pause = min(2.0**failures, MAX_PAUSE)
-                problem = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("IMAP %s: %s; trying again in %.0f s", self.name, problem, pause)
-                with contextlib.suppress(Exception):
-                    await to_thread.run_sync(self._failing, problem)
-                await anyio.sleep(pause)
+        try:
+            while True:
+                try:
+                    if await to_thread.run_sync(self._claim):
+                        await self._session()
+                    else:
+                        await anyio.sleep(self.lease / 3)
+                except LeaseLost:
+                    log.info("IMAP %s: fetched by another server now", self.name)
+                except Exception as exc:  # whatever it was: on record, then again
+                    await self._pause(exc)
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await to_thread.run_sync(self._release)
+
+    async def _pause(self, exc: Exception) -> None:
+        self.failures += 1
+        pause = min(2.0**self.failures, MAX_PAUSE)
+        problem = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("IMAP %s: %s; trying again in %.0f s", self.name, problem, pause)
+        with contextlib.suppress(Exception):
+            await to_thread.run_sync(self._failing, problem)
+        await anyio.sleep(pause)
 
     async def _session(self) -> None:
         url = self.url
@@ -89,6 +119,7 @@ class ImapPoller:
             while True:
                 while await self._drain(client) >= BATCH:
                     pass
+                await self._renew()
                 await self._wait(client)
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
@@ -110,17 +141,20 @@ class ImapPoller:
                 self.after_take(taken)
             _ok(await client.uid("store", uid, "+FLAGS (\\Deleted \\Seen)"), "store")
             self.taken += 1
+            await self._renew()
         if uids:
             _ok(await client.expunge(), "expunge")
         return len(uids)
 
     async def _wait(self, client: aioimaplib.IMAP4) -> None:
+        """Until new mail, or until the lease needs renewing."""
         if not client.has_capability("IDLE"):
-            await anyio.sleep(self.poll)
+            await anyio.sleep(min(self.poll, self.lease / 3))
             return
-        idle = await client.idle_start(timeout=IDLE_SECONDS)
+        wait = min(IDLE_SECONDS, self.lease / 3)
+        idle = await client.idle_start(timeout=wait)
         try:
-            await client.wait_server_push(timeout=IDLE_SECONDS)
+            await client.wait_server_push(timeout=wait)
         except TimeoutError:
             pass
         finally:
@@ -131,7 +165,38 @@ class ImapPoller:
     def _take(self, raw: bytes) -> Taken:
         return take(self.runtime, written(self.runtime, [raw]), via="imap")
 
+    async def _renew(self) -> None:
+        """Renew the lease when a third of it has passed (``LeaseLost``: taken over)."""
+        due = time.monotonic() - self.renewed >= self.lease / 3
+        if due and not await to_thread.run_sync(self._claim):
+            raise LeaseLost
+
+    def _claim(self) -> bool:
+        """Take or renew the lease: whether this poller fetches the mailbox now."""
+        now_ms = int(time.time() * 1000)
+        started = time.monotonic()
+        try:
+            with self.runtime.transaction(write=True) as (session, _):
+                row = session.get(MailFetcher, self.name, with_for_update=True)
+                if row is None:
+                    row = MailFetcher(name=self.name)
+                    session.add(row)
+                elif row.holder not in (None, self.holder) and (row.lease_until or 0) > now_ms:
+                    return False
+                row.holder, row.lease_until = self.holder, now_ms + int(self.lease * 1000)
+        except IntegrityError:  # another server made the row at the same moment
+            return False
+        self.renewed = started
+        return True
+
+    def _release(self) -> None:
+        with self.runtime.transaction(write=True) as (session, _):
+            row = session.get(MailFetcher, self.name, with_for_update=True)
+            if row is not None and row.holder == self.holder:
+                row.holder = row.lease_until = None
+
     def _working(self) -> None:
+        self.failures = 0
         self._set(failing=None)
 
     def _failing(self, problem: str) -> None:

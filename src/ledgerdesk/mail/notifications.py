@@ -6,6 +6,9 @@
 - Staff hear of a new ticket (``new_ticket``) and of a customer's reply
   (``customer_reply``) as each chose in the console: ``all``, ``own`` (only customers
   whose tickets they have answered before) or ``none``.
+- An address a customer added hears, once per adding, a link that confirms it
+  (``address_confirm``): the one mail about a write that goes to whoever made it, since
+  it goes to the new address, not to them.
 - Nobody hears of what they did themselves.
 """
 
@@ -45,6 +48,8 @@ def notices_of(event: EventRecord, staff: Staff) -> list[Notice]:
     kind = event.type
     data = event.payload
     found: list[Notice] = []
+    if kind == "customer.address_added" and customer is not None and not data.get("confirmed"):
+        found.append(Notice("address_confirm", customer, event.id))
     if customer is not None and customer != actor:
         if kind == "ticket.replied" and data.get("by") == "staff":
             found.append(Notice("staff_reply", customer, event.id))

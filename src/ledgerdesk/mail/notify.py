@@ -35,8 +35,11 @@ from ledgerdesk.errors import LedgerdeskError
 from ledgerdesk.events.log import EventRecord
 from ledgerdesk.invoices.documents import render
 from ledgerdesk.invoices.stored import stored_invoice
+from ledgerdesk.mail.addresses import CONFIRM_DAYS
+from ledgerdesk.mail.key import mail_key
 from ledgerdesk.mail.notifications import CHOICES, Choice, Notice, notices_of
 from ledgerdesk.mail.outbound import File, Outgoing
+from ledgerdesk.mail.tags import Tags
 
 HOUR_MS = 3_600_000
 THREAD_IDS = 10  # Message-IDs a notification names in References
@@ -108,7 +111,11 @@ def _queue(
     user = session.get(User, notice.recipient_id)
     if user is None or user.disabled_at is not None:
         return False
-    address = address_of(user, notice.kind)
+    address = (
+        str(event.payload.get("address", "")).lower() or None
+        if notice.kind == "address_confirm"
+        else address_of(user, notice.kind)
+    )
     if address is None or _failing(session, address):
         return False
     if _over_cap(session, address, now_ms, hourly_cap):
@@ -188,6 +195,8 @@ def outgoing(
     data = event.payload
     if row.kind == "invoice_issued":
         return _invoice(session, row, user, event, link)
+    if row.kind == "address_confirm":
+        return _address_confirm(session, row, user, link)
     ticket = None if row.ticket_id is None else session.get(Ticket, row.ticket_id)
     if ticket is None:
         return None
@@ -248,6 +257,32 @@ def _invoice(
             },
         },
         files=files,
+    )
+
+
+def _address_confirm(session: Session, row: MailOutbox, user: User, link: str) -> Outgoing | None:
+    """The link that confirms an added address, while it waits for it (an address
+    confirmed, removed or added again since has nothing left to confirm by this mail)."""
+    added = session.get(MailAddress, row.address)
+    if (
+        added is None
+        or added.user_id != user.id
+        or added.confirmed_at is not None
+        or added.added_at is None
+        or added.added_at > row.created_at
+    ):
+        return None
+    token = Tags(mail_key(session), "").confirm_token(user.id, added.added_at, added.address)
+    return Outgoing(
+        kind="address_confirm",
+        to=row.address,
+        to_name=user.name,
+        context={
+            "customer_name": user.name,
+            "address": added.address,
+            "link": f"{link}/mail-address/{token}",
+            "days": CONFIRM_DAYS,
+        },
     )
 
 

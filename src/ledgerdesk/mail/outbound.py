@@ -33,6 +33,7 @@ KINDS = (
     "new_ticket",  # to staff: a customer opened a ticket
     "customer_reply",  # to staff: a customer answered
     "refusal",  # to an unknown sender, when the provider refuses strangers' mail
+    "address_confirm",  # to an address a customer added: the link that confirms it
 )
 OVERRIDES = "mail-templates"
 

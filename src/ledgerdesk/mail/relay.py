@@ -31,9 +31,9 @@ from ledgerdesk.config import Settings
 from ledgerdesk.consumers import Consumer, now_ms
 from ledgerdesk.db.models import DomainEvent, MailAddress, MailCursor, MailOutbox
 from ledgerdesk.events.log import EventLog, EventRecord
+from ledgerdesk.mail.key import mail_key
 from ledgerdesk.mail.notify import enqueue, outgoing, sender_of
 from ledgerdesk.mail.outbound import Templates, compose
-from ledgerdesk.mail.service import mail_key
 from ledgerdesk.mail.tags import Tags
 from ledgerdesk.runtime import Runtime
 

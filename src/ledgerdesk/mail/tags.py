@@ -9,6 +9,10 @@ forged does.
   ``support+T.SIG@domain`` (the same signature over ``T``), so that mail to it reaches
   the ticket even from a client that drops the threading headers.
 
+- A customer's added address is confirmed by a link with ``U.A.SIG``: the customer U, the
+  moment A (ms) the address was added, and the signature over ``confirm.U.A.address``:
+  valid for that address and that adding only (adding it again makes a new one).
+
 Ticket ids count up, so an unsigned ``[#code]`` or ``+T`` is easy to guess: without a
 valid signature such a mail never lands in a ticket it names (see ``mail.threading``).
 """
@@ -82,6 +86,26 @@ class Tags:
         if not hmac.compare_digest(signature, self._sign(ticket).lower()):
             return None
         return int(ticket)
+
+    def confirm_token(self, user_id: int, added_at: int, address: str) -> str:
+        """The token of the link that confirms ``address`` as one of the user's."""
+        return f"{user_id}.{added_at}.{self._sign(f'confirm.{user_id}.{added_at}.{address}')}"
+
+    def read_confirm_token(self, token: str) -> tuple[int, int] | None:
+        """The user and the moment of adding a token names (its signature is checked by
+        ``confirms`` once the address is known), or None when it is no token of ours."""
+        user, _, rest = token.partition(".")
+        added, _, signature = rest.partition(".")
+        if not (user.isdigit() and added.isdigit() and len(signature) == SIGNATURE_CHARS):
+            return None
+        return int(user), int(added)
+
+    def confirms(self, token: str, address: str) -> bool:
+        """Whether ``token`` is the confirmation of ``address``."""
+        read = self.read_confirm_token(token)
+        return read is not None and hmac.compare_digest(
+            token.encode(), self.confirm_token(read[0], read[1], address).encode()
+        )
 
     def _sign(self, text: str) -> str:
         digest = hmac.new(self.key, text.encode(), hashlib.sha256).digest()

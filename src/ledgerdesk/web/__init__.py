@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from ledgerdesk.execution import Execution
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.web import auth, console, portal
+from ledgerdesk.web.addresses import AddressPages
 from ledgerdesk.web.core import Web
 
 STATIC_PREFIX = "/static/web"
@@ -31,6 +32,7 @@ def build_routes(runtime: Runtime, execution: Execution) -> tuple[Web, list[Base
     return web, [
         Route("/", home, methods=["GET"]),
         *auth.routes(web),
+        *AddressPages(web).confirm_routes(),
         Mount("/console", routes=console.routes(web)),
         Mount("/account", routes=portal.routes(web)),
         Mount(STATIC_PREFIX, StaticFiles(directory=web.static_dir), name="web-static"),

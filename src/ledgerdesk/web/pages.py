@@ -19,6 +19,7 @@ from starlette.requests import Request
 from ledgerdesk.accounts.people import CurrentSession
 from ledgerdesk.db.models import ApiKey, Invoice, MailAddress, MailFetcher, MailMessage, User
 from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Receivables
+from ledgerdesk.mail.addresses import AddedAddress
 from ledgerdesk.tickets.queries import QueueRow, TicketRecord
 from ledgerdesk.tickets.service import ThreadView
 from ledgerdesk.web.history import HistoryRow
@@ -111,6 +112,14 @@ class SetPasswordPage(Context):
     name: str
     email: str | None
     errors: Errors = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfirmAddressPage(Context):
+    """A mail address's confirmation, asked before it is given (the link's page)."""
+
+    template = "confirm_address.html"
+    address: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,6 +276,10 @@ class CustomerPage(Context):
     errors: Errors
     details: Typed
     details_errors: Errors
+    # The customer's other mail addresses, and the form to add one.
+    addresses: Sequence[AddedAddress]
+    address_errors: Errors
+    address_value: str
 
 
 @dataclass(frozen=True)
@@ -366,6 +379,17 @@ class WebhookDeliveryPage(Context):
     delivery: DeliveryView
     attempts: Sequence[AttemptView]
     body: str  # what is delivered, laid out to read
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddressesPage(Context):
+    """A customer's own addresses for mail to support, and the form to add one."""
+
+    template = "portal/addresses.html"
+    account_email: str
+    addresses: Sequence[AddedAddress]
+    errors: Errors
+    value: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ from ledgerdesk.invoices.service import InvoiceReader
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from ledgerdesk.web import security
+from ledgerdesk.web.addresses import AddressPages
 from ledgerdesk.web.core import (
     Redirect,
     Refused,
@@ -51,6 +52,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/invoices/{invoice_id:int}", portal.invoice, methods=["GET"]),
         Route("/invoices/{invoice_id:int}/documents/{format}", portal.document, methods=["GET"]),
         Route("/billing", portal.billing, methods=["GET", "POST"]),
+        *AddressPages(web).portal_routes(),
         Route("/tickets/new", portal.new_ticket, methods=["GET", "POST"]),
         *TicketPages(web, "customer").routes(),
         *WebhookPages(web, "customer").routes(),

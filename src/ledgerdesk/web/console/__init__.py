@@ -26,6 +26,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/customers/{user_id:int}/access", customers.access, methods=["POST"]),
         Route("/customers/{user_id:int}/details", customers.details, methods=["POST"]),
         Route("/customers/{user_id:int}/keys", customers.new_key, methods=["POST"]),
+        Route("/customers/{user_id:int}/addresses", customers.addresses, methods=["POST"]),
         Route("/keys/{key_id:int}/revoke", customers.revoke, methods=["POST"]),
         Route("/invoices", invoices.invoices, methods=["GET", "POST"]),
         Route("/invoices/{invoice_id:int}", invoices.invoice, methods=["GET"]),

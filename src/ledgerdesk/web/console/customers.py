@@ -14,7 +14,9 @@ from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import InvoiceReader
+from ledgerdesk.mail.addresses import MailAddresses
 from ledgerdesk.tickets.queries import QueueFilter, TicketQueries
+from ledgerdesk.web.addresses import change
 from ledgerdesk.web.console.queue import PAGE_SIZE, int_param
 from ledgerdesk.web.core import (
     Redirect,
@@ -80,6 +82,8 @@ class CustomerPages:
         values: dict[str, str] | None = None,
         details_errors: dict[str, str] | None = None,
         details: dict[str, str] | None = None,
+        address_errors: dict[str, str] | None = None,
+        address_value: str = "",
     ) -> Page:
         user = visit.session.get(User, user_id)
         if user is None or user.is_staff:
@@ -104,9 +108,33 @@ class CustomerPages:
                 errors=errors or {},
                 details=details or details_of(user),
                 details_errors=details_errors or {},
+                addresses=MailAddresses(visit.work).of(user_id),
+                address_errors=address_errors or {},
+                address_value=address_value,
             ),
-            400 if errors or details_errors else 200,
+            400 if errors or details_errors or address_errors else 200,
         )
+
+    async def addresses(self, request: Request) -> Response:
+        """Add (confirmed: staff vouch for it) or remove one of a customer's addresses."""
+        user_id = path_id(request, "user_id")
+        form = await self.web.form(request, "staff")
+
+        def work(visit: Visit) -> Redirect:
+            self._customer_page(visit, user_id)  # a customer, or 404
+            try:
+                said = change(visit.work, user_id, form, confirmed=True)
+            except LedgerdeskError as exc:
+                problems = field_errors(exc)
+                typed = text_field(form, "address")
+                raise Refused(
+                    lambda again: self._customer_page(
+                        again, user_id, address_errors=problems, address_value=typed
+                    )
+                ) from None
+            return Redirect(f"/console/customers/{user_id}", flash=said)
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
 
     async def details(self, request: Request) -> Response:
         """Change a customer's name, email address or billing details."""
