@@ -92,10 +92,11 @@ def test_the_code_joins_only_from_the_tickets_customer() -> None:
     stranger = where(mail("bob@example.com", subject))
     assert (stranger.action, stranger.ticket_id, stranger.customer_id) == ("open", None, BOB)
     assert "names ticket #482913" in stranger.why
+    # Held, never joined: the ticket named is kept for the staff who decide.
     held = where(mail("bob@example.com", subject), Policy(unproven="hold"))
-    assert (held.action, held.ticket_id) == ("hold", None)
+    assert (held.action, held.ticket_id) == ("hold", TICKET.id)
     unknown = where(mail("eve@evil.example", subject))
-    assert (unknown.action, unknown.ticket_id) == ("hold", None)
+    assert (unknown.action, unknown.ticket_id) == ("hold", TICKET.id)
 
 
 def test_a_known_customer_opens_a_ticket_and_strangers_go_as_the_provider_chose() -> None:

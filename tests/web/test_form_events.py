@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pyotp
@@ -17,7 +18,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import LedgerdeskApp
+from ledgerdesk.attachments.incoming import IncomingWriter
+from ledgerdesk.config import Settings
+from ledgerdesk.db.models import Ticket
 from ledgerdesk.events.log import EventRecord
+from ledgerdesk.mail import receiving
+from ledgerdesk.mail.addresses import MailAddresses
+from ledgerdesk.mail.key import mail_key
+from ledgerdesk.mail.tags import Tags
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.webhooks.service import WebhookService
 from tests.conftest import make_client
@@ -261,6 +269,53 @@ async def _new_ticket(site: Site) -> httpx.Response:
     return await site.customer.submit("/account/tickets/new", "/account/tickets/new", fields)
 
 
+def _received(site: Site, raw: bytes) -> int:
+    writer = IncomingWriter(site.runtime.incoming_dir, 10_000_000, "mail")
+    writer.write(raw)
+    return receiving.take(
+        site.runtime, writer.finish("mail.eml", "message/rfc822"), via="pipe"
+    ).mail_id
+
+
+async def _mail_action(site: Site, action: str) -> httpx.Response:
+    fields = {"action": action}
+    if action == "retry":
+        mail_id = _received(site, b"Subject: no sender\n\nnobody\n")
+    elif action == "join":
+        ticket_id = make_ticket(site.runtime, site.customer_id)
+        with site.runtime.transaction(write=False) as (session, _):
+            ticket = session.get(Ticket, ticket_id)
+            assert ticket is not None
+            code = ticket.code
+        mail_id = _received(
+            site,
+            f"From: bob@x.example\nSubject: [#{code}]\nMessage-ID: <j@x>\n\nMe too\n".encode(),
+        )
+        fields["ticket"] = str(code)
+    else:
+        mail_id = _received(site, b"From: eve@x.example\nSubject: Hi\nMessage-ID: <h@x>\n\nHi\n")
+        fields["customer"] = str(site.customer_id)
+    page = f"/console/mail/{mail_id}"
+    return await site.staff.submit(page, f"{page}/actions", fields)
+
+
+async def _address(site: Site, web: WebClient, page: str, action: str, user: str) -> httpx.Response:
+    address = "bob@ann-corp.example"
+    if action == "remove":
+        with system_work(site.runtime) as work:
+            MailAddresses(work).add(site.customer_id, address, confirmed=True)
+    return await web.submit(page, user, {"action": action, "address": address})
+
+
+async def _confirm_address(site: Site) -> httpx.Response:
+    with system_work(site.runtime) as work:
+        added = MailAddresses(work).add(site.customer_id, "bob@ann-corp.example", confirmed=False)
+        tags = Tags(mail_key(work.session), "")
+        token = tags.confirm_token(site.customer_id, added.added_at, added.address)
+    page = f"/mail-address/{token}"
+    return await site.anonymous.submit(page, page, {})
+
+
 # (route, variant) -> (scenario, event type (or the types, in order, of a write that is
 # two things at once), door, actor kind)
 WEB_WRITES: dict[tuple[str, str], Write] = {
@@ -437,6 +492,46 @@ WEB_WRITES: dict[tuple[str, str], Write] = {
         "customer",
     ),
 }
+for _action, _kind, _actor in (
+    ("open", "ticket.created", "staff"),
+    ("join", "ticket.replied", "staff"),
+    ("retry", "mail.received", "staff"),
+    ("dismiss", "mail.dismissed", "staff"),
+):
+    WEB_WRITES[("/console/mail/{mail_id:int}/actions", _action)] = (
+        lambda s, a=_action: _mail_action(s, a),  # type: ignore[misc]
+        _kind,
+        "console",
+        _actor,
+    )
+for _action in ("add", "remove"):
+    _kind = "customer.address_added" if _action == "add" else "customer.address_removed"
+    WEB_WRITES[("/console/customers/{user_id:int}/addresses", _action)] = (
+        lambda s, a=_action: _address(  # type: ignore[misc]
+            s,
+            s.staff,
+            f"/console/customers/{s.customer_id}",
+            a,
+            f"/console/customers/{s.customer_id}/addresses",
+        ),
+        _kind,
+        "console",
+        "staff",
+    )
+    WEB_WRITES[("/account/addresses", _action)] = (
+        lambda s, a=_action: _address(  # type: ignore[misc]
+            s, s.customer, "/account/addresses", a, "/account/addresses"
+        ),
+        _kind,
+        "portal",
+        "customer",
+    )
+WEB_WRITES[("/mail-address/{token}", "")] = (
+    _confirm_address,
+    "customer.address_confirmed",
+    "portal",
+    "customer",
+)
 WEB_WRITES |= _webhook_writes("/console", "console", "staff")
 WEB_WRITES |= _webhook_writes("/account", "portal", "customer")
 
@@ -457,6 +552,18 @@ def form_routes(app: LedgerdeskApp) -> set[str]:
 
 def test_every_form_route_is_listed(app: LedgerdeskApp) -> None:
     assert form_routes(app) == {route for route, _ in WEB_WRITES}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Mail set up, and mail from strangers held: the console's mail queue has forms."""
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        mail_from="Support <support@hosting.example>",
+        mail_strangers="hold",
+        mail_unproven="hold",
+    )
 
 
 @pytest.fixture
@@ -487,5 +594,6 @@ async def test_a_form_records_one_event(site: Site, route: str, variant: str) ->
 
 
 def _set_up(event: EventRecord) -> bool:
-    """An event of the scenario's own preparation (made through the system's door)."""
-    return event.door == "system"
+    """An event of the scenario's own preparation (made through the system's door, or a
+    mail taken in for the console's mail queue)."""
+    return event.door in ("system", "mail")

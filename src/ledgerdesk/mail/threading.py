@@ -69,7 +69,7 @@ class Decision:
 
     action: Literal["join", "open", "hold", "refuse", "create_customer", "ignore", "bounce"]
     why: str
-    ticket_id: int | None = None
+    ticket_id: int | None = None  # joined; held: the ticket it names, for staff to decide
     customer_id: int | None = None
     recipient_id: int | None = None  # a bounce: whose address failed
 
@@ -126,7 +126,7 @@ def decide(
     if named is not None:
         why = f"names ticket #{named.code} but is not from its customer or a reply to us"
         if policy.unproven == "hold" or customer is None:
-            return Decision("hold", why, customer_id=customer)
+            return Decision("hold", why, named.id, customer_id=customer)
         return Decision("open", why + ": a new ticket", customer_id=customer)
     if customer is not None:
         return Decision("open", "a new ticket from a customer", customer_id=customer)

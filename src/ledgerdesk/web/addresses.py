@@ -100,6 +100,5 @@ class AddressPages:
         except (NotFound, InvalidState) as exc:
             return web.message(request, "Link not valid", exc.message, exc.http_status)
         if write:
-            text = f"{address} is confirmed: mail from it reaches support as yours."
-            return web.message(request, "Address confirmed", text, 200)
+            return web.redirect(request, Redirect("/signin", note="address-confirmed"))
         return web.render(request, Page(ConfirmAddressPage(address=address)))

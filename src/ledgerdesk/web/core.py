@@ -136,6 +136,7 @@ NOTES = {
     "signed-out": "You are signed out.",
     "password-set": "Your password is set. Sign in with it.",
     "password-changed": "Password changed. Sign in again.",
+    "address-confirmed": "The address is confirmed: its mail reaches support as the account's.",
 }
 
 

@@ -88,7 +88,17 @@ def describe(event: EventRecord) -> str:
     if kind == "signout.succeeded":
         return "Signed out"
     if kind == "mail.received":
-        return f"Received mail from {data.get('sender', '')}: {data.get('state', '')}"
+        again = " (tried again)" if data.get("again") else ""
+        return f"Received mail from {data.get('sender', '')}: {data.get('state', '')}{again}"
+    if kind == "mail.dismissed":
+        return f"Dismissed mail from {data.get('sender', '')}"
+    if kind == "customer.address_added":
+        confirmed = "" if data.get("confirmed") else " (to be confirmed by a mailed link)"
+        return f"Added the mail address {data.get('address', '')}{confirmed}"
+    if kind == "customer.address_confirmed":
+        return f"Confirmed the mail address {data.get('address', '')}"
+    if kind == "customer.address_removed":
+        return f"Removed the mail address {data.get('address', '')}"
     if kind.startswith("webhook."):
         return _webhook(kind, data, event.subject_id)
     if kind.endswith(".created"):

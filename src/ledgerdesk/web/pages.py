@@ -17,9 +17,18 @@ from typing import ClassVar, Literal
 from starlette.requests import Request
 
 from ledgerdesk.accounts.people import CurrentSession
-from ledgerdesk.db.models import ApiKey, Invoice, MailAddress, MailFetcher, MailMessage, User
+from ledgerdesk.db.models import (
+    ApiKey,
+    Invoice,
+    MailAddress,
+    MailFetcher,
+    MailMessage,
+    Ticket,
+    User,
+)
 from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Receivables
 from ledgerdesk.mail.addresses import AddedAddress
+from ledgerdesk.mail.inbound import Inbound
 from ledgerdesk.tickets.queries import QueueRow, TicketRecord
 from ledgerdesk.tickets.service import ThreadView
 from ledgerdesk.web.history import HistoryRow
@@ -379,6 +388,22 @@ class WebhookDeliveryPage(Context):
     delivery: DeliveryView
     attempts: Sequence[AttemptView]
     body: str  # what is delivered, laid out to read
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailMessagePage(Context):
+    """One received mail: what it says (``mail``; ``problem`` when it cannot be read),
+    where it went, and the decisions on it while it waits for staff."""
+
+    template = "console/mail_message.html"
+    message: MailMessage
+    mail: Inbound | None
+    problem: str | None
+    waiting: bool
+    named: Ticket | None  # the ticket a held mail names
+    customer: User | None  # the sender's customer, if known
+    errors: Errors
+    values: Typed
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from ledgerdesk.web.webhooks import WebhookPages
 
 def routes(web: Web) -> list[BaseRoute]:
     queue, customers, invoices = QueuePages(web), CustomerPages(web), InvoicePages(web)
+    mail = MailPages(web)
     return [
         Route("/", queue.dashboard, methods=["GET"]),
         Route("/tickets", queue.queue, methods=["GET"]),
@@ -36,7 +37,9 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/invoices/{invoice_id:int}/documents/{format}", invoices.document, methods=["GET"]),
         Route("/seller", invoices.seller, methods=["GET", "POST"]),
         *WebhookPages(web, "staff").routes(),
-        Route("/mail", MailPages(web).mail, methods=["GET"]),
-        Route("/mail/{mail_id:int}/raw", MailPages(web).raw, methods=["GET"]),
+        Route("/mail", mail.mail, methods=["GET"]),
+        Route("/mail/{mail_id:int}", mail.message, methods=["GET"]),
+        Route("/mail/{mail_id:int}/actions", mail.act, methods=["POST"]),
+        Route("/mail/{mail_id:int}/raw", mail.raw, methods=["GET"]),
         *security.routes(web, "staff"),
     ]
