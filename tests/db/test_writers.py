@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ledgerdesk.config import Settings
@@ -48,3 +50,26 @@ def test_a_second_writer_waits_for_its_turn_without_a_connection(tmp_path: Path)
             ]
     finally:
         runtime.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (what an admin's sudo runs as)")
+def test_the_writers_lock_made_by_root_stays_the_database_owners(tmp_path: Path) -> None:
+    """An admin command run as root beside a server of another user: the lock file it
+    makes is the database owner's, as SQLite's -wal and -shm are, so the server can
+    still write (a root-only lock file would stop every write of the server)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    url = f"sqlite+pysqlite:///{data}/ledgerdesk.sqlite3"
+    runtime = Runtime.build(Settings(database_url=url, data_dir=data))
+    try:
+        upgrade(runtime.engine)
+        database = data / "ledgerdesk.sqlite3"
+        os.chown(database, 65534, 65534)  # the server's user
+        database.chmod(0o660)
+        (data / "ledgerdesk.sqlite3.writer").unlink(missing_ok=True)
+        with unit_of_work(runtime.sessions, write=True) as session:
+            session.add(User(name="root's", email=None, is_staff=False, created_at=1))
+        lock = (data / "ledgerdesk.sqlite3.writer").stat()
+        assert (lock.st_uid, lock.st_gid, lock.st_mode & 0o777) == (65534, 65534, 0o660)
+    finally:
+        runtime.engine.dispose()

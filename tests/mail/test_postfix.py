@@ -2,7 +2,9 @@
 and hands it to ``ledgerdesk serve`` by LMTP; staff answer; the notification arrives at
 an SMTP server with the right headers; the customer's answer to it (the notification
 quoted under it) goes back through Postfix into the same ticket, without the quote; a
-stranger copying the ticket's code into a subject lands in a ticket of his own.
+stranger copying the ticket's code into a subject lands in a ticket of his own. And
+through Postfix's pipe to ``ledgerdesk mail receive``: a mail it cannot store now
+(exit 75) stays in Postfix's queue and is taken when Postfix tries again.
 
 Needs Postfix installed and root (``.ci/run`` installs it); skipped otherwise.
 """
@@ -13,17 +15,22 @@ import os
 import shutil
 import smtplib
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+import ledgerdesk
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.config import Settings
+from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.db.models import MailMessage, Ticket, User
 from ledgerdesk.events.work import Actor, Origin
 from ledgerdesk.runtime import Runtime
@@ -44,7 +51,11 @@ pytestmark = [
 SUPPORT = "support@hosting.example"
 
 
-def postconf(directory: Path, smtp_port: int, lmtp_port: int) -> None:
+def postconf(
+    directory: Path, smtp_port: int, lmtp_port: int, pipe: list[str] | None = None
+) -> None:
+    """Postfix in ``directory``: mail for hosting.example goes by LMTP to ``lmtp_port``,
+    or, given ``pipe`` (the command's words), to that command as the user nobody."""
     (directory / "main.cf").write_text(
         f"""compatibility_level = 3.6
 queue_directory = {directory}/queue
@@ -58,6 +69,7 @@ mynetworks = 127.0.0.0/8
 relay_domains = hosting.example
 transport_maps = texthash:{directory}/transport
 lmtp_destination_recipient_limit = 1
+ledgerdesk_destination_recipient_limit = 1
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 maillog_file = {directory}/maillog
 maillog_file_prefixes = {directory}
@@ -66,7 +78,8 @@ maximal_backoff_time = 4s
 queue_run_delay = 2s
 """
     )
-    (directory / "transport").write_text(f"hosting.example lmtp:inet:127.0.0.1:{lmtp_port}\n")
+    transport = "ledgerdesk:" if pipe else f"lmtp:inet:127.0.0.1:{lmtp_port}"
+    (directory / "transport").write_text(f"hosting.example {transport}\n")
     master = Path("/etc/postfix/master.cf").read_text().splitlines()
     lines = [
         f"127.0.0.1:{smtp_port} inet n - n - - smtpd"
@@ -74,11 +87,16 @@ queue_run_delay = 2s
         else line
         for line in master
     ]
+    if pipe:
+        lines += [
+            "ledgerdesk unix - n n - - pipe",
+            "  flags=Rq user=nobody argv=" + " ".join(pipe),
+        ]
     (directory / "master.cf").write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture
-def postfix() -> Iterator[tuple[int, int, Path]]:
+@contextmanager
+def postfix_running(pipe: list[str] | None = None) -> Iterator[tuple[int, int, Path]]:
     # Outside pytest's private temporary folders: Postfix's own user must reach it.
     directory = Path(tempfile.mkdtemp(prefix="ledgerdesk-postfix-"))
     directory.chmod(0o755)
@@ -86,7 +104,7 @@ def postfix() -> Iterator[tuple[int, int, Path]]:
     (directory / "data").mkdir()
     shutil.chown(directory / "data", "postfix")
     smtp_port, lmtp_port = free_port(), free_port()
-    postconf(directory, smtp_port, lmtp_port)
+    postconf(directory, smtp_port, lmtp_port, pipe)
     control = ["postfix", "-c", str(directory)]
     subprocess.run([*control, "start"], check=True, capture_output=True)
     try:
@@ -94,6 +112,12 @@ def postfix() -> Iterator[tuple[int, int, Path]]:
     finally:
         subprocess.run([*control, "stop"], check=False, capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postfix() -> Iterator[tuple[int, int, Path]]:
+    with postfix_running() as running_postfix:
+        yield running_postfix
 
 
 def send(smtp_port: int, message: EmailMessage) -> None:
@@ -202,3 +226,89 @@ def test_a_customer_and_staff_talk_by_mail_through_postfix(
         assert vias == ["lmtp", "lmtp", "lmtp"]
     finally:
         runtime.engine.dispose()
+
+
+# Postfix runs a pipe as an unprivileged user (never root), who may not reach this
+# interpreter where it lives (a pyenv under /root): the command runs on the system's
+# Python of the same version, with this environment's packages and ledgerdesk's source.
+SYSTEM_PYTHON = "/usr/bin/python3"
+SOURCE = Path(ledgerdesk.__file__).resolve().parent.parent
+
+
+def _system_python_matches() -> bool:
+    try:
+        said = subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return said == str(sys.version_info[:2])
+
+
+@pytest.mark.skipif(
+    not _system_python_matches(), reason="needs /usr/bin/python3 of this Python's version"
+)
+def test_postfix_pipes_mail_to_the_receive_command_and_keeps_what_it_cannot_take_now(
+    database_url: str, backend: str
+) -> None:
+    # Everything the pipe's user (nobody) writes is outside pytest's private folders.
+    home = Path(tempfile.mkdtemp(prefix="ledgerdesk-pipe-"))
+    home.chmod(0o755)
+    data = home / "data"
+    data.mkdir()
+    shutil.chown(data, "nobody")
+    url = database_url
+    if backend == "sqlite":  # a database file nobody may write (and its -wal, -shm)
+        (home / "db").mkdir()
+        shutil.chown(home / "db", "nobody")
+        path = home / "db" / "ledgerdesk.sqlite3"
+        url = f"sqlite+pysqlite:///{path}"
+        fresh = Runtime.build(Settings(database_url=url, data_dir=data))
+        upgrade(fresh.engine)
+        fresh.engine.dispose()
+        shutil.chown(path, "nobody")
+    runtime = Runtime.build(Settings(database_url=url, data_dir=data))
+    pipe = [
+        "/usr/bin/env",
+        f"LEDGERDESK_DATABASE_URL={url}",
+        f"LEDGERDESK_DATA_DIR={data}",
+        f"LEDGERDESK_MAIL_FROM={SUPPORT}",
+        f"PYTHONPATH={SOURCE}:{sysconfig.get_paths()['purelib']}",
+        SYSTEM_PYTHON,
+        "-m",
+        "ledgerdesk",
+        "mail",
+        "receive",
+    ]
+    try:
+        with system_work(runtime) as work:
+            ann = AccountService(work).create_user(name="Ann", email="ann@example.com", staff=False)
+
+        def tickets() -> list[Ticket]:
+            with runtime.transaction(write=False) as (session, _):
+                return list(session.scalars(select(Ticket).order_by(Ticket.id)))
+
+        with postfix_running(pipe) as (smtp_port, _, directory):
+            data.chmod(0o000)  # the command cannot store it now: 75, Postfix keeps it
+            mail = EmailMessage()
+            mail["From"] = "Ann <ann@example.com>"
+            mail["To"] = SUPPORT
+            mail["Subject"] = "Backups failing"
+            mail["Message-ID"] = "<piped@example.com>"
+            mail.set_content("Since Monday.")
+            send(smtp_port, mail)
+            log = directory / "maillog"
+            wait("the deferral", lambda: log.exists() and "status=deferred" in log.read_text(), log)
+            assert tickets() == []
+            data.chmod(0o755)
+            wait("the ticket", lambda: len(tickets()) == 1, log)
+        [ticket] = tickets()
+        assert (ticket.user_id, ticket.title) == (ann.id, "Backups failing")
+        with runtime.transaction(write=False) as (session, _):
+            assert list(session.scalars(select(MailMessage.via))) == ["pipe"]
+    finally:
+        runtime.engine.dispose()
+        shutil.rmtree(home, ignore_errors=True)

@@ -6,6 +6,7 @@ back on any error. Services and repositories never commit.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -112,7 +113,7 @@ class WriterQueue:
         if self._file is None:
             return
         try:
-            self._descriptor = os.open(self._file, os.O_RDWR | os.O_CREAT, 0o600)
+            self._descriptor = _open_beside(self._file)
             fcntl.flock(self._descriptor, fcntl.LOCK_EX)
         except BaseException:
             self._close()
@@ -131,6 +132,27 @@ class WriterQueue:
             os.close(descriptor)
 
     _descriptor = -1
+
+
+def _open_beside(lock: Path) -> int:
+    """The lock file; made (once) as SQLite makes its ``-wal`` and ``-shm``: with the
+    database's permissions and, made by root (an admin command run with sudo), given the
+    database's owner, so that the server's own user can still take the lock."""
+    try:
+        return os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        pass
+    database = lock.with_name(lock.name.removesuffix(".writer"))
+    try:
+        found = database.stat()
+    except FileNotFoundError:
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    with contextlib.suppress(OSError):
+        if os.geteuid() == 0:
+            os.fchown(descriptor, found.st_uid, found.st_gid)
+        os.fchmod(descriptor, found.st_mode & 0o666)
+    return descriptor
 
 
 _SQLITE_WRITERS: WeakKeyDictionary[Engine, WriterQueue] = WeakKeyDictionary()
