@@ -1,7 +1,8 @@
 """``ledgerdesk mail receive``: one received mail from an MTA's pipe (Postfix, Exim).
 
 Exit status, as MTAs read it: 0 when the mail was taken (whatever became of it: a
-reply, a ticket, held, refused with a reply, kept as unreadable in the console's queue),
+reply, a ticket, held, refused with a reply, kept as unreadable or failed in the
+console's queue),
 75 (EX_TEMPFAIL) when it could not be stored now (the database is down, the disk full,
 mail is not set up): the MTA keeps the mail and tries again. A mail larger than
 ``MAX_RECEIVED_BYTES`` is refused with 65 (EX_DATAERR): the MTA bounces it with the
