@@ -37,8 +37,7 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.tickets.service import TicketReader, TicketService
 from tests.factories import system_work
-from tests.mail.conftest import Sink
-from tests.servers import free_port, running
+from tests.servers import Sink, free_port, running
 
 pytestmark = [
     pytest.mark.slow,

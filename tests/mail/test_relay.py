@@ -27,7 +27,7 @@ from ledgerdesk.mail.threading import Policy
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.service import TicketService
 from tests.factories import make_invoice, make_ticket, make_user, prepare_invoicing, system_work
-from tests.mail.conftest import Sink
+from tests.servers import Sink
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import anyio
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from ledgerdesk.accounts.service import AccountService
@@ -27,8 +26,7 @@ from ledgerdesk.mail.addresses import MAX_ADDRESSES, MailAddresses
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.runtime import Runtime
 from tests.factories import system_work
-from tests.mail.conftest import Sink
-from tests.servers import free_port
+from tests.servers import Sink, smtp_sink
 from tests.support import FrozenClock
 from tests.web.conftest import WebClient, make_person
 
@@ -41,13 +39,8 @@ _LINK = re.compile(r"https://desk\.hosting\.example(/mail-address/[0-9a-z.]+)")
 
 @pytest.fixture
 def smtp() -> Iterator[Sink]:
-    found = Sink(port=free_port())
-    controller = Controller(found, hostname="127.0.0.1", port=found.port)
-    controller.start()
-    try:
+    with smtp_sink() as found:
         yield found
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
