@@ -69,6 +69,25 @@ async def _reply(site: Site, web: WebClient, base: str, suffix: str) -> httpx.Re
     return await web.submit(page, f"{page}/{suffix}", {"content": "Done."})
 
 
+async def _reply_then(site: Site, then: str) -> httpx.Response:
+    ticket_id = make_ticket(site.runtime, site.customer_id)
+    page = f"/console/tickets/{ticket_id}"
+    fields = {"content": "Done.", "then": then, "until": "2026-12-24T09:00"}
+    return await site.staff.submit(page, f"{page}/reply", fields)
+
+
+async def _workflow(site: Site, action: str) -> httpx.Response:
+    ticket_id = make_ticket(site.runtime, site.customer_id)
+    page = f"/console/tickets/{ticket_id}"
+    fields = {
+        "action": action,
+        "assignee": str(site.staff_id),
+        "priority": "4",
+        "until": "2026-12-24T09:00",
+    }
+    return await site.staff.submit(page, f"{page}/workflow", fields)
+
+
 async def _status(site: Site, web: WebClient, base: str, action: str) -> httpx.Response:
     ticket_id = make_ticket(site.runtime, site.customer_id)
     page = f"{base}/tickets/{ticket_id}"
@@ -334,6 +353,34 @@ WEB_WRITES: dict[tuple[str, str], Write] = {
         "console",
         "staff",
     ),
+    ("/console/tickets/{ticket_id:int}/reply", "close"): (
+        lambda s: _reply_then(s, "close"),
+        ("ticket.replied", "ticket.closed"),
+        "console",
+        "staff",
+    ),
+    ("/console/tickets/{ticket_id:int}/reply", "wait"): (
+        lambda s: _reply_then(s, "wait"),
+        ("ticket.replied", "ticket.pending"),
+        "console",
+        "staff",
+    ),
+    ("/console/tickets/new", ""): (
+        lambda s: s.staff.submit(
+            "/console/tickets/new",
+            "/console/tickets/new",
+            {
+                "customer": str(s.customer_id),
+                "title": "Planned maintenance",
+                "content": "We will move your server tonight.",
+                "priority": "2",
+                "reference": "",
+            },
+        ),
+        "ticket.created",
+        "console",
+        "staff",
+    ),
     ("/console/tickets/{ticket_id:int}/note", ""): (
         lambda s: _reply(s, s.staff, "/console", "note"),
         "ticket.note_added",
@@ -492,6 +539,18 @@ WEB_WRITES: dict[tuple[str, str], Write] = {
         "customer",
     ),
 }
+for _action, _kind in (
+    ("take", "ticket.assigned"),
+    ("assign", "ticket.assigned"),
+    ("priority", "ticket.priority_changed"),
+    ("wait", "ticket.pending"),
+):
+    WEB_WRITES[("/console/tickets/{ticket_id:int}/workflow", _action)] = (
+        lambda s, a=_action: _workflow(s, a),  # type: ignore[misc]
+        _kind,
+        "console",
+        "staff",
+    )
 for _action, _kind, _actor in (
     ("open", "ticket.created", "staff"),
     ("join", "ticket.replied", "staff"),

@@ -257,6 +257,15 @@ class Ticket(Base):
             "last_updated_at",
             "id",
         ),
+        # Mine / unassigned, and whose turn it is.
+        Index(
+            "ix_tickets_status_assignee_id_last_updated_at",
+            "status",
+            "assignee_id",
+            "last_updated_at",
+            "id",
+        ),
+        Index("ix_tickets_status_turn_last_updated_at", "status", "turn", "last_updated_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -270,6 +279,13 @@ class Ticket(Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     status_updated_at: Mapped[int] = mapped_column(BigInteger)
     last_updated_at: Mapped[int] = mapped_column(BigInteger)
+    # The support day: who has it, whose turn it is (1 ours: the customer spoke last;
+    # 2 the customer's: staff did), since when the customer waits, and until when it
+    # waits for the customer (back in our queue once that passes).
+    assignee_id: Mapped[int | None] = mapped_column(BigInteger)  # a user (never deleted)
+    turn: Mapped[int] = mapped_column(SmallInteger, default=1, server_default=text("1"))
+    customer_said_at: Mapped[int | None] = mapped_column(BigInteger)
+    pending_until: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Reply(Base):

@@ -29,6 +29,9 @@ class EventType(StrEnum):
     TICKET_NOTE_ADDED = "ticket.note_added"
     TICKET_CLOSED = "ticket.closed"
     TICKET_REOPENED = "ticket.reopened"
+    TICKET_ASSIGNED = "ticket.assigned"  # staff's: never to a customer's endpoint
+    TICKET_PRIORITY_CHANGED = "ticket.priority_changed"
+    TICKET_PENDING = "ticket.pending"  # waiting for the customer until a moment
     INVOICE_ISSUED = "invoice.issued"
     INVOICE_PAID = "invoice.paid"
     CREDIT_NOTE_ISSUED = "credit_note.issued"

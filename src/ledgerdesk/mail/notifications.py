@@ -1,7 +1,9 @@
 """Who is told of an event by mail, and with which kind of mail.
 
-- A customer hears of a staff reply to their ticket (``staff_reply``), of their ticket
-  closed by someone else (``ticket_closed``), and of an invoice or a credit note issued
+- A customer hears of a staff reply to their ticket (``staff_reply``; a ticket staff
+  opened for them is one too), of their ticket
+  closed by someone else (``ticket_closed``; not when the staff reply that closed it
+  told them already), and of an invoice or a credit note issued
   to them (``invoice_issued``, its PDF attached).
 - Staff hear of a new ticket (``new_ticket``) and of a customer's reply
   (``customer_reply``) as each chose in the console: ``all``, ``own`` (only customers
@@ -51,9 +53,9 @@ def notices_of(event: EventRecord, staff: Staff) -> list[Notice]:
     if kind == "customer.address_added" and customer is not None and not data.get("confirmed"):
         found.append(Notice("address_confirm", customer, event.id))
     if customer is not None and customer != actor:
-        if kind == "ticket.replied" and data.get("by") == "staff":
+        if kind in ("ticket.replied", "ticket.created") and data.get("by") == "staff":
             found.append(Notice("staff_reply", customer, event.id))
-        elif kind == "ticket.closed":
+        elif kind == "ticket.closed" and not data.get("afterReply"):
             found.append(Notice("ticket_closed", customer, event.id))
         elif kind in ("invoice.issued", "credit_note.issued"):
             found.append(Notice("invoice_issued", customer, event.id))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import String, bindparam, func, literal, or_, select, tuple_
+from sqlalchemy import BigInteger, String, bindparam, func, literal, or_, select, tuple_
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
 from ledgerdesk.db.models import Attachment, Reply, Ticket, User
@@ -130,6 +131,8 @@ _ATTACHMENT = Prepared(
 # -- the staff queue ------------------------------------------------------------------
 
 QueueSort = Literal["waiting", "priority"]
+Owner = Literal["any", "mine", "unassigned"]
+TurnFilter = Literal["any", "ours", "customers"]
 # Ticket priorities, highest first (SPEC: 1 Low, 2 Normal, 3 High, 4 Highest).
 PRIORITIES = (4, 3, 2, 1)
 
@@ -144,6 +147,15 @@ class QueueRow(NamedTuple):
     priority: int
     created_at: int
     last_updated_at: int
+    assignee_id: int | None
+    assignee_name: str | None
+    turn: int
+    customer_said_at: int | None
+    pending_until: int | None
+
+    def ours(self, now: int) -> bool:
+        """Whether it is our turn: the customer spoke last, or waiting for them ran out."""
+        return self.turn == 1 or (self.pending_until is not None and self.pending_until <= now)
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,10 @@ class QueueFilter:
     user_id: int | None = None
     text: str | None = None
     sort: QueueSort = "waiting"
+    owner: Owner = "any"  # mine: ``staff_id``'s
+    staff_id: int | None = None
+    turn: TurnFilter = "any"  # as of ``now``: waiting for the customer may have run out
+    now: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,8 +183,20 @@ class QueueCursor:
     id: int
 
 
-@lru_cache(maxsize=64)
-def _queue(*, status: bool, priority: bool, owner: bool, text: bool, after: bool) -> Prepared:
+_ASSIGNEE = aliased(User)
+
+
+@lru_cache(maxsize=256)
+def _queue(
+    *,
+    status: bool,
+    priority: bool,
+    owner: bool,
+    text: bool,
+    after: bool,
+    assignee: Owner = "any",
+    turn: TurnFilter = "any",
+) -> Prepared:
     """One prepared statement per combination of filters, built on first use; rows in
     waiting order (least recently updated first), which the indexes hold in order.
 
@@ -186,7 +214,29 @@ def _queue(*, status: bool, priority: bool, owner: bool, text: bool, after: bool
         Ticket.priority,
         Ticket.created_at,
         Ticket.last_updated_at,
+        Ticket.assignee_id,
+        _ASSIGNEE.name,
+        Ticket.turn,
+        Ticket.customer_said_at,
+        Ticket.pending_until,
     ).join(User, User.id == Ticket.user_id)
+    query = query.outerjoin(_ASSIGNEE, _ASSIGNEE.id == Ticket.assignee_id)
+    if assignee == "mine":
+        query = query.where(Ticket.assignee_id == bindparam("assignee_id"))
+    elif assignee == "unassigned":
+        query = query.where(Ticket.assignee_id.is_(None))
+    if turn == "ours":
+        query = query.where(
+            or_(Ticket.turn == 1, Ticket.pending_until <= bindparam("now", type_=BigInteger()))
+        )
+    elif turn == "customers":
+        query = query.where(
+            Ticket.turn == 2,
+            or_(
+                Ticket.pending_until.is_(None),
+                Ticket.pending_until > bindparam("now", type_=BigInteger()),
+            ),
+        )
     if status:
         query = query.where(Ticket.status == bindparam("status"))
     if priority:
@@ -312,8 +362,14 @@ class TicketQueries:
             owner=which.user_id is not None,
             text=bool(which.text),
             after=after is not None,
+            assignee=which.owner,
+            turn=which.turn,
         )
         params: dict[str, Any] = {"limit": limit}
+        if which.owner == "mine":
+            params["assignee_id"] = which.staff_id
+        if which.turn != "any":
+            params["now"] = which.now
         if which.status is not None:
             params["status"] = which.status
         if priority is not None:

@@ -10,6 +10,12 @@ succeed and change nothing. Staff may reopen a forcibly closed ticket; customers
 not. Every real status change sets ``status_updated_at``; every reply sets
 ``last_updated_at``. Staff replies never change the status. Internal notes (staff only)
 change neither the status nor ``last_updated_at``, and customers never read them.
+
+The support day (staff's, never in the protocol's answers): a ticket has an assignee
+(a staff member, or none) and a *turn*: ours when the customer spoke last (the queue's
+clock counts from ``customer_said_at``), the customer's when staff did. Staff can make
+it wait for the customer until a moment (``pending_until``): it is back in our queue
+when that passes or the customer answers, whichever comes first.
 """
 
 from __future__ import annotations
@@ -41,6 +47,16 @@ from ledgerdesk.tickets.repository import TicketRepository, record_of
 log = logging.getLogger(__name__)
 
 
+class Turn(IntEnum):
+    """Whose move it is on an open ticket."""
+
+    OURS = 1  # the customer spoke last
+    CUSTOMERS = 2  # staff spoke last
+
+
+PRIORITY_NAMES = {1: "Low", 2: "Normal", 3: "High", 4: "Highest"}
+
+
 class TicketStatus(IntEnum):
     """A ticket's status, as stored and as the protocol numbers it."""
 
@@ -55,6 +71,7 @@ class TicketStatus(IntEnum):
 
 MAX_TITLE = 255
 MAX_CONTENT = 65535
+MAX_PENDING_SECONDS = 366 * 86_400
 
 
 @dataclass(frozen=True)
@@ -133,9 +150,17 @@ class TicketService:
         reference: str,
         priority: int,
         files: Sequence[IncomingFile],
+        author: User | None = None,
     ) -> TicketRecord:
-        """A new open ticket whose first reply holds the content and the files."""
+        """A new open ticket whose first reply holds the content and the files, written
+        by the customer, or by ``author``, a staff member opening it on their behalf
+        (then it is the customer's turn)."""
         _check_text(title=title, content=content, files=files)
+        by_staff = author is not None and author.is_staff
+        if author is not None and not by_staff and author.id != customer_id:
+            raise invalid("author", "a customer opens tickets of their own only")
+        if priority not in PRIORITY_NAMES:
+            raise invalid("priorityId", "must be 1, 2, 3 or 4")
         now = self.work.now
         ticket = self.repository.insert_ticket(
             {
@@ -148,9 +173,12 @@ class TicketService:
                 "created_at": now,
                 "status_updated_at": now,
                 "last_updated_at": now,
+                "turn": int(Turn.CUSTOMERS if by_staff else Turn.OURS),
+                "customer_said_at": None if by_staff else now,
             }
         )
-        reply_id, attachments = self._add_reply(ticket, customer_id, content, files)
+        writer = author.id if author is not None and by_staff else customer_id
+        reply_id, attachments = self._add_reply(ticket, writer, content, files)
         self.work.record(
             EventType.TICKET_CREATED,
             subject_id=ticket.id,
@@ -162,6 +190,8 @@ class TicketService:
                 "reference": reference,
                 "priorityId": priority,
                 "replyId": reply_id,
+                "authorId": writer,
+                "by": "staff" if by_staff else "customer",
                 "content": content,
                 "attachments": attachments,
             },
@@ -183,6 +213,9 @@ class TicketService:
                 ticket.status = int(TicketStatus.OPEN)
                 ticket.status_updated_at = now
                 reopened = True
+            ticket.turn, ticket.customer_said_at, ticket.pending_until = int(Turn.OURS), now, None
+        else:
+            ticket.turn = int(Turn.CUSTOMERS)
         ticket.last_updated_at = now
         reply_id, attachments = self._add_reply(ticket, author.id, content, files)
         self._record_message(
@@ -213,10 +246,14 @@ class TicketService:
         )
         return record_of(ticket)
 
-    def close(self, ticket_id: int, *, user_id: int | None) -> TicketRecord:
+    def close(
+        self, ticket_id: int, *, user_id: int | None, after_reply: bool = False
+    ) -> TicketRecord:
+        """Close an open ticket (``after_reply``: with a reply just sent, which told the
+        customer already: its event says so, and no mail of its own follows)."""
         ticket = self._require(ticket_id, user_id=user_id)
         if ticket.status == TicketStatus.OPEN:
-            self._set_status(ticket, TicketStatus.CLOSED)
+            self._set_status(ticket, TicketStatus.CLOSED, after_reply=after_reply)
         return record_of(ticket)
 
     def reopen(self, ticket_id: int, *, user_id: int | None) -> TicketRecord:
@@ -235,7 +272,62 @@ class TicketService:
             self._set_status(ticket, TicketStatus.FORCE_CLOSED)
         return record_of(ticket)
 
+    # -- the support day (staff) --------------------------------------------------------
+
+    def assign(self, ticket_id: int, assignee_id: int | None) -> TicketRecord:
+        """Give the ticket to a staff member (None: to nobody)."""
+        ticket = self._require(ticket_id, user_id=None)
+        if assignee_id is not None:
+            staff = self.session.get(User, assignee_id)
+            if staff is None or not staff.is_staff or staff.disabled_at is not None:
+                raise invalid("assignee", "must be an enabled staff member")
+        if ticket.assignee_id != assignee_id:
+            previous, ticket.assignee_id = ticket.assignee_id, assignee_id
+            self._record_change(
+                EventType.TICKET_ASSIGNED,
+                ticket,
+                assigneeId=assignee_id,
+                previousAssigneeId=previous,
+            )
+        return record_of(ticket)
+
+    def set_priority(self, ticket_id: int, priority: int) -> TicketRecord:
+        ticket = self._require(ticket_id, user_id=None)
+        if priority not in PRIORITY_NAMES:
+            raise invalid("priority", "must be 1 (Low), 2 (Normal), 3 (High) or 4 (Highest)")
+        if ticket.priority != priority:
+            previous, ticket.priority = ticket.priority, priority
+            self._record_change(
+                EventType.TICKET_PRIORITY_CHANGED,
+                ticket,
+                priorityId=priority,
+                previousPriorityId=previous,
+            )
+        return record_of(ticket)
+
+    def wait_for_customer(self, ticket_id: int, until: int) -> TicketRecord:
+        """The customer's turn until ``until`` (a Unix time): out of our queue till then,
+        or till the customer answers."""
+        ticket = self._require(ticket_id, user_id=None)
+        if ticket.status != TicketStatus.OPEN:
+            raise InvalidState(f"Ticket {ticket_id} is not open: only an open ticket waits.")
+        if until <= self.work.now:
+            raise invalid("until", "must be in the future")
+        if until > self.work.now + MAX_PENDING_SECONDS:
+            raise invalid("until", "must be within a year")
+        ticket.turn, ticket.pending_until = int(Turn.CUSTOMERS), until
+        self._record_change(EventType.TICKET_PENDING, ticket, until=until)
+        return record_of(ticket)
+
     # -- helpers ----------------------------------------------------------------------
+
+    def _record_change(self, kind: EventType, ticket: Ticket, **details: object) -> None:
+        self.work.record(
+            kind,
+            subject_id=ticket.id,
+            customer_id=ticket.user_id,
+            payload={"ticketId": ticket.id, "ticketCode": ticket.code, **details},
+        )
 
     def _record_message(
         self, kind: EventType, ticket: Ticket, reply_id: int, author: User, **details: object
@@ -261,7 +353,9 @@ class TicketService:
             raise NotFound(f"Ticket {ticket_id} not found.")
         return ticket
 
-    def _set_status(self, ticket: Ticket, status: TicketStatus) -> None:
+    def _set_status(
+        self, ticket: Ticket, status: TicketStatus, *, after_reply: bool = False
+    ) -> None:
         previous = ticket.status
         ticket.status = int(status)
         ticket.status_updated_at = self.work.now
@@ -275,6 +369,7 @@ class TicketService:
                 "status": int(status),
                 "previousStatus": int(previous),
                 "forced": status == TicketStatus.FORCE_CLOSED,
+                **({"afterReply": True} if after_reply else {}),
             },
         )
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 
 from anyio import CapacityLimiter, to_thread
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -663,3 +664,19 @@ def path_id(request: Request, name: str) -> int:
 def text_field(form: Mapping[str, Any], name: str) -> str:
     value = form.get(name)
     return value if isinstance(value, str) else ""
+
+
+def customer_named(visit: Visit, typed: str) -> int:
+    """The customer a staff member named in a form, by id or by email address."""
+    statement = select(User.id).where(User.is_staff.is_(False))
+    if typed.isdigit():
+        found = visit.session.scalar(statement.where(User.id == int(typed)))
+    elif typed:
+        found = visit.session.scalar(
+            statement.where(func.lower(User.email) == typed.lower()).order_by(User.id).limit(1)
+        )
+    else:
+        found = None
+    if found is None:
+        raise invalid("customer", "no customer has this id or email address")
+    return found

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import User
 from ledgerdesk.events.log import EventRecord
+from ledgerdesk.tickets.service import PRIORITY_NAMES
 
 DOORS = {
     "api": "the API",
@@ -34,7 +35,9 @@ class HistoryRow:
 
 def history(session: Session, events: Sequence[EventRecord]) -> list[HistoryRow]:
     """The events as rows of a page, each naming who acted (one query for the names)."""
-    ids = {e.actor_id for e in events if e.actor_id is not None}
+    ids = {e.actor_id for e in events if e.actor_id is not None} | {
+        int(e.payload["assigneeId"]) for e in events if e.payload.get("assigneeId") is not None
+    }
     names: dict[int, str] = {}
     if ids:
         for user_id, name in session.execute(select(User.id, User.name).where(User.id.in_(ids))):
@@ -43,7 +46,7 @@ def history(session: Session, events: Sequence[EventRecord]) -> list[HistoryRow]
         HistoryRow(
             event_id=event.id,
             at=event.created_at,
-            what=describe(event),
+            what=describe(event, names),
             who=_who(event, names),
             door=DOORS.get(event.door, event.door),
         )
@@ -51,7 +54,8 @@ def history(session: Session, events: Sequence[EventRecord]) -> list[HistoryRow]
     ]
 
 
-def describe(event: EventRecord) -> str:
+def describe(event: EventRecord, names: dict[int, str]) -> str:
+    """What happened, in words (``names``: users' names by id, for those it names)."""
     data = event.payload
     kind = event.type
     if kind == "ticket.created":
@@ -67,6 +71,15 @@ def describe(event: EventRecord) -> str:
         return "Closed the ticket for good" if data.get("forced") else "Closed the ticket"
     if kind == "ticket.reopened":
         return "Reopened the ticket"
+    if kind == "ticket.assigned":
+        assignee = data.get("assigneeId")
+        if assignee is None:
+            return "Unassigned the ticket"
+        return f"Assigned the ticket to {names.get(int(assignee), f'user {assignee}')}"
+    if kind == "ticket.priority_changed":
+        return f"Changed the priority to {PRIORITY_NAMES.get(int(data.get('priorityId', 0)), '?')}"
+    if kind == "ticket.pending":
+        return "Made the ticket wait for the customer"
     if kind == "invoice.issued":
         return f"Issued invoice {data.get('number', '')}"
     if kind == "invoice.paid":

@@ -156,6 +156,18 @@ class MessageForm:
 BLANK_FORM = MessageForm({}, "")
 
 
+@dataclass(frozen=True)
+class TicketWorkflow:
+    """Staff's side of a ticket: who has it, whose turn it is, and the forms that change
+    them (``errors``: the refused one's, by field)."""
+
+    ticket: Ticket
+    assignee: str | None  # the assignee's name
+    staff: Sequence[tuple[int, str]]  # who it can be given to (enabled staff)
+    ours: bool  # our turn now (waiting for the customer may have run out)
+    errors: Errors
+
+
 @dataclass(frozen=True, kw_only=True)
 class TicketPage(Context):
     """A ticket's thread, for its customer (portal) or staff (console)."""
@@ -171,6 +183,7 @@ class TicketPage(Context):
     history: Sequence[HistoryRow]
     # Staff: the received mail each reply came in as (reply id -> mail id).
     mail_of: Mapping[int, int]
+    workflow: TicketWorkflow | None  # staff only
 
 
 # -- the portal -------------------------------------------------------------------------
@@ -206,9 +219,12 @@ class BillingPage(Context):
 
 @dataclass(frozen=True, kw_only=True)
 class NewTicketPage(Context):
-    template = "portal/new_ticket.html"
+    """A new ticket: a customer's own, or (``staff``) one opened on a customer's behalf."""
+
+    template = "new_ticket.html"
     values: Typed
     errors: Errors
+    staff: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,6 +260,21 @@ class QueueFilters:
     customer: int | None
     q: str
     sort: str
+    owner: str = "any"  # any, mine, unassigned
+    turn: str = "any"  # any, ours, customers
+
+    def link(self, **changed: object) -> dict[str, object]:
+        """The query of this view with ``changed`` (for links that keep the rest)."""
+        query: dict[str, object] = {
+            "status": self.status,
+            "priority": self.priority or "",
+            "customer": self.customer or "",
+            "q": self.q,
+            "sort": self.sort,
+            "owner": self.owner,
+            "turn": self.turn,
+        }
+        return query | changed
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,12 +12,11 @@ from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.accounts.billing import BILLING_FIELDS
 from ledgerdesk.accounts.service import AccountService
-from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.errors import LedgerdeskError, invalid
+from ledgerdesk.errors import LedgerdeskError
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import InvoiceReader
 from ledgerdesk.tickets.queries import TicketQueries
-from ledgerdesk.tickets.service import TicketReader, TicketService
+from ledgerdesk.tickets.service import TicketReader
 from ledgerdesk.web import security
 from ledgerdesk.web.addresses import AddressPages
 from ledgerdesk.web.core import (
@@ -33,7 +32,6 @@ from ledgerdesk.web.documents import document_response
 from ledgerdesk.web.keys import create_key, key_errors, key_values, keys_of, revoke_key
 from ledgerdesk.web.pages import (
     BillingPage,
-    NewTicketPage,
     Page,
     PortalHomePage,
     PortalInvoicePage,
@@ -53,7 +51,6 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/invoices/{invoice_id:int}/documents/{format}", portal.document, methods=["GET"]),
         Route("/billing", portal.billing, methods=["GET", "POST"]),
         *AddressPages(web).portal_routes(),
-        Route("/tickets/new", portal.new_ticket, methods=["GET", "POST"]),
         *TicketPages(web, "customer").routes(),
         *WebhookPages(web, "customer").routes(),
         Route("/keys", portal.keys, methods=["GET", "POST"]),
@@ -146,50 +143,6 @@ class Portal:
             return Redirect("/account/billing", flash="Billing details saved.")
 
         return await self.web.visit(request, "customer", work, form=form, write=True)
-
-    def _new_ticket_page(
-        self, visit: Visit, errors: dict[str, str], values: dict[str, str]
-    ) -> Page:
-        return Page(NewTicketPage(values=values, errors=errors), 400 if errors else 200)
-
-    async def new_ticket(self, request: Request) -> Response:
-        web = self.web
-        blank = {"title": "", "content": "", "reference": "", "priority": "2"}
-        if request.method == "GET":
-            return await web.visit(
-                request, "customer", lambda visit: self._new_ticket_page(visit, {}, blank)
-            )
-        form = await web.upload_form(request, "customer")
-        values = {name: text_field(form.fields, name) for name in blank}
-
-        def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
-            try:
-                if values["priority"] not in ("1", "2", "3", "4"):
-                    raise invalid("priority", "must be 1, 2, 3 or 4")
-                if len(values["reference"]) > 64:
-                    raise invalid("reference", "must be at most 64 characters")
-                ticket = TicketService(visit.work).create(
-                    customer_id=visit.person.user_id,
-                    title=values["title"].strip(),
-                    content=values["content"],
-                    reference=values["reference"].strip(),
-                    priority=int(values["priority"]),
-                    files=files,
-                )
-            except LedgerdeskError as exc:
-                problems = field_errors(exc)
-                raise Refused(
-                    lambda again: self._new_ticket_page(again, problems, values)
-                ) from None
-            return Redirect(f"/account/tickets/{ticket.id}", flash="Ticket created.")
-
-        return await web.visit_with_files(
-            request,
-            "customer",
-            form,
-            work,
-            lambda visit, problems: self._new_ticket_page(visit, problems, values),
-        )
 
     def _keys_page(
         self,

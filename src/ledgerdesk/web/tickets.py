@@ -12,12 +12,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.attachments.incoming import IncomingFile
-from ledgerdesk.db.models import MailMessage, User
+from ledgerdesk.clock import moment_of
+from ledgerdesk.db.models import MailMessage, Ticket, User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.http.content_disposition import attachment_disposition
 from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
-from ledgerdesk.tickets.service import TicketReader, TicketService
+from ledgerdesk.tickets.service import TicketReader, TicketService, Turn
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     Redirect,
@@ -25,6 +26,7 @@ from ledgerdesk.web.core import (
     Role,
     Visit,
     Web,
+    customer_named,
     field_errors,
     own_only,
     path_id,
@@ -32,8 +34,18 @@ from ledgerdesk.web.core import (
 )
 from ledgerdesk.web.display import PREVIEWABLE
 from ledgerdesk.web.history import history
-from ledgerdesk.web.pages import BLANK_FORM, ConfirmPage, MessageForm, Page, TicketPage
+from ledgerdesk.web.pages import (
+    BLANK_FORM,
+    ConfirmPage,
+    MessageForm,
+    NewTicketPage,
+    Page,
+    TicketPage,
+    TicketWorkflow,
+)
 
+WORKFLOW_ACTIONS = ("assign", "take", "priority", "wait")
+THEN = ("open", "close", "wait")  # what a staff reply does to the ticket besides
 STATUS_ACTIONS = {
     "staff": ("close", "force-close", "reopen"),
     "customer": ("close", "reopen"),
@@ -48,11 +60,13 @@ class TicketPages:
 
     def routes(self) -> list[BaseRoute]:
         return [
+            Route("/tickets/new", self.new_ticket, methods=["GET", "POST"]),
             Route("/tickets/{ticket_id:int}", self.view, methods=["GET"]),
             Route("/tickets/{ticket_id:int}/reply", self.reply, methods=["POST"]),
             *(
                 [
                     Route("/tickets/{ticket_id:int}/note", self.note, methods=["POST"]),
+                    Route("/tickets/{ticket_id:int}/workflow", self.workflow, methods=["POST"]),
                     Route(
                         "/tickets/{ticket_id:int}/force-close",
                         self.confirm_force_close,
@@ -70,6 +84,60 @@ class TicketPages:
             ),
         ]
 
+    def _new_ticket_page(
+        self, visit: Visit, errors: dict[str, str], values: dict[str, str]
+    ) -> Page:
+        return Page(
+            NewTicketPage(values=values, errors=errors, staff=self.role == "staff"),
+            400 if errors else 200,
+        )
+
+    async def new_ticket(self, request: Request) -> Response:
+        """A new ticket: a customer's own, or one staff open on a customer's behalf
+        (staff write its first message; then it is the customer's turn)."""
+        web = self.web
+        blank = {"title": "", "content": "", "reference": "", "priority": "2", "customer": ""}
+        if request.method == "GET":
+            blank["customer"] = request.query_params.get("customer", "")[:20]
+            return await web.visit(
+                request, self.role, lambda visit: self._new_ticket_page(visit, {}, blank)
+            )
+        form = await web.upload_form(request, self.role)
+        values = {name: text_field(form.fields, name) for name in blank}
+
+        def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
+            try:
+                if values["priority"] not in ("1", "2", "3", "4"):
+                    raise invalid("priority", "must be 1, 2, 3 or 4")
+                if len(values["reference"]) > 64:
+                    raise invalid("reference", "must be at most 64 characters")
+                customer_id = visit.person.user_id
+                if self.role == "staff":
+                    customer_id = customer_named(visit, values["customer"].strip())
+                ticket = TicketService(visit.work).create(
+                    customer_id=customer_id,
+                    title=values["title"].strip(),
+                    content=values["content"],
+                    reference=values["reference"].strip(),
+                    priority=int(values["priority"]),
+                    files=files,
+                    author=visit.user(),
+                )
+            except LedgerdeskError as exc:
+                problems = field_errors(exc)
+                raise Refused(
+                    lambda again: self._new_ticket_page(again, problems, values)
+                ) from None
+            return Redirect(f"{self.base}/tickets/{ticket.id}", flash="Ticket created.")
+
+        return await web.visit_with_files(
+            request,
+            self.role,
+            form,
+            work,
+            lambda visit, problems: self._new_ticket_page(visit, problems, values),
+        )
+
     def _scope(self, visit: Visit) -> int | None:
         return own_only(self.role, visit)
 
@@ -82,8 +150,8 @@ class TicketPages:
         content: str = "",
         form: str = "reply",
     ) -> Page:
-        """The ticket's page; ``form`` is the form (``reply`` or ``note``) that
-        ``errors`` and ``content`` belong to, shown again with them."""
+        """The ticket's page; ``form`` is the form (``reply``, ``note`` or ``workflow``)
+        that ``errors`` and ``content`` belong to, shown again with them."""
         thread = TicketReader(TicketQueries(visit.db)).thread(ticket_id, user_id=self._scope(visit))
         customer = visit.session.get(User, thread.ticket.user_id)
         typed = MessageForm(errors, content)
@@ -94,6 +162,11 @@ class TicketPages:
                 staff=self.role == "staff",
                 base=self.base,
                 reply=typed if form == "reply" else BLANK_FORM,
+                workflow=(
+                    _workflow(visit, ticket_id, errors if form == "workflow" else {})
+                    if self.role == "staff"
+                    else None
+                ),
                 note=typed if form == "note" else BLANK_FORM,
                 now=visit.now,
                 history=(
@@ -128,6 +201,8 @@ class TicketPages:
         ticket_id = path_id(request, "ticket_id")
         form = await web.upload_form(request, self.role)
         content = text_field(form.fields, "content")
+        then = text_field(form.fields, "then") or "open"
+        until = text_field(form.fields, "until").strip()
 
         def work(visit: Visit, files: list[IncomingFile]) -> Redirect:
             service = TicketService(visit.work)
@@ -135,8 +210,15 @@ class TicketPages:
                 if not internal and "internal" in form.fields:
                     # A form of an older page: a note must never go out as a reply.
                     raise invalid("internal", "notes are written in the internal note form")
+                if then not in THEN or (then != "open" and (internal or self.role != "staff")):
+                    raise invalid("then", f"must be one of {', '.join(THEN)}")
+                waits = _moment(visit, until) if then == "wait" else None
                 write = service.note if internal else service.reply
                 ticket = write(ticket_id, author=visit.user(), content=content, files=files)
+                if then == "close":
+                    service.close(ticket_id, user_id=None, after_reply=True)
+                elif waits is not None:
+                    service.wait_for_customer(ticket_id, waits)
             except LedgerdeskError as exc:
                 if isinstance(exc, NotFound):
                     raise
@@ -145,6 +227,10 @@ class TicketPages:
             said = "Internal note added" if internal else "Reply sent"
             if files:
                 said += f" with {len(files)} attachment(s)"
+            if then == "close":
+                said += "; the ticket is closed"
+            elif then == "wait":
+                said += "; it waits for the customer"
             return Redirect(f"{self.base}/tickets/{ticket.id}", flash=said + ".")
 
         def again_page(visit: Visit, errors: dict[str, str]) -> Page:
@@ -179,6 +265,46 @@ class TicketPages:
             return Redirect(f"{self.base}/tickets/{ticket_id}", flash=f"Ticket {done[action]}.")
 
         return await web.visit(request, self.role, work, form=form, write=True)
+
+    async def workflow(self, request: Request) -> Response:
+        """Staff's changes to who has the ticket, its priority, and waiting for the customer."""
+        ticket_id = path_id(request, "ticket_id")
+        form = await self.web.form(request, "staff")
+        action = text_field(form, "action")
+
+        def work(visit: Visit) -> Redirect:
+            service = TicketService(visit.work)
+            try:
+                if action not in WORKFLOW_ACTIONS:
+                    raise invalid("action", f"must be one of {', '.join(WORKFLOW_ACTIONS)}")
+                if action == "take":
+                    service.assign(ticket_id, visit.person.user_id)
+                    said = "The ticket is yours."
+                elif action == "assign":
+                    chosen = text_field(form, "assignee").strip()
+                    if chosen and not chosen.isdigit():
+                        raise invalid("assignee", "must be a staff member")
+                    service.assign(ticket_id, int(chosen) if chosen else None)
+                    said = "Assigned." if chosen else "The ticket is nobody's now."
+                elif action == "priority":
+                    chosen = text_field(form, "priority").strip()
+                    if not chosen.isdigit():
+                        raise invalid("priority", "must be 1, 2, 3 or 4")
+                    service.set_priority(ticket_id, int(chosen))
+                    said = "Priority changed."
+                else:
+                    service.wait_for_customer(ticket_id, _moment(visit, text_field(form, "until")))
+                    said = "The ticket waits for the customer."
+            except LedgerdeskError as exc:
+                if isinstance(exc, NotFound):
+                    raise
+                errors = field_errors(exc)
+                raise Refused(
+                    lambda again: self.page(again, ticket_id, errors=errors, form="workflow")
+                ) from None
+            return Redirect(f"{self.base}/tickets/{ticket_id}", flash=said)
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
 
     async def confirm_force_close(self, request: Request) -> Response:
         """Forcibly closing is final for the customer: it is asked for on a page of its
@@ -228,6 +354,41 @@ class TicketPages:
             )
 
         return await web.visit(request, self.role, work)
+
+
+def _moment(visit: Visit, typed: str) -> int:
+    """A moment typed in a form (a date, or a date and time, in the server's time zone)."""
+    if not typed.strip():
+        raise invalid("until", "is needed: until when the ticket waits for the customer")
+    try:
+        return moment_of(typed, visit.settings.timezone)
+    except ValueError as exc:
+        raise invalid("until", str(exc)) from None
+
+
+def _workflow(visit: Visit, ticket_id: int, errors: dict[str, str]) -> TicketWorkflow:
+    ticket = visit.session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"Ticket {ticket_id} not found.")
+    staff = visit.session.execute(
+        select(User.id, User.name)
+        .where(User.is_staff.is_(True), User.disabled_at.is_(None))
+        .order_by(User.name, User.id)
+    ).all()
+    names = {row.id: row.name for row in staff}
+    assignee = None
+    if ticket.assignee_id is not None:
+        assignee = names.get(ticket.assignee_id) or visit.session.scalar(
+            select(User.name).where(User.id == ticket.assignee_id)
+        )
+    waiting_ran_out = ticket.pending_until is not None and ticket.pending_until <= visit.now
+    return TicketWorkflow(
+        ticket=ticket,
+        assignee=assignee,
+        staff=[(row.id, row.name) for row in staff],
+        ours=ticket.turn == Turn.OURS or waiting_ran_out,
+        errors=errors,
+    )
 
 
 def _mail_of(visit: Visit, ticket_id: int) -> dict[int, int]:

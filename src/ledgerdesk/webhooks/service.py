@@ -42,6 +42,7 @@ CUSTOMER_TYPES = frozenset(
     if t.value.partition(".")[0]
     in ("ticket", "invoice", "credit_note", "payment", "api_key", "customer", "password")
     and t is not EventType.TICKET_NOTE_ADDED
+    and t is not EventType.TICKET_ASSIGNED
     and t is not EventType.PASSWORD_LINK_CREATED
 ) | {
     EventType.SECOND_FACTOR_ENABLED.value,

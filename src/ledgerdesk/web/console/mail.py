@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +26,7 @@ from ledgerdesk.web.core import (
     Refused,
     Visit,
     Web,
+    customer_named,
     field_errors,
     path_id,
     text_field,
@@ -191,7 +192,7 @@ class MailPages:
         if action == "join":
             ticket = _ticket(visit, values["ticket"])
             return mail.accept(row, data, by=by, ticket_id=ticket.id, trust_sender=trust)
-        customer_id = _customer(visit, values["customer"]) if values["customer"] else None
+        customer_id = customer_named(visit, values["customer"]) if values["customer"] else None
         return mail.accept(row, data, by=by, customer_id=customer_id)
 
 
@@ -202,18 +203,4 @@ def _ticket(visit: Visit, typed: str) -> Ticket:
     found = visit.session.scalars(select(Ticket).where(Ticket.code == int(code))).first()
     if found is None:
         raise invalid("ticket", "no ticket has this code")
-    return found
-
-
-def _customer(visit: Visit, typed: str) -> int:
-    """A customer named by id or by email address."""
-    statement = select(User.id).where(User.is_staff.is_(False))
-    if typed.isdigit():
-        found = visit.session.scalar(statement.where(User.id == int(typed)))
-    else:
-        found = visit.session.scalar(
-            statement.where(func.lower(User.email) == typed.lower()).order_by(User.id).limit(1)
-        )
-    if found is None:
-        raise invalid("customer", "no customer has this id or email address")
     return found

@@ -16,6 +16,8 @@ from ledgerdesk.webhooks.service import WebhookReader
 
 PAGE_SIZE = 50
 STATUS_FILTERS = {"open": 1, "closed": 0, "forced": 2, "all": None}
+OWNERS = ("any", "mine", "unassigned")
+TURNS = ("any", "ours", "customers")
 
 
 class QueuePages:
@@ -56,16 +58,32 @@ class QueuePages:
         if sort not in ("waiting", "priority"):
             errors["sort"] = "must be waiting or priority"
             sort = "waiting"
+        owner = params.get("owner", "any")
+        if owner not in OWNERS:
+            errors["owner"] = "must be any, mine or unassigned"
+            owner = "any"
+        turn = params.get("turn", "any")
+        if turn not in TURNS:
+            errors["turn"] = "must be any, ours or customers"
+            turn = "any"
         after = cursor(params.get("after"), errors)
-        which = QueueFilter(
-            status=STATUS_FILTERS[status_name],
-            priority=priority,
-            user_id=customer,
-            text=text,
-            sort="priority" if sort == "priority" else "waiting",
-        )
 
         def work(visit: Visit) -> Page:
+            which = QueueFilter(
+                status=STATUS_FILTERS[status_name],
+                priority=priority,
+                user_id=customer,
+                text=text,
+                sort="priority" if sort == "priority" else "waiting",
+                owner="mine"
+                if owner == "mine"
+                else "unassigned"
+                if owner == "unassigned"
+                else "any",
+                staff_id=visit.person.user_id,
+                turn="ours" if turn == "ours" else "customers" if turn == "customers" else "any",
+                now=visit.now,
+            )
             queries = TicketQueries(visit.db)
             rows = queries.queue(which, after=after, limit=PAGE_SIZE + 1)
             more = len(rows) > PAGE_SIZE
@@ -76,7 +94,9 @@ class QueuePages:
                 QueuePage(
                     rows=rows,
                     open_by_priority=queries.open_by_priority(),
-                    filters=QueueFilters(status_name, priority, customer, text or "", sort),
+                    filters=QueueFilters(
+                        status_name, priority, customer, text or "", sort, owner, turn
+                    ),
                     next_after=next_after,
                     paged=after is not None,
                     now=visit.now,
