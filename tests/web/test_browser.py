@@ -170,6 +170,7 @@ def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_
                 .values(
                     created_at=Ticket.created_at - hours * 3600,
                     last_updated_at=Ticket.last_updated_at - hours * 3600,
+                    customer_said_at=Ticket.customer_said_at - hours * 3600,
                 )
             )
             connection.execute(
@@ -222,6 +223,56 @@ def test_staff_answer_a_ticket_with_two_files_and_the_customer_reads_it_through_
         caller, "getTicketAttachment", ticketId=ticket_id, attachmentId=files["rack.png"]
     )
     assert download.content == PNG
+
+
+def test_two_agents_take_give_and_park_tickets_by_keyboard(site: Site, browser: Browser) -> None:
+    runtime = site.runtime
+    make_person(runtime, "Alex Agent", "alex@browser.example", staff=True)
+    make_person(runtime, "Bea Backup", "bea@browser.example", staff=True)
+    caller = make_customer(runtime, "Fabrikam Cloud")
+    backup = make_ticket(runtime, caller.user_id, title="Backups fail since Monday", priority=3)
+    certificate = make_ticket(runtime, caller.user_id, title="Renew the TLS certificate")
+    alex = browser.new_context(viewport={"width": 1280, "height": 900})
+    bea = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = alex.new_page()
+        sign_in(page, site, "alex@browser.example")
+        page.wait_for_url(f"{site.url}/console/")
+        page.goto(f"{site.url}/console/tickets/{backup}")
+        page.get_by_role("button", name="Take it").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_url(re.compile(r".*notice=.*"))
+        expect(page.get_by_role("status").first).to_have_text("The ticket is yours.")
+        page.goto(f"{site.url}/console/tickets/{certificate}")
+        page.get_by_label("Assign to").select_option(label="Bea Backup")
+        page.get_by_role("button", name="Assign", exact=True).click()
+        page.wait_for_url(re.compile(r".*notice=.*"))
+        page.goto(f"{site.url}/console/tickets/{backup}")
+        answer = page.get_by_role("form", name="Answer the customer")
+        answer.get_by_label("Message").fill("Which job fails? Please send its log.")
+        answer.get_by_label("wait for the customer until").check()
+        answer.get_by_label("Wait until").fill("2026-12-24T09:00")
+        answer.get_by_role("button", name="Send to the customer").click()
+        page.wait_for_url(re.compile(r".*notice=.*"))
+        expect(page.get_by_role("status").first).to_have_text(
+            "Reply sent; it waits for the customer."
+        )
+        shot(page, site, "ticket-workflow")
+        page.goto(f"{site.url}/console/tickets?turn=ours")
+        expect(page.get_by_role("link", name=re.compile("Backups fail"))).to_have_count(0)
+        expect(page.get_by_role("link", name=re.compile("Renew the TLS"))).to_have_count(1)
+
+        other = bea.new_page()
+        sign_in(other, site, "bea@browser.example")
+        other.wait_for_url(f"{site.url}/console/")
+        other.goto(f"{site.url}/console/tickets")
+        other.get_by_role("link", name="Mine").click()
+        expect(other.get_by_role("link", name=re.compile("Renew the TLS"))).to_have_count(1)
+        expect(other.get_by_role("link", name=re.compile("Backups fail"))).to_have_count(0)
+        shot(other, site, "queue-mine")
+    finally:
+        alex.close()
+        bea.close()
 
 
 def test_a_customer_creates_a_key_in_the_portal_and_uses_it(

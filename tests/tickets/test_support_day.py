@@ -1,0 +1,176 @@
+"""Staff's side of a ticket: who has it, whose turn it is (and since when the customer
+waits), waiting for the customer until a moment, priority; the queue's views of them;
+each change one event, a change to nothing none."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from ledgerdesk.db.models import Ticket, User
+from ledgerdesk.db.prepared import session_db
+from ledgerdesk.errors import InvalidParameters, InvalidState
+from ledgerdesk.events.work import Actor, Origin
+from ledgerdesk.runtime import Runtime
+from ledgerdesk.tickets.queries import QueueFilter, TicketQueries
+from ledgerdesk.tickets.service import TicketService, Turn
+from tests.events.test_write_paths import events_after, last_id
+from tests.factories import make_ticket, make_user
+from tests.support import FrozenClock
+
+
+def row(runtime: Runtime, ticket_id: int) -> Ticket:
+    with runtime.transaction(write=False) as (session, _):
+        found = session.get(Ticket, ticket_id)
+        assert found is not None
+        session.expunge(found)
+        return found
+
+
+def as_staff(runtime: Runtime, staff_id: int) -> object:
+    return runtime.work(Actor.staff(staff_id), Origin("console"))
+
+
+def reply(runtime: Runtime, ticket_id: int, author_id: int) -> None:
+    with runtime.work(Actor.customer(author_id), Origin("api")) as work:
+        author = work.session.get(User, author_id)
+        assert author is not None
+        TicketService(work).reply(ticket_id, author=author, content="More.", files=[])
+
+
+def queue(runtime: Runtime, **which: object) -> list[int]:
+    with runtime.transaction(write=False) as (session, _):
+        rows = TicketQueries(session_db(session)).queue(
+            QueueFilter(**which),  # type: ignore[arg-type]
+            after=None,
+            limit=100,
+        )
+    return [r.id for r in rows]
+
+
+def test_whose_turn_follows_who_spoke_last(runtime: Runtime, clock: FrozenClock) -> None:
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    ticket_id = make_ticket(runtime, ann)
+    opened = row(runtime, ticket_id)
+    assert (opened.turn, opened.customer_said_at) == (Turn.OURS, clock.now)
+    clock.advance(600)
+    reply(runtime, ticket_id, sam)
+    assert row(runtime, ticket_id).turn == Turn.CUSTOMERS
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        author = work.session.get(User, sam)
+        TicketService(work).note(ticket_id, author=author, content="Internal.", files=[])
+    assert row(runtime, ticket_id).turn == Turn.CUSTOMERS  # a note says nothing to anyone
+    clock.advance(600)
+    reply(runtime, ticket_id, ann)
+    answered = row(runtime, ticket_id)
+    assert (answered.turn, answered.customer_said_at) == (Turn.OURS, clock.now)
+
+
+def test_assigning_and_priority_record_what_changed_and_nothing_else(runtime: Runtime) -> None:
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    ticket_id = make_ticket(runtime, ann)
+    before = last_id(runtime)
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        service = TicketService(work)
+        service.assign(ticket_id, sam)
+        service.assign(ticket_id, sam)  # nothing changes: no event
+        service.set_priority(ticket_id, 4)
+        service.set_priority(ticket_id, 4)
+        service.assign(ticket_id, None)
+    events = events_after(runtime, before)
+    assert [(e.type, e.payload.get("assigneeId"), e.payload.get("priorityId")) for e in events] == [
+        ("ticket.assigned", sam, None),
+        ("ticket.priority_changed", None, 4),
+        ("ticket.assigned", None, None),
+    ]
+    assert events[0].payload["previousAssigneeId"] is None
+    assert events[1].payload["previousPriorityId"] == 2
+    with as_staff(runtime, sam) as work, pytest.raises(InvalidParameters):  # type: ignore[attr-defined]
+        TicketService(work).assign(ticket_id, ann)  # a customer is nobody's assignee
+    with as_staff(runtime, sam) as work, pytest.raises(InvalidParameters):  # type: ignore[attr-defined]
+        TicketService(work).set_priority(ticket_id, 5)
+
+
+def test_waiting_for_the_customer_ends_when_the_moment_passes_or_they_answer(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    first = make_ticket(runtime, ann, title="first")
+    second = make_ticket(runtime, ann, title="second")
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        service = TicketService(work)
+        service.wait_for_customer(first, clock.now + 3600)
+        service.wait_for_customer(second, clock.now + 3600)
+        with pytest.raises(InvalidParameters):
+            service.wait_for_customer(first, clock.now - 1)
+    now = clock.now
+    assert queue(runtime, turn="ours", now=now) == []
+    assert queue(runtime, turn="customers", now=now) == [first, second]
+    reply(runtime, second, ann)  # the customer answered: ours again, at once
+    assert row(runtime, second).pending_until is None
+    assert queue(runtime, turn="ours", now=now) == [second]
+    later = now + 3601  # the first's waiting ran out: back in our queue, nothing written
+    assert queue(runtime, turn="ours", now=later) == [first, second]
+    assert queue(runtime, turn="customers", now=later) == []
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        TicketService(work).close(first, user_id=None)
+    with as_staff(runtime, sam) as work, pytest.raises(InvalidState):  # type: ignore[attr-defined]
+        TicketService(work).wait_for_customer(first, later + 60)
+
+
+def test_the_queue_shows_mine_unassigned_and_everyones(runtime: Runtime) -> None:
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    tess = make_user(runtime, name="Tess", staff=True)
+    samples = [make_ticket(runtime, ann, title=f"t{n}") for n in range(3)]
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        TicketService(work).assign(samples[0], sam)
+        TicketService(work).assign(samples[1], tess)
+    assert queue(runtime, owner="mine", staff_id=sam) == [samples[0]]
+    assert queue(runtime, owner="mine", staff_id=tess) == [samples[1]]
+    assert queue(runtime, owner="unassigned") == [samples[2]]
+    assert queue(runtime) == samples
+    with runtime.transaction(write=False) as (session, _):
+        rows = TicketQueries(session_db(session)).queue(QueueFilter(), after=None, limit=10)
+    assert [r.assignee_name for r in rows] == ["Sam", "Tess", None]
+
+
+def test_a_ticket_staff_open_for_a_customer_is_the_customers_turn_and_told_them(
+    runtime: Runtime,
+) -> None:
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    before = last_id(runtime)
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        author = work.session.get(User, sam)
+        ticket = TicketService(work).create(
+            customer_id=ann,
+            title="Planned maintenance",
+            content="Tonight.",
+            reference="",
+            priority=2,
+            files=[],
+            author=author,
+        )
+    made = row(runtime, ticket.id)
+    assert (made.turn, made.customer_said_at) == (Turn.CUSTOMERS, None)
+    [event] = events_after(runtime, before)
+    assert (event.payload["by"], event.payload["authorId"]) == ("staff", sam)
+    with runtime.transaction(write=False) as (session, _):
+        first = session.scalar(select(User.name).where(User.id == event.payload["authorId"]))
+    assert first == "Sam"
+    from ledgerdesk.mail.notifications import notices_of
+
+    class Nobody:
+        def choices(self) -> list[tuple[int, str]]:
+            return []
+
+        def helped(self, staff_id: int, customer_id: int) -> bool:
+            return False
+
+    assert [(n.kind, n.recipient_id) for n in notices_of(event, Nobody())] == [  # type: ignore[arg-type]
+        ("staff_reply", ann)
+    ]

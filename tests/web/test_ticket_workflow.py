@@ -1,0 +1,134 @@
+"""The console's side of a ticket, as two agents use it: take it, give it to a
+colleague, change its priority, answer and close or make it wait in one step, open a
+ticket for a customer; the queue's views (mine, unassigned, whose turn) show it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledgerdesk.db.models import Ticket
+from ledgerdesk.mail.notifications import notices_of
+from ledgerdesk.runtime import Runtime
+from tests.events.test_write_paths import events_after, last_id
+from tests.factories import make_ticket
+from tests.web.conftest import WebClient, make_person
+
+pytestmark = pytest.mark.anyio
+
+
+def ticket(runtime: Runtime, ticket_id: int) -> Ticket:
+    with runtime.transaction(write=False) as (session, _):
+        found = session.get(Ticket, ticket_id)
+        assert found is not None
+        session.expunge(found)
+        return found
+
+
+async def test_two_agents_share_the_queue(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient]
+) -> None:
+    ann_id, _ = ann
+    tess = make_person(runtime, "Tess Tech", "tess@example.com", staff=True)
+    mine = make_ticket(runtime, ann_id, title="Disk full")
+    theirs = make_ticket(runtime, ann_id, title="DNS broken")
+    page = f"/console/tickets/{mine}"
+    taken = await staff.submit(page, f"{page}/workflow", {"action": "take"})
+    assert "The ticket is yours." in (await staff.follow(taken)).text
+    other = f"/console/tickets/{theirs}"
+    given = await staff.submit(
+        other, f"{other}/workflow", {"action": "assign", "assignee": str(tess)}
+    )
+    assert given.status_code == 303
+    assert ticket(runtime, theirs).assignee_id == tess
+    listing = await staff.get("/console/tickets?owner=mine")
+    assert "Disk full" in listing.text
+    assert "DNS broken" not in listing.text
+    everyone = await staff.get("/console/tickets?owner=any")
+    assert "Tess Tech" in everyone.text
+    assert (await staff.get("/console/tickets?owner=unassigned")).text.count(
+        "/console/tickets/"
+    ) - (await staff.get("/console/tickets?owner=unassigned")).text.count(
+        "/console/tickets/new"
+    ) == 0
+    history = (await staff.get(other)).text
+    assert "Assigned the ticket to Tess Tech" in history
+    refused = await staff.submit(other, f"{other}/workflow", {"action": "assign", "assignee": "x"})
+    assert refused.status_code == 400
+    assert "must be a staff member" in refused.text
+    raised = await staff.submit(page, f"{page}/workflow", {"action": "priority", "priority": "4"})
+    assert raised.status_code == 303
+    assert ticket(runtime, mine).priority == 4
+
+
+async def test_answer_and_close_or_wait_in_one_step(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient]
+) -> None:
+    ann_id, customer = ann
+    closing = make_ticket(runtime, ann_id, title="Reboot please")
+    page = f"/console/tickets/{closing}"
+    before = last_id(runtime)
+    sent = await staff.submit(page, f"{page}/reply", {"content": "Rebooted.", "then": "close"})
+    assert "Reply sent; the ticket is closed." in (await staff.follow(sent)).text
+    replied, closed = events_after(runtime, before)
+    assert (replied.type, closed.type, closed.payload["afterReply"]) == (
+        "ticket.replied",
+        "ticket.closed",
+        True,
+    )
+
+    class Nobody:
+        def choices(self) -> list[tuple[int, str]]:
+            return []
+
+        def helped(self, staff_id: int, customer_id: int) -> bool:
+            return False
+
+    # The customer hears of the answer; not again of the close it came with.
+    assert notices_of(closed, Nobody()) == []  # type: ignore[arg-type]
+    waiting = make_ticket(runtime, ann_id, title="Send the logs")
+    page = f"/console/tickets/{waiting}"
+    no_date = await staff.submit(page, f"{page}/reply", {"content": "Logs?", "then": "wait"})
+    assert no_date.status_code == 400
+    assert "until when the ticket waits" in no_date.text
+    assert ticket(runtime, waiting).turn == 1  # refused whole: no reply either
+    sent = await staff.submit(
+        page, f"{page}/reply", {"content": "Logs?", "then": "wait", "until": "2026-12-01T09:00"}
+    )
+    assert sent.status_code == 303
+    assert ticket(runtime, waiting).pending_until is not None
+    ours = await staff.get("/console/tickets?turn=ours")
+    assert "Send the logs" not in ours.text
+    customers = await staff.get("/console/tickets?turn=customers")
+    assert "Send the logs" in customers.text
+    # A customer's form cannot close or park anything with its reply.
+    own = f"/account/tickets/{waiting}"
+    refused = await customer.submit(own, f"{own}/reply", {"content": "Here.", "then": "close"})
+    assert refused.status_code == 400
+    assert ticket(runtime, waiting).status == 1
+
+
+async def test_staff_open_a_ticket_for_a_customer(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient]
+) -> None:
+    ann_id, customer = ann
+    form = await staff.get(f"/console/tickets/new?customer={ann_id}")
+    assert f'value="{ann_id}"' in form.text
+    fields = {
+        "customer": "ann@example.com",
+        "title": "Planned maintenance",
+        "content": "We move your server tonight.",
+        "priority": "2",
+        "reference": "",
+    }
+    made = await staff.submit("/console/tickets/new", "/console/tickets/new", fields)
+    assert made.status_code == 303
+    ticket_id = int(made.headers["location"].split("?")[0].rsplit("/", 1)[1])
+    opened = ticket(runtime, ticket_id)
+    assert (opened.user_id, opened.turn) == (ann_id, 2)
+    seen = await customer.get(f"/account/tickets/{ticket_id}")
+    assert "We move your server tonight." in seen.text
+    unknown = await staff.submit(
+        "/console/tickets/new", "/console/tickets/new", {**fields, "customer": "nobody@x.example"}
+    )
+    assert unknown.status_code == 400
+    assert "no customer has this id or email address" in unknown.text
