@@ -255,6 +255,13 @@ class PeopleService:
         )
         return user
 
+    def set_password_by_mail(self, user: User, password_hash: str) -> None:
+        """A forgotten password set through the link mailed to the user (mail.resets has
+        checked it): earlier links go, every session ends."""
+        self.session.execute(delete(UserToken).where(UserToken.user_id == user.id))
+        self._set_password_hash(user, password_hash)
+        self._record(EventType.PASSWORD_CHANGED, user, {"via": "reset mail"}, actor=Actor.of(user))
+
     def set_password_with_link(self, secret: str, password: str, *, now: int) -> User:
         """``take_link`` with a password hashed here (for tools and tests; the web
         hashes outside its transaction)."""

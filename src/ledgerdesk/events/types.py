@@ -39,6 +39,8 @@ class EventType(StrEnum):
     SELLER_UPDATED = "seller.updated"
     PASSWORD_LINK_CREATED = "password.link_created"  # noqa: S105 (a name, not a password)
     PASSWORD_CHANGED = "password.changed"  # noqa: S105
+    # Someone asked for a forgotten password's link to the account's address.
+    PASSWORD_RESET_REQUESTED = "password.reset_requested"  # noqa: S105
     SECOND_FACTOR_ENABLED = "second_factor.enabled"
     SECOND_FACTOR_DISABLED = "second_factor.disabled"
     SIGNIN_SUCCEEDED = "signin.succeeded"

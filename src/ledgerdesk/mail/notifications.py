@@ -11,6 +11,8 @@
 - An address a customer added hears, once per adding, a link that confirms it
   (``address_confirm``): the one mail about a write that goes to whoever made it, since
   it goes to the new address, not to them.
+- Whoever asked for a forgotten password's link gets it at the account's address
+  (``password_reset``).
 - Nobody hears of what they did themselves.
 """
 
@@ -50,6 +52,8 @@ def notices_of(event: EventRecord, staff: Staff) -> list[Notice]:
     kind = event.type
     data = event.payload
     found: list[Notice] = []
+    if kind == "password.reset_requested" and event.subject_id is not None:
+        found.append(Notice("password_reset", event.subject_id, event.id))
     if kind == "customer.address_added" and customer is not None and not data.get("confirmed"):
         found.append(Notice("address_confirm", customer, event.id))
     if customer is not None and customer != actor:

@@ -11,6 +11,7 @@ mail; and the Message-IDs of the thread it answers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from email.utils import parseaddr
 from typing import Any
@@ -39,6 +40,7 @@ from ledgerdesk.mail.addresses import CONFIRM_DAYS
 from ledgerdesk.mail.key import mail_key
 from ledgerdesk.mail.notifications import CHOICES, Choice, Notice, notices_of
 from ledgerdesk.mail.outbound import File, Outgoing
+from ledgerdesk.mail.resets import VALID_SECONDS as RESET_VALID_SECONDS
 from ledgerdesk.mail.tags import Tags
 
 HOUR_MS = 3_600_000
@@ -197,6 +199,8 @@ def outgoing(
         return _invoice(session, row, user, event, link)
     if row.kind == "address_confirm":
         return _address_confirm(session, row, user, link)
+    if row.kind == "password_reset":
+        return _password_reset(session, row, user, event, link)
     ticket = None if row.ticket_id is None else session.get(Ticket, row.ticket_id)
     if ticket is None:
         return None
@@ -282,6 +286,27 @@ def _address_confirm(session: Session, row: MailOutbox, user: User, link: str) -
             "address": added.address,
             "link": f"{link}/mail-address/{token}",
             "days": CONFIRM_DAYS,
+        },
+    )
+
+
+def _password_reset(
+    session: Session, row: MailOutbox, user: User, event: EventRecord, link: str
+) -> Outgoing | None:
+    """The link that sets a forgotten password, while it can still work."""
+    if user.disabled_at is not None or event.created_at + RESET_VALID_SECONDS <= time.time():
+        return None  # it could not work any more
+    token = Tags(mail_key(session), "").reset_token(
+        user.id, event.created_at, user.password_hash or ""
+    )
+    return Outgoing(
+        kind="password_reset",
+        to=row.address,
+        to_name=user.name,
+        context={
+            "name": user.name,
+            "link": f"{link}/password/reset/{token}",
+            "minutes": RESET_VALID_SECONDS // 60,
         },
     )
 

@@ -34,6 +34,7 @@ KINDS = (
     "customer_reply",  # to staff: a customer answered
     "refusal",  # to an unknown sender, when the provider refuses strangers' mail
     "address_confirm",  # to an address a customer added: the link that confirms it
+    "password_reset",  # to a user who forgot their password: a link to set one
 )
 OVERRIDES = "mail-templates"
 

@@ -13,6 +13,11 @@ forged does.
   moment A (ms) the address was added, and the signature over ``confirm.U.A.address``:
   valid for that address and that adding only (adding it again makes a new one).
 
+- A forgotten password's link carries ``U.I.SIG``: the user U, the moment I (seconds)
+  it was asked for, and the signature over ``reset.U.I.<the stored password hash>``:
+  it stops working once any password is set (the link's use included), and after an
+  hour (``mail.resets``).
+
 Ticket ids count up, so an unsigned ``[#code]`` or ``+T`` is easy to guess: without a
 valid signature such a mail never lands in a ticket it names (see ``mail.threading``).
 """
@@ -106,6 +111,10 @@ class Tags:
         return read is not None and hmac.compare_digest(
             token.encode(), self.confirm_token(read[0], read[1], address).encode()
         )
+
+    def reset_token(self, user_id: int, issued: int, password_hash: str) -> str:
+        """The token of a forgotten password's link (see the module's text)."""
+        return f"{user_id}.{issued}.{self._sign(f'reset.{user_id}.{issued}.{password_hash}')}"
 
     def _sign(self, text: str) -> str:
         digest = hmac.new(self.key, text.encode(), hashlib.sha256).digest()

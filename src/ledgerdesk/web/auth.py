@@ -26,6 +26,7 @@ from ledgerdesk.audit.service import Event
 from ledgerdesk.errors import LedgerdeskError, NotFound
 from ledgerdesk.events.work import Actor, Origin
 from ledgerdesk.http.client_address import limit_key
+from ledgerdesk.mail.resets import PasswordResets
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     SESSION_COOKIE,
@@ -34,7 +35,15 @@ from ledgerdesk.web.core import (
     field_errors,
     text_field,
 )
-from ledgerdesk.web.pages import Context, Errors, Page, SetPasswordPage, SignInPage, VerifyPage
+from ledgerdesk.web.pages import (
+    Context,
+    Errors,
+    ForgotPage,
+    Page,
+    SetPasswordPage,
+    SignInPage,
+    VerifyPage,
+)
 from ledgerdesk.web.throttle import Throttled
 
 
@@ -44,6 +53,9 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/signin", pages.sign_in, methods=["GET", "POST"]),
         Route("/signin/verify", pages.verify, methods=["GET", "POST"]),
         Route("/signout", pages.sign_out, methods=["POST"]),
+        # Before /password/{token}, which would take "forgot" for a token.
+        Route("/password/forgot", pages.forgot, methods=["GET", "POST"]),
+        Route("/password/reset/{token}", pages.reset, methods=["GET", "POST"]),
         Route("/password/{token}", pages.set_password, methods=["GET", "POST"]),
     ]
 
@@ -236,6 +248,77 @@ class AuthPages:
             now = runtime.clock.timestamp()
             with runtime.work(Actor.VISITOR, Origin("web", web.address(request))) as work:
                 PeopleService.of(work).take_link(token, password_hash, now=now)
+
+        try:
+            await web.execution.blocking(take)
+        except NotFound as exc:
+            return web.message(request, "Link not valid", exc.message, 404)
+        return web.redirect(request, Redirect("/signin", note="password-set"))
+
+    # -- a forgotten password ------------------------------------------------------------
+
+    async def forgot(self, request: Request) -> Response:
+        """Ask for a link by mail. The answer is the same whether an account has the
+        address or not: the page tells nobody who is a customer."""
+        web = self.web
+        if request.method == "GET":
+            return web.render(request, Page(ForgotPage()))
+        form = await web.form(request)
+        web.check_anonymous_csrf(request, form)
+        email = normal_email(text_field(form, "email"))
+        if not email or len(email) > 320 or "@" not in email:
+            errors = {"email": "is not an email address"}
+            return web.render(request, Page(ForgotPage(email=email, errors=errors), 400))
+        address = web.address(request)
+        try:
+            await web.throttle.attempt("reset", email, limit_key(web.client_ip(request)))
+        except Throttled as throttled:
+            return self._throttled(
+                request, lambda errors: ForgotPage(email=email, errors=errors), throttled
+            )
+        runtime = self.runtime
+
+        def ask() -> None:
+            with runtime.work(Actor.VISITOR, Origin("web", address)) as work:
+                PasswordResets(work).ask(email)
+
+        await web.execution.blocking(ask)
+        return web.redirect(request, Redirect("/signin", note="reset-sent"))
+
+    async def reset(self, request: Request) -> Response:
+        """The mailed link: a new password, once."""
+        web = self.web
+        runtime = self.runtime
+        token = request.path_params["token"]
+        address = web.address(request)
+
+        def who() -> tuple[str, str | None]:
+            with runtime.work(Actor.VISITOR, Origin("web", address), write=False) as work:
+                user = PasswordResets(work).user_of(token)
+                return user.name, user.email
+
+        try:
+            name, email = await web.execution.blocking(who)
+        except NotFound as exc:
+            return web.message(request, "Link not valid", exc.message, 404)
+        page = SetPasswordPage(name=name, email=email)
+        if request.method == "GET":
+            return web.render(request, Page(page))
+        form = await web.form(request)
+        web.check_anonymous_csrf(request, form)
+        password = text_field(form, "password")
+        try:
+            check_password(password, name=name, email=email)
+        except LedgerdeskError as exc:
+            return web.render(request, Page(replace(page, errors=field_errors(exc)), 400))
+        if password != text_field(form, "password_again"):
+            refused = replace(page, errors={"password_again": "does not match the password"})
+            return web.render(request, Page(refused, 400))
+        password_hash = await web.hashing(hash_password, password)
+
+        def take() -> None:
+            with runtime.work(Actor.VISITOR, Origin("web", address)) as work:
+                PasswordResets(work).take(token, password_hash)
 
         try:
             await web.execution.blocking(take)

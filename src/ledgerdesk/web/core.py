@@ -138,6 +138,8 @@ NOTES = {
     "password-set": "Your password is set. Sign in with it.",
     "password-changed": "Password changed. Sign in again.",
     "address-confirmed": "The address is confirmed: its mail reaches support as the account's.",
+    "reset-sent": "If an account has that address, a link to set a new password is on its way"
+    " to it. It works for an hour.",
 }
 
 

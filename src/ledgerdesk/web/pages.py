@@ -110,6 +110,15 @@ class SignInPage(Context):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ForgotPage(Context):
+    """Asking for a forgotten password's link."""
+
+    template = "forgot.html"
+    email: str = ""
+    errors: Errors = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class VerifyPage(Context):
     template = "verify.html"
     errors: Errors = field(default_factory=dict)
