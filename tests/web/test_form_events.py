@@ -230,8 +230,10 @@ async def _change_password(site: Site, web: WebClient, page: str) -> httpx.Respo
     return await web.submit(page, page, fields)
 
 
-async def _totp_enable(site: Site) -> httpx.Response:
-    page = await site.staff.get("/console/security")
+async def _totp_enable(site: Site, web: WebClient | None = None) -> httpx.Response:
+    web = web or site.staff
+    address = "/console/security" if web is site.staff else "/account/security"
+    page = await web.get(address)
     secret = re.search(r'name="secret" value="([A-Z2-7]{32})"', page.text)
     assert secret
     fields = {
@@ -240,7 +242,7 @@ async def _totp_enable(site: Site) -> httpx.Response:
         "secret": secret.group(1),
         "code": pyotp.TOTP(secret.group(1)).at(site.clock.now),
     }
-    return await site.staff.http.post("/console/security", data=fields)
+    return await web.http.post(address, data=fields)
 
 
 async def _issue_invoice(site: Site) -> httpx.Response:
@@ -548,6 +550,12 @@ WEB_WRITES: dict[tuple[str, str], Write] = {
     ("/account/keys/{key_id:int}/revoke", ""): (
         lambda s: _revoke(s, s.customer, "/account/keys", "/account"),
         "api_key.revoked",
+        "portal",
+        "customer",
+    ),
+    ("/account/security", "totp-enable"): (
+        lambda s: _totp_enable(s, s.customer),
+        "second_factor.enabled",
         "portal",
         "customer",
     ),

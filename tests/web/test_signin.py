@@ -413,3 +413,36 @@ async def test_the_session_cookie_is_secure_behind_a_trusted_tls_proxy(
         assert "Secure" not in await sign_in_from("203.0.113.9")
     finally:
         app.state.runtime.engine.dispose()
+
+
+async def test_a_customer_turns_on_the_second_factor_in_the_portal(
+    runtime: Runtime, clock: FrozenClock, web: WebClient, other_web: WebClient
+) -> None:
+    make_person(runtime, "Ann", "ann@example.com")
+    await web.sign_in("ann@example.com")
+    page = await web.get("/account/security")
+    secret = re.search(r'name="secret" value="([A-Z2-7]{32})"', page.text)
+    assert secret
+    totp = pyotp.TOTP(secret.group(1))
+    enabled = await web.http.post(
+        "/account/security",
+        data={
+            "csrf": csrf_of(page.text),
+            "action": "totp-enable",
+            "secret": secret.group(1),
+            "code": totp.at(clock.now),
+        },
+    )
+    assert enabled.status_code == 303
+    assert enabled.headers["location"].startswith("/account/security")
+    codes = re.findall(
+        r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", (await web.follow(enabled)).text
+    )
+    assert len(codes) == 10
+    assert "Mail me about new tickets" not in page.text  # staff's choice only
+    signed = await other_web.sign_in("ann@example.com")
+    assert signed.headers["location"] == "/signin/verify"
+    assert (await other_web.get("/account/")).status_code == 303
+    clock.advance(30)
+    good = await other_web.submit("/signin/verify", "/signin/verify", {"code": totp.at(clock.now)})
+    assert good.headers["location"] == "/account"

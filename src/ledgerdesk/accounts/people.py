@@ -494,8 +494,6 @@ class PeopleService:
         """Turn TOTP on once a code from the new secret checks out; the recovery codes.
         A factor already on is not replaced (a form sent twice turns it on once)."""
         user = self._user(user_id, lock=True)
-        if not user.is_staff:
-            raise invalid("code", "a second factor is for staff accounts")
         if user.totp_secret is not None:
             raise invalid("code", "the second factor is already on")
         if not _TOTP_SECRET.fullmatch(secret):

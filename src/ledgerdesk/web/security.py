@@ -1,4 +1,5 @@
-"""A person's own security page: change the password; for staff, the TOTP second factor."""
+"""A person's own security page: change the password, the TOTP second factor; for staff,
+which mail they get."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class SecurityPages:
         recovery_codes = visit.once.get("recovery_codes")
         has_totp = visit.user().totp_secret is not None
         secret = qr = None
-        if self.role == "staff" and not has_totp and recovery_codes is None:
+        if not has_totp and recovery_codes is None:
             people = PeopleService(visit.session)
             enrolment = people.totp_enrolment(visit.person.user_id)
             secret = enrolment_secret or enrolment.secret
@@ -93,13 +94,14 @@ class SecurityPages:
                     people.change_password(checked.stored, checked.new_hash)
                     # Every session ended, this one too: sign in with the new password.
                     return Redirect("/signin", note="password-changed")
-                if action == "totp-enable" and self.role == "staff":
+                here = "/console/security" if self.role == "staff" else "/account/security"
+                if action == "totp-enable":
                     codes = people.confirm_totp(
                         user_id, secret, text_field(form, "code").strip(), now=visit.now
                     )
                     # Shown once by the page this redirects to (a reload shows them no more).
                     return Redirect(
-                        "/console/security",
+                        here,
                         flash="The second factor is on.",
                         once={"recovery_codes": codes},
                     )
@@ -108,11 +110,11 @@ class SecurityPages:
                         user_id, mail_notify=text_field(form, "mail_notify")
                     )
                     return Redirect("/console/security", flash="Your mail settings are saved.")
-                if action == "totp-disable" and self.role == "staff":
+                if action == "totp-disable":
                     if checked is None or not checked.right:
                         raise invalid("password", "is not your password")
                     people.disable_totp(checked.stored)
-                    return Redirect("/console/security", flash="Second factor turned off.")
+                    return Redirect(here, flash="Second factor turned off.")
             except LedgerdeskError as exc:
                 problems = field_errors(exc)
                 raise Refused(
