@@ -1,15 +1,21 @@
-"""How values look on pages: times, ages, money, sizes, names of statuses and priorities."""
+"""How values look on pages: times, ages, money, sizes, names of statuses and priorities,
+and messages as safe Markdown."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ledgerdesk.invoices.money import plain
-from ledgerdesk.tickets.service import TicketStatus
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markupsafe import Markup
 
-PRIORITY_NAMES = {1: "Low", 2: "Normal", 3: "High", 4: "Highest"}
+from ledgerdesk.invoices.money import plain
+from ledgerdesk.tickets.service import PRIORITY_NAMES, TicketStatus
+
 STATUS_NAMES = {status.value: status.label for status in TicketStatus}
 # Images a browser may show inline: raster formats only (an SVG can carry script).
 PREVIEWABLE = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -100,12 +106,38 @@ FIELD_LABELS = {
     "bic": "BIC",
 }
 
+# Messages as safe Markdown: CommonMark with tables, strikethrough and bare links linked;
+# raw HTML shown as text, never as HTML; no images (a message must not load anything);
+# markdown-it's own check refuses javascript:, vbscript:, file: and data: links.
+_MARKDOWN = (
+    MarkdownIt("commonmark", {"html": False, "breaks": True, "linkify": True, "typographer": False})
+    .enable(["table", "strikethrough", "linkify"])
+    .disable(["image"])
+)
+
+
+def _link_open(
+    renderer: RendererHTML, tokens: Sequence[Token], index: int, options: Any, env: Any
+) -> str:
+    tokens[index].attrSet("rel", "noopener noreferrer nofollow")
+    return renderer.renderToken(tokens, index, options, env)
+
+
+_MARKDOWN.add_render_rule("link_open", _link_open)
+
+
+def markdown(text: str) -> Markup:
+    """A message's text as HTML: safe Markdown (see ``_MARKDOWN``)."""
+    return Markup(_MARKDOWN.render(text))  # noqa: S704 (markdown-it escapes what it is given)
+
+
 FILTERS: dict[str, Any] = {
     "when": when,
     "age": age,
     "money": money,
     "size": size,
     "plain": plain,
+    "markdown": markdown,
 }
 GLOBALS: dict[str, Any] = {
     "FIELD_LABELS": FIELD_LABELS,
