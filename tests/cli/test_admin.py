@@ -65,6 +65,24 @@ def test_user_create_prints_the_new_id(run: Any) -> None:
     assert [(u["name"], u["isStaff"]) for u in listed] == [("Jane", False), ("Sam", True)]
 
 
+def test_staff_admins_are_made_and_the_last_one_stays(run: Any) -> None:
+    sam = ok_json(run("admin", "user", "create", "--name", "Sam", "--staff", "--admin", "--json"))
+    tess = ok_json(run("admin", "user", "create", "--name", "Tess", "--staff", "--json"))
+    listed = ok_json(run("admin", "user", "list", "--json"))["users"]
+    assert [(u["name"], u["isAdmin"]) for u in listed] == [("Sam", True), ("Tess", False)]
+    last = one_line_error(run("admin", "user", "update", str(sam["userId"]), "--no-admin"))
+    assert "last enabled admin" in last
+    assert "last enabled admin" in one_line_error(
+        run("admin", "user", "disable", str(sam["userId"]))
+    )
+    made = ok_json(run("admin", "user", "update", str(tess["userId"]), "--admin", "--json"))
+    assert made["admin"] is True
+    taken = ok_json(run("admin", "user", "update", str(sam["userId"]), "--no-admin", "--json"))
+    assert taken["admin"] is False
+    customer = run("admin", "user", "create", "--name", "Jane", "--admin")
+    assert customer.exit_code != 0
+
+
 def test_user_create_without_json_prints_prose(run: Any) -> None:
     result = run("admin", "user", "create", "--name", "Jane Doe")
     assert result.exit_code == 0

@@ -27,12 +27,18 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def make_person(
-    runtime: Runtime, name: str, email: str, *, staff: bool = False, password: str = PASSWORD
+    runtime: Runtime,
+    name: str,
+    email: str,
+    *,
+    staff: bool = False,
+    admin: bool = False,
+    password: str = PASSWORD,
 ) -> int:
     """A user who can sign in: created, invited, and the invitation taken."""
     with system_work(runtime) as work:
         now = work.now
-        user = AccountService(work).create_user(name=name, email=email, staff=staff)
+        user = AccountService(work).create_user(name=name, email=email, staff=staff, admin=admin)
         people = PeopleService.of(work)
         secret = people.issue_link(user.id, "invite", now=now)
         people.set_password_with_link(secret, password, now=now)

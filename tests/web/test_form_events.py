@@ -612,6 +612,44 @@ for _action in ("add", "remove"):
         "portal",
         "customer",
     )
+
+
+async def _staff_access(site: Site, action: str) -> httpx.Response:
+    member = make_person(site.runtime, "Tess", "tess@example.com", staff=True)
+    if action in ("enable", "not-admin"):
+        with system_work(site.runtime) as work:
+            if action == "enable":
+                PeopleService.of(work).set_disabled(member, True, now=work.now)
+            else:
+                AccountService(work).update_user(member, admin=True)
+    return await site.staff.submit(
+        "/console/staff", f"/console/staff/{member}/access", {"action": action}
+    )
+
+
+WEB_WRITES[("/console/staff", "")] = (
+    lambda s: s.staff.submit(
+        "/console/staff",
+        "/console/staff",
+        {"name": "Tess", "email": "tess@example.com", "admin": "yes"},
+    ),
+    ("staff.created", "password.link_created"),
+    "console",
+    "staff",
+)
+for _action, _kind in (
+    ("disable", "staff.disabled"),
+    ("enable", "staff.enabled"),
+    ("admin", "staff.updated"),
+    ("not-admin", "staff.updated"),
+    ("reset", "password.link_created"),
+):
+    WEB_WRITES[("/console/staff/{user_id:int}/access", _action)] = (
+        lambda s, a=_action: _staff_access(s, a),  # type: ignore[misc]
+        _kind,
+        "console",
+        "staff",
+    )
 WEB_WRITES[("/mail-address/{token}", "")] = (
     _confirm_address,
     "customer.address_confirmed",
@@ -657,7 +695,7 @@ async def site(
     runtime: Runtime, clock: FrozenClock, app: LedgerdeskApp, web: WebClient, other_web: WebClient
 ) -> Site:
 
-    staff_id = make_person(runtime, "Sam", "sam@example.com", staff=True)
+    staff_id = make_person(runtime, "Sam", "sam@example.com", staff=True, admin=True)
     customer_id = make_person(runtime, "Ann", "ann@example.com")
     assert (await web.sign_in("sam@example.com")).status_code == 303
     assert (await other_web.sign_in("ann@example.com")).status_code == 303

@@ -460,8 +460,17 @@ class PeopleService:
         return user
 
     def set_disabled(self, user_id: int, disabled: bool, *, now: int) -> User:
-        """Disable (sessions and links end, keys stop working) or enable a user."""
+        """Disable (sessions and links end, keys stop working) or enable a user; the
+        last enabled admin stays enabled."""
         user = self._user(user_id)
+        if disabled and user.is_admin and user.disabled_at is None:
+            others = self.session.scalar(
+                select(func.count())
+                .select_from(User)
+                .where(User.is_admin.is_(True), User.disabled_at.is_(None), User.id != user.id)
+            )
+            if not others:
+                raise invalid("user", "is the last enabled admin: make another admin first")
         changed = (user.disabled_at is None) == disabled
         if disabled:
             if user.disabled_at is None:

@@ -41,6 +41,27 @@ class AccountRepository:
             select(MailAddress.user_id).where(MailAddress.address == email.strip().lower())
         )
 
+    def staff(self) -> Sequence[User]:
+        return self.session.scalars(
+            select(User)
+            .where(User.is_staff.is_(True))
+            .order_by(User.disabled_at.is_not(None), func.lower(User.name), User.id)
+        ).all()
+
+    def enabled_admins(self, *, excluding: int) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(User)
+                .where(
+                    User.is_admin.is_(True),
+                    User.disabled_at.is_(None),
+                    User.id != excluding,
+                )
+            )
+            or 0
+        )
+
     def list_users(self) -> Sequence[User]:
         return self.session.scalars(select(User).order_by(User.id)).all()
 

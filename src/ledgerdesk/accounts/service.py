@@ -68,6 +68,14 @@ class AccountReader:
     def find_user_by_email(self, email: str) -> User | None:
         return self.repository.find_user_by_email(email)
 
+    def staff(self) -> Sequence[User]:
+        """Every staff member, enabled ones first, by name."""
+        return self.repository.staff()
+
+    def last_admin(self, user_id: int) -> bool:
+        """Whether the user is the only enabled admin (who must stay one)."""
+        return self.repository.enabled_admins(excluding=user_id) == 0
+
     def require_user(self, user_id: int) -> User:
         user = self.repository.get_user(user_id)
         if user is None:
@@ -135,15 +143,25 @@ class AccountService:
         self.reader = AccountReader(work.session)
         self.repository = self.reader.repository
 
-    def create_user(self, *, name: str, email: str | None, staff: bool) -> User:
+    def create_user(
+        self, *, name: str, email: str | None, staff: bool, admin: bool = False
+    ) -> User:
+        """A customer, or a staff member (``admin``: one who administers the others)."""
+        if admin and not staff:
+            raise invalid("admin", "is a staff member's role")
         name, email = self._checked(name, email, user_id=None)
         user = self.repository.add_user(
-            User(name=name, email=email, is_staff=staff, created_at=self.work.now)
+            User(name=name, email=email, is_staff=staff, is_admin=admin, created_at=self.work.now)
         )
         self.work.record_about(
             user,
             EventType.STAFF_CREATED if staff else EventType.CUSTOMER_CREATED,
-            {"userId": user.id, "name": user.name, "email": user.email},
+            {
+                "userId": user.id,
+                "name": user.name,
+                "email": user.email,
+                **({"admin": admin} if staff else {}),
+            },
         )
         return user
 
@@ -155,12 +173,19 @@ class AccountService:
         email: str | None = None,
         billing: Mapping[str, str | None] | None = None,
         mail_notify: str | None = None,
+        admin: bool | None = None,
     ) -> User:
         """Change a user's name, email, a customer's billing details (``billing``, by
-        the names of ``accounts.billing.BILLING_FIELDS``) or a staff member's choice of
-        mail (``mail_notify``: all, own, none); ``None`` leaves a field as it is, ``""``
-        clears it. Only what differs is changed, and recorded in one event."""
+        the names of ``accounts.billing.BILLING_FIELDS``), a staff member's choice of
+        mail (``mail_notify``: all, own, none) or admin role (``admin``); ``None`` leaves
+        a field as it is, ``""`` clears it. Only what differs is changed, and recorded
+        in one event. The last enabled admin stays one."""
         user = self.reader.require_user(user_id)
+        if admin is not None:
+            if not user.is_staff:
+                raise invalid("admin", "is a staff member's role")
+            if not admin and user.is_admin and self.reader.last_admin(user.id):
+                raise invalid("admin", "is the last enabled admin's: make another admin first")
         if mail_notify is not None:
             if not user.is_staff:
                 raise invalid("mail_notify", "is for staff; customers hear of their own tickets")
@@ -201,6 +226,8 @@ class AccountService:
                 changed[field] = value
         if mail_notify is not None and mail_notify != user.mail_notify:
             user.mail_notify = changed["mail_notify"] = mail_notify
+        if admin is not None and admin != user.is_admin:
+            user.is_admin = changed["admin"] = admin
         if changed:
             self.work.record_about(
                 user,

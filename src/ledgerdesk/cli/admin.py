@@ -50,13 +50,25 @@ def user() -> None:
 @click.option("--name", required=True, help="Real name; shown as the author of replies.")
 @click.option("--email", default=None)
 @click.option("--staff", is_flag=True, help="A staff member who answers tickets.")
+@click.option(
+    "--admin",
+    is_flag=True,
+    help="With --staff: one who administers staff in the console (invites, disables, "
+    "the audit trail).",
+)
 @json_option
 @pass_state
-def user_create(state: CliState, name: str, email: str | None, staff: bool, as_json: bool) -> None:
+def user_create(
+    state: CliState, name: str, email: str | None, staff: bool, admin: bool, as_json: bool
+) -> None:
     """Create a user."""
+    if admin and not staff:
+        raise click.UsageError("--admin is for staff (add --staff)")
     with state.work() as work:
-        created = AccountService(work).create_user(name=name, email=email, staff=staff)
-        kind = "staff member" if created.is_staff else "customer"
+        created = AccountService(work).create_user(name=name, email=email, staff=staff, admin=admin)
+        kind = ("admin " if created.is_admin else "") + (
+            "staff member" if created.is_staff else "customer"
+        )
         emit(as_json, {"userId": created.id}, f"Created {kind} {created.id} ({created.name}).")
 
 
@@ -80,6 +92,11 @@ def user_create(state: CliState, name: str, email: str | None, staff: bool, as_j
     default=None,
     help="Staff: mail about new tickets and replies: all, own (customers they helped), none.",
 )
+@click.option(
+    "--admin/--no-admin",
+    default=None,
+    help="Staff: give or take the admin role (the last enabled admin keeps it).",
+)
 @json_option
 @pass_state
 def user_update(
@@ -89,6 +106,7 @@ def user_update(
     name: str | None,
     email: str | None,
     mail_notify: str | None,
+    admin: bool | None,
     as_json: bool,
     **billing: str | None,
 ) -> None:
@@ -106,12 +124,13 @@ def user_update(
         name is None
         and email is None
         and mail_notify is None
+        and admin is None
         and all(v is None for v in billing.values())
     ):
         raise click.UsageError("give at least one of the options to change")
     with state.work() as work:
         updated = AccountService(work).update_user(
-            user_id, name=name, email=email, billing=billing, mail_notify=mail_notify
+            user_id, name=name, email=email, billing=billing, mail_notify=mail_notify, admin=admin
         )
         # Customers' billing details; staff have none.
         details = {} if updated.is_staff else {f: getattr(updated, f) for f in BILLING_FIELDS}
@@ -121,7 +140,11 @@ def user_update(
                 "userId": updated.id,
                 "name": updated.name,
                 "email": updated.email,
-                **({"mailNotify": updated.mail_notify} if updated.is_staff else {}),
+                **(
+                    {"mailNotify": updated.mail_notify, "admin": updated.is_admin}
+                    if updated.is_staff
+                    else {}
+                ),
                 **{camel(f): v for f, v in details.items()},
             },
             f"User {updated.id}: {updated.name} <{updated.email or 'no email'}>"
@@ -143,14 +166,15 @@ def user_list(state: CliState, as_json: bool) -> None:
                 "name": u.name,
                 "email": u.email,
                 "isStaff": u.is_staff,
+                "isAdmin": u.is_admin,
                 "disabled": u.disabled_at is not None,
                 "canSignIn": u.password_hash is not None,
             }
             for u in users
         ]
         prose = "\n".join(
-            f"{u.id:>6}  {'staff   ' if u.is_staff else 'customer'}  {u.name}  {u.email or ''}"
-            + ("  (disabled)" if u.disabled_at is not None else "")
+            f"{u.id:>6}  {('admin   ' if u.is_admin else 'staff   ') if u.is_staff else 'customer'}"
+            f"  {u.name}  {u.email or ''}" + ("  (disabled)" if u.disabled_at is not None else "")
             for u in users
         )
         emit(as_json, {"users": rows}, prose or "No users.")

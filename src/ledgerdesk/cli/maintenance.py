@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, time
-from typing import Any
+from datetime import date, datetime, time
 
 import click
 
 from ledgerdesk.audit.repository import AuditRepository
+from ledgerdesk.audit.trail import trail
 from ledgerdesk.cli.support import CliState, IsoDate, ReportingGroup, emit, json_option, pass_state
-from ledgerdesk.events.log import EventLog, EventRecord
 
 
 @click.group(cls=ReportingGroup)
@@ -91,28 +90,7 @@ def audit(
     runtime.flush_audit()
     start = None if since is None else _start_of(since, state)
     with state.session() as session:
-        changes = EventLog(session).newest(user_id=user_id, since=start, limit=limit)
-        others = AuditRepository(session).list(user_id=user_id, since=start, limit=limit)
-        rows = [_change_row(e) for e in changes] + [
-            {
-                "log": "audit",
-                "id": e.id,
-                "time": datetime.fromtimestamp(e.created_at, UTC).isoformat(),
-                "source": e.source,
-                "userId": e.user_id,
-                "keyId": e.key_id,
-                "clientAddress": e.client_address,
-                "action": e.action,
-                "targetId": e.target_id,
-                "outcome": e.outcome,
-                "errorCode": e.error_code,
-                "requestId": e.request_id,
-            }
-            for e in others
-        ]
-    # Both logs newest first, merged by time (a change before a failure of the same second).
-    rows.sort(key=lambda r: (r["time"], r["log"] == "events", r["id"]), reverse=True)
-    rows = rows[:limit]
+        rows = trail(session, user_id=user_id, since=start, limit=limit)
     prose = "\n".join(
         f"{r['time']}  {r['source']:<7}  user {r['userId'] if r['userId'] is not None else '-':<6}"
         f"  key {r['keyId'] if r['keyId'] is not None else '-':<5}"
@@ -123,25 +101,6 @@ def audit(
         for r in rows
     )
     emit(as_json, {"events": rows}, prose or "No audit events.")
-
-
-def _change_row(event: EventRecord) -> dict[str, Any]:
-    """A change from the event log as a line of the audit trail: who acted (the user,
-    else the customer concerned), the event's type as the action, its subject."""
-    return {
-        "log": "events",
-        "id": event.id,
-        "time": datetime.fromtimestamp(event.created_at, UTC).isoformat(),
-        "source": event.door,
-        "userId": event.actor_id if event.actor_id is not None else event.customer_id,
-        "keyId": event.key_id,
-        "clientAddress": event.client_address,
-        "action": event.type,
-        "targetId": event.subject_id,
-        "outcome": "ok",
-        "errorCode": None,
-        "requestId": event.request_id,
-    }
 
 
 @audit.command("prune")

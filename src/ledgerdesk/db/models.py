@@ -23,6 +23,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -50,6 +51,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A staff member who administers the others (invites, disables, the audit trail).
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[int] = mapped_column(BigInteger)
     # Sign-in for people (the web console and portal); None until an invitation is taken.
     password_hash: Mapped[str | None] = mapped_column(String(255))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from starlette.requests import Request
 
@@ -428,6 +428,31 @@ class WebhookDeliveryPage(Context):
     delivery: DeliveryView
     attempts: Sequence[AttemptView]
     body: str  # what is delivered, laid out to read
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaffPage(Context):
+    """Who works here; for admins, the forms that invite, disable and make admins."""
+
+    template = "console/staff.html"
+    staff: Sequence[User]
+    admin: bool  # the person looking is an admin
+    me: int
+    link: str | None  # an invitation or reset link, shown once after it is made
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditPage(Context):
+    """The audit trail (admins): its newest lines, of a user, from a moment on."""
+
+    template = "console/audit.html"
+    rows: Sequence[Mapping[str, Any]]
+    user: int | None
+    since: str
+    shown: int
+    errors: Errors
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ from ledgerdesk.web.console.customers import CustomerPages
 from ledgerdesk.web.console.invoices import InvoicePages
 from ledgerdesk.web.console.mail import MailPages
 from ledgerdesk.web.console.queue import QueuePages
+from ledgerdesk.web.console.staff import StaffPages
 from ledgerdesk.web.core import Web
 from ledgerdesk.web.tickets import TicketPages
 from ledgerdesk.web.webhooks import WebhookPages
@@ -17,7 +18,7 @@ from ledgerdesk.web.webhooks import WebhookPages
 
 def routes(web: Web) -> list[BaseRoute]:
     queue, customers, invoices = QueuePages(web), CustomerPages(web), InvoicePages(web)
-    mail = MailPages(web)
+    mail, staff = MailPages(web), StaffPages(web)
     return [
         Route("/", queue.dashboard, methods=["GET"]),
         Route("/tickets", queue.queue, methods=["GET"]),
@@ -36,6 +37,9 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/invoices/{invoice_id:int}/credit", invoices.credit, methods=["POST"]),
         Route("/invoices/{invoice_id:int}/documents/{format}", invoices.document, methods=["GET"]),
         Route("/seller", invoices.seller, methods=["GET", "POST"]),
+        Route("/staff", staff.staff, methods=["GET", "POST"]),
+        Route("/staff/{user_id:int}/access", staff.access, methods=["POST"]),
+        Route("/audit", staff.audit, methods=["GET"]),
         *WebhookPages(web, "staff").routes(),
         Route("/mail", mail.mail, methods=["GET"]),
         Route("/mail/{mail_id:int}", mail.message, methods=["GET"]),
