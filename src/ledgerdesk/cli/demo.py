@@ -113,7 +113,9 @@ def demo(state: CliState, host: str, port: int, no_serve: bool) -> None:
                     invoices.mark_paid(created.id, paid_on=created.created_on)
         staff = reader.find_user_by_email(STAFF_EMAIL)
         if staff is None:
-            staff = accounts.create_user(name="Sam Support", email=STAFF_EMAIL, staff=True)
+            staff = accounts.create_user(
+                name="Sam Support", email=STAFF_EMAIL, staff=True, admin=True
+            )
         db = session_db(work.session)
         if not TicketReader(TicketQueries(db)).overview(user_id=customer.id, status=None):
             _seed_tickets(work, customer, staff, traceroute)
