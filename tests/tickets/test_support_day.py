@@ -174,3 +174,33 @@ def test_a_ticket_staff_open_for_a_customer_is_the_customers_turn_and_told_them(
     assert [(n.kind, n.recipient_id) for n in notices_of(event, Nobody())] == [  # type: ignore[arg-type]
         ("staff_reply", ann)
     ]
+
+
+def test_tags_are_kept_lower_case_once_and_the_queue_filters_by_them(runtime: Runtime) -> None:
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    outage = make_ticket(runtime, ann, title="down")
+    billing = make_ticket(runtime, ann, title="invoice")
+    before = last_id(runtime)
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        service = TicketService(work)
+        assert service.set_tags(outage, ["Outage", " outage ", "AMS  rack"]) == [
+            "ams rack",
+            "outage",
+        ]
+        assert service.set_tags(outage, ["outage", "ams rack"]) == ["ams rack", "outage"]
+        service.set_tags(billing, ["billing"])
+        service.set_tags(outage, ["outage"])
+        with pytest.raises(InvalidParameters):
+            service.set_tags(billing, ["<script>"])
+        with pytest.raises(InvalidParameters):
+            service.set_tags(billing, [f"t{n}" for n in range(21)])
+    events = events_after(runtime, before)
+    assert [(e.payload["added"], e.payload["removed"]) for e in events] == [
+        (["ams rack", "outage"], []),
+        (["billing"], []),
+        ([], ["ams rack"]),
+    ]
+    assert queue(runtime, tag="outage") == [outage]
+    assert queue(runtime, tag="billing") == [billing]
+    assert queue(runtime, tag="nothing") == []

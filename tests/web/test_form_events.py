@@ -85,6 +85,7 @@ async def _workflow(site: Site, action: str) -> httpx.Response:
         "assignee": str(site.staff_id),
         "priority": "4",
         "until": "2026-12-24T09:00",
+        "tags": "Billing, outage",
     }
     return await site.staff.submit(page, f"{page}/workflow", fields)
 
@@ -566,11 +567,40 @@ WEB_WRITES: dict[tuple[str, str], Write] = {
         "customer",
     ),
 }
+
+
+async def _bulk(site: Site, action: str) -> httpx.Response:
+    ticket_id = make_ticket(site.runtime, site.customer_id)
+    fields = {
+        "ticket": str(ticket_id),
+        "action": action,
+        "assignee": str(site.staff_id),
+        "tag": "outage",
+        "priority": "4",
+        "back": "owner=mine&status=open",
+    }
+    return await site.staff.submit("/console/tickets", "/console/tickets/bulk", fields)
+
+
+for _action, _kind in (
+    ("take", "ticket.assigned"),
+    ("assign", "ticket.assigned"),
+    ("tag", "ticket.tagged"),
+    ("close", "ticket.closed"),
+    ("priority", "ticket.priority_changed"),
+):
+    WEB_WRITES[("/console/tickets/bulk", _action)] = (
+        lambda s, a=_action: _bulk(s, a),  # type: ignore[misc]
+        _kind,
+        "console",
+        "staff",
+    )
 for _action, _kind in (
     ("take", "ticket.assigned"),
     ("assign", "ticket.assigned"),
     ("priority", "ticket.priority_changed"),
     ("wait", "ticket.pending"),
+    ("tags", "ticket.tagged"),
 ):
     WEB_WRITES[("/console/tickets/{ticket_id:int}/workflow", _action)] = (
         lambda s, a=_action: _workflow(s, a),  # type: ignore[misc]

@@ -291,6 +291,18 @@ class Ticket(Base):
     pending_until: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class TicketTag(Base):
+    """A tag on a ticket: staff's label, lower case (the queue filters by it)."""
+
+    __tablename__ = "ticket_tags"
+    __table_args__ = (Index("ix_ticket_tags_tag_ticket_id", "tag", "ticket_id"),)
+
+    ticket_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True)
+
+
 class Reply(Base):
     __tablename__ = "ticket_replies"
     __table_args__ = (Index("ix_ticket_replies_ticket_id_id", "ticket_id", "id"),)

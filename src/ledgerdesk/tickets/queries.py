@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, String, bindparam, func, literal, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
-from ledgerdesk.db.models import Attachment, Reply, Ticket, User
+from ledgerdesk.db.models import Attachment, Reply, Ticket, TicketTag, User
 from ledgerdesk.db.prepared import Db, Prepared
 from ledgerdesk.db.search import ESCAPE, like_pattern
 
@@ -172,6 +172,7 @@ class QueueFilter:
     staff_id: int | None = None
     turn: TurnFilter = "any"  # as of ``now``: waiting for the customer may have run out
     now: int = 0
+    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def _queue(
     after: bool,
     assignee: Owner = "any",
     turn: TurnFilter = "any",
+    tag: bool = False,
 ) -> Prepared:
     """One prepared statement per combination of filters, built on first use; rows in
     waiting order (least recently updated first), which the indexes hold in order.
@@ -225,6 +227,12 @@ def _queue(
         query = query.where(Ticket.assignee_id == bindparam("assignee_id"))
     elif assignee == "unassigned":
         query = query.where(Ticket.assignee_id.is_(None))
+    if tag:
+        query = query.where(
+            select(literal(1))
+            .where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == bindparam("tag"))
+            .exists()
+        )
     if turn == "ours":
         query = query.where(
             or_(Ticket.turn == 1, Ticket.pending_until <= bindparam("now", type_=BigInteger()))
@@ -364,12 +372,15 @@ class TicketQueries:
             after=after is not None,
             assignee=which.owner,
             turn=which.turn,
+            tag=bool(which.tag),
         )
         params: dict[str, Any] = {"limit": limit}
         if which.owner == "mine":
             params["assignee_id"] = which.staff_id
         if which.turn != "any":
             params["now"] = which.now
+        if which.tag:
+            params["tag"] = which.tag
         if which.status is not None:
             params["status"] = which.status
         if priority is not None:

@@ -21,18 +21,20 @@ when that passes or the customer answers, whichever comes first.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.rules import MAX_ATTACHMENTS
 from ledgerdesk.attachments.storage import BlobContent, BlobStore
-from ledgerdesk.db.models import Ticket, User
+from ledgerdesk.db.models import Ticket, TicketTag, User
 from ledgerdesk.errors import InternalError, InvalidState, NotFound, invalid
 from ledgerdesk.events.types import EventType
 from ledgerdesk.events.work import Work
@@ -72,6 +74,30 @@ class TicketStatus(IntEnum):
 MAX_TITLE = 255
 MAX_CONTENT = 65535
 MAX_PENDING_SECONDS = 366 * 86_400
+MAX_TAGS = 20
+_TAG = re.compile(r"[\w .:-]{1,40}")
+
+
+def checked_tag(text: str) -> str:
+    """A tag as stored: trimmed, lower case, within the rules (``invalid`` otherwise)."""
+    tag = " ".join(text.split()).lower()
+    if not _TAG.fullmatch(tag):
+        raise invalid("tags", "a tag is 1 to 40 letters, digits, spaces or -_.:")
+    return tag
+
+
+def tags_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The tags of each of these tickets, sorted (one query)."""
+    found: dict[int, list[str]] = defaultdict(list)
+    if ticket_ids:
+        rows = session.execute(
+            select(TicketTag.ticket_id, TicketTag.tag)
+            .where(TicketTag.ticket_id.in_(list(ticket_ids)))
+            .order_by(TicketTag.ticket_id, TicketTag.tag)
+        )
+        for ticket_id, tag in rows:
+            found[ticket_id].append(tag)
+    return dict(found)
 
 
 @dataclass(frozen=True)
@@ -318,6 +344,34 @@ class TicketService:
         ticket.turn, ticket.pending_until = int(Turn.CUSTOMERS), until
         self._record_change(EventType.TICKET_PENDING, ticket, until=until)
         return record_of(ticket)
+
+    def tags(self, ticket_id: int) -> list[str]:
+        return tags_of(self.session, [ticket_id]).get(ticket_id, [])
+
+    def set_tags(self, ticket_id: int, tags: Sequence[str]) -> list[str]:
+        """The ticket's tags become ``tags`` (each lower case, 1 to 40 letters, digits,
+        spaces or ``-_.:``; at most ``MAX_TAGS``); the ones it has, sorted."""
+        ticket = self._require(ticket_id, user_id=None)
+        wanted = sorted({checked_tag(tag) for tag in tags if tag.strip()})
+        if len(wanted) > MAX_TAGS:
+            raise invalid("tags", f"a ticket has {MAX_TAGS} tags at most")
+        current = self.tags(ticket_id)
+        added = [t for t in wanted if t not in current]
+        removed = [t for t in current if t not in wanted]
+        if removed:
+            self.session.execute(
+                delete(TicketTag).where(
+                    TicketTag.ticket_id == ticket_id, TicketTag.tag.in_(removed)
+                )
+            )
+        for tag in added:
+            self.session.add(TicketTag(ticket_id=ticket_id, tag=tag))
+        if added or removed:
+            self.session.flush()
+            self._record_change(
+                EventType.TICKET_TAGGED, ticket, tags=wanted, added=added, removed=removed
+            )
+        return wanted
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -682,3 +682,13 @@ def customer_named(visit: Visit, typed: str) -> int:
     if found is None:
         raise invalid("customer", "no customer has this id or email address")
     return found
+
+
+def staff_members(session: Session) -> list[tuple[int, str]]:
+    """Enabled staff, by name: whom a ticket can be given to."""
+    rows = session.execute(
+        select(User.id, User.name)
+        .where(User.is_staff.is_(True), User.disabled_at.is_(None))
+        .order_by(User.name, User.id)
+    )
+    return [(row.id, row.name) for row in rows]

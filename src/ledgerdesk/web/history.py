@@ -78,6 +78,13 @@ def describe(event: EventRecord, names: dict[int, str]) -> str:
         return f"Assigned the ticket to {names.get(int(assignee), f'user {assignee}')}"
     if kind == "ticket.priority_changed":
         return f"Changed the priority to {PRIORITY_NAMES.get(int(data.get('priorityId', 0)), '?')}"
+    if kind == "ticket.tagged":
+        added = ", ".join(str(t) for t in data.get("added", []))
+        removed = ", ".join(str(t) for t in data.get("removed", []))
+        parts = ([f"tagged {added}"] if added else []) + (
+            [f"untagged {removed}"] if removed else []
+        )
+        return "; ".join(parts).capitalize() or "Tagged"
     if kind == "ticket.pending":
         return "Made the ticket wait for the customer"
     if kind == "invoice.issued":

@@ -174,6 +174,7 @@ class TicketWorkflow:
     assignee: str | None  # the assignee's name
     staff: Sequence[tuple[int, str]]  # who it can be given to (enabled staff)
     ours: bool  # our turn now (waiting for the customer may have run out)
+    tags: Sequence[str]
     errors: Errors
 
 
@@ -271,6 +272,7 @@ class QueueFilters:
     sort: str
     owner: str = "any"  # any, mine, unassigned
     turn: str = "any"  # any, ours, customers
+    tag: str = ""
 
     def link(self, **changed: object) -> dict[str, object]:
         """The query of this view with ``changed`` (for links that keep the rest)."""
@@ -282,6 +284,7 @@ class QueueFilters:
             "sort": self.sort,
             "owner": self.owner,
             "turn": self.turn,
+            "tag": self.tag,
         }
         return query | changed
 
@@ -290,6 +293,8 @@ class QueueFilters:
 class QueuePage(Context):
     template = "console/queue.html"
     rows: Sequence[QueueRow]
+    tags: Mapping[int, Sequence[str]]  # each row's
+    staff: Sequence[tuple[int, str]]  # whom a selection can be given to
     open_by_priority: Mapping[int, int]
     filters: QueueFilters
     next_after: str | None

@@ -18,7 +18,7 @@ from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.http.content_disposition import attachment_disposition
 from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
-from ledgerdesk.tickets.service import TicketReader, TicketService, Turn
+from ledgerdesk.tickets.service import TicketReader, TicketService, Turn, tags_of
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
     Redirect,
@@ -30,6 +30,7 @@ from ledgerdesk.web.core import (
     field_errors,
     own_only,
     path_id,
+    staff_members,
     text_field,
 )
 from ledgerdesk.web.display import PREVIEWABLE
@@ -44,7 +45,7 @@ from ledgerdesk.web.pages import (
     TicketWorkflow,
 )
 
-WORKFLOW_ACTIONS = ("assign", "take", "priority", "wait")
+WORKFLOW_ACTIONS = ("assign", "take", "priority", "wait", "tags")
 THEN = ("open", "close", "wait")  # what a staff reply does to the ticket besides
 STATUS_ACTIONS = {
     "staff": ("close", "force-close", "reopen"),
@@ -292,6 +293,9 @@ class TicketPages:
                         raise invalid("priority", "must be 1, 2, 3 or 4")
                     service.set_priority(ticket_id, int(chosen))
                     said = "Priority changed."
+                elif action == "tags":
+                    service.set_tags(ticket_id, text_field(form, "tags").split(","))
+                    said = "Tags saved."
                 else:
                     service.wait_for_customer(ticket_id, _moment(visit, text_field(form, "until")))
                     said = "The ticket waits for the customer."
@@ -370,12 +374,8 @@ def _workflow(visit: Visit, ticket_id: int, errors: dict[str, str]) -> TicketWor
     ticket = visit.session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound(f"Ticket {ticket_id} not found.")
-    staff = visit.session.execute(
-        select(User.id, User.name)
-        .where(User.is_staff.is_(True), User.disabled_at.is_(None))
-        .order_by(User.name, User.id)
-    ).all()
-    names = {row.id: row.name for row in staff}
+    staff = staff_members(visit.session)
+    names = dict(staff)
     assignee = None
     if ticket.assignee_id is not None:
         assignee = names.get(ticket.assignee_id) or visit.session.scalar(
@@ -385,8 +385,9 @@ def _workflow(visit: Visit, ticket_id: int, errors: dict[str, str]) -> TicketWor
     return TicketWorkflow(
         ticket=ticket,
         assignee=assignee,
-        staff=[(row.id, row.name) for row in staff],
+        staff=staff,
         ours=ticket.turn == Turn.OURS or waiting_ran_out,
+        tags=tags_of(visit.session, [ticket_id]).get(ticket_id, []),
         errors=errors,
     )
 

@@ -43,6 +43,7 @@ CUSTOMER_TYPES = frozenset(
     in ("ticket", "invoice", "credit_note", "payment", "api_key", "customer", "password")
     and t is not EventType.TICKET_NOTE_ADDED
     and t is not EventType.TICKET_ASSIGNED
+    and t is not EventType.TICKET_TAGGED
     and t is not EventType.PASSWORD_LINK_CREATED
 ) | {
     EventType.SECOND_FACTOR_ENABLED.value,

@@ -22,6 +22,7 @@ def routes(web: Web) -> list[BaseRoute]:
     return [
         Route("/", queue.dashboard, methods=["GET"]),
         Route("/tickets", queue.queue, methods=["GET"]),
+        Route("/tickets/bulk", queue.bulk, methods=["POST"]),
         *TicketPages(web, "staff").routes(),
         Route("/customers", customers.customers, methods=["GET", "POST"]),
         Route("/customers/{user_id:int}", customers.customer, methods=["GET"]),

@@ -1,16 +1,20 @@
-"""The console's dashboard and ticket queue."""
+"""The console's dashboard and ticket queue, and changes to a selection of the queue."""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
 
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ledgerdesk.db.models import MailFetcher
+from ledgerdesk.errors import invalid
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import StaffInvoiceReader
 from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
-from ledgerdesk.web.core import Visit, Web
+from ledgerdesk.tickets.service import TicketService, checked_tag, tags_of
+from ledgerdesk.web.core import Redirect, Visit, Web, staff_members, text_field
 from ledgerdesk.web.pages import DashboardPage, Page, QueueFilters, QueuePage
 from ledgerdesk.webhooks.service import WebhookReader
 
@@ -66,6 +70,7 @@ class QueuePages:
         if turn not in TURNS:
             errors["turn"] = "must be any, ours or customers"
             turn = "any"
+        tag = (params.get("tag") or "").strip()[:40].lower() or None
         after = cursor(params.get("after"), errors)
 
         def work(visit: Visit) -> Page:
@@ -83,6 +88,7 @@ class QueuePages:
                 staff_id=visit.person.user_id,
                 turn="ours" if turn == "ours" else "customers" if turn == "customers" else "any",
                 now=visit.now,
+                tag=tag,
             )
             queries = TicketQueries(visit.db)
             rows = queries.queue(which, after=after, limit=PAGE_SIZE + 1)
@@ -95,8 +101,10 @@ class QueuePages:
                     rows=rows,
                     open_by_priority=queries.open_by_priority(),
                     filters=QueueFilters(
-                        status_name, priority, customer, text or "", sort, owner, turn
+                        status_name, priority, customer, text or "", sort, owner, turn, tag or ""
                     ),
+                    tags=tags_of(visit.session, [row.id for row in rows]),
+                    staff=staff_members(visit.session),
                     next_after=next_after,
                     paged=after is not None,
                     now=visit.now,
@@ -106,6 +114,58 @@ class QueuePages:
             )
 
         return await self.web.visit(request, "staff", work)
+
+    async def bulk(self, request: Request) -> Response:
+        """One change to every ticket chosen in the queue, all or none of them."""
+        form = await self.web.form(request, "staff")
+        chosen = [str(v) for v in form.getlist("ticket")][: PAGE_SIZE + 1]
+        action = text_field(form, "action")
+        # Back to the same view: its query, rebuilt from its pairs (never a URL as given).
+        back = urlencode(parse_qsl(text_field(form, "back")[:2000])[:20])
+
+        def work(visit: Visit) -> Redirect:
+            if action not in BULK_ACTIONS:
+                raise invalid("action", f"must be one of {', '.join(BULK_ACTIONS)}")
+            if not chosen:
+                raise invalid("ticket", "choose at least one ticket")
+            if len(chosen) > PAGE_SIZE or not all(v.isdigit() for v in chosen):
+                raise invalid("ticket", f"choose up to {PAGE_SIZE} tickets of the list")
+            service = TicketService(visit.work)
+            assignee = text_field(form, "assignee").strip()
+            priority = text_field(form, "priority").strip()
+            tag = text_field(form, "tag")
+            for ticket_id in dict.fromkeys(int(v) for v in chosen):
+                if action == "take":
+                    service.assign(ticket_id, visit.person.user_id)
+                elif action == "assign":
+                    if assignee and not assignee.isdigit():
+                        raise invalid("assignee", "must be a staff member")
+                    service.assign(ticket_id, int(assignee) if assignee else None)
+                elif action == "tag":
+                    service.set_tags(ticket_id, [*service.tags(ticket_id), checked_tag(tag)])
+                elif action == "close":
+                    service.close(ticket_id, user_id=None)
+                else:
+                    if not priority.isdigit():
+                        raise invalid("priority", "must be 1, 2, 3 or 4")
+                    service.set_priority(ticket_id, int(priority))
+            count = len(set(chosen))
+            return Redirect(
+                f"/console/tickets?{back}",
+                flash=f"{count} ticket{'s' if count > 1 else ''}: {BULK_DONE[action]}.",
+            )
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
+
+
+BULK_DONE = {
+    "take": "yours now",
+    "assign": "assigned",
+    "tag": "tagged",
+    "close": "closed",
+    "priority": "priority set",
+}
+BULK_ACTIONS = ("take", "assign", "tag", "close", "priority")
 
 
 def int_param(
