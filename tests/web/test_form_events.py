@@ -28,6 +28,7 @@ from ledgerdesk.mail.key import mail_key
 from ledgerdesk.mail.resets import PasswordResets
 from ledgerdesk.mail.tags import Tags
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.tickets.saved import SavedReplies
 from ledgerdesk.webhooks.service import WebhookService
 from tests.conftest import make_client
 from tests.events.test_write_paths import events_after, last_id
@@ -680,6 +681,37 @@ for _action, _kind in (
         "console",
         "staff",
     )
+
+
+def _saved(site: Site) -> int:
+    with system_work(site.runtime) as work:
+        return SavedReplies(work).save(None, title="Rebooted", content="We rebooted it.").id
+
+
+WEB_WRITES[("/console/replies", "")] = (
+    lambda s: s.staff.submit(
+        "/console/replies", "/console/replies", {"title": "Thanks", "content": "Thank you!"}
+    ),
+    "saved_reply.created",
+    "console",
+    "staff",
+)
+WEB_WRITES[("/console/replies/{saved_id:int}", "")] = (
+    lambda s: s.staff.submit(
+        "/console/replies",
+        f"/console/replies/{_saved(s)}",
+        {"title": "Rebooted", "content": "We rebooted {ticket_code}."},
+    ),
+    "saved_reply.updated",
+    "console",
+    "staff",
+)
+WEB_WRITES[("/console/replies/{saved_id:int}/delete", "")] = (
+    lambda s: s.staff.submit("/console/replies", f"/console/replies/{_saved(s)}/delete", {}),
+    "saved_reply.deleted",
+    "console",
+    "staff",
+)
 WEB_WRITES[("/mail-address/{token}", "")] = (
     _confirm_address,
     "customer.address_confirmed",

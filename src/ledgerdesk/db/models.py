@@ -303,6 +303,18 @@ class TicketTag(Base):
     tag: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
+class SavedReply(Base):
+    """An answer staff write once and insert into replies; its text may name the
+    customer, the ticket and the agent by placeholders (tickets.saved)."""
+
+    __tablename__ = "saved_replies"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100), unique=True)
+    content: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class Reply(Base):
     __tablename__ = "ticket_replies"
     __table_args__ = (Index("ix_ticket_replies_ticket_id_id", "ticket_id", "id"),)

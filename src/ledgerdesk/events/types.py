@@ -53,6 +53,9 @@ class EventType(StrEnum):
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"  # noqa: S105 (a name, not a secret)
     WEBHOOK_REPLAYED = "webhook.replayed"
     WEBHOOK_TESTED = "webhook.tested"  # delivered to its own endpoint only
+    SAVED_REPLY_CREATED = "saved_reply.created"
+    SAVED_REPLY_UPDATED = "saved_reply.updated"
+    SAVED_REPLY_DELETED = "saved_reply.deleted"
     MAIL_RECEIVED = "mail.received"  # a mail that joined or opened no ticket (held, ...)
     MAIL_DISMISSED = "mail.dismissed"  # staff decided a mail of the queue needs nothing
 
@@ -60,13 +63,14 @@ class EventType(StrEnum):
     def subject(self) -> str:
         """What the subject id names: ``ticket``, ``invoice`` (a credit note is one too,
         and a payment's subject is the invoice it pays), ``api_key``, ``seller`` or
-        ``webhook`` (an endpoint), ``mail`` (a received mail) or ``user``."""
+        ``webhook`` (an endpoint), ``mail`` (a received mail), ``saved_reply`` or
+        ``user``."""
         head = self.value.partition(".")[0]
         if head in ("credit_note", "payment"):
             return "invoice"
         return (
             head
-            if head in ("ticket", "invoice", "api_key", "seller", "webhook", "mail")
+            if head in ("ticket", "invoice", "api_key", "seller", "webhook", "mail", "saved_reply")
             else "user"
         )
 

@@ -119,6 +119,9 @@ def describe(event: EventRecord, names: dict[int, str]) -> str:
         return f"Confirmed the mail address {data.get('address', '')}"
     if kind == "customer.address_removed":
         return f"Removed the mail address {data.get('address', '')}"
+    if kind.startswith("saved_reply."):
+        verb = kind.partition(".")[2]
+        return f"{verb.capitalize()} the saved reply “{data.get('title', '')}”"
     if kind.startswith("webhook."):
         return _webhook(kind, data, event.subject_id)
     if kind.endswith(".created"):

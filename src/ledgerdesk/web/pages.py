@@ -23,6 +23,7 @@ from ledgerdesk.db.models import (
     MailAddress,
     MailFetcher,
     MailMessage,
+    SavedReply,
     Ticket,
     User,
 )
@@ -175,6 +176,7 @@ class TicketWorkflow:
     staff: Sequence[tuple[int, str]]  # who it can be given to (enabled staff)
     ours: bool  # our turn now (waiting for the customer may have run out)
     tags: Sequence[str]
+    saved: Sequence[tuple[int, str]]  # saved replies to insert: id, title
     errors: Errors
 
 
@@ -444,6 +446,18 @@ class StaffPage(Context):
     admin: bool  # the person looking is an admin
     me: int
     link: str | None  # an invitation or reset link, shown once after it is made
+    values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedRepliesPage(Context):
+    """Saved replies, and the form for a new one or the one ``editing``."""
+
+    template = "console/replies.html"
+    replies: Sequence[SavedReply]
+    editing: int | None
+    placeholders: Sequence[str]
     values: Typed
     errors: Errors
 

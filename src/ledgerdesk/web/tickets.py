@@ -18,6 +18,7 @@ from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.http.content_disposition import attachment_disposition
 from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
+from ledgerdesk.tickets.saved import SavedReplies, filled
 from ledgerdesk.tickets.service import TicketReader, TicketService, Turn, tags_of
 from ledgerdesk.web.core import (
     SECURITY_HEADERS,
@@ -185,9 +186,15 @@ class TicketPages:
 
     async def view(self, request: Request) -> Response:
         ticket_id = path_id(request, "ticket_id")
-        return await self.web.visit(
-            request, self.role, lambda visit: self.page(visit, ticket_id, errors={})
-        )
+        insert = request.query_params.get("insert", "")
+
+        def work(visit: Visit) -> Page:
+            content = ""
+            if self.role == "staff" and insert.isdigit():  # a saved reply into the form
+                content = _saved_reply(visit, ticket_id, int(insert))
+            return self.page(visit, ticket_id, errors={}, content=content)
+
+        return await self.web.visit(request, self.role, work)
 
     async def reply(self, request: Request) -> Response:
         return await self._write(request, internal=False)
@@ -360,6 +367,23 @@ class TicketPages:
         return await web.visit(request, self.role, work)
 
 
+def _saved_reply(visit: Visit, ticket_id: int, saved_id: int) -> str:
+    """A saved reply's text for this ticket, its placeholders filled in."""
+    ticket = visit.session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"Ticket {ticket_id} not found.")
+    customer = visit.session.get(User, ticket.user_id)
+    return filled(
+        SavedReplies(visit.work).get(saved_id).content,
+        {
+            "customer_name": customer.name if customer is not None else "",
+            "ticket_code": str(ticket.code),
+            "ticket_title": ticket.title,
+            "agent_name": visit.user().name,
+        },
+    )
+
+
 def _moment(visit: Visit, typed: str) -> int:
     """A moment typed in a form (a date, or a date and time, in the server's time zone)."""
     if not typed.strip():
@@ -388,6 +412,7 @@ def _workflow(visit: Visit, ticket_id: int, errors: dict[str, str]) -> TicketWor
         staff=staff,
         ours=ticket.turn == Turn.OURS or waiting_ran_out,
         tags=tags_of(visit.session, [ticket_id]).get(ticket_id, []),
+        saved=[(row.id, row.title) for row in SavedReplies(visit.work).all()],
         errors=errors,
     )
 

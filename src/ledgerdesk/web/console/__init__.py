@@ -10,6 +10,7 @@ from ledgerdesk.web.console.customers import CustomerPages
 from ledgerdesk.web.console.invoices import InvoicePages
 from ledgerdesk.web.console.mail import MailPages
 from ledgerdesk.web.console.queue import QueuePages
+from ledgerdesk.web.console.replies import ReplyPages
 from ledgerdesk.web.console.staff import StaffPages
 from ledgerdesk.web.core import Web
 from ledgerdesk.web.tickets import TicketPages
@@ -18,7 +19,7 @@ from ledgerdesk.web.webhooks import WebhookPages
 
 def routes(web: Web) -> list[BaseRoute]:
     queue, customers, invoices = QueuePages(web), CustomerPages(web), InvoicePages(web)
-    mail, staff = MailPages(web), StaffPages(web)
+    mail, staff, saved = MailPages(web), StaffPages(web), ReplyPages(web)
     return [
         Route("/", queue.dashboard, methods=["GET"]),
         Route("/tickets", queue.queue, methods=["GET"]),
@@ -41,6 +42,9 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/staff", staff.staff, methods=["GET", "POST"]),
         Route("/staff/{user_id:int}/access", staff.access, methods=["POST"]),
         Route("/audit", staff.audit, methods=["GET"]),
+        Route("/replies", saved.replies, methods=["GET", "POST"]),
+        Route("/replies/{saved_id:int}", saved.reply, methods=["GET", "POST"]),
+        Route("/replies/{saved_id:int}/delete", saved.delete, methods=["POST"]),
         *WebhookPages(web, "staff").routes(),
         Route("/mail", mail.mail, methods=["GET"]),
         Route("/mail/{mail_id:int}", mail.message, methods=["GET"]),
