@@ -63,9 +63,9 @@ Row = tuple[Any, ...]
 
 
 def _users(layout: Layout, now: int) -> Iterator[Row]:
-    yield (STAFF_ID, "Support", "support@bench.invalid", True, now)
+    yield (STAFF_ID, "Support", "support@bench.invalid", True, True, now)
     for c in range(1, layout.customers + 1):
-        yield (c + 1, f"Customer {c}", f"customer{c}@bench.invalid", False, now)
+        yield (c + 1, f"Customer {c}", f"customer{c}@bench.invalid", False, False, now)
 
 
 def _keys(layout: Layout, now: int) -> Iterator[Row]:
@@ -91,6 +91,8 @@ def _tickets(layout: Layout, now: int) -> Iterator[Row]:
             created,
             updated,
             updated,
+            2,  # the customer's turn: staff answered last
+            created,  # the customer's message
         )
 
 
@@ -138,7 +140,11 @@ def _invoice_lines(layout: Layout) -> Iterator[Row]:
 
 
 TABLES: Sequence[tuple[str, tuple[str, ...], Callable[[Layout, int, date], Iterable[Row]]]] = (
-    ("users", ("id", "name", "email", "is_staff", "created_at"), lambda lay, n, d: _users(lay, n)),
+    (
+        "users",
+        ("id", "name", "email", "is_staff", "is_admin", "created_at"),
+        lambda lay, n, d: _users(lay, n),
+    ),
     (
         "api_keys",
         ("id", "user_id", "key_hash", "note", "created_at", "use_count"),
@@ -157,6 +163,8 @@ TABLES: Sequence[tuple[str, tuple[str, ...], Callable[[Layout, int, date], Itera
             "created_at",
             "status_updated_at",
             "last_updated_at",
+            "turn",
+            "customer_said_at",
         ),
         lambda lay, n, d: _tickets(lay, n),
     ),
