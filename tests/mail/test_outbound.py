@@ -142,6 +142,9 @@ def test_the_customers_reply_to_a_notification_finds_its_ticket_without_the_quot
         def customer_of(self, address: str) -> int | None:
             return 7 if address == "ann@example.com" else None
 
+        def is_staff(self, address: str) -> bool:
+            return False
+
         def ticket(self, ticket_id: int) -> TicketRef | None:
             return TicketRef(42, 482913, 7) if ticket_id == 42 else None
 

@@ -29,8 +29,13 @@ class Directory:
     )
     tickets: dict[int, TicketRef] = field(default_factory=lambda: {TICKET.id: TICKET})
 
+    staff: set[str] = field(default_factory=lambda: {"sam@hosting.example"})
+
     def customer_of(self, address: str) -> int | None:
         return self.addresses.get(address)
+
+    def is_staff(self, address: str) -> bool:
+        return address in self.staff
 
     def ticket(self, ticket_id: int) -> TicketRef | None:
         return self.tickets.get(ticket_id)
@@ -139,3 +144,10 @@ def test_tags_are_checked_for_their_domain_and_shape() -> None:
     assert TAGS.read_message_id("not-an-id") is None
     with pytest.raises(ValueError, match="at least 16 bytes"):
         Tags(b"short", "x.example")
+
+
+def test_staff_answering_a_notification_by_mail_is_held_never_posted_as_the_customer() -> None:
+    ours = TAGS.message_id(TICKET.id, 99)
+    held = where(mail("sam@hosting.example", "Re: [#482913] x", extra=f"In-Reply-To: <{ours}>"))
+    assert (held.action, held.ticket_id, held.customer_id) == ("hold", TICKET.id, None)
+    assert "staff" in held.why

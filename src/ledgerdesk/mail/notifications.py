@@ -11,6 +11,8 @@
 - An address a customer added hears, once per adding, a link that confirms it
   (``address_confirm``): the one mail about a write that goes to whoever made it, since
   it goes to the new address, not to them.
+- A staff member named with ``@`` in an internal note hears of it (``mention``), whatever
+  they chose: it was written to them.
 - Whoever asked for a forgotten password's link gets it at the account's address
   (``password_reset``).
 - Nobody hears of what they did themselves.
@@ -63,6 +65,10 @@ def notices_of(event: EventRecord, staff: Staff) -> list[Notice]:
             found.append(Notice("ticket_closed", customer, event.id))
         elif kind in ("invoice.issued", "credit_note.issued"):
             found.append(Notice("invoice_issued", customer, event.id))
+    if kind == "ticket.note_added":  # staff named in a note with @
+        for staff_id in data.get("mentions") or []:
+            if staff_id != actor:
+                found.append(Notice("mention", int(staff_id), event.id))
     by_customer = event.actor_kind == "customer"
     staff_kind = None
     if kind == "ticket.created" and by_customer:

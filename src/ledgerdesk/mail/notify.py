@@ -212,6 +212,12 @@ def outgoing(
         "content": str(data.get("content", "")),
     }
     files: list[File] = []
+    if row.kind == "mention":  # staff only: the note's words, read from the note itself
+        note = session.get(Reply, int(data.get("replyId", 0)))
+        author = session.get(User, int(data.get("authorId", 0)))
+        if note is None or not user.is_staff:
+            return None
+        context |= {"content": note.content, "author_name": author.name if author else ""}
     if row.kind == "staff_reply":
         author = session.get(User, int(data.get("authorId", 0)))
         files, left_out = _files(session, data, settings.mail_attach_bytes, blobs)

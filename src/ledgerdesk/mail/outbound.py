@@ -35,6 +35,7 @@ KINDS = (
     "refusal",  # to an unknown sender, when the provider refuses strangers' mail
     "address_confirm",  # to an address a customer added: the link that confirms it
     "password_reset",  # to a user who forgot their password: a link to set one
+    "mention",  # to staff: a colleague named them in an internal note
 )
 OVERRIDES = "mail-templates"
 

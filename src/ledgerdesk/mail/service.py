@@ -71,6 +71,14 @@ class Directory:
             )
         return found
 
+    def is_staff(self, address: str) -> bool:
+        found = self.session.scalar(
+            select(User.id)
+            .where(func.lower(User.email) == address, User.is_staff.is_(True))
+            .limit(1)
+        )
+        return found is not None
+
     def ticket(self, ticket_id: int) -> TicketRef | None:
         row = self.session.get(Ticket, ticket_id)
         return None if row is None else TicketRef(row.id, row.code, row.user_id)

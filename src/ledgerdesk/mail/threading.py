@@ -14,6 +14,9 @@ ticket of its own for a known sender, or waits for staff (``Policy.unproven``). 
 ticket named, a known customer's mail opens a new ticket; an unknown sender's is refused
 with a reply, held for staff, or makes a new customer (``Policy.strangers``).
 
+Mail from a staff member's own address (answering a notification by mail) is held for
+the console: it is never posted as the ticket's customer.
+
 Automatic mail (autoresponders, lists, delivery reports; ``Inbound.automatic``) and
 mail carrying one of our own Message-IDs never joins, opens or answers anything: a
 delivery report of our notification marks its recipient's address failing, the rest is
@@ -58,6 +61,10 @@ class Directory(Protocol):
         """The customer an address belongs to (theirs, or one they added)."""
         ...
 
+    def is_staff(self, address: str) -> bool:
+        """Whether the address is a staff member's own."""
+        ...
+
     def ticket(self, ticket_id: int) -> TicketRef | None: ...
 
     def ticket_by_code(self, code: int) -> TicketRef | None: ...
@@ -91,6 +98,20 @@ def decide(
         return Decision("ignore", "our own message came back (a loop)")
     if mail.automatic is not None:
         return Decision("ignore", f"automatic mail ({mail.automatic})")
+    if directory.is_staff(mail.sender):  # e.g. answering a notification by mail
+        answered = next(
+            (
+                ticket
+                for tag in map(tags.read_message_id, mail.thread_ids)
+                if tag is not None and (ticket := directory.ticket(tag.ticket_id)) is not None
+            ),
+            None,
+        )
+        return Decision(
+            "hold",
+            "from a staff member: never posted as the customer (answer in the console)",
+            None if answered is None else answered.id,
+        )
     customer = directory.customer_of(mail.sender)
     named: TicketRef | None = None
     for message_id in mail.thread_ids:

@@ -86,6 +86,40 @@ def checked_tag(text: str) -> str:
     return tag
 
 
+_MENTION = re.compile(r"(?<![\w@])@([\w][\w.-]*)")
+
+
+def mentioned(session: Session, text: str) -> list[int]:
+    """The enabled staff members ``text`` names with ``@``: by the part of their email
+    address before the ``@``, by their name without spaces, or by their first name when
+    no other enabled staff member has it; in order of first mention."""
+    names = [m.rstrip(".-").lower() for m in _MENTION.findall(text)]
+    if not names:
+        return []
+    staff = session.execute(
+        select(User.id, User.name, User.email).where(
+            User.is_staff.is_(True), User.disabled_at.is_(None)
+        )
+    ).all()
+    firsts: dict[str, list[int]] = defaultdict(list)
+    handles: dict[str, int] = {}
+    for member in staff:
+        words = member.name.lower().split()
+        if words:
+            firsts[words[0]].append(member.id)
+        handles["".join(words)] = member.id
+        if member.email:
+            handles.setdefault(member.email.lower().partition("@")[0], member.id)
+    found: list[int] = []
+    for name in names:
+        match = handles.get(name)
+        if match is None and len(firsts.get(name, [])) == 1:
+            match = firsts[name][0]
+        if match is not None and match not in found:
+            found.append(match)
+    return found
+
+
 def tags_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
     """The tags of each of these tickets, sorted (one query)."""
     found: dict[int, list[str]] = defaultdict(list)
@@ -261,14 +295,21 @@ class TicketService:
     ) -> TicketRecord:
         """An internal note: staff only, never shown to the customer. It changes neither
         the status nor the time the customer sees as the last update. Its event carries
-        no content: consumers that may reach customers never see a note's words."""
+        no content: consumers that may reach customers never see a note's words. The
+        staff members it names with ``@`` (``mentioned``) are in its event (``mentions``):
+        the mail relay tells them."""
         if not author.is_staff:
             raise invalid("internal", "only staff write internal notes")
         _check_text(content=content, files=files)
         ticket = self._require(ticket_id, user_id=None)
         reply_id, attachments = self._add_reply(ticket, author.id, content, files, internal=True)
         self._record_message(
-            EventType.TICKET_NOTE_ADDED, ticket, reply_id, author, attachments=len(attachments)
+            EventType.TICKET_NOTE_ADDED,
+            ticket,
+            reply_id,
+            author,
+            attachments=len(attachments),
+            mentions=[m for m in mentioned(self.session, content) if m != author.id],
         )
         return record_of(ticket)
 
