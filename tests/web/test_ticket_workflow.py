@@ -159,3 +159,28 @@ async def test_a_selection_of_the_queue_changes_all_at_once_or_not_at_all(
     assert {ticket(runtime, t).status for t in chosen} == {0}
     empty = await staff.submit("/console/tickets", "/console/tickets/bulk", {"action": "close"})
     assert empty.status_code == 400
+
+
+async def test_the_portal_shows_tickets_answered_by_staff_and_filters_by_state(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient]
+) -> None:
+    ann_id, customer = ann
+    answered = make_ticket(runtime, ann_id, title="Answered one")
+    make_ticket(runtime, ann_id, title="Waiting one")
+    closed = make_ticket(runtime, ann_id, title="Closed one")
+    page = f"/console/tickets/{answered}"
+    await staff.submit(page, f"{page}/reply", {"content": "Fixed it."})
+    other = f"/console/tickets/{closed}"
+    await staff.submit(other, f"{other}/status", {"action": "close"})
+    home = (await customer.get("/account/")).text
+    assert "Answered by us (1)" in home
+    assert home.count('<span class="badge waiting">answered</span>') == 1
+    only = (await customer.get("/account/?tickets=answered")).text
+    assert "Answered one" in only
+    assert "Waiting one" not in only
+    assert "Closed one" in (await customer.get("/account/?tickets=closed")).text
+    assert "Closed one" not in (await customer.get("/account/?tickets=open")).text
+    # Once the customer answers, it is no longer theirs to read.
+    own = f"/account/tickets/{answered}"
+    await customer.submit(own, f"{own}/reply", {"content": "Thanks!"})
+    assert "Answered by us (0)" in (await customer.get("/account/")).text

@@ -205,6 +205,8 @@ class TicketPage(Context):
 class PortalHomePage(Context):
     template = "portal/home.html"
     tickets: Sequence[TicketRecord]
+    answered: frozenset[int]  # open, staff spoke last: the customer's to read
+    show: str  # all, answered, open, closed
     invoices: Sequence[InvoiceView]
     today: date
 

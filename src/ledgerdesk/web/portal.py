@@ -6,12 +6,15 @@ customer's id in the statement: another customer's ticket or invoice is a 404.
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.accounts.billing import BILLING_FIELDS
 from ledgerdesk.accounts.service import AccountService
+from ledgerdesk.db.models import Ticket
 from ledgerdesk.errors import LedgerdeskError
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import InvoiceReader
@@ -41,6 +44,19 @@ from ledgerdesk.web.tickets import TicketPages
 from ledgerdesk.web.webhooks import WebhookPages
 
 RECENT_INVOICES = 100
+# The portal's views of a customer's tickets; "answered": open, staff spoke last.
+TICKET_VIEWS = ("all", "answered", "open", "closed")
+
+
+def answered_tickets(session: Session, customer_id: int) -> frozenset[int]:
+    """The customer's open tickets whose last word is staff's: theirs to read."""
+    return frozenset(
+        session.scalars(
+            select(Ticket.id).where(
+                Ticket.user_id == customer_id, Ticket.status == 1, Ticket.turn == 2
+            )
+        )
+    )
 
 
 def routes(web: Web) -> list[BaseRoute]:
@@ -64,11 +80,27 @@ class Portal:
         self.web = web
 
     async def home(self, request: Request) -> Response:
+        show = request.query_params.get("tickets", "all")
+        if show not in TICKET_VIEWS:
+            show = "all"
+
         def work(visit: Visit) -> Page:
             me = visit.person.user_id
+            tickets = TicketReader(TicketQueries(visit.db)).overview(user_id=me, status=None)
+            answered = answered_tickets(visit.session, me)
+            shown = [
+                t
+                for t in tickets
+                if show == "all"
+                or (show == "answered" and t.id in answered)
+                or (show == "open" and t.status == 1)
+                or (show == "closed" and t.status != 1)
+            ]
             return Page(
                 PortalHomePage(
-                    tickets=TicketReader(TicketQueries(visit.db)).overview(user_id=me, status=None),
+                    tickets=shown,
+                    answered=answered,
+                    show=show,
                     invoices=InvoiceReader(InvoiceQueries(visit.db)).latest(
                         me, limit=RECENT_INVOICES
                     ),
