@@ -9,8 +9,10 @@ import pytest
 from ledgerdesk.db.models import Ticket
 from ledgerdesk.mail.notifications import notices_of
 from ledgerdesk.runtime import Runtime
+from tests.conftest import make_client
 from tests.events.test_write_paths import events_after, last_id
 from tests.factories import make_ticket
+from tests.support import FrozenClock
 from tests.web.conftest import WebClient, make_person
 
 pytestmark = pytest.mark.anyio
@@ -184,3 +186,22 @@ async def test_the_portal_shows_tickets_answered_by_staff_and_filters_by_state(
     own = f"/account/tickets/{answered}"
     await customer.submit(own, f"{own}/reply", {"content": "Thanks!"})
     assert "Answered by us (0)" in (await customer.get("/account/")).text
+
+
+async def test_a_ticket_is_unread_for_each_agent_until_they_open_it(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient], app: object, clock: FrozenClock
+) -> None:
+    ann_id, customer = ann
+    ticket_id = make_ticket(runtime, ann_id, title="Slow disks")
+    make_person(runtime, "Tess Tech", "tess@example.com", staff=True)
+    tess = WebClient(make_client(app, "198.51.100.77"))  # type: ignore[arg-type]
+    await tess.sign_in("tess@example.com")
+    marker = '<span class="badge waiting">unread</span>'
+    assert marker in (await staff.get("/console/tickets")).text
+    assert (await staff.get(f"/console/tickets/{ticket_id}")).status_code == 200
+    assert marker not in (await staff.get("/console/tickets")).text
+    assert marker in (await tess.get("/console/tickets")).text  # each agent their own
+    clock.advance(60)
+    own = f"/account/tickets/{ticket_id}"
+    await customer.submit(own, f"{own}/reply", {"content": "Still slow."})
+    assert marker in (await staff.get("/console/tickets")).text  # the customer wrote since

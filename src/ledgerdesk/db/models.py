@@ -303,6 +303,19 @@ class TicketTag(Base):
     tag: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
+class TicketView(Base):
+    """When a staff member last opened a ticket (bookkeeping, like a session's last use:
+    no event); the customer's words since then are unread for them."""
+
+    __tablename__ = "ticket_views"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    seen_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class SavedReply(Base):
     """An answer staff write once and insert into replies; its text may name the
     customer, the ticket and the agent by placeholders (tickets.saved)."""

@@ -15,7 +15,7 @@ from sqlalchemy import BigInteger, String, bindparam, func, literal, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
-from ledgerdesk.db.models import Attachment, Reply, Ticket, TicketTag, User
+from ledgerdesk.db.models import Attachment, Reply, Ticket, TicketTag, TicketView, User
 from ledgerdesk.db.prepared import Db, Prepared
 from ledgerdesk.db.search import ESCAPE, like_pattern
 
@@ -152,6 +152,13 @@ class QueueRow(NamedTuple):
     turn: int
     customer_said_at: int | None
     pending_until: int | None
+    seen_at: int | None  # when the staff member reading the queue last opened it
+
+    @property
+    def unread(self) -> bool:
+        """The customer wrote since the reader last opened it."""
+        said = self.customer_said_at
+        return said is not None and (self.seen_at is None or said > self.seen_at)
 
     def ours(self, now: int) -> bool:
         """Whether it is our turn: the customer spoke last, or waiting for them ran out."""
@@ -169,7 +176,7 @@ class QueueFilter:
     text: str | None = None
     sort: QueueSort = "waiting"
     owner: Owner = "any"  # mine: ``staff_id``'s
-    staff_id: int | None = None
+    staff_id: int | None = None  # who reads the queue: theirs, and what they have not read
     turn: TurnFilter = "any"  # as of ``now``: waiting for the customer may have run out
     now: int = 0
     tag: str | None = None
@@ -221,8 +228,13 @@ def _queue(
         Ticket.turn,
         Ticket.customer_said_at,
         Ticket.pending_until,
+        TicketView.seen_at,
     ).join(User, User.id == Ticket.user_id)
-    query = query.outerjoin(_ASSIGNEE, _ASSIGNEE.id == Ticket.assignee_id)
+    query = query.outerjoin(_ASSIGNEE, _ASSIGNEE.id == Ticket.assignee_id).outerjoin(
+        TicketView,
+        (TicketView.ticket_id == Ticket.id)
+        & (TicketView.user_id == bindparam("reader", type_=BigInteger())),
+    )
     if assignee == "mine":
         query = query.where(Ticket.assignee_id == bindparam("assignee_id"))
     elif assignee == "unassigned":
@@ -374,7 +386,7 @@ class TicketQueries:
             turn=which.turn,
             tag=bool(which.tag),
         )
-        params: dict[str, Any] = {"limit": limit}
+        params: dict[str, Any] = {"limit": limit, "reader": which.staff_id or 0}
         if which.owner == "mine":
             params["assignee_id"] = which.staff_id
         if which.turn != "any":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledgerdesk.db.models import Attachment, Reply, Ticket
+from ledgerdesk.db.models import Attachment, Reply, Ticket, TicketView
 from ledgerdesk.db.prepared import Prepared, PreparedInsert, session_db
 from ledgerdesk.tickets.queries import AttachmentRecord, TicketRecord
 
@@ -46,6 +47,22 @@ class TicketRepository:
         """A new attachment row; its record."""
         new_id = _ATTACHMENT.insert(session_db(self.session), values)
         return AttachmentRecord(new_id, *(values[f] for f in AttachmentRecord._fields[1:]))
+
+
+def mark_seen(session: Session, user_id: int, ticket_id: int, now: int) -> None:
+    """The staff member has read the ticket up to now (bookkeeping: no event, as a
+    session's last use). Two tabs at once: the later one wins, nothing fails."""
+    changed = session.execute(
+        update(TicketView)
+        .where(TicketView.user_id == user_id, TicketView.ticket_id == ticket_id)
+        .values(seen_at=now)
+    )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        try:
+            with session.begin_nested():
+                session.add(TicketView(user_id=user_id, ticket_id=ticket_id, seen_at=now))
+        except IntegrityError:
+            pass  # the other tab made it a moment ago
 
 
 def record_of(ticket: Ticket) -> TicketRecord:

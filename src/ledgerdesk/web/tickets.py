@@ -18,6 +18,7 @@ from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.http.content_disposition import attachment_disposition
 from ledgerdesk.tickets.queries import TicketQueries, TicketRecord
+from ledgerdesk.tickets.repository import mark_seen
 from ledgerdesk.tickets.saved import SavedReplies, filled
 from ledgerdesk.tickets.service import TicketReader, TicketService, Turn, tags_of
 from ledgerdesk.web.core import (
@@ -188,13 +189,26 @@ class TicketPages:
         ticket_id = path_id(request, "ticket_id")
         insert = request.query_params.get("insert", "")
 
+        seen: list[int] = []
+
         def work(visit: Visit) -> Page:
             content = ""
             if self.role == "staff" and insert.isdigit():  # a saved reply into the form
                 content = _saved_reply(visit, ticket_id, int(insert))
-            return self.page(visit, ticket_id, errors={}, content=content)
+            page = self.page(visit, ticket_id, errors={}, content=content)
+            if self.role == "staff":
+                seen.append(visit.person.user_id)
+            return page
 
-        return await self.web.visit(request, self.role, work)
+        response = await self.web.visit(request, self.role, work)
+        if seen and response.status_code == 200:  # read by this staff member now
+            await self.web.execution.blocking(self._seen, seen[0], ticket_id)
+        return response
+
+    def _seen(self, user_id: int, ticket_id: int) -> None:
+        runtime = self.web.runtime
+        with runtime.transaction(write=True) as (session, _):
+            mark_seen(session, user_id, ticket_id, runtime.clock.timestamp())
 
     async def reply(self, request: Request) -> Response:
         return await self._write(request, internal=False)
