@@ -291,8 +291,20 @@ async def test_the_async_client_does_every_action(server: Server, tmp_path: Path
         await client.close_ticket(ticket_id)
         await client.reopen_ticket(ticket_id)
         assert ticket_id in [t.id for t in await client.tickets(TicketStatus.OPEN)]
+        state = await client.ticket_state(ticket_id)
+        assert (state.ticket_id, state.turn, state.waiting_until) == (ticket_id, "support", None)
         with pytest.raises(NotFoundError):
             await client.ticket(999_999)
+
+
+def test_whose_turn_it_is(server: Server, client: Client) -> None:
+    ticket_id = client.create_ticket("Turn", "Whose turn?")
+    assert client.ticket_state(ticket_id).turn == "support"
+    client.close_ticket(ticket_id)
+    closed = client.ticket_state(ticket_id)
+    assert (closed.status, closed.turn) == (TicketStatus.CLOSED, None)
+    with pytest.raises(NotFoundError):
+        client.ticket_state(999_999)
 
 
 def test_the_sdk_needs_nothing_of_the_server() -> None:

@@ -410,3 +410,26 @@ async def test_alias_routes_serve_ticket_actions(client: httpx.AsyncClient, call
         json={"userId": caller.user_id, "apiKey": caller.api_key, "title": "T", "content": "C"},
     )
     assert "ticketId" in assert_success(response)
+
+
+async def test_get_ticket_state_says_whose_turn_it_is_and_get_ticket_keeps_its_answer(
+    runtime: Runtime, client: httpx.AsyncClient, caller: Caller, clock: FrozenClock
+) -> None:
+    from ledgerdesk.events.work import Actor, Origin
+    from ledgerdesk.tickets.service import TicketService
+
+    ticket_id = await create(client, caller)
+    before = await thread(client, caller, ticket_id)
+    state = assert_success(await call(client, caller, "getTicketState", ticketId=ticket_id))
+    assert state == {"ticketId": ticket_id, "status": 1, "turn": "support", "waitingUntil": None}
+    staff_id = make_user(runtime, name="Sam", staff=True)
+    with runtime.work(Actor.staff(staff_id), Origin("console")) as work:
+        TicketService(work).wait_for_customer(ticket_id, clock.now + 3600)
+    state = assert_success(await call(client, caller, "getTicketState", ticketId=ticket_id))
+    assert (state["turn"], state["waitingUntil"]) == ("customer", clock.now + 3600)
+    assert await thread(client, caller, ticket_id) == before  # byte for byte the same keys
+    clock.advance(3601)  # support waited long enough: their turn again
+    state = assert_success(await call(client, caller, "getTicketState", ticketId=ticket_id))
+    assert (state["turn"], state["waitingUntil"]) == ("support", None)
+    other = make_customer(runtime, "Other")
+    assert_error(await call(client, other, "getTicketState", ticketId=ticket_id), 3001, 404)

@@ -39,6 +39,7 @@ from ledgerdesk.client._models import (
     Thread,
     Ticket,
     TicketStatus,
+    TurnState,
 )
 from ledgerdesk.client._protocol import Attachment, RetryPolicy
 from ledgerdesk.client._sync import Client
@@ -72,5 +73,6 @@ __all__ = [
     "Ticket",
     "TicketStatus",
     "TransportError",
+    "TurnState",
     "WebhookVerificationError",
 ]

@@ -23,6 +23,7 @@ from ledgerdesk.client._models import (
     Thread,
     Ticket,
     TicketStatus,
+    TurnState,
 )
 from ledgerdesk.client._protocol import AttachmentSource, Call, Credentials, RetryPolicy
 
@@ -116,6 +117,15 @@ class AsyncClient:
         >>> client.ticket(7).replies[-1].content
         """
         return await self._call(Call("getTicket", {"ticketId": ticket_id}), protocol.read_thread)
+
+    async def ticket_state(self, ticket_id: int) -> TurnState:
+        """Whose turn it is on a ticket (support's, or yours to answer), and until when
+        support waits for you.
+
+        >>> (await client.ticket_state(7)).turn
+        """
+        call = Call("getTicketState", {"ticketId": ticket_id})
+        return await self._call(call, protocol.read_turn)
 
     async def create_ticket(
         self,

@@ -131,6 +131,18 @@ class Thread:
 
 
 @dataclass(frozen=True)
+class TurnState:
+    """Whose turn it is on a ticket: ``support`` answers next, or the ``customer`` (you)
+    has support's answer to read; ``None`` when the ticket is closed. ``waiting_until``:
+    until when support waits for your answer before taking it up again."""
+
+    ticket_id: int
+    status: TicketStatus
+    turn: str | None
+    waiting_until: datetime | None
+
+
+@dataclass(frozen=True)
 class Download:
     """What was written by ``download_attachment`` or ``download_invoice``."""
 

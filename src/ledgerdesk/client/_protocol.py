@@ -35,6 +35,7 @@ from ledgerdesk.client._models import (
     Thread,
     Ticket,
     TicketStatus,
+    TurnState,
 )
 
 ENDPOINT = "/api/rest/v2/administration"
@@ -426,6 +427,16 @@ def read_thread(data: dict[str, Any]) -> Thread:
             )
             for r in data["replies"]
         ),
+    )
+
+
+def read_turn(data: dict[str, Any]) -> TurnState:
+    waiting = data.get("waitingUntil")
+    return TurnState(
+        ticket_id=int(data["ticketId"]),
+        status=TicketStatus(data["status"]),
+        turn=data.get("turn"),
+        waiting_until=None if waiting is None else _when(waiting),
     )
 
 

@@ -23,6 +23,7 @@ from ledgerdesk.client._models import (
     Thread,
     Ticket,
     TicketStatus,
+    TurnState,
 )
 from ledgerdesk.client._protocol import AttachmentSource, Call, Credentials, RetryPolicy
 
@@ -116,6 +117,14 @@ class Client:
         >>> client.ticket(7).replies[-1].content
         """
         return self._call(Call("getTicket", {"ticketId": ticket_id}), protocol.read_thread)
+
+    def ticket_state(self, ticket_id: int) -> TurnState:
+        """Whose turn it is on a ticket (support's, or yours to answer), and until when
+        support waits for you.
+
+        >>> client.ticket_state(7).turn
+        """
+        return self._call(Call("getTicketState", {"ticketId": ticket_id}), protocol.read_turn)
 
     def create_ticket(
         self,

@@ -28,9 +28,10 @@ from ledgerdesk.tickets.schemas import (
     TicketIdParams,
     TicketMessage,
     TicketOverview,
+    TicketState,
     TicketThread,
 )
-from ledgerdesk.tickets.service import ReplyView, TicketReader, TicketService
+from ledgerdesk.tickets.service import ReplyView, TicketReader, TicketService, TicketStatus, Turn
 from ledgerdesk.wire.registry import Action, ActionContext, FileDownload
 from ledgerdesk.wire.types import Shaped
 
@@ -139,6 +140,27 @@ def get_ticket(context: ActionContext, params: TicketIdParams) -> Shaped[TicketT
     )
 
 
+def get_ticket_state(context: ActionContext, params: TicketIdParams) -> TicketState:
+    """Whose turn it is on a ticket, as its customer reads it (getTicket's answer stays
+    the original API's: old clients read it byte for byte)."""
+    found = TicketQueries(context.db).turn(params.ticketId, user_id=context.principal.user_id)
+    if found is None:
+        raise NotFound(f"Ticket {params.ticketId} not found.")
+    if found.status != TicketStatus.OPEN:
+        return TicketState(
+            ticketId=params.ticketId, status=found.status, turn=None, waitingUntil=None
+        )
+    pending = found.pending_until
+    waiting = pending if pending is not None and pending > context.now else None
+    theirs = found.turn == Turn.CUSTOMERS and (pending is None or waiting is not None)
+    return TicketState(
+        ticketId=params.ticketId,
+        status=found.status,
+        turn="customer" if theirs else "support",
+        waitingUntil=waiting,
+    )
+
+
 def get_ticket_attachment(
     context: ActionContext, params: GetTicketAttachmentParams
 ) -> FileDownload:
@@ -213,6 +235,17 @@ ACTIONS: tuple[Action[Any, Any], ...] = (
         result=TicketThread,
         handler=get_ticket,
         errors=(NotFound,),
+    ),
+    Action(
+        name="getTicketState",
+        summary="Whose turn it is on a ticket",
+        description="Not in the original API. Whether support answers next or the ticket "
+        "waits for you (support answered), and until when support waits for your answer.",
+        params=TicketIdParams,
+        result=TicketState,
+        handler=get_ticket_state,
+        errors=(NotFound,),
+        timely=True,  # waiting for the customer runs out with time, no write
     ),
     Action(
         name="getTicketAttachment",

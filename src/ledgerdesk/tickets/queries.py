@@ -33,6 +33,12 @@ class TicketRecord(NamedTuple):
     last_updated_at: int
 
 
+class TurnRecord(NamedTuple):
+    status: int
+    turn: int
+    pending_until: int | None
+
+
 class ReplyRecord(NamedTuple):
     id: int
     author_id: int
@@ -77,6 +83,11 @@ _TICKET_OF_OWNER = Prepared(
     )
 )
 _TICKET = Prepared(select(*_TICKET_COLUMNS).where(Ticket.id == bindparam("ticket_id")))
+_TURN_OF_OWNER = Prepared(
+    select(Ticket.status, Ticket.turn, Ticket.pending_until).where(
+        Ticket.id == bindparam("ticket_id"), Ticket.user_id == bindparam("user_id")
+    )
+)
 _REPLY_COLUMNS = (
     Reply.id,
     Reply.author_id,
@@ -324,6 +335,11 @@ class TicketQueries:
             else self.db.first(_TICKET_OF_OWNER, ticket_id=ticket_id, user_id=user_id)
         )
         return None if row is None else TicketRecord(*row)
+
+    def turn(self, ticket_id: int, *, user_id: int) -> TurnRecord | None:
+        """A customer's ticket's status, turn and waiting (getTicket with details)."""
+        row = self.db.first(_TURN_OF_OWNER, ticket_id=ticket_id, user_id=user_id)
+        return None if row is None else TurnRecord(*row)
 
     def replies(self, ticket_id: int, *, with_internal: bool) -> list[ReplyRecord]:
         """In the order they were stored, each with its author's name."""

@@ -92,6 +92,19 @@ class TicketIdParams(Params):
     ticketId: Id
 
 
+class TicketState(Result):
+    ticketId: int
+    status: int = Field(description="0 closed, 1 open, 2 forcibly closed")
+    turn: Literal["support", "customer"] | None = Field(
+        description='An open ticket: "support" (you wrote last; support answers next) or '
+        '"customer" (support answered: yours to read and answer); null when closed'
+    )
+    waitingUntil: int | None = Field(
+        description="Unix time until which support waits for your answer before taking "
+        "the ticket up again; null when it waits for no moment"
+    )
+
+
 class AttachmentInfo(Result):
     attachmentId: int
     name: str

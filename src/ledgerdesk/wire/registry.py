@@ -92,6 +92,9 @@ class Action(Generic[P, R]):
     # Does blocking file I/O: runs in a worker thread even where reads run inline.
     offload: bool = False
     description: str = ""
+    # Its answer changes with the moment, not only with the database (and the day): never
+    # answered from the read cache.
+    timely: bool = False
 
     @property
     def accepts_files(self) -> bool:
@@ -101,7 +104,7 @@ class Action(Generic[P, R]):
     @property
     def cacheable(self) -> bool:
         """Whether equal parameters on an unchanged database give an equal answer."""
-        return not self.writes and not self.returns_file
+        return not self.writes and not self.returns_file and not self.timely
 
     def parse(self, raw: dict[str, Any], settings: Settings) -> P:
         self._refuse_stray_attachments(raw)
