@@ -204,3 +204,21 @@ def test_tags_are_kept_lower_case_once_and_the_queue_filters_by_them(runtime: Ru
     assert queue(runtime, tag="outage") == [outage]
     assert queue(runtime, tag="billing") == [billing]
     assert queue(runtime, tag="nothing") == []
+
+
+def test_mail_answering_a_merged_ticket_reaches_the_one_it_was_merged_into(
+    runtime: Runtime,
+) -> None:
+    from ledgerdesk.mail.service import Directory
+
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    keep = make_ticket(runtime, ann, title="keep")
+    dup = make_ticket(runtime, ann, title="dup")
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        author = work.session.get(User, sam)
+        TicketService(work).merge(dup, keep, author=author)
+    with runtime.transaction(write=False) as (session, _):
+        found = Directory(session).ticket(dup)
+    assert found is not None
+    assert found.id == keep

@@ -78,6 +78,17 @@ async def _reply_then(site: Site, then: str) -> httpx.Response:
     return await site.staff.submit(page, f"{page}/reply", fields)
 
 
+async def _merge(site: Site) -> httpx.Response:
+    keep = make_ticket(site.runtime, site.customer_id)
+    dup = make_ticket(site.runtime, site.customer_id)
+    with site.runtime.transaction(write=False) as (session, _):
+        target = session.get(Ticket, keep)
+        assert target is not None
+        code = target.code
+    page = f"/console/tickets/{dup}"
+    return await site.staff.submit(page, f"{page}/merge", {"into": str(code), "confirm": "yes"})
+
+
 async def _workflow(site: Site, action: str) -> httpx.Response:
     ticket_id = make_ticket(site.runtime, site.customer_id)
     page = f"/console/tickets/{ticket_id}"
@@ -688,6 +699,12 @@ def _saved(site: Site) -> int:
         return SavedReplies(work).save(None, title="Rebooted", content="We rebooted it.").id
 
 
+WEB_WRITES[("/console/tickets/{ticket_id:int}/merge", "")] = (
+    _merge,
+    ("ticket.closed", "ticket.merged"),
+    "console",
+    "staff",
+)
 WEB_WRITES[("/console/replies", "")] = (
     lambda s: s.staff.submit(
         "/console/replies", "/console/replies", {"title": "Thanks", "content": "Thank you!"}

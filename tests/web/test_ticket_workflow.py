@@ -5,6 +5,7 @@ ticket for a customer; the queue's views (mine, unassigned, whose turn) show it.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from ledgerdesk.db.models import Ticket
 from ledgerdesk.mail.notifications import notices_of
@@ -205,3 +206,50 @@ async def test_a_ticket_is_unread_for_each_agent_until_they_open_it(
     own = f"/account/tickets/{ticket_id}"
     await customer.submit(own, f"{own}/reply", {"content": "Still slow."})
     assert marker in (await staff.get("/console/tickets")).text  # the customer wrote since
+
+
+async def test_a_ticket_merged_into_another_moves_its_messages_and_points_there(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient], app: object
+) -> None:
+    ann_id, customer = ann
+    keep = make_ticket(runtime, ann_id, title="Server down", content="web01 is down.")
+    dup = make_ticket(runtime, ann_id, title="Server still down", content="Any news?")
+    bob = make_person(runtime, "Bob", "bob@example.com")
+    others = make_ticket(runtime, bob, title="Bob's")
+    with runtime.transaction(write=False) as (session, _):
+        code_of = {t.id: t.code for t in session.scalars(select(Ticket))}
+    page = f"/console/tickets/{dup}"
+    tagged = {"action": "tags", "tags": "outage"}
+    await staff.submit(page, f"{page}/workflow", tagged)
+    unconfirmed = await staff.submit(page, f"{page}/merge", {"into": str(code_of[keep])})
+    assert unconfirmed.status_code == 400
+    assert "cannot be undone" in unconfirmed.text
+    cross = await staff.submit(
+        page, f"{page}/merge", {"into": str(code_of[others]), "confirm": "yes"}
+    )
+    assert cross.status_code == 400
+    assert "only a customer" in cross.text
+    before = last_id(runtime)
+    merged = await staff.submit(
+        page, f"{page}/merge", {"into": f"#{code_of[keep]}", "confirm": "yes"}
+    )
+    assert merged.headers["location"].startswith(f"/console/tickets/{keep}")
+    assert [e.type for e in events_after(runtime, before)] == [
+        "ticket.tagged",
+        "ticket.closed",
+        "ticket.merged",
+    ]
+    target = (await staff.follow(merged)).text
+    assert "web01 is down." in target
+    assert "Any news?" in target
+    assert ">outage<" in target or "outage" in target
+    assert f"Merged ticket #{code_of[dup]} into this one" in target
+    # The customer's old id still answers, closed for good, pointing to the other.
+    old = (await customer.get(f"/account/tickets/{dup}")).text
+    assert f"Merged into ticket #{code_of[keep]}" in old
+    assert ticket(runtime, dup).status == 2
+    assert ticket(runtime, dup).merged_into_id == keep
+    again = await staff.submit(
+        page, f"{page}/merge", {"into": str(code_of[keep]), "confirm": "yes"}
+    )
+    assert again.status_code in (400, 409)

@@ -289,6 +289,7 @@ class Ticket(Base):
     turn: Mapped[int] = mapped_column(SmallInteger, default=1, server_default=text("1"))
     customer_said_at: Mapped[int | None] = mapped_column(BigInteger)
     pending_until: Mapped[int | None] = mapped_column(BigInteger)
+    merged_into_id: Mapped[int | None] = mapped_column(BigInteger)  # its messages are there
 
 
 class TicketTag(Base):

@@ -112,11 +112,17 @@ class EventLog:
         newest = self.session.scalar(select(DomainEvent.id).order_by(DomainEvent.id.desc()))
         return int(newest or 0)
 
-    def history(self, *, subject: str, subject_id: int, limit: int = 200) -> list[EventRecord]:
-        """What happened to one ticket (``subject="ticket"``), invoice or key, oldest first."""
+    def history(
+        self, *, subject: str, subject_id: int, also: Sequence[int] = (), limit: int = 200
+    ) -> list[EventRecord]:
+        """What happened to one ticket (``subject="ticket"``), invoice or key, oldest first;
+        ``also``: more subjects whose history belongs to it (tickets merged into it)."""
         statement = (
             select(DomainEvent)
-            .where(DomainEvent.subject_id == subject_id, DomainEvent.type.like(f"{subject}.%"))
+            .where(
+                DomainEvent.subject_id.in_([subject_id, *also]),
+                DomainEvent.type.like(f"{subject}.%"),
+            )
             .order_by(DomainEvent.id.desc())
             .limit(limit)
         )

@@ -32,6 +32,7 @@ class EventType(StrEnum):
     TICKET_ASSIGNED = "ticket.assigned"  # staff's: never to a customer's endpoint
     TICKET_PRIORITY_CHANGED = "ticket.priority_changed"
     TICKET_PENDING = "ticket.pending"  # waiting for the customer until a moment
+    TICKET_MERGED = "ticket.merged"  # another ticket's messages moved into this one
     TICKET_TAGGED = "ticket.tagged"  # staff's labels: never to a customer's endpoint
     INVOICE_ISSUED = "invoice.issued"
     INVOICE_PAID = "invoice.paid"

@@ -61,7 +61,9 @@ def notices_of(event: EventRecord, staff: Staff) -> list[Notice]:
     if customer is not None and customer != actor:
         if kind in ("ticket.replied", "ticket.created") and data.get("by") == "staff":
             found.append(Notice("staff_reply", customer, event.id))
-        elif kind == "ticket.closed" and not data.get("afterReply"):
+        elif (
+            kind == "ticket.closed" and not data.get("afterReply") and not data.get("mergedIntoId")
+        ):
             found.append(Notice("ticket_closed", customer, event.id))
         elif kind in ("invoice.issued", "credit_note.issued"):
             found.append(Notice("invoice_issued", customer, event.id))

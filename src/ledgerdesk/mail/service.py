@@ -80,7 +80,12 @@ class Directory:
         return found is not None
 
     def ticket(self, ticket_id: int) -> TicketRef | None:
+        """The ticket (one merged into another: that other, where its messages are)."""
         row = self.session.get(Ticket, ticket_id)
+        for _ in range(5):
+            if row is None or row.merged_into_id is None:
+                break
+            row = self.session.get(Ticket, row.merged_into_id)
         return None if row is None else TicketRef(row.id, row.code, row.user_id)
 
     def ticket_by_code(self, code: int) -> TicketRef | None:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledgerdesk.db.models import Attachment, Reply, Ticket, TicketView
+from ledgerdesk.db.models import (
+    Attachment,
+    MailMessage,
+    MailOutbox,
+    Reply,
+    Ticket,
+    TicketView,
+    User,
+)
 from ledgerdesk.db.prepared import Prepared, PreparedInsert, session_db
 from ledgerdesk.tickets.queries import AttachmentRecord, TicketRecord
 
@@ -38,6 +46,32 @@ class TicketRepository:
         database's) while this runs."""
         new_id = _TICKET.insert(session_db(self.session), values)
         return TicketRecord(new_id, *(values[f] for f in TicketRecord._fields[1:]))
+
+    def move_messages(self, source_id: int, target_id: int) -> int:
+        """Move a ticket's messages, their files and the mail they came in as (and the
+        mail sent about it, which threads later mail) to another ticket; how many
+        messages moved. What was read of the source is forgotten."""
+        moved = self.session.execute(
+            update(Reply).where(Reply.ticket_id == source_id).values(ticket_id=target_id)
+        ).rowcount  # type: ignore[attr-defined]
+        for model in (Attachment, MailMessage, MailOutbox):
+            self.session.execute(
+                update(model).where(model.ticket_id == source_id).values(ticket_id=target_id)
+            )
+        self.session.execute(delete(TicketView).where(TicketView.ticket_id == source_id))
+        return int(moved or 0)
+
+    def turn_of(self, ticket_id: int) -> int:
+        """Whose turn it is by the ticket's last public message: 2 (the customer's) when
+        staff wrote it, else 1."""
+        staff = self.session.scalar(
+            select(User.is_staff)
+            .join(Reply, Reply.author_id == User.id)
+            .where(Reply.ticket_id == ticket_id, Reply.internal.is_(False))
+            .order_by(Reply.id.desc())
+            .limit(1)
+        )
+        return 2 if staff else 1
 
     def insert_reply(self, values: dict[str, Any]) -> int:
         """A new reply row; its id."""

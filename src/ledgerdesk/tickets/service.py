@@ -414,6 +414,55 @@ class TicketService:
             )
         return wanted
 
+    def merge(self, ticket_id: int, into_id: int, *, author: User) -> TicketRecord:
+        """Merge a ticket into another of the same customer: its messages, files, tags and
+        received mail move there; it stays, closed for good, with a message pointing to
+        the other (the customer's old id still answers). The ticket merged into."""
+        if ticket_id == into_id:
+            raise invalid("into", "is this ticket itself")
+        first, second = sorted((ticket_id, into_id))  # locked in one order: no deadlock
+        locked = {
+            first: self._require(first, user_id=None),
+            second: self._require(second, user_id=None),
+        }
+        source, target = locked[ticket_id], locked[into_id]
+        if source.user_id != target.user_id:
+            raise invalid("into", "is another customer's ticket: only a customer's own merge")
+        if source.merged_into_id is not None:
+            raise InvalidState(f"Ticket {ticket_id} was merged already.")
+        if target.merged_into_id is not None:
+            raise invalid("into", "was merged into another ticket: merge into that one")
+        moved = self.repository.move_messages(source.id, target.id)
+        self.set_tags(target.id, [*self.tags(target.id), *self.tags(source.id)])
+        self.session.execute(delete(TicketTag).where(TicketTag.ticket_id == source.id))
+        now = self.work.now
+        said = [t for t in (source.customer_said_at, target.customer_said_at) if t is not None]
+        target.customer_said_at = max(said) if said else None
+        target.turn = int(self.repository.turn_of(target.id))
+        target.last_updated_at = max(target.last_updated_at, source.last_updated_at, now)
+        if target.status != TicketStatus.OPEN and source.status == TicketStatus.OPEN:
+            self._set_status(target, TicketStatus.OPEN)
+        source.merged_into_id = target.id
+        source.assignee_id = source.pending_until = None
+        self._add_reply(
+            source,
+            author.id,
+            f"Merged into ticket #{target.code} ({target.title}): its messages are there now.",
+            [],
+        )
+        source.last_updated_at = now
+        if source.status != TicketStatus.FORCE_CLOSED:
+            self._set_status(source, TicketStatus.FORCE_CLOSED, merged_into=target.id)
+        self.session.flush()
+        self._record_change(
+            EventType.TICKET_MERGED,
+            target,
+            mergedTicketId=source.id,
+            mergedTicketCode=source.code,
+            messages=moved,
+        )
+        return record_of(target)
+
     # -- helpers ----------------------------------------------------------------------
 
     def _record_change(self, kind: EventType, ticket: Ticket, **details: object) -> None:
@@ -449,7 +498,12 @@ class TicketService:
         return ticket
 
     def _set_status(
-        self, ticket: Ticket, status: TicketStatus, *, after_reply: bool = False
+        self,
+        ticket: Ticket,
+        status: TicketStatus,
+        *,
+        after_reply: bool = False,
+        merged_into: int | None = None,
     ) -> None:
         previous = ticket.status
         ticket.status = int(status)
@@ -465,6 +519,7 @@ class TicketService:
                 "previousStatus": int(previous),
                 "forced": status == TicketStatus.FORCE_CLOSED,
                 **({"afterReply": True} if after_reply else {}),
+                **({"mergedIntoId": merged_into} if merged_into is not None else {}),
             },
         )
 

@@ -78,6 +78,8 @@ def describe(event: EventRecord, names: dict[int, str]) -> str:
         return f"Assigned the ticket to {names.get(int(assignee), f'user {assignee}')}"
     if kind == "ticket.priority_changed":
         return f"Changed the priority to {PRIORITY_NAMES.get(int(data.get('priorityId', 0)), '?')}"
+    if kind == "ticket.merged":
+        return f"Merged ticket #{data.get('mergedTicketCode', '')} into this one"
     if kind == "ticket.tagged":
         added = ", ".join(str(t) for t in data.get("added", []))
         removed = ", ".join(str(t) for t in data.get("removed", []))

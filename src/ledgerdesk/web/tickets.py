@@ -70,6 +70,7 @@ class TicketPages:
                 [
                     Route("/tickets/{ticket_id:int}/note", self.note, methods=["POST"]),
                     Route("/tickets/{ticket_id:int}/workflow", self.workflow, methods=["POST"]),
+                    Route("/tickets/{ticket_id:int}/merge", self.merge, methods=["POST"]),
                     Route(
                         "/tickets/{ticket_id:int}/force-close",
                         self.confirm_force_close,
@@ -175,7 +176,13 @@ class TicketPages:
                 history=(
                     history(
                         visit.session,
-                        EventLog(visit.session).history(subject="ticket", subject_id=ticket_id),
+                        EventLog(visit.session).history(
+                            subject="ticket",
+                            subject_id=ticket_id,
+                            also=visit.session.scalars(
+                                select(Ticket.id).where(Ticket.merged_into_id == ticket_id)
+                            ).all(),
+                        ),
                     )
                     if self.role == "staff"
                     else []
@@ -328,6 +335,39 @@ class TicketPages:
                     lambda again: self.page(again, ticket_id, errors=errors, form="workflow")
                 ) from None
             return Redirect(f"{self.base}/tickets/{ticket_id}", flash=said)
+
+        return await self.web.visit(request, "staff", work, form=form, write=True)
+
+    async def merge(self, request: Request) -> Response:
+        """Merge this ticket into another of the customer's (by its code)."""
+        ticket_id = path_id(request, "ticket_id")
+        form = await self.web.form(request, "staff")
+        code = text_field(form, "into").strip().removeprefix("#")
+        confirmed = text_field(form, "confirm") == "yes"
+
+        def work(visit: Visit) -> Redirect:
+            try:
+                if not confirmed:
+                    raise invalid("confirm", "tick the box: merging cannot be undone")
+                into = (
+                    visit.session.scalar(select(Ticket.id).where(Ticket.code == int(code)))
+                    if code.isdigit()
+                    else None
+                )
+                if into is None:
+                    raise invalid("into", "no ticket has this code")
+                target = TicketService(visit.work).merge(ticket_id, into, author=visit.user())
+            except LedgerdeskError as exc:
+                if isinstance(exc, NotFound):
+                    raise
+                errors = field_errors(exc)
+                raise Refused(
+                    lambda again: self.page(again, ticket_id, errors=errors, form="workflow")
+                ) from None
+            return Redirect(
+                f"{self.base}/tickets/{target.id}",
+                flash="Merged: the other ticket's messages are here now.",
+            )
 
         return await self.web.visit(request, "staff", work, form=form, write=True)
 
