@@ -307,3 +307,33 @@ async def test_an_address_gets_at_most_the_hourly_cap_of_automatic_mail(
         assert len(sink.to("ann@example.com")) == 2
     finally:
         runtime.engine.dispose()
+
+
+def test_two_transactions_making_the_missing_mail_key_agree_on_one(runtime: Runtime) -> None:
+    """A database emptied by hand has no key: two servers making it at once both end up
+    with the one that committed first."""
+    import threading
+
+    from ledgerdesk.db.models import MailKey
+
+    with runtime.transaction(write=True) as (session, _):
+        session.query(MailKey).delete()
+    keys: list[bytes] = []
+    # Both inside their transactions before either makes it (PostgreSQL; SQLite's
+    # writers take turns, so there the second finds the first's).
+    started = threading.Barrier(1 if runtime.settings.is_sqlite else 2)
+
+    def make() -> None:
+        with runtime.transaction(write=True) as (session, _):
+            session.get(MailKey, 1)
+            started.wait(timeout=5)
+            keys.append(mail_key(session))
+
+    threads = [threading.Thread(target=make) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    with runtime.transaction(write=False) as (session, _):
+        stored = bytes.fromhex(session.get(MailKey, 1).key)  # type: ignore[union-attr]
+    assert keys == [stored, stored]

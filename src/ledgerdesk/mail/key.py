@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledgerdesk.db.models import MailKey
@@ -13,10 +14,15 @@ MAIL_KEY_ID = 1
 
 
 def mail_key(session: Session) -> bytes:
-    """The key (made when the database has none)."""
+    """The key (made when the database has none: the migration makes it, a database
+    emptied by hand has lost it; two servers making it at once agree on the first)."""
     row = session.get(MailKey, MAIL_KEY_ID)
     if row is None:
-        row = MailKey(id=MAIL_KEY_ID, key=secrets.token_hex(32))
-        session.add(row)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.add(MailKey(id=MAIL_KEY_ID, key=secrets.token_hex(32)))
+        except IntegrityError:
+            pass  # another transaction made it a moment ago: theirs is the key
+        row = session.get(MailKey, MAIL_KEY_ID)
+        assert row is not None
     return bytes.fromhex(row.key)
