@@ -272,3 +272,30 @@ def _end(process: subprocess.Popen[str]) -> None:
     process.wait(10)
     if process.stdout is not None:
         process.stdout.close()
+
+
+def test_a_savepoint_inside_a_unit_of_work_loses_none_of_its_events(runtime: Runtime) -> None:
+    """A savepoint that commits or rolls back (a row made at the same moment by another
+    transaction) ends nothing: the events recorded after it commit with the work."""
+    from sqlalchemy.exc import IntegrityError
+
+    from ledgerdesk.db.models import MailKey
+    from ledgerdesk.events.types import EventType
+    from ledgerdesk.events.work import Actor, Origin
+
+    with runtime.transaction(write=True) as (session, _):
+        session.query(MailKey).delete()
+        session.add(MailKey(id=1, key="00" * 32))
+    with runtime.work(Actor.SYSTEM, Origin("system")) as work:
+        work.record(EventType.SELLER_UPDATED, subject_id=1, customer_id=None, payload={"n": 1})
+        with work.session.begin_nested():
+            work.session.get(MailKey, 1)
+        try:
+            with work.session.begin_nested():
+                work.session.add(MailKey(id=1, key="11" * 32))
+        except IntegrityError:
+            pass
+        work.record(EventType.SELLER_UPDATED, subject_id=1, customer_id=None, payload={"n": 2})
+    with runtime.transaction(write=False) as (session, _):
+        recorded = EventLog(session).newest(user_id=None, since=None, limit=10)
+    assert [e.payload.get("n") for e in recorded if e.type == "seller.updated"] == [2, 1]

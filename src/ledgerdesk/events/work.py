@@ -204,6 +204,8 @@ def work_of(session: Session) -> Work | None:
 
 @event.listens_for(Session, "before_commit")
 def _write_events(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint's end: the events wait for the real one
+        return
     work = session.info.pop(_WORK, None)
     if isinstance(work, Work):
         work.flush()
@@ -218,6 +220,8 @@ def _announce_events(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_events(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint rolled back: the unit of work goes on
+        return
     session.info.pop(_WORK, None)
     session.info.pop(_RECORDED, None)
 
