@@ -73,6 +73,9 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_MAIL_RELAY": "false",
             "LEDGERDESK_LMTP_LISTEN": "[::1]:2424",
             "LEDGERDESK_IMAP_URL": "imaps://support:pw@imap.hosting.example/INBOX",
+            "LEDGERDESK_BUSINESS_HOURS": "mon-fri 08:00-18:00",
+            "LEDGERDESK_HOLIDAYS": "2026-12-25",
+            "LEDGERDESK_SLA": "4=15/30",
         }
     )
     # The driver ledgerdesk ships with is pinned.
@@ -117,6 +120,11 @@ def test_every_variable_is_read() -> None:
     assert settings.mail_relay is False
     assert settings.lmtp_address == ("::1", 2424)
     assert settings.imap_url == "imaps://support:pw@imap.hosting.example/INBOX"
+    levels = settings.service_levels()
+    assert levels is not None
+    assert levels.targets == {4: (15, 30)}
+    assert levels.schedule.hours[0] == ((480, 1080),)
+    assert levels.schedule.tz.key == "Europe/Amsterdam"
 
 
 def test_sqlite_file_follows_the_data_dir() -> None:
@@ -167,6 +175,9 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_MAIL_ATTACH_BYTES", "-1", "0 (never attach)"),
         ("LEDGERDESK_LMTP_LISTEN", "2424", "host:port"),
         ("LEDGERDESK_IMAP_URL", "imaps://imap.example.com/INBOX", "user:password@"),
+        ("LEDGERDESK_BUSINESS_HOURS", "weekdays 9-5", "LEDGERDESK_BUSINESS_HOURS"),
+        ("LEDGERDESK_HOLIDAYS", "xmas", "not a date"),
+        ("LEDGERDESK_SLA", "urgent=5", "priority=first/next"),
     ],
 )
 def test_nonsense_fails_with_one_clear_line(name: str, value: str, needle: str) -> None:

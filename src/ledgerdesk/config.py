@@ -27,6 +27,8 @@ from pydantic_settings import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from ledgerdesk.service_levels import DEFAULT_HOURS, DEFAULT_TARGETS, Schedule, ServiceLevels
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_DATA_DIR = "./ledgerdesk-data"
@@ -195,6 +197,12 @@ class Settings(BaseSettings):
     # TLS, for a server on the same machine), if any.
     lmtp_listen: str | None = None
     imap_url: str | None = None
+    # Service levels (tickets.sla): the working week in LEDGERDESK_TIMEZONE, holidays
+    # (ISO dates), and per priority the first and next response targets in business
+    # minutes ("off": none).
+    business_hours: str = DEFAULT_HOURS
+    holidays: str = ""
+    sla: str = DEFAULT_TARGETS
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -411,7 +419,19 @@ class Settings(BaseSettings):
     def _together(self) -> Settings:
         if self.body_deadline < self.body_timeout:
             raise ConfigError("LEDGERDESK_BODY_DEADLINE must be at least LEDGERDESK_BODY_TIMEOUT")
+        self.service_levels()  # nonsense in the hours, holidays or targets: refused now
         return self
+
+    def service_levels(self) -> ServiceLevels | None:
+        """The service levels these settings describe (None: LEDGERDESK_SLA=off)."""
+        try:
+            schedule = Schedule.parse(self.business_hours, self.holidays, self.timezone)
+        except ValueError as exc:
+            raise ConfigError(f"LEDGERDESK_BUSINESS_HOURS or LEDGERDESK_HOLIDAYS: {exc}") from None
+        try:
+            return ServiceLevels.parse(schedule, self.sla)
+        except ValueError as exc:
+            raise ConfigError(f"LEDGERDESK_SLA: {exc}") from None
 
 
 _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ledgerdesk_environ", default=None)

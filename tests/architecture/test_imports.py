@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.config": 0,
     "ledgerdesk.errors": 0,
     "ledgerdesk.clock": 0,
+    "ledgerdesk.service_levels": 0,
     "ledgerdesk.process": 0,
     "ledgerdesk.db": 1,
     "ledgerdesk.http": 1,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledgerdesk.tickets.sla import Schedule, ServiceLevels
+from ledgerdesk.service_levels import Schedule, ServiceLevels
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 NEW_YORK = ZoneInfo("America/New_York")

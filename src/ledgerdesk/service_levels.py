@@ -8,7 +8,8 @@ with the clock, as an office does. ``ServiceLevels`` adds the targets per priori
 (``LEDGERDESK_SLA``, business minutes: ``4=30/60,3=120/240,2=480/960,1=1440/2880``, the
 first response and each next one; ``off`` for none).
 
-Pure: every moment is a Unix time in seconds; nothing here reads the clock.
+Pure (beside ``clock``, below everything that uses it): every moment is a Unix time in
+seconds; nothing here reads the clock.
 """
 
 from __future__ import annotations
