@@ -21,6 +21,7 @@ from ledgerdesk.clock import Clock, SystemClock, day_of
 from ledgerdesk.config import Settings
 from ledgerdesk.db.engine import build_engine, build_session_factory, unit_of_work
 from ledgerdesk.events.work import Actor, Origin, Work
+from ledgerdesk.service_levels import ServiceLevels
 
 
 @dataclass
@@ -52,6 +53,11 @@ class Runtime:
         )
 
     @cached_property
+    def service_levels(self) -> ServiceLevels | None:
+        """The settings' service levels, parsed once (None: off)."""
+        return self.settings.service_levels()
+
+    @cached_property
     def incoming(self) -> IncomingArea:
         return IncomingArea(incoming_directory(self.settings.data_dir))
 
@@ -78,7 +84,7 @@ class Runtime:
         through which door, and now. The events its services record commit with it."""
         with self.transaction(write=write) as (session, blobs):
             now = self.clock.timestamp()
-            yield Work(session, actor, origin, now, self.day_of(now), blobs)
+            yield Work(session, actor, origin, now, self.day_of(now), blobs, self.service_levels)
 
     def day_of(self, timestamp: int) -> date:
         """The date at ``timestamp`` in the configured time zone, memoised for the second."""

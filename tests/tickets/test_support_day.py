@@ -222,3 +222,58 @@ def test_mail_answering_a_merged_ticket_reaches_the_one_it_was_merged_into(
         found = Directory(session).ticket(dup)
     assert found is not None
     assert found.id == keep
+
+
+def test_the_running_service_level_target_follows_whose_turn_it_is(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    levels = runtime.service_levels
+    assert levels is not None  # the defaults: mon-fri 09:00-17:00 UTC, 4=30/60 ... 1=1440/2880
+    ann = make_user(runtime, name="Ann")
+    sam = make_user(runtime, name="Sam", staff=True)
+    ticket_id = make_ticket(runtime, ann, priority=4)  # Saturday noon
+    opened = clock.now
+    assert row(runtime, ticket_id).due_at == levels.due(priority=4, answered=False, since=opened)
+    assert row(runtime, ticket_id).due_at == opened + (2 * 86400 - 3 * 3600) + 30 * 60  # Mon 09:30
+    clock.advance(3 * 86400)  # Tuesday noon
+    reply(runtime, ticket_id, sam)
+    assert (row(runtime, ticket_id).due_at, row(runtime, ticket_id).answered_at) == (
+        None,
+        clock.now,
+    )
+    clock.advance(600)
+    asked = clock.now
+    reply(runtime, ticket_id, ann)
+    assert row(runtime, ticket_id).due_at == asked + 3600  # the next response: 60 minutes
+    clock.advance(300)
+    reply(runtime, ticket_id, ann)  # a second message does not restart the clock
+    assert row(runtime, ticket_id).due_at == asked + 3600
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        TicketService(work).set_priority(ticket_id, 1)
+    assert row(runtime, ticket_id).due_at == levels.due(priority=1, answered=True, since=asked)
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        TicketService(work).wait_for_customer(ticket_id, clock.now + 7200)
+    assert row(runtime, ticket_id).due_at == levels.due(
+        priority=1, answered=True, since=clock.now + 7200
+    )
+    with as_staff(runtime, sam) as work:  # type: ignore[attr-defined]
+        TicketService(work).close(ticket_id, user_id=None)
+    assert row(runtime, ticket_id).due_at is None
+
+
+def test_the_queue_sorts_by_due_time_and_the_dashboard_counts_the_late(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    ann = make_user(runtime, name="Ann")
+    low = make_ticket(runtime, ann, title="low", priority=1)
+    urgent = make_ticket(runtime, ann, title="urgent", priority=4)
+    answered = make_ticket(runtime, ann, title="answered", priority=4)
+    reply(runtime, answered, make_user(runtime, name="Sam", staff=True))
+    assert queue(runtime, sort="due") == [urgent, low, answered]  # none due last
+    with runtime.transaction(write=False) as (session, _):
+        queries = TicketQueries(session_db(session))
+        assert queries.due_counts(clock.now) == (0, 0)
+        urgent_due = row(runtime, urgent).due_at
+        assert urgent_due is not None
+        assert queries.due_counts(urgent_due - 600) == (0, 1)
+        assert queries.due_counts(urgent_due) == (1, 0)

@@ -4,6 +4,8 @@ ticket for a customer; the queue's views (mine, unassigned, whose turn) show it.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -253,3 +255,21 @@ async def test_a_ticket_merged_into_another_moves_its_messages_and_points_there(
         page, f"{page}/merge", {"into": str(code_of[keep]), "confirm": "yes"}
     )
     assert again.status_code in (400, 409)
+
+
+async def test_the_console_shows_what_falls_due_and_what_is_late(
+    runtime: Runtime, staff: WebClient, ann: tuple[int, WebClient], clock: FrozenClock
+) -> None:
+    ann_id, _ = ann
+    make_ticket(runtime, ann_id, title="Urgent outage", priority=4)  # due Monday 09:30
+    queue = (await staff.get("/console/tickets?sort=due")).text
+    assert "Urgent outage" in queue
+    assert re.search(r"<span title=\"[^\"]+\" class=\"\">in 1 d 21 h<", queue)
+    assert "past the target" not in (await staff.get("/console/")).text
+    clock.advance(2 * 86400)  # Monday noon: 2 h 30 min late
+    await staff.sign_in("sam@example.com")  # the session of Saturday has lapsed
+    late = (await staff.get("/console/")).text
+    assert "1 ticket past the target" in late
+    assert (
+        'class="overdue">overdue 2 h 30 min' in (await staff.get("/console/tickets?sort=due")).text
+    )

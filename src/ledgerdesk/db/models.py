@@ -269,6 +269,7 @@ class Ticket(Base):
             "id",
         ),
         Index("ix_tickets_status_turn_last_updated_at", "status", "turn", "last_updated_at", "id"),
+        Index("ix_tickets_status_due_at", "status", "due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -290,6 +291,11 @@ class Ticket(Base):
     customer_said_at: Mapped[int | None] = mapped_column(BigInteger)
     pending_until: Mapped[int | None] = mapped_column(BigInteger)
     merged_into_id: Mapped[int | None] = mapped_column(BigInteger)  # its messages are there
+    # Service levels: since when the customer waits, when staff first answered, and when
+    # the running target falls due (none: the customer's turn, or closed).
+    waiting_since: Mapped[int | None] = mapped_column(BigInteger)
+    answered_at: Mapped[int | None] = mapped_column(BigInteger)
+    due_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TicketTag(Base):

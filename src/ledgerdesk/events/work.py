@@ -35,6 +35,7 @@ from ledgerdesk.attachments.storage import BlobBatch
 from ledgerdesk.db.models import DomainEvent, User
 from ledgerdesk.db.prepared import Prepared, PreparedInsert, session_db
 from ledgerdesk.events.types import ActorKind, Door, EventType
+from ledgerdesk.service_levels import ServiceLevels
 
 _INSERT = PreparedInsert(DomainEvent)
 # PostgreSQL: the transaction-level advisory lock that event writers take in turn (a
@@ -112,6 +113,9 @@ class Work:
     now: int
     today: date
     blobs: BlobBatch | None = None
+    # The provider's service levels: when the answers its writes make the customer wait
+    # for fall due (None: no targets).
+    service_levels: ServiceLevels | None = None
     _pending: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:

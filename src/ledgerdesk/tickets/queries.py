@@ -141,7 +141,8 @@ _ATTACHMENT = Prepared(
 
 # -- the staff queue ------------------------------------------------------------------
 
-QueueSort = Literal["waiting", "priority"]
+QueueSort = Literal["waiting", "priority", "due"]
+NEVER = 2**53  # the due time of a ticket without one, last in the order by due time
 Owner = Literal["any", "mine", "unassigned"]
 TurnFilter = Literal["any", "ours", "customers"]
 # Ticket priorities, highest first (SPEC: 1 Low, 2 Normal, 3 High, 4 Highest).
@@ -164,6 +165,7 @@ class QueueRow(NamedTuple):
     customer_said_at: int | None
     pending_until: int | None
     seen_at: int | None  # when the staff member reading the queue last opened it
+    due_at: int | None  # when the running service-level target falls due
 
     @property
     def unread(self) -> bool:
@@ -216,6 +218,7 @@ def _queue(
     assignee: Owner = "any",
     turn: TurnFilter = "any",
     tag: bool = False,
+    by_due: bool = False,
 ) -> Prepared:
     """One prepared statement per combination of filters, built on first use; rows in
     waiting order (least recently updated first), which the indexes hold in order.
@@ -240,6 +243,7 @@ def _queue(
         Ticket.customer_said_at,
         Ticket.pending_until,
         TicketView.seen_at,
+        Ticket.due_at,
     ).join(User, User.id == Ticket.user_id)
     query = query.outerjoin(_ASSIGNEE, _ASSIGNEE.id == Ticket.assignee_id).outerjoin(
         TicketView,
@@ -292,15 +296,22 @@ def _queue(
         query = query.where(
             or_(func.lower(Ticket.title).like(pattern, escape=ESCAPE), message.is_not(None))
         )
+    # Waiting order (least recently updated first), or by due time (none last).
+    key = func.coalesce(Ticket.due_at, NEVER) if by_due else Ticket.last_updated_at
     if after:
         query = query.where(
-            tuple_(Ticket.last_updated_at, Ticket.id)
-            > tuple_(bindparam("after_time"), bindparam("after_id"))
+            tuple_(key, Ticket.id) > tuple_(bindparam("after_time"), bindparam("after_id"))
         )
-    query = query.order_by(Ticket.last_updated_at, Ticket.id)
+    query = query.order_by(key, Ticket.id)
     return Prepared(query.limit(bindparam("limit")))
 
 
+_DUE_COUNTS = Prepared(
+    select(
+        func.count().filter(Ticket.due_at <= bindparam("now")),
+        func.count().filter(Ticket.due_at > bindparam("now"), Ticket.due_at <= bindparam("soon")),
+    ).where(Ticket.status == 1, Ticket.due_at.is_not(None))
+)
 _OPEN_BY_PRIORITY = Prepared(
     select(Ticket.priority, func.count())
     .where(Ticket.status == 1)
@@ -401,6 +412,7 @@ class TicketQueries:
             assignee=which.owner,
             turn=which.turn,
             tag=bool(which.tag),
+            by_due=which.sort == "due",
         )
         params: dict[str, Any] = {"limit": limit, "reader": which.staff_id or 0}
         if which.owner == "mine":
@@ -420,6 +432,12 @@ class TicketQueries:
         if after is not None:
             params.update(after_time=after.last_updated_at, after_id=after.id)
         return [QueueRow(*row) for row in self.db.rows(statement, **params)]
+
+    def due_counts(self, now: int, *, soon: int = 3600) -> tuple[int, int]:
+        """Open tickets whose service-level target has passed, and those due within
+        ``soon`` seconds."""
+        row = self.db.first(_DUE_COUNTS, now=now, soon=now + soon)
+        return (int(row[0] or 0), int(row[1] or 0)) if row is not None else (0, 0)
 
     def open_by_priority(self) -> dict[int, int]:
         return dict(self.db.rows(_OPEN_BY_PRIORITY))

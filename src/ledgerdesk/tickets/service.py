@@ -235,6 +235,9 @@ class TicketService:
                 "last_updated_at": now,
                 "turn": int(Turn.CUSTOMERS if by_staff else Turn.OURS),
                 "customer_said_at": None if by_staff else now,
+                "waiting_since": None if by_staff else now,
+                "answered_at": now if by_staff else None,
+                "due_at": None if by_staff else self._due_for(priority, answered=False, since=now),
             }
         )
         writer = author.id if author is not None and by_staff else customer_id
@@ -273,10 +276,14 @@ class TicketService:
                 ticket.status = int(TicketStatus.OPEN)
                 ticket.status_updated_at = now
                 reopened = True
+            if ticket.turn != Turn.OURS or ticket.waiting_since is None or reopened:
+                ticket.waiting_since = now  # the customer waits from this message on
             ticket.turn, ticket.customer_said_at, ticket.pending_until = int(Turn.OURS), now, None
         else:
-            ticket.turn = int(Turn.CUSTOMERS)
+            ticket.turn, ticket.waiting_since = int(Turn.CUSTOMERS), None
+            ticket.answered_at = ticket.answered_at or now
         ticket.last_updated_at = now
+        self._refresh_due(ticket)
         reply_id, attachments = self._add_reply(ticket, author.id, content, files)
         self._record_message(
             EventType.TICKET_REPLIED,
@@ -364,6 +371,7 @@ class TicketService:
             raise invalid("priority", "must be 1 (Low), 2 (Normal), 3 (High) or 4 (Highest)")
         if ticket.priority != priority:
             previous, ticket.priority = ticket.priority, priority
+            self._refresh_due(ticket)
             self._record_change(
                 EventType.TICKET_PRIORITY_CHANGED,
                 ticket,
@@ -382,7 +390,8 @@ class TicketService:
             raise invalid("until", "must be in the future")
         if until > self.work.now + MAX_PENDING_SECONDS:
             raise invalid("until", "must be within a year")
-        ticket.turn, ticket.pending_until = int(Turn.CUSTOMERS), until
+        ticket.turn, ticket.pending_until, ticket.waiting_since = int(Turn.CUSTOMERS), until, None
+        self._refresh_due(ticket)  # the next answer's clock starts when waiting runs out
         self._record_change(EventType.TICKET_PENDING, ticket, until=until)
         return record_of(ticket)
 
@@ -439,6 +448,13 @@ class TicketService:
         said = [t for t in (source.customer_said_at, target.customer_said_at) if t is not None]
         target.customer_said_at = max(said) if said else None
         target.turn = int(self.repository.turn_of(target.id))
+        if target.turn == Turn.OURS:
+            waits = [t for t in (source.waiting_since, target.waiting_since) if t is not None]
+            target.waiting_since = min(waits) if waits else now
+        else:
+            target.waiting_since = None
+        answers = [t for t in (source.answered_at, target.answered_at) if t is not None]
+        target.answered_at = min(answers) if answers else None
         target.last_updated_at = max(target.last_updated_at, source.last_updated_at, now)
         if target.status != TicketStatus.OPEN and source.status == TicketStatus.OPEN:
             self._set_status(target, TicketStatus.OPEN)
@@ -453,6 +469,7 @@ class TicketService:
         source.last_updated_at = now
         if source.status != TicketStatus.FORCE_CLOSED:
             self._set_status(source, TicketStatus.FORCE_CLOSED, merged_into=target.id)
+        self._refresh_due(target)
         self.session.flush()
         self._record_change(
             EventType.TICKET_MERGED,
@@ -464,6 +481,27 @@ class TicketService:
         return record_of(target)
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _due_for(self, priority: int, *, answered: bool, since: int) -> int | None:
+        levels = self.work.service_levels
+        return (
+            None
+            if levels is None
+            else levels.due(priority=priority, answered=answered, since=since)
+        )
+
+    def _refresh_due(self, ticket: Ticket) -> None:
+        """When the ticket's running target falls due: the customer waits since
+        ``waiting_since`` (or will, from the end of waiting for them); none while closed
+        or while it is the customer's turn without an end."""
+        due = None
+        if ticket.status == TicketStatus.OPEN:
+            answered = ticket.answered_at is not None
+            if ticket.turn == Turn.OURS and ticket.waiting_since is not None:
+                due = self._due_for(ticket.priority, answered=answered, since=ticket.waiting_since)
+            elif ticket.pending_until is not None:
+                due = self._due_for(ticket.priority, answered=answered, since=ticket.pending_until)
+        ticket.due_at = due
 
     def _record_change(self, kind: EventType, ticket: Ticket, **details: object) -> None:
         self.work.record(
@@ -508,6 +546,9 @@ class TicketService:
         previous = ticket.status
         ticket.status = int(status)
         ticket.status_updated_at = self.work.now
+        if status == TicketStatus.OPEN and ticket.turn == Turn.OURS and not ticket.waiting_since:
+            ticket.waiting_since = self.work.now
+        self._refresh_due(ticket)
         self.work.record(
             EventType.TICKET_REOPENED if status == TicketStatus.OPEN else EventType.TICKET_CLOSED,
             subject_id=ticket.id,

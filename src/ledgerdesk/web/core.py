@@ -437,7 +437,15 @@ class Web:
         door: Door = "console" if role == "staff" else "portal"
         day = day_of(now, self.runtime.settings.timezone)
         return Visit(
-            work=Work(session, actor, Origin(door, address), now, day, blobs),
+            work=Work(
+                session,
+                actor,
+                Origin(door, address),
+                now,
+                day,
+                blobs,
+                self.runtime.service_levels,
+            ),
             person=person,
             settings=self.runtime.settings,
             once=notice.once if notice is not None else {},

@@ -258,6 +258,8 @@ class PortalKeysPage(Context):
 class DashboardPage(Context):
     template = "console/dashboard.html"
     open_by_priority: Mapping[int, int]
+    overdue: int  # open tickets past their service-level target
+    due_soon: int  # and due within the hour
     oldest: TicketRecord | None
     receivables: Sequence[Receivables]  # one per currency
     now: int

@@ -86,7 +86,9 @@ class Perform:
                 record_now(session, request.event(now, "replayed", principal))
                 return remembered.first_answer
             actor = Actor.customer(principal.user_id, principal.key_id)
-            work = Work(session, actor, request.origin, now, day, blobs)
+            work = Work(
+                session, actor, request.origin, now, day, blobs, self.runtime.service_levels
+            )
             context = self._context(request, principal, session_db(session), now, day, work)
             context.attachments.extend(attachments)
             result = action.handler(context, params)

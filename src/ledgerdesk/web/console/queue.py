@@ -12,7 +12,7 @@ from ledgerdesk.db.models import MailFetcher
 from ledgerdesk.errors import invalid
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import StaffInvoiceReader
-from ledgerdesk.tickets.queries import QueueCursor, QueueFilter, TicketQueries
+from ledgerdesk.tickets.queries import NEVER, QueueCursor, QueueFilter, TicketQueries
 from ledgerdesk.tickets.service import TicketService, checked_tag, tags_of
 from ledgerdesk.web.core import Redirect, Visit, Web, staff_members, text_field
 from ledgerdesk.web.pages import DashboardPage, Page, QueueFilters, QueuePage
@@ -31,9 +31,12 @@ class QueuePages:
     async def dashboard(self, request: Request) -> Response:
         def work(visit: Visit) -> Page:
             tickets = TicketQueries(visit.db)
+            overdue, due_soon = tickets.due_counts(visit.now)
             return Page(
                 DashboardPage(
                     open_by_priority=tickets.open_by_priority(),
+                    overdue=overdue,
+                    due_soon=due_soon,
                     oldest=tickets.oldest_waiting(),
                     receivables=StaffInvoiceReader(InvoiceQueries(visit.db)).receivables(
                         visit.today
@@ -59,8 +62,8 @@ class QueuePages:
         customer = int_param(params.get("customer"), 1, 2**63 - 1, "customer", errors)
         text = (params.get("q") or "").strip()[:200] or None
         sort = params.get("sort", "waiting")
-        if sort not in ("waiting", "priority"):
-            errors["sort"] = "must be waiting or priority"
+        if sort not in ("waiting", "priority", "due"):
+            errors["sort"] = "must be waiting, priority or due"
             sort = "waiting"
         owner = params.get("owner", "any")
         if owner not in OWNERS:
@@ -79,7 +82,7 @@ class QueuePages:
                 priority=priority,
                 user_id=customer,
                 text=text,
-                sort="priority" if sort == "priority" else "waiting",
+                sort="priority" if sort == "priority" else "due" if sort == "due" else "waiting",
                 owner="mine"
                 if owner == "mine"
                 else "unassigned"
@@ -95,7 +98,13 @@ class QueuePages:
             more = len(rows) > PAGE_SIZE
             rows = rows[:PAGE_SIZE]
             last = rows[-1] if rows and more else None
-            next_after = f"{last.priority}.{last.last_updated_at}.{last.id}" if last else None
+            position = (last.due_at or NEVER) if sort == "due" and last else None
+            next_after = (
+                f"{last.priority}.{position if position is not None else last.last_updated_at}"
+                f".{last.id}"
+                if last
+                else None
+            )
             return Page(
                 QueuePage(
                     rows=rows,
