@@ -138,6 +138,18 @@ class EventLog:
         )
         return [EventRecord.of(row) for row in self.session.scalars(statement)]
 
+    def of_types_since(
+        self, types: Sequence[str], since: int, *, limit: int = 200_000
+    ) -> list[EventRecord]:
+        """Events of these types from ``since`` on, oldest first (reports)."""
+        statement = (
+            select(DomainEvent)
+            .where(DomainEvent.type.in_(list(types)), DomainEvent.created_at >= since)
+            .order_by(DomainEvent.id)
+            .limit(limit)
+        )
+        return [EventRecord.of(row) for row in self.session.scalars(statement)]
+
     def newest(self, *, user_id: int | None, since: int | None, limit: int) -> list[EventRecord]:
         """The newest events (the audit trail): of one user, who acted or was concerned."""
         statement = select(DomainEvent).order_by(DomainEvent.id.desc()).limit(limit)

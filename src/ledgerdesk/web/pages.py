@@ -31,6 +31,7 @@ from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Rece
 from ledgerdesk.mail.addresses import AddedAddress
 from ledgerdesk.mail.inbound import Inbound
 from ledgerdesk.tickets.queries import QueueRow, TicketRecord
+from ledgerdesk.tickets.report import WeekRow
 from ledgerdesk.tickets.service import ThreadView
 from ledgerdesk.web.history import HistoryRow
 from ledgerdesk.webhooks.service import AttemptView, DeliveryView, EndpointView
@@ -463,6 +464,18 @@ class SavedRepliesPage(Context):
     editing: int | None
     placeholders: Sequence[str]
     values: Typed
+    errors: Errors
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResponseTimesPage(Context):
+    """Response times per week and agent (business minutes)."""
+
+    template = "console/response_times.html"
+    rows: Sequence[WeekRow]
+    names: Mapping[int, str]
+    weeks: int
+    enabled: bool  # service levels are on
     errors: Errors
 
 

@@ -11,6 +11,7 @@ from ledgerdesk.web.console.invoices import InvoicePages
 from ledgerdesk.web.console.mail import MailPages
 from ledgerdesk.web.console.queue import QueuePages
 from ledgerdesk.web.console.replies import ReplyPages
+from ledgerdesk.web.console.reports import ReportPages
 from ledgerdesk.web.console.staff import StaffPages
 from ledgerdesk.web.core import Web
 from ledgerdesk.web.tickets import TicketPages
@@ -42,6 +43,7 @@ def routes(web: Web) -> list[BaseRoute]:
         Route("/staff", staff.staff, methods=["GET", "POST"]),
         Route("/staff/{user_id:int}/access", staff.access, methods=["POST"]),
         Route("/audit", staff.audit, methods=["GET"]),
+        Route("/reports/response-times", ReportPages(web).response_times, methods=["GET"]),
         Route("/replies", saved.replies, methods=["GET", "POST"]),
         Route("/replies/{saved_id:int}", saved.reply, methods=["GET", "POST"]),
         Route("/replies/{saved_id:int}/delete", saved.delete, methods=["POST"]),
