@@ -34,6 +34,11 @@ from ledgerdesk.process import freeze_startup, tune_allocator
 from ledgerdesk.retention import PRUNE_SECONDS, prune
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
+from ledgerdesk.tickets.service import (
+    due_times_current,
+    recompute_due_batch,
+    store_due_fingerprint,
+)
 from ledgerdesk.web import build_routes
 from ledgerdesk.web.core import BadForm, Forbidden, NotSignedIn
 from ledgerdesk.webhooks.relay import Relay
@@ -199,6 +204,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_clean_storage, runtime)
+            tasks.start_soon(to_thread.run_sync, _due_times, runtime)
             tasks.start_soon(_key_usage, KEY_USAGE_FLUSH_SECONDS, execution)
             freeze_startup()
             tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
@@ -310,6 +316,26 @@ def _could_not(what: str, exc: Exception) -> None:
         log.warning("could not write %s (%s); will retry", what, type(exc).__name__)
     else:
         log.exception("could not write %s; will retry", what)
+
+
+def _due_times(runtime: Runtime) -> None:
+    """Every open ticket's service-level due time again when the settings changed (or
+    tickets are from before service levels): in the background, a batch a transaction,
+    so start-up and writes do not wait; several servers doing it at once agree."""
+    levels = runtime.service_levels
+    try:
+        with runtime.transaction(write=False) as (session, _):
+            if due_times_current(session, levels):
+                return
+        after: int | None = 0
+        while after is not None:
+            with runtime.transaction(write=True) as (session, _):
+                after = recompute_due_batch(session, levels, after)
+        with runtime.transaction(write=True) as (session, _):
+            store_due_fingerprint(session, levels)
+        log.info("service levels changed: due times computed again")
+    except Exception:
+        log.exception("could not compute the tickets' due times again")
 
 
 async def _clean_storage(runtime: Runtime) -> None:

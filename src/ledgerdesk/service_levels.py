@@ -14,6 +14,7 @@ seconds; nothing here reads the clock.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -133,6 +134,18 @@ class ServiceLevels:
                 raise ValueError(f"{part!r} is not priority=first/next minutes (e.g. 4=30/60)")
             found[int(match.group(1))] = (int(match.group(2)), int(match.group(3)))
         return cls(schedule, found)
+
+    def fingerprint(self) -> str:
+        """What the due times computed with these levels depend on, hashed."""
+        text = repr(
+            (
+                sorted(self.schedule.hours.items()),
+                sorted(self.schedule.holidays),
+                self.schedule.tz.key,
+                sorted(self.targets.items()),
+            )
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def due(self, *, priority: int, answered: bool, since: int) -> int | None:
         """When the answer to a customer waiting since ``since`` falls due: the first

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from ledgerdesk.config import Settings
 from ledgerdesk.db.models import Ticket, User
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.errors import InvalidParameters, InvalidState
@@ -277,3 +278,34 @@ def test_the_queue_sorts_by_due_time_and_the_dashboard_counts_the_late(
         assert urgent_due is not None
         assert queries.due_counts(urgent_due - 600) == (0, 1)
         assert queries.due_counts(urgent_due) == (1, 0)
+
+
+def test_due_times_are_computed_again_when_the_service_levels_change(
+    runtime: Runtime, settings: Settings
+) -> None:
+    from ledgerdesk.app import _due_times
+
+    ann = make_user(runtime, name="Ann")
+    ticket_id = make_ticket(runtime, ann, priority=4)
+    with runtime.transaction(write=True) as (session, _):  # as a ticket from before 0021
+        old = session.get(Ticket, ticket_id)
+        assert old is not None
+        old.due_at = old.waiting_since = None
+    _due_times(runtime)  # the first start after the migration: computed
+    computed = row(runtime, ticket_id).due_at
+    assert computed is not None
+    with runtime.transaction(write=True) as (session, _):
+        marked = session.get(Ticket, ticket_id)
+        assert marked is not None
+        marked.due_at = 1
+    _due_times(runtime)  # the same settings: nothing is done again
+    assert row(runtime, ticket_id).due_at == 1
+    other = Runtime.build(settings.with_overrides(sla="4=5/10"))
+    try:
+        _due_times(other)  # other targets: every open ticket again
+        assert row(other, ticket_id).due_at == other.service_levels.due(  # type: ignore[union-attr]
+            priority=4, answered=False, since=row(other, ticket_id).waiting_since or 0
+        )
+        assert row(other, ticket_id).due_at != computed
+    finally:
+        other.engine.dispose()

@@ -310,6 +310,16 @@ class TicketTag(Base):
     tag: Mapped[str] = mapped_column(String(40), primary_key=True)
 
 
+class ServiceLevelState(Base):
+    """The fingerprint of the service levels the tickets' due times were computed with
+    (one row): other settings at start-up, and they are computed again."""
+
+    __tablename__ = "service_level_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+
+
 class TicketView(Base):
     """When a staff member last opened a ticket (bookkeeping, like a session's last use:
     no event); the customer's words since then are unread for them."""

@@ -34,10 +34,11 @@ from sqlalchemy.orm import Session
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.rules import MAX_ATTACHMENTS
 from ledgerdesk.attachments.storage import BlobContent, BlobStore
-from ledgerdesk.db.models import Ticket, TicketTag, User
+from ledgerdesk.db.models import ServiceLevelState, Ticket, TicketTag, User
 from ledgerdesk.errors import InternalError, InvalidState, NotFound, invalid
 from ledgerdesk.events.types import EventType
 from ledgerdesk.events.work import Work
+from ledgerdesk.service_levels import ServiceLevels
 from ledgerdesk.tickets.queries import (
     AttachmentRecord,
     ReplyRecord,
@@ -118,6 +119,58 @@ def mentioned(session: Session, text: str) -> list[int]:
         if match is not None and match not in found:
             found.append(match)
     return found
+
+
+def due_time(ticket: Ticket, levels: ServiceLevels | None) -> int | None:
+    """When the ticket's running service-level target falls due: the customer waits
+    since ``waiting_since`` (or will, from the end of waiting for them); none while
+    closed or while it is the customer's turn without an end."""
+    if levels is None or ticket.status != TicketStatus.OPEN:
+        return None
+    answered = ticket.answered_at is not None
+    if ticket.turn == Turn.OURS and ticket.waiting_since is not None:
+        return levels.due(priority=ticket.priority, answered=answered, since=ticket.waiting_since)
+    if ticket.pending_until is not None:
+        return levels.due(priority=ticket.priority, answered=answered, since=ticket.pending_until)
+    return None
+
+
+def due_times_current(session: Session, levels: ServiceLevels | None) -> bool:
+    """Whether the stored due times were computed with ``levels``."""
+    state = session.get(ServiceLevelState, 1)
+    return state is not None and state.fingerprint == _fingerprint(levels)
+
+
+def recompute_due_batch(
+    session: Session, levels: ServiceLevels | None, after: int, *, batch: int = 500
+) -> int | None:
+    """The due times of the open tickets after id ``after`` (at most ``batch``) under
+    ``levels``; the last id done, or None when none were left. Derived bookkeeping, like
+    a read marker: no events."""
+    tickets = session.scalars(
+        select(Ticket)
+        .where(Ticket.status == TicketStatus.OPEN, Ticket.id > after)
+        .order_by(Ticket.id)
+        .limit(batch)
+        .with_for_update()
+    ).all()
+    for ticket in tickets:
+        if ticket.turn == Turn.OURS and ticket.waiting_since is None:
+            ticket.waiting_since = ticket.customer_said_at or ticket.created_at
+        ticket.due_at = due_time(ticket, levels)
+    return tickets[-1].id if tickets else None
+
+
+def store_due_fingerprint(session: Session, levels: ServiceLevels | None) -> None:
+    state = session.get(ServiceLevelState, 1, with_for_update=True)
+    if state is None:
+        session.add(ServiceLevelState(id=1, fingerprint=_fingerprint(levels)))
+    else:
+        state.fingerprint = _fingerprint(levels)
+
+
+def _fingerprint(levels: ServiceLevels | None) -> str:
+    return "off" if levels is None else levels.fingerprint()
 
 
 def tags_of(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[str]]:
@@ -491,17 +544,7 @@ class TicketService:
         )
 
     def _refresh_due(self, ticket: Ticket) -> None:
-        """When the ticket's running target falls due: the customer waits since
-        ``waiting_since`` (or will, from the end of waiting for them); none while closed
-        or while it is the customer's turn without an end."""
-        due = None
-        if ticket.status == TicketStatus.OPEN:
-            answered = ticket.answered_at is not None
-            if ticket.turn == Turn.OURS and ticket.waiting_since is not None:
-                due = self._due_for(ticket.priority, answered=answered, since=ticket.waiting_since)
-            elif ticket.pending_until is not None:
-                due = self._due_for(ticket.priority, answered=answered, since=ticket.pending_until)
-        ticket.due_at = due
+        ticket.due_at = due_time(ticket, self.work.service_levels)
 
     def _record_change(self, kind: EventType, ticket: Ticket, **details: object) -> None:
         self.work.record(
