@@ -4,7 +4,9 @@ client that keeps cookies and sends each form with its CSRF token."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +17,12 @@ from ledgerdesk.accounts import people
 from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.app import LedgerdeskApp
+from ledgerdesk.config import Settings
 from ledgerdesk.runtime import Runtime
 from tests.conftest import CLIENT_ADDRESS, make_client
 from tests.factories import system_work
+from tests.servers import Sink, smtp_sink
+from tests.support import FrozenClock
 
 PASSWORD = "correct horse battery"
 # Hashing with production parameters costs 0.2 s here; the web tests sign in hundreds
@@ -116,3 +121,32 @@ async def ann(runtime: Runtime, other_web: WebClient) -> tuple[int, WebClient]:
     user_id = make_person(runtime, "Ann", "ann@example.com")
     assert (await other_web.sign_in("ann@example.com")).status_code == 303
     return user_id, other_web
+
+
+# -- pages whose mail goes out: an SMTP server, and the relay run by the test ------------
+
+
+@pytest.fixture
+def smtp() -> Iterator[Sink]:
+    with smtp_sink() as found:
+        yield found
+
+
+def mailing_settings(database_url: str, tmp_path: Path, smtp: Sink) -> Settings:
+    """Settings with mail set up, sent to ``smtp``; the test runs the relay. A module
+    takes them as its ``settings``: ``settings = pytest.fixture(mailing_settings,
+    name="settings")``."""
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        mail_from="Support <support@hosting.example>",
+        smtp_url=f"smtp://127.0.0.1:{smtp.port}",
+        public_url="https://desk.hosting.example",
+        mail_relay=False,
+    )
+
+
+def clock_now() -> FrozenClock:
+    """A clock at the real now (the relay mails nothing about events older than a
+    day): ``clock = pytest.fixture(clock_now, name="clock")``."""
+    return FrozenClock(int(time.time()))

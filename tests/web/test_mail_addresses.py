@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import anyio
 import pytest
@@ -18,7 +15,6 @@ from sqlalchemy import select
 
 from ledgerdesk.accounts.service import AccountService
 from ledgerdesk.attachments.incoming import IncomingWriter
-from ledgerdesk.config import Settings
 from ledgerdesk.db.models import MailAddress, User
 from ledgerdesk.errors import InvalidParameters
 from ledgerdesk.mail import receiving
@@ -26,9 +22,9 @@ from ledgerdesk.mail.addresses import MAX_ADDRESSES, MailAddresses
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.runtime import Runtime
 from tests.factories import system_work
-from tests.servers import Sink, smtp_sink
+from tests.servers import Sink
 from tests.support import FrozenClock
-from tests.web.conftest import WebClient, make_person
+from tests.web.conftest import WebClient, clock_now, mailing_settings, make_person
 
 pytestmark = pytest.mark.anyio
 
@@ -37,22 +33,7 @@ COLLEAGUE = "bob@ann-corp.example"
 _LINK = re.compile(r"https://desk\.hosting\.example(/mail-address/[0-9a-z.]+)")
 
 
-@pytest.fixture
-def smtp() -> Iterator[Sink]:
-    with smtp_sink() as found:
-        yield found
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, smtp: Sink) -> Settings:
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        mail_from=f"Support <{SUPPORT}>",
-        smtp_url=f"smtp://127.0.0.1:{smtp.port}",
-        public_url="https://desk.hosting.example",
-        mail_relay=False,  # the test runs the relay
-    )
+settings = pytest.fixture(mailing_settings, name="settings")
 
 
 def sender_of(runtime: Runtime, sender: str, message_id: str) -> tuple[str, int | None]:
@@ -75,10 +56,7 @@ def confirmations(smtp: Sink) -> list[EmailMessage]:
     ]
 
 
-@pytest.fixture
-def clock() -> FrozenClock:
-    """Now: the relay sends no mail about events older than a day."""
-    return FrozenClock(int(time.time()))
+clock = pytest.fixture(clock_now, name="clock")
 
 
 async def test_a_customer_adds_an_address_and_confirms_it_by_the_mailed_link(

@@ -4,47 +4,25 @@ alone); who a name means; the customer hears nothing of a note."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 import pytest
 
 from ledgerdesk.accounts.people import PeopleService
-from ledgerdesk.config import Settings
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets.service import mentioned
 from tests.factories import make_ticket, system_work
-from tests.servers import Sink, smtp_sink
-from tests.support import FrozenClock
-from tests.web.conftest import WebClient, make_person
+from tests.servers import Sink
+from tests.web.conftest import WebClient, clock_now, mailing_settings, make_person
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def smtp() -> Iterator[Sink]:
-    with smtp_sink() as found:
-        yield found
+settings = pytest.fixture(mailing_settings, name="settings")
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, smtp: Sink) -> Settings:
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        mail_from="Support <support@hosting.example>",
-        smtp_url=f"smtp://127.0.0.1:{smtp.port}",
-        public_url="https://desk.hosting.example",
-        mail_relay=False,
-    )
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(int(time.time()))  # the relay mails nothing older than a day
+clock = pytest.fixture(clock_now, name="clock")
 
 
 def test_who_a_name_means(runtime: Runtime) -> None:

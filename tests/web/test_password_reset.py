@@ -6,25 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 
 import anyio
 import pytest
 
 from ledgerdesk.accounts.people import PeopleService
-from ledgerdesk.config import Settings
 from ledgerdesk.db.models import User
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.mail.resets import PasswordResets
 from ledgerdesk.runtime import Runtime
 from tests.factories import system_work
-from tests.servers import Sink, smtp_sink
+from tests.servers import Sink
 from tests.support import FrozenClock
-from tests.web.conftest import PASSWORD, WebClient, make_person
+from tests.web.conftest import PASSWORD, WebClient, clock_now, mailing_settings, make_person
 
 pytestmark = pytest.mark.anyio
 
@@ -32,27 +28,10 @@ _LINK = re.compile(r"https://desk\.hosting\.example(/password/reset/[0-9a-z.]+)"
 NEW = "a much better password"
 
 
-@pytest.fixture
-def smtp() -> Iterator[Sink]:
-    with smtp_sink() as found:
-        yield found
+settings = pytest.fixture(mailing_settings, name="settings")
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path, smtp: Sink) -> Settings:
-    return Settings(
-        database_url=database_url,
-        data_dir=tmp_path / "data",
-        mail_from="Support <support@hosting.example>",
-        smtp_url=f"smtp://127.0.0.1:{smtp.port}",
-        public_url="https://desk.hosting.example",
-        mail_relay=False,
-    )
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(int(time.time()))  # the relay mails nothing older than a day
+clock = pytest.fixture(clock_now, name="clock")
 
 
 def resets(runtime: Runtime) -> list[int]:

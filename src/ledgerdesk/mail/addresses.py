@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from ledgerdesk.accounts.billing import EMAIL
+from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.db.models import MailAddress, User
 from ledgerdesk.errors import InvalidState, NotFound, invalid
 from ledgerdesk.events.types import EventType
@@ -62,9 +63,8 @@ class MailAddresses:
         user = self.session.get(User, user_id)
         if user is None or user.is_staff:
             raise NotFound("There is no such customer.")
-        owner = self.session.scalar(
-            select(User.id).where(func.lower(User.email) == address).order_by(User.id).limit(1)
-        )
+        holder = AccountRepository(self.session).find_user_by_email(address)
+        owner = None if holder is None else holder.id
         if owner == user_id:
             raise invalid("address", "is the account's own address already")
         if owner is not None:

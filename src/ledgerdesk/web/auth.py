@@ -23,8 +23,9 @@ from ledgerdesk.accounts.people import (
     password_matches,
 )
 from ledgerdesk.audit.service import Event
+from ledgerdesk.db.models import User
 from ledgerdesk.errors import LedgerdeskError, NotFound
-from ledgerdesk.events.work import Actor, Origin
+from ledgerdesk.events.work import Actor, Origin, Work
 from ledgerdesk.http.client_address import limit_key
 from ledgerdesk.mail.resets import PasswordResets
 from ledgerdesk.web.core import (
@@ -216,17 +217,39 @@ class AuthPages:
     # -- one-time links -----------------------------------------------------------------
 
     async def set_password(self, request: Request) -> Response:
-        web = self.web
+        """An invitation or reset link made by staff or the CLI (``PeopleService``)."""
         token = request.path_params["token"]
         runtime = self.runtime
 
-        def who() -> tuple[str, str | None]:
-            with runtime.transaction(write=False) as (session, _):
-                user = PeopleService(session).link_user(token, now=runtime.clock.timestamp())
+        def who(work: Work) -> User:
+            return PeopleService(work.session).link_user(token, now=runtime.clock.timestamp())
+
+        def take(work: Work, password_hash: str) -> None:
+            now = runtime.clock.timestamp()
+            PeopleService.of(work).take_link(token, password_hash, now=now)
+
+        return await self._password_link(request, who, take)
+
+    async def _password_link(
+        self,
+        request: Request,
+        who: Callable[[Work], User],
+        take: Callable[[Work, str], object],
+    ) -> Response:
+        """A link's page that sets a password: ``who`` names its user (``NotFound``: no
+        such link now), ``take`` sets the password (hashed outside any transaction) and
+        uses the link up."""
+        web = self.web
+        runtime = self.runtime
+        origin = Origin("web", web.address(request))
+
+        def person() -> tuple[str, str | None]:
+            with runtime.work(Actor.VISITOR, origin, write=False) as work:
+                user = who(work)
                 return user.name, user.email
 
         try:
-            name, email = await web.execution.blocking(who)
+            name, email = await web.execution.blocking(person)
         except NotFound as exc:
             return web.message(request, "Link not valid", exc.message, 404)
         page = SetPasswordPage(name=name, email=email)
@@ -244,13 +267,12 @@ class AuthPages:
             return web.render(request, Page(refused, 400))
         password_hash = await web.hashing(hash_password, password)
 
-        def take() -> None:
-            now = runtime.clock.timestamp()
-            with runtime.work(Actor.VISITOR, Origin("web", web.address(request))) as work:
-                PeopleService.of(work).take_link(token, password_hash, now=now)
+        def set_it() -> None:
+            with runtime.work(Actor.VISITOR, origin) as work:
+                take(work, password_hash)
 
         try:
-            await web.execution.blocking(take)
+            await web.execution.blocking(set_it)
         except NotFound as exc:
             return web.message(request, "Link not valid", exc.message, 404)
         return web.redirect(request, Redirect("/signin", note="password-set"))
@@ -286,45 +308,13 @@ class AuthPages:
         return web.redirect(request, Redirect("/signin", note="reset-sent"))
 
     async def reset(self, request: Request) -> Response:
-        """The mailed link: a new password, once."""
-        web = self.web
-        runtime = self.runtime
+        """The mailed link of a forgotten password (``mail.resets``): a new one, once."""
         token = request.path_params["token"]
-        address = web.address(request)
-
-        def who() -> tuple[str, str | None]:
-            with runtime.work(Actor.VISITOR, Origin("web", address), write=False) as work:
-                user = PasswordResets(work).user_of(token)
-                return user.name, user.email
-
-        try:
-            name, email = await web.execution.blocking(who)
-        except NotFound as exc:
-            return web.message(request, "Link not valid", exc.message, 404)
-        page = SetPasswordPage(name=name, email=email)
-        if request.method == "GET":
-            return web.render(request, Page(page))
-        form = await web.form(request)
-        web.check_anonymous_csrf(request, form)
-        password = text_field(form, "password")
-        try:
-            check_password(password, name=name, email=email)
-        except LedgerdeskError as exc:
-            return web.render(request, Page(replace(page, errors=field_errors(exc)), 400))
-        if password != text_field(form, "password_again"):
-            refused = replace(page, errors={"password_again": "does not match the password"})
-            return web.render(request, Page(refused, 400))
-        password_hash = await web.hashing(hash_password, password)
-
-        def take() -> None:
-            with runtime.work(Actor.VISITOR, Origin("web", address)) as work:
-                PasswordResets(work).take(token, password_hash)
-
-        try:
-            await web.execution.blocking(take)
-        except NotFound as exc:
-            return web.message(request, "Link not valid", exc.message, 404)
-        return web.redirect(request, Redirect("/signin", note="password-set"))
+        return await self._password_link(
+            request,
+            lambda work: PasswordResets(work).user_of(token),
+            lambda work, password_hash: PasswordResets(work).take(token, password_hash),
+        )
 
 
 def _event(now: int, action: str, outcome: str, user_id: int | None, address: str | None) -> Event:

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 from anyio import CapacityLimiter, to_thread
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -31,6 +31,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import Message, Receive
 
 from ledgerdesk.accounts.people import CurrentSession, Notice, PeopleService
+from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.accounts.service import IPAddress
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.rules import MAX_ATTACHMENTS, check_file_name, check_media_type
@@ -678,18 +679,17 @@ def text_field(form: Mapping[str, Any], name: str) -> str:
 
 def customer_named(visit: Visit, typed: str) -> int:
     """The customer a staff member named in a form, by id or by email address."""
-    statement = select(User.id).where(User.is_staff.is_(False))
-    if typed.isdigit():
-        found = visit.session.scalar(statement.where(User.id == int(typed)))
-    elif typed:
-        found = visit.session.scalar(
-            statement.where(func.lower(User.email) == typed.lower()).order_by(User.id).limit(1)
-        )
-    else:
-        found = None
-    if found is None:
+    accounts = AccountRepository(visit.session)
+    found = (
+        accounts.get_user(int(typed))
+        if typed.isdigit()
+        else accounts.find_user_by_email(typed)
+        if typed
+        else None
+    )
+    if found is None or found.is_staff:
         raise invalid("customer", "no customer has this id or email address")
-    return found
+    return found.id
 
 
 def staff_members(session: Session) -> list[tuple[int, str]]:
