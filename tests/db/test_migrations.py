@@ -19,19 +19,22 @@ from sqlalchemy.engine import make_url
 
 from ledgerdesk.cli.main import cli
 from ledgerdesk.config import Settings
-from ledgerdesk.db.migrate import alembic_config, head_revision
+from ledgerdesk.db.migrate import alembic_config, head_revision, in_models
 from ledgerdesk.db.models import Base
 from ledgerdesk.db.prepared import Db
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import InvoiceReader
 from ledgerdesk.runtime import Runtime
+from ledgerdesk.tickets.queries import QueueFilter, TicketQueries
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_name": in_models}
+            )
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
@@ -201,3 +204,43 @@ def test_invoices_issued_before_0011_keep_their_amounts_as_one_line(
             counters = connection.execute(text("SELECT year, last_seq FROM invoice_counters")).all()
         assert [tuple(row) for row in back] == [(1250, 550), (35000, 2100)]
         assert [tuple(row) for row in counters] == [(2026, 2)]
+
+
+def test_tickets_from_before_0023_are_found_by_the_search(
+    migrated_database: str, tmp_path: Path
+) -> None:
+    """The search index is filled with every older ticket and message (and the way back
+    drops it)."""
+    with old_database(migrated_database, tmp_path) as runtime:
+        migrate_to(runtime, "0022")
+        with runtime.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, name, email, is_staff, is_admin, created_at)"
+                    " VALUES (1, 'Zoë Ådler', 'zoe@example.net', false, false, 0)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO tickets (id, code, user_id, title, reference, status,"
+                    " priority, created_at, status_updated_at, last_updated_at, turn)"
+                    " VALUES (7, 12345678, 1, 'Old one', 'ORD-1', 1, 2, 0, 0, 0, 1)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO ticket_replies (ticket_id, author_id, created_at, title,"
+                    " content, internal) VALUES (7, 1, 0, 'Old one', 'The kernel panicked.',"
+                    " false)"
+                )
+            )
+        migrate_to(runtime, "head")
+        with runtime.engine.connect() as connection:
+            queries = TicketQueries(Db(connection.connection.driver_connection, connection.dialect))
+            for query in ("zoe", "12345678", "ord 1", "kernel panic", "old"):
+                found = queries.search(
+                    QueueFilter(status=None), query, sort="best", offset=0, limit=5
+                )
+                assert [row.id for row in found] == [7], query
+        migrate_to(runtime, "-0022")
+        assert "search_entries" not in inspect(runtime.engine).get_table_names()

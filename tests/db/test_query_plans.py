@@ -39,7 +39,7 @@ LIST_QUERIES: dict[str, Prepared] = {
     "staff overdue invoices": invoices._UNPAID[True],
     **{
         f"queue status={s} priority={p} customer={o} after={a}": tickets._queue(
-            status=s, priority=p, owner=o, text=False, after=a
+            status=s, priority=p, owner=o, after=a
         )
         for s in (True, False)
         for p in (True, False)
@@ -61,6 +61,10 @@ VALUES: dict[str, Any] = {
     "after_time": 1,
     "after_id": 1,
     "limit": 51,
+    "offset": 0,
+    "match": '"kernel"*',
+    "code": -1,
+    "reader": 1,
 }
 
 
@@ -96,3 +100,33 @@ def test_list_queries_read_an_index_in_order(database_url: str, name: str) -> No
     else:
         assert "Seq Scan" not in plan, plan
         assert not re.search(r"^\s*(->\s*)?Sort\b", plan, re.MULTILINE), plan
+
+
+@pytest.mark.parametrize("sort", ["best", "waiting", "due"])
+def test_the_search_reads_the_full_text_index(database_url: str, sort: str) -> None:
+    """What a search finds comes from the index, however few or many tickets there are:
+    a word found nowhere costs one lookup, never a read of every message."""
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    statement = tickets._search(
+        dialect=backend,
+        status=True,
+        priority=False,
+        owner=False,
+        assignee="any",
+        turn="any",
+        tag=False,
+        sort=sort,  # type: ignore[arg-type]
+    )
+    if backend == "postgresql":
+        VALUES["match"] = "kernel:*"
+    try:
+        plan = _plan(database_url, statement)
+    finally:
+        VALUES["match"] = '"kernel"*'
+    if backend == "sqlite":
+        assert "SCAN search_fts VIRTUAL TABLE INDEX" in plan, plan
+        assert "SCAN tickets" not in plan, plan
+        assert "SCAN ticket_replies" not in plan, plan
+    else:
+        assert "ix_search_entries_words" in plan, plan
+        assert "Seq Scan" not in plan, plan

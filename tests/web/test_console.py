@@ -238,22 +238,12 @@ async def test_the_queue_filters_sorts_and_pages_without_repeats(
     # Highest priority first, then longest waiting; every ticket once across pages.
     assert seen == sorted(made, key=lambda t: (-(1 + made.index(t) % 4), made.index(t)))
 
-    dns = await staff.get("/console/tickets?q=dns")
+    dns = await staff.get("/console/tickets?q=dns&sort=waiting")
     found = [int(i) for i in re.findall(r'href="/console/tickets/(\d+)"', dns.text)]
     assert found == made[::10]
     mine = await staff.get(f"/console/tickets?customer={ann.user_id}&priority=2&status=all")
     found = [int(i) for i in re.findall(r'href="/console/tickets/(\d+)"', mine.text)]
     assert found == [t for n, t in enumerate(made) if n % 2 and n % 4 == 1]
-
-
-async def test_search_matches_messages_and_takes_wildcards_literally(
-    runtime: Runtime, staff: WebClient
-) -> None:
-    caller = make_customer(runtime, "Ann")
-    hit = make_ticket(runtime, caller.user_id, title="Slow", content="Load is 100% since noon")
-    make_ticket(runtime, caller.user_id, title="Other", content="Load is 1000 since noon")
-    shown = await staff.get("/console/tickets?q=100%25")
-    assert [int(i) for i in re.findall(r'href="/console/tickets/(\d+)"', shown.text)] == [hit]
 
 
 async def test_bad_queue_parameters_get_a_clear_message(staff: WebClient) -> None:

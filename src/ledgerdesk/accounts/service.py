@@ -18,6 +18,7 @@ from ledgerdesk.accounts.queries import KeyRecord
 from ledgerdesk.accounts.repository import AccountRepository
 from ledgerdesk.config import ConfigError, IPNetwork, parse_networks
 from ledgerdesk.db.models import ApiKey, User
+from ledgerdesk.db.search import SearchIndex
 from ledgerdesk.errors import (
     AddressForbidden,
     AuthenticationFailed,
@@ -228,6 +229,9 @@ class AccountService:
             user.mail_notify = changed["mail_notify"] = mail_notify
         if admin is not None and admin != user.is_admin:
             user.is_admin = changed["admin"] = admin
+        if not user.is_staff and ("name" in changed or "email" in changed):
+            self.work.session.flush()
+            SearchIndex(self.work.session).customer_changed(user.id)
         if changed:
             self.work.record_about(
                 user,

@@ -18,6 +18,16 @@ def alembic_config() -> Config:
     return config
 
 
+# What the models leave to migration 0023: the full-text index over search_entries
+# (PostgreSQL's expression index, SQLite's FTS5 table and the tables it keeps).
+NOT_IN_MODELS = ("search_fts", "ix_search_entries_words")
+
+
+def in_models(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's ``include_name``: whether the models describe a schema object."""
+    return not (name or "").startswith(NOT_IN_MODELS)
+
+
 def upgrade(engine: Engine, *, currency: str = "EUR") -> str:
     """Bring the database to the newest schema and return the revision it is at.
 

@@ -359,6 +359,26 @@ class Reply(Base):
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class SearchEntry(Base):
+    """What the console's search finds, folded to plain lower-case words
+    (``db.search.words``): one entry a ticket (code, title, reference, its customer's
+    name and email) and one a message (``reply_id``). Indexed by full text beside the
+    table: on PostgreSQL a GIN index over ``to_tsvector('simple', words)``, on SQLite
+    the FTS5 table ``search_fts`` kept in step by triggers (both made by migration 0023,
+    outside these models)."""
+
+    __tablename__ = "search_entries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"), unique=True
+    )
+    reply_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("ticket_replies.id", ondelete="CASCADE"), unique=True
+    )
+    words: Mapped[str] = mapped_column(Text)
+
+
 class Attachment(Base):
     __tablename__ = "attachments"
     __table_args__ = (

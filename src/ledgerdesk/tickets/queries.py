@@ -11,13 +11,35 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import BigInteger, String, bindparam, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    String,
+    bindparam,
+    case,
+    column,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    tuple_,
+)
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql import Select
 
-from ledgerdesk.db.models import Attachment, Reply, Ticket, TicketTag, TicketView, User
+from ledgerdesk.db.models import (
+    Attachment,
+    Reply,
+    SearchEntry,
+    Ticket,
+    TicketTag,
+    TicketView,
+    User,
+)
 from ledgerdesk.db.prepared import Db, Prepared
-from ledgerdesk.db.search import ESCAPE, like_pattern
+from ledgerdesk.db.search import fts5_match, terms, tsquery
 
 
 class TicketRecord(NamedTuple):
@@ -142,6 +164,7 @@ _ATTACHMENT = Prepared(
 # -- the staff queue ------------------------------------------------------------------
 
 QueueSort = Literal["waiting", "priority", "due"]
+SearchSort = Literal["best", "waiting", "priority", "due"]
 NEVER = 2**53  # the due time of a ticket without one, last in the order by due time
 Owner = Literal["any", "mine", "unassigned"]
 TurnFilter = Literal["any", "ours", "customers"]
@@ -180,13 +203,11 @@ class QueueRow(NamedTuple):
 
 @dataclass(frozen=True)
 class QueueFilter:
-    """What the queue shows; None leaves a filter open. ``text`` is searched in titles
-    and in every message (internal notes included: staff read them)."""
+    """What the queue shows; None leaves a filter open."""
 
     status: int | None = 1
     priority: int | None = None
     user_id: int | None = None
-    text: str | None = None
     sort: QueueSort = "waiting"
     owner: Owner = "any"  # mine: ``staff_id``'s
     staff_id: int | None = None  # who reads the queue: theirs, and what they have not read
@@ -207,44 +228,18 @@ class QueueCursor:
 _ASSIGNEE = aliased(User)
 
 
-@lru_cache(maxsize=256)
-def _queue(
+def _filtered(
+    query: Select[*tuple[Any, ...]],
     *,
     status: bool,
     priority: bool,
     owner: bool,
-    text: bool,
-    after: bool,
-    assignee: Owner = "any",
-    turn: TurnFilter = "any",
-    tag: bool = False,
-    by_due: bool = False,
-) -> Prepared:
-    """One prepared statement per combination of filters, built on first use; rows in
-    waiting order (least recently updated first), which the indexes hold in order.
-
-    Keyset pagination: the next page continues after the last row's sort values, so a
-    page costs the same at the millionth row as at the first, and rows added meanwhile
-    neither repeat nor vanish between pages.
-    """
-    query = select(
-        Ticket.id,
-        Ticket.code,
-        Ticket.user_id,
-        User.name,
-        Ticket.title,
-        Ticket.status,
-        Ticket.priority,
-        Ticket.created_at,
-        Ticket.last_updated_at,
-        Ticket.assignee_id,
-        _ASSIGNEE.name,
-        Ticket.turn,
-        Ticket.customer_said_at,
-        Ticket.pending_until,
-        TicketView.seen_at,
-        Ticket.due_at,
-    ).join(User, User.id == Ticket.user_id)
+    assignee: Owner,
+    turn: TurnFilter,
+    tag: bool,
+) -> Select[*tuple[Any, ...]]:
+    """The queue's columns' joins and its filters, as bind parameters."""
+    query = query.join(User, User.id == Ticket.user_id)
     query = query.outerjoin(_ASSIGNEE, _ASSIGNEE.id == Ticket.assignee_id).outerjoin(
         TicketView,
         (TicketView.ticket_id == Ticket.id)
@@ -278,24 +273,57 @@ def _queue(
         query = query.where(Ticket.priority == bindparam("priority"))
     if owner:
         query = query.where(Ticket.user_id == bindparam("user_id"))
-    if text:
-        pattern = bindparam("pattern", type_=String())
-        # "Some message matches" as a correlated subquery that stops at the first
-        # match, so it runs for the tickets the page reads in index order and no more
-        # (PostgreSQL would otherwise turn EXISTS into a hash of every matching message
-        # in the database before returning the first row).
-        message = (
-            select(literal(1))
-            .where(
-                Reply.ticket_id == Ticket.id,
-                func.lower(Reply.content).like(pattern, escape=ESCAPE),
-            )
-            .limit(1)
-            .scalar_subquery()
-        )
-        query = query.where(
-            or_(func.lower(Ticket.title).like(pattern, escape=ESCAPE), message.is_not(None))
-        )
+    return query
+
+
+_QUEUE_COLUMNS = (
+    Ticket.id,
+    Ticket.code,
+    Ticket.user_id,
+    User.name,
+    Ticket.title,
+    Ticket.status,
+    Ticket.priority,
+    Ticket.created_at,
+    Ticket.last_updated_at,
+    Ticket.assignee_id,
+    _ASSIGNEE.name,
+    Ticket.turn,
+    Ticket.customer_said_at,
+    Ticket.pending_until,
+    TicketView.seen_at,
+    Ticket.due_at,
+)
+
+
+@lru_cache(maxsize=256)
+def _queue(
+    *,
+    status: bool,
+    priority: bool,
+    owner: bool,
+    after: bool,
+    assignee: Owner = "any",
+    turn: TurnFilter = "any",
+    tag: bool = False,
+    by_due: bool = False,
+) -> Prepared:
+    """One prepared statement per combination of filters, built on first use; rows in
+    waiting order (least recently updated first), which the indexes hold in order.
+
+    Keyset pagination: the next page continues after the last row's sort values, so a
+    page costs the same at the millionth row as at the first, and rows added meanwhile
+    neither repeat nor vanish between pages.
+    """
+    query = _filtered(
+        select(*_QUEUE_COLUMNS),
+        status=status,
+        priority=priority,
+        owner=owner,
+        assignee=assignee,
+        turn=turn,
+        tag=tag,
+    )
     # Waiting order (least recently updated first), or by due time (none last).
     key = func.coalesce(Ticket.due_at, NEVER) if by_due else Ticket.last_updated_at
     if after:
@@ -304,6 +332,80 @@ def _queue(
         )
     query = query.order_by(key, Ticket.id)
     return Prepared(query.limit(bindparam("limit")))
+
+
+# A ticket's own entry (code, title, reference, customer) outranks its messages'.
+# (Constants written into the SQL: prepared statements take named parameters only.)
+_TICKET_ENTRY, _MESSAGE_ENTRY, _CODE, _NONE = (
+    literal_column(n, Float()) for n in ("2000.0", "1000.0", "3000.0", "0.0")
+)
+
+
+def _hits(dialect: str) -> Select[Any]:
+    """The tickets whose entries hold every word, each with its best entry's score:
+    the entry's kind, then how well it matches (FTS5's bm25, PostgreSQL's ts_rank)."""
+    kind = case((SearchEntry.ticket_id.is_not(None), _TICKET_ENTRY), else_=_MESSAGE_ENTRY)
+    if dialect == "sqlite":
+        fts = table("search_fts", column("rowid"), column("rank", Float()))
+        fit = -fts.c.rank  # bm25: the lower, the better
+        found = (
+            select(SearchEntry.ticket_id, SearchEntry.reply_id, (kind + fit).label("score"))
+            .select_from(fts)
+            .join(SearchEntry, SearchEntry.id == fts.c.rowid)
+            .where(literal_column("search_fts").op("MATCH")(bindparam("match", type_=String())))
+        )
+    else:
+        vector = func.to_tsvector(literal_column("'simple'"), SearchEntry.words)
+        wanted = func.to_tsquery(literal_column("'simple'"), bindparam("match", type_=String()))
+        found = select(
+            SearchEntry.ticket_id,
+            SearchEntry.reply_id,
+            (kind + func.ts_rank(vector, wanted)).label("score"),
+        ).where(vector.op("@@")(wanted))
+    entries = found.subquery()
+    ticket_id = func.coalesce(entries.c.ticket_id, Reply.ticket_id)
+    return (
+        select(ticket_id.label("ticket_id"), func.max(entries.c.score).label("score"))
+        .select_from(entries)
+        .outerjoin(Reply, Reply.id == entries.c.reply_id)
+        .group_by(ticket_id)
+    )
+
+
+@lru_cache(maxsize=256)
+def _search(
+    *,
+    dialect: str,
+    status: bool,
+    priority: bool,
+    owner: bool,
+    assignee: Owner,
+    turn: TurnFilter,
+    tag: bool,
+    sort: SearchSort,
+) -> Prepared:
+    """The queue's filters over the tickets a search finds, best match first (an exact
+    ticket code first of all) or in one of the queue's orders; pages by offset."""
+    hits = _hits(dialect).subquery()
+    query = _filtered(
+        select(*_QUEUE_COLUMNS).select_from(hits).join(Ticket, Ticket.id == hits.c.ticket_id),
+        status=status,
+        priority=priority,
+        owner=owner,
+        assignee=assignee,
+        turn=turn,
+        tag=tag,
+    )
+    if sort == "best":
+        score = hits.c.score + case((Ticket.code == bindparam("code"), _CODE), else_=_NONE)
+        query = query.order_by(score.desc(), Ticket.last_updated_at.desc(), Ticket.id)
+    elif sort == "due":
+        query = query.order_by(func.coalesce(Ticket.due_at, NEVER), Ticket.id)
+    elif sort == "priority":
+        query = query.order_by(Ticket.priority.desc(), Ticket.last_updated_at, Ticket.id)
+    else:
+        query = query.order_by(Ticket.last_updated_at, Ticket.id)
+    return Prepared(query.limit(bindparam("limit")).offset(bindparam("offset")))
 
 
 _DUE_COUNTS = Prepared(
@@ -324,6 +426,24 @@ _OLDEST_WAITING = Prepared(
     .order_by(Ticket.last_updated_at, Ticket.id)
     .limit(1)
 )
+
+
+def _filter_params(which: QueueFilter, priority: int | None) -> dict[str, Any]:
+    """The bind parameters of the filters ``_filtered`` applies."""
+    params: dict[str, Any] = {"reader": which.staff_id or 0}
+    if which.owner == "mine":
+        params["assignee_id"] = which.staff_id
+    if which.turn != "any":
+        params["now"] = which.now
+    if which.tag:
+        params["tag"] = which.tag
+    if which.status is not None:
+        params["status"] = which.status
+    if priority is not None:
+        params["priority"] = priority
+    if which.user_id is not None:
+        params["user_id"] = which.user_id
+    return params
 
 
 class TicketQueries:
@@ -407,30 +527,48 @@ class TicketQueries:
             status=which.status is not None,
             priority=priority is not None,
             owner=which.user_id is not None,
-            text=bool(which.text),
             after=after is not None,
             assignee=which.owner,
             turn=which.turn,
             tag=bool(which.tag),
             by_due=which.sort == "due",
         )
-        params: dict[str, Any] = {"limit": limit, "reader": which.staff_id or 0}
-        if which.owner == "mine":
-            params["assignee_id"] = which.staff_id
-        if which.turn != "any":
-            params["now"] = which.now
-        if which.tag:
-            params["tag"] = which.tag
-        if which.status is not None:
-            params["status"] = which.status
-        if priority is not None:
-            params["priority"] = priority
-        if which.user_id is not None:
-            params["user_id"] = which.user_id
-        if which.text:
-            params["pattern"] = like_pattern(which.text)
+        params = _filter_params(which, priority)
+        params["limit"] = limit
         if after is not None:
             params.update(after_time=after.last_updated_at, after_id=after.id)
+        return [QueueRow(*row) for row in self.db.rows(statement, **params)]
+
+    def search(
+        self, which: QueueFilter, text: str, *, sort: SearchSort, offset: int, limit: int
+    ) -> list[QueueRow]:
+        """The tickets whose number, reference, customer (name, email), title or one of
+        whose messages (internal notes too: staff read them) hold every word of ``text``
+        (as the start of a word, whatever the case and accents), through the queue's
+        filters; nothing when ``text`` has no words."""
+        found = terms(text)
+        if not found:
+            return []
+        dialect = self.db.dialect.name
+        statement = _search(
+            dialect=dialect,
+            status=which.status is not None,
+            priority=which.priority is not None,
+            owner=which.user_id is not None,
+            assignee=which.owner,
+            turn=which.turn,
+            tag=bool(which.tag),
+            sort=sort,
+        )
+        params = _filter_params(which, which.priority)
+        params.update(
+            match=fts5_match(found) if dialect == "sqlite" else tsquery(found),
+            limit=limit,
+            offset=offset,
+        )
+        if sort == "best":
+            code = text.strip().lstrip("#")
+            params["code"] = int(code) if code.isdigit() and len(code) < 12 else -1
         return [QueueRow(*row) for row in self.db.rows(statement, **params)]
 
     def due_counts(self, now: int, *, soon: int = 3600) -> tuple[int, int]:

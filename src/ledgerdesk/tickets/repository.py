@@ -18,6 +18,7 @@ from ledgerdesk.db.models import (
     User,
 )
 from ledgerdesk.db.prepared import Prepared, PreparedInsert, session_db
+from ledgerdesk.db.search import SearchIndex
 from ledgerdesk.tickets.queries import AttachmentRecord, TicketRecord
 
 
@@ -45,6 +46,7 @@ class TicketRepository:
         every new ticket and reply holds the write lock (on SQLite, the whole
         database's) while this runs."""
         new_id = _TICKET.insert(session_db(self.session), values)
+        SearchIndex(self.session).add_ticket(new_id)
         return TicketRecord(new_id, *(values[f] for f in TicketRecord._fields[1:]))
 
     def move_messages(self, source_id: int, target_id: int) -> int:
@@ -74,8 +76,10 @@ class TicketRepository:
         return 2 if staff else 1
 
     def insert_reply(self, values: dict[str, Any]) -> int:
-        """A new reply row; its id."""
-        return _REPLY.insert(session_db(self.session), values)
+        """A new reply row (and its entry in the search index); its id."""
+        reply_id = _REPLY.insert(session_db(self.session), values)
+        SearchIndex(self.session).add_message(reply_id, values["content"])
+        return reply_id
 
     def insert_attachment(self, values: dict[str, Any]) -> AttachmentRecord:
         """A new attachment row; its record."""

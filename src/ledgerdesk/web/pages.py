@@ -304,8 +304,10 @@ class QueuePage(Context):
     staff: Sequence[tuple[int, str]]  # whom a selection can be given to
     open_by_priority: Mapping[int, int]
     filters: QueueFilters
-    next_after: str | None
+    next_after: str | None  # the next page's position (the queue: keyset)
+    next_page: int | None  # or its number (a search's results: best first, by offset)
     paged: bool
+    searched: bool
     now: int
     errors: Errors
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from ledgerdesk.db.migrate import in_models
 from ledgerdesk.db.models import Base
 
 # Any constant works; it only has to be the same for every ledgerdesk process.
@@ -24,6 +25,7 @@ def run_migrations_online() -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=in_models,
     )
     context.run_migrations()
 

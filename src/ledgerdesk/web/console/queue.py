@@ -19,6 +19,8 @@ from ledgerdesk.web.pages import DashboardPage, Page, QueueFilters, QueuePage
 from ledgerdesk.webhooks.service import WebhookReader
 
 PAGE_SIZE = 50
+MAX_SEARCH_PAGES = 20  # a search's results, best first, go this deep (by offset)
+SORTS = ("waiting", "priority", "due", "best")
 STATUS_FILTERS = {"open": 1, "closed": 0, "forced": 2, "all": None}
 OWNERS = ("any", "mine", "unassigned")
 TURNS = ("any", "ours", "customers")
@@ -61,9 +63,9 @@ class QueuePages:
         priority = int_param(params.get("priority"), 1, 4, "priority", errors)
         customer = int_param(params.get("customer"), 1, 2**63 - 1, "customer", errors)
         text = (params.get("q") or "").strip()[:200] or None
-        sort = params.get("sort", "waiting")
-        if sort not in ("waiting", "priority", "due"):
-            errors["sort"] = "must be waiting, priority or due"
+        sort = params.get("sort") or ("best" if text else "waiting")
+        if sort not in SORTS or (sort == "best" and not text):
+            errors["sort"] = "must be waiting, priority or due (or best, with a search)"
             sort = "waiting"
         owner = params.get("owner", "any")
         if owner not in OWNERS:
@@ -75,13 +77,13 @@ class QueuePages:
             turn = "any"
         tag = (params.get("tag") or "").strip()[:40].lower() or None
         after = cursor(params.get("after"), errors)
+        page = int_param(params.get("page"), 1, MAX_SEARCH_PAGES, "page", errors) or 1
 
         def work(visit: Visit) -> Page:
             which = QueueFilter(
                 status=STATUS_FILTERS[status_name],
                 priority=priority,
                 user_id=customer,
-                text=text,
                 sort="priority" if sort == "priority" else "due" if sort == "due" else "waiting",
                 owner="mine"
                 if owner == "mine"
@@ -94,10 +96,25 @@ class QueuePages:
                 tag=tag,
             )
             queries = TicketQueries(visit.db)
-            rows = queries.queue(which, after=after, limit=PAGE_SIZE + 1)
+            if text:
+                rows = queries.search(
+                    which,
+                    text,
+                    sort="best"
+                    if sort == "best"
+                    else "priority"
+                    if sort == "priority"
+                    else "due"
+                    if sort == "due"
+                    else "waiting",
+                    offset=(page - 1) * PAGE_SIZE,
+                    limit=PAGE_SIZE + 1,
+                )
+            else:
+                rows = queries.queue(which, after=after, limit=PAGE_SIZE + 1)
             more = len(rows) > PAGE_SIZE
             rows = rows[:PAGE_SIZE]
-            last = rows[-1] if rows and more else None
+            last = rows[-1] if rows and more and not text else None
             position = (last.due_at or NEVER) if sort == "due" and last else None
             next_after = (
                 f"{last.priority}.{position if position is not None else last.last_updated_at}"
@@ -115,7 +132,9 @@ class QueuePages:
                     tags=tags_of(visit.session, [row.id for row in rows]),
                     staff=staff_members(visit.session),
                     next_after=next_after,
-                    paged=after is not None,
+                    next_page=page + 1 if text and more and page < MAX_SEARCH_PAGES else None,
+                    paged=after is not None or page > 1,
+                    searched=bool(text),
                     now=visit.now,
                     errors=errors,
                 ),
