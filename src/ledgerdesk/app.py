@@ -210,6 +210,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             tasks.start_soon(_every, AUDIT_FLUSH_SECONDS, runtime.flush_audit, "audit events")
             tasks.start_soon(_every, PRUNE_SECONDS, partial(prune, runtime), "expired rows")
             tasks.start_soon(_known_keys, endpoint)
+            tasks.start_soon(web.live.run)
             if relay is not None:
                 tasks.start_soon(relay.run)
             if mail_relay is not None:

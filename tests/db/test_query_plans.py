@@ -47,6 +47,13 @@ LIST_QUERIES: dict[str, Prepared] = {
         for a in (True, False)
         if s or o  # the queue always has a status or a customer (status "all")
     },
+    **{
+        f"queue due first, due {d}, after={a}": tickets._queue(
+            status=True, priority=False, owner=False, after=a, due=d
+        )
+        for d in ("set", "unset")
+        for a in (True, False)
+    },
 }
 
 VALUES: dict[str, Any] = {

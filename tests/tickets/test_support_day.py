@@ -13,7 +13,7 @@ from ledgerdesk.db.prepared import session_db
 from ledgerdesk.errors import InvalidParameters, InvalidState
 from ledgerdesk.events.work import Actor, Origin
 from ledgerdesk.runtime import Runtime
-from ledgerdesk.tickets.queries import QueueFilter, TicketQueries
+from ledgerdesk.tickets.queries import NEVER, QueueCursor, QueueFilter, TicketQueries
 from ledgerdesk.tickets.service import TicketService, Turn
 from tests.events.test_write_paths import events_after, last_id
 from tests.factories import make_ticket, make_user
@@ -271,6 +271,24 @@ def test_the_queue_sorts_by_due_time_and_the_dashboard_counts_the_late(
     answered = make_ticket(runtime, ann, title="answered", priority=4)
     reply(runtime, answered, make_user(runtime, name="Sam", staff=True))
     assert queue(runtime, sort="due") == [urgent, low, answered]  # none due last
+    more = [make_ticket(runtime, ann, title="more", priority=2) for _ in range(2)]
+    for ticket_id in more:
+        reply(runtime, ticket_id, make_user(runtime, name="Sam", staff=True))
+    # Two at a time, from those due into those without: each once, in order.
+    pages, after = [], None
+    while True:
+        with runtime.transaction(write=False) as (session, _):
+            page = TicketQueries(session_db(session)).queue(
+                QueueFilter(sort="due"), after=after, limit=2
+            )
+        if not page:
+            break
+        pages.append([r.id for r in page])
+        last = page[-1]
+        after = QueueCursor(
+            priority=last.priority, last_updated_at=last.due_at or NEVER, id=last.id
+        )
+    assert pages == [[urgent, low], [answered, more[0]], [more[1]]]
     with runtime.transaction(write=False) as (session, _):
         queries = TicketQueries(session_db(session))
         assert queries.due_counts(clock.now) == (0, 0)

@@ -414,3 +414,29 @@ async def test_console_writes_are_in_the_audit_trail(runtime: Runtime, staff: We
     assert (event.type, event.door, event.subject_id) == ("ticket.replied", "console", ticket_id)
     assert (event.actor_kind, event.customer_id) == ("staff", caller.user_id)
     assert event.payload["by"] == "staff"
+
+
+async def test_one_search_box_finds_a_ticket_by_customer_number_or_words(
+    runtime: Runtime, staff: WebClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zoe = make_customer(runtime, "Zoë Ådler")
+    other = make_customer(runtime, "Max")
+    mine = make_ticket(runtime, zoe.user_id, title="Reverse DNS", content="PTR for 192.0.2.7")
+    closed = make_ticket(runtime, other.user_id, title="Old", content="PTR record missing")
+    assert_success(await call(staff.http, other, "closeTicket", ticketId=closed))
+    everywhere = await staff.get("/console/customers")
+    assert 'action="/console/tickets" role="search"' in everywhere.text  # on every page
+    found = await staff.get("/console/tickets?q=zoe+adler&status=all")
+    assert [int(i) for i in re.findall(r'href="/console/tickets/(\d+)"', found.text)] == [mine]
+    assert '<option value="best" selected>Best match</option>' in found.text
+    open_only = await staff.get("/console/tickets?q=ptr")
+    assert [int(i) for i in re.findall(r'href="/console/tickets/(\d+)"', open_only.text)] == [mine]
+    nothing = await staff.get("/console/tickets?q=nowhere+at+all")
+    assert "No ticket holds every word of" in nothing.text
+    assert "search every ticket" in nothing.text
+    assert "newest of them" not in open_only.text
+    monkeypatch.setattr("ledgerdesk.web.console.queue.CANDIDATES", 1)
+    capped = await staff.get("/console/tickets?q=ptr&status=all")
+    assert "newest of them" in capped.text
+    refused = await staff.get("/console/tickets?sort=best")
+    assert refused.status_code == 400

@@ -322,15 +322,20 @@ class ServiceLevelState(Base):
 
 class TicketView(Base):
     """When a staff member last opened a ticket (bookkeeping, like a session's last use:
-    no event); the customer's words since then are unread for them."""
+    no event); the customer's words since then are unread for them. While the ticket's
+    page is open, its script says so now and then: the staff member is there until
+    ``here_until``, writing a reply until ``typing_until`` (the others see it)."""
 
     __tablename__ = "ticket_views"
+    __table_args__ = (Index("ix_ticket_views_ticket_id_here_until", "ticket_id", "here_until"),)
 
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
     )
     seen_at: Mapped[int] = mapped_column(BigInteger)
+    here_until: Mapped[int | None] = mapped_column(BigInteger)
+    typing_until: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class SavedReply(Base):

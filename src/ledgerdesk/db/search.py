@@ -7,7 +7,8 @@ through an index instead: every ticket and every message has an entry in
 lower-case words without accents (``words``), so that "zoe" finds "Zoë" and both
 databases see the same words: PostgreSQL indexes them with ``to_tsvector('simple', ...)``
 (GIN), SQLite with FTS5 (``search_fts``). A query is folded the same way and every word
-of it must start a word of one entry (the ticket's or one message's).
+of it must start a word of one entry (the ticket's or one message's; a word of one or
+two letters must be one).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from ledgerdesk.db.prepared import PreparedInsert, session_db
 ESCAPE = "\\"
 # A query's words beyond these are ignored (each one is a lookup in the index).
 MAX_TERMS = 8
+# Shorter words of a query are looked for whole ("ip" never means every word starting
+# with i-p: a prefix of one or two letters would read most of the index).
+MIN_PREFIX = 3
 
 _WORD = re.compile(r"[^\W_]+")
 # Combining marks left by NFKD (accents, diaereses, cedillas, ...): removed.
@@ -61,14 +65,14 @@ def terms(query: str) -> list[str]:
 
 
 def fts5_match(found: list[str]) -> str:
-    """An FTS5 query: every term as the start of a word (terms are letters and digits
-    only, so quoting them is safe)."""
-    return " ".join(f'"{term}"*' for term in found)
+    """An FTS5 query: every term as the start of a word, or the whole word when short
+    (terms are letters and digits only, so quoting them is safe)."""
+    return " ".join(f'"{term}"*' if len(term) >= MIN_PREFIX else f'"{term}"' for term in found)
 
 
 def tsquery(found: list[str]) -> str:
     """The same as a PostgreSQL ``to_tsquery('simple', ...)`` text."""
-    return " & ".join(f"{term}:*" for term in found)
+    return " & ".join(f"{term}:*" if len(term) >= MIN_PREFIX else term for term in found)
 
 
 class SearchIndex:

@@ -13,7 +13,7 @@ from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
-    Float,
+    Integer,
     String,
     bindparam,
     case,
@@ -306,10 +306,13 @@ def _queue(
     assignee: Owner = "any",
     turn: TurnFilter = "any",
     tag: bool = False,
-    by_due: bool = False,
+    due: Literal["set", "unset"] | None = None,
 ) -> Prepared:
     """One prepared statement per combination of filters, built on first use; rows in
-    waiting order (least recently updated first), which the indexes hold in order.
+    waiting order (least recently updated first), which the indexes hold in order, or
+    (``due``) the tickets with a due time, soonest first, or those without, by id: the
+    (status, due_at, id) index holds each in order (a NULL-last order in one statement
+    would be a sort of every open ticket).
 
     Keyset pagination: the next page continues after the last row's sort values, so a
     page costs the same at the millionth row as at the first, and rows added meanwhile
@@ -324,52 +327,82 @@ def _queue(
         turn=turn,
         tag=tag,
     )
-    # Waiting order (least recently updated first), or by due time (none last).
-    key = func.coalesce(Ticket.due_at, NEVER) if by_due else Ticket.last_updated_at
+    if due == "unset":
+        query = query.where(Ticket.due_at.is_(None))
+        if after:
+            query = query.where(Ticket.id > bindparam("after_id"))
+        return Prepared(query.order_by(Ticket.id).limit(bindparam("limit")))
+    if due == "set":
+        query = query.where(Ticket.due_at.is_not(None))
+    key = Ticket.due_at if due == "set" else Ticket.last_updated_at
     if after:
         query = query.where(
             tuple_(key, Ticket.id) > tuple_(bindparam("after_time"), bindparam("after_id"))
         )
-    query = query.order_by(key, Ticket.id)
-    return Prepared(query.limit(bindparam("limit")))
+    return Prepared(query.order_by(key, Ticket.id).limit(bindparam("limit")))
 
 
-# A ticket's own entry (code, title, reference, customer) outranks its messages'.
+# A search considers the newest entries holding its words, this many at most: a word in
+# most messages costs a bounded read (results rank within them: the page says so).
+CANDIDATES = 2000
 # (Constants written into the SQL: prepared statements take named parameters only.)
-_TICKET_ENTRY, _MESSAGE_ENTRY, _CODE, _NONE = (
-    literal_column(n, Float()) for n in ("2000.0", "1000.0", "3000.0", "0.0")
-)
+_TICKET_ENTRY, _MESSAGE_ENTRY = literal_column("2", Integer()), literal_column("1", Integer())
+_CODE, _NOT_CODE = literal_column("1", Integer()), literal_column("0", Integer())
+
+
+def _newest(dialect: str, limit: int) -> Select[Any]:
+    """The ids of the newest entries that hold every word (an entry's id grows with
+    time), straight from the full-text index."""
+    if dialect == "sqlite":
+        fts = table("search_fts", column("rowid"))
+        return (
+            select(fts.c.rowid.label("id"))
+            .where(literal_column("search_fts").op("MATCH")(bindparam("match", type_=String())))
+            .order_by(fts.c.rowid.desc())
+            .limit(limit)
+        )
+    # ``id + 0``: ordered after the GIN index found them, never by walking the primary
+    # key backwards testing every entry on the way (a word found nowhere would read all).
+    vector = func.to_tsvector(literal_column("'simple'"), SearchEntry.words)
+    wanted = func.to_tsquery(literal_column("'simple'"), bindparam("match", type_=String()))
+    return (
+        select(SearchEntry.id)
+        .where(vector.op("@@")(wanted))
+        .order_by((SearchEntry.id + literal_column("0")).desc())
+        .limit(limit)
+    )
 
 
 def _hits(dialect: str) -> Select[Any]:
-    """The tickets whose entries hold every word, each with its best entry's score:
-    the entry's kind, then how well it matches (FTS5's bm25, PostgreSQL's ts_rank)."""
-    kind = case((SearchEntry.ticket_id.is_not(None), _TICKET_ENTRY), else_=_MESSAGE_ENTRY)
-    if dialect == "sqlite":
-        fts = table("search_fts", column("rowid"), column("rank", Float()))
-        fit = -fts.c.rank  # bm25: the lower, the better
-        found = (
-            select(SearchEntry.ticket_id, SearchEntry.reply_id, (kind + fit).label("score"))
-            .select_from(fts)
-            .join(SearchEntry, SearchEntry.id == fts.c.rowid)
-            .where(literal_column("search_fts").op("MATCH")(bindparam("match", type_=String())))
-        )
-    else:
-        vector = func.to_tsvector(literal_column("'simple'"), SearchEntry.words)
-        wanted = func.to_tsquery(literal_column("'simple'"), bindparam("match", type_=String()))
-        found = select(
-            SearchEntry.ticket_id,
-            SearchEntry.reply_id,
-            (kind + func.ts_rank(vector, wanted)).label("score"),
-        ).where(vector.op("@@")(wanted))
-    entries = found.subquery()
+    """The tickets whose entries hold every word, each with how it ranks: where the words
+    are (the ticket's own entry: its number, reference, customer, title; or only its
+    messages), in how many of its entries, and how recent the newest of them is."""
+    newest = _newest(dialect, CANDIDATES).subquery()
+    entries = (
+        select(SearchEntry.id, SearchEntry.ticket_id, SearchEntry.reply_id)
+        .select_from(newest)
+        .join(SearchEntry, SearchEntry.id == newest.c.id)
+        .subquery()
+    )
     ticket_id = func.coalesce(entries.c.ticket_id, Reply.ticket_id)
+    kind = case((entries.c.ticket_id.is_not(None), _TICKET_ENTRY), else_=_MESSAGE_ENTRY)
     return (
-        select(ticket_id.label("ticket_id"), func.max(entries.c.score).label("score"))
+        select(
+            ticket_id.label("ticket_id"),
+            func.max(kind).label("kind"),
+            func.count().label("found"),
+            func.max(entries.c.id).label("newest"),
+        )
         .select_from(entries)
         .outerjoin(Reply, Reply.id == entries.c.reply_id)
         .group_by(ticket_id)
     )
+
+
+_MATCHES = {
+    dialect: Prepared(select(func.count()).select_from(_newest(dialect, CANDIDATES + 1).subquery()))
+    for dialect in ("sqlite", "postgresql")
+}
 
 
 @lru_cache(maxsize=256)
@@ -396,9 +429,14 @@ def _search(
         turn=turn,
         tag=tag,
     )
-    if sort == "best":
-        score = hits.c.score + case((Ticket.code == bindparam("code"), _CODE), else_=_NONE)
-        query = query.order_by(score.desc(), Ticket.last_updated_at.desc(), Ticket.id)
+    if sort == "best":  # the ticket whose number it is, then by where, how often, when
+        code = case((Ticket.code == bindparam("code"), _CODE), else_=_NOT_CODE)
+        query = query.order_by(
+            code.desc(),
+            hits.c.kind.desc(),
+            hits.c.found.desc(),
+            hits.c.newest.desc(),
+        )
     elif sort == "due":
         query = query.order_by(func.coalesce(Ticket.due_at, NEVER), Ticket.id)
     elif sort == "priority":
@@ -444,6 +482,29 @@ def _filter_params(which: QueueFilter, priority: int | None) -> dict[str, Any]:
     if which.user_id is not None:
         params["user_id"] = which.user_id
     return params
+
+
+class Present(NamedTuple):
+    """A staff member on a ticket's page now."""
+
+    user_id: int
+    name: str
+    typing: bool
+
+
+_PRESENT = Prepared(
+    select(
+        TicketView.user_id,
+        User.name,
+        TicketView.typing_until > bindparam("now", type_=BigInteger()),
+    )
+    .join(User, User.id == TicketView.user_id)
+    .where(
+        TicketView.ticket_id == bindparam("ticket_id"),
+        TicketView.here_until > bindparam("now", type_=BigInteger()),
+    )
+    .order_by(User.name, TicketView.user_id)
+)
 
 
 class TicketQueries:
@@ -508,6 +569,16 @@ class TicketQueries:
         waiting order straight from the (status, priority, last update) index, rather
         than sorting every matching row on two keys in opposite directions.
         """
+        if which.sort == "due":  # those with a due time first, then those without
+            rows = []
+            if after is None or after.last_updated_at < NEVER:
+                rows = self._queue_page(which, which.priority, after, limit, due="set")
+            if len(rows) < limit:
+                since = after if after is not None and after.last_updated_at >= NEVER else None
+                rows += self._queue_page(
+                    which, which.priority, since, limit - len(rows), due="unset"
+                )
+            return rows
         if which.sort != "priority" or which.priority is not None:
             return self._queue_page(which, which.priority, after, limit)
         rows: list[QueueRow] = []
@@ -521,7 +592,13 @@ class TicketQueries:
         return rows
 
     def _queue_page(
-        self, which: QueueFilter, priority: int | None, after: QueueCursor | None, limit: int
+        self,
+        which: QueueFilter,
+        priority: int | None,
+        after: QueueCursor | None,
+        limit: int,
+        *,
+        due: Literal["set", "unset"] | None = None,
     ) -> list[QueueRow]:
         statement = _queue(
             status=which.status is not None,
@@ -531,12 +608,14 @@ class TicketQueries:
             assignee=which.owner,
             turn=which.turn,
             tag=bool(which.tag),
-            by_due=which.sort == "due",
+            due=due,
         )
         params = _filter_params(which, priority)
         params["limit"] = limit
         if after is not None:
-            params.update(after_time=after.last_updated_at, after_id=after.id)
+            params["after_id"] = after.id
+            if due != "unset":
+                params["after_time"] = after.last_updated_at
         return [QueueRow(*row) for row in self.db.rows(statement, **params)]
 
     def search(
@@ -570,6 +649,22 @@ class TicketQueries:
             code = text.strip().lstrip("#")
             params["code"] = int(code) if code.isdigit() and len(code) < 12 else -1
         return [QueueRow(*row) for row in self.db.rows(statement, **params)]
+
+    def matches(self, text: str) -> int:
+        """How many entries hold every word of ``text``, counted up to one more than a
+        search considers (``CANDIDATES``)."""
+        found = terms(text)
+        if not found:
+            return 0
+        dialect = self.db.dialect.name
+        match = fts5_match(found) if dialect == "sqlite" else tsquery(found)
+        row = self.db.first(_MATCHES[dialect], match=match)
+        return int(row[0]) if row else 0
+
+    def present(self, ticket_id: int, now: int) -> list[Present]:
+        """Who is on the ticket's page now, and whether they are writing a reply."""
+        rows = self.db.rows(_PRESENT, ticket_id=ticket_id, now=now)
+        return [Present(user_id, name, bool(typing)) for user_id, name, typing in rows]
 
     def due_counts(self, now: int, *, soon: int = 3600) -> tuple[int, int]:
         """Open tickets whose service-level target has passed, and those due within

@@ -103,6 +103,37 @@ def mark_seen(session: Session, user_id: int, ticket_id: int, now: int) -> None:
             pass  # the other tab made it a moment ago
 
 
+# How long a page's word that someone is there, or typing, holds (the page says it again
+# every PRESENT_EVERY seconds while open, and at once when its reply is being typed).
+HERE_SECONDS = 45
+TYPING_SECONDS = 15
+
+
+def mark_present(session: Session, user_id: int, ticket_id: int, now: int, *, typing: bool) -> bool:
+    """The staff member is on the ticket's page (and writing a reply there, ``typing``):
+    bookkeeping, no event. False when there is no such ticket."""
+    values = {
+        "here_until": now + HERE_SECONDS,
+        "typing_until": now + TYPING_SECONDS if typing else None,
+    }
+    changed = session.execute(
+        update(TicketView)
+        .where(TicketView.user_id == user_id, TicketView.ticket_id == ticket_id)
+        .values(values)
+    )
+    if changed.rowcount:  # type: ignore[attr-defined]
+        return True
+    if session.get(Ticket, ticket_id) is None:
+        return False
+    try:
+        with session.begin_nested():
+            # Not read yet (the page was opened before the ticket was merged here, say).
+            session.add(TicketView(user_id=user_id, ticket_id=ticket_id, seen_at=0, **values))
+    except IntegrityError:
+        pass  # another tab made it a moment ago
+    return True
+
+
 def record_of(ticket: Ticket) -> TicketRecord:
     """A changed ticket as the services hand it back."""
     return TicketRecord(*(getattr(ticket, f) for f in TicketRecord._fields))

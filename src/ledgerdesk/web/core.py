@@ -57,6 +57,7 @@ from ledgerdesk.http.multipart import MultipartReader
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.web import display
 from ledgerdesk.web.pages import Frame, MessagePage, Page
+from ledgerdesk.live import LiveFeed
 from ledgerdesk.web.throttle import SIGNIN_WINDOW, Throttle
 
 log = logging.getLogger("ledgerdesk.web")
@@ -212,6 +213,8 @@ class Web:
         # Password hashes (Argon2id: 64 MiB and a tenth of a second each) made at once.
         self.hashes = CapacityLimiter(HASH_SLOTS)
         self.static_dir = str(files("ledgerdesk.web") / "static")
+        # What the open console pages hear of the event log (run by the app).
+        self.live = LiveFeed(runtime)
 
     async def hashing(self, work: Callable[..., T], *args: Any) -> T:
         """Run a password hash in a worker thread, a few at a time, outside any

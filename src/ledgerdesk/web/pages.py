@@ -30,7 +30,7 @@ from ledgerdesk.db.models import (
 from ledgerdesk.invoices.service import InvoiceView, LineView, PaymentView, Receivables
 from ledgerdesk.mail.addresses import AddedAddress
 from ledgerdesk.mail.inbound import Inbound
-from ledgerdesk.tickets.queries import QueueRow, TicketRecord
+from ledgerdesk.tickets.queries import Present, QueueRow, TicketRecord
 from ledgerdesk.tickets.report import WeekRow
 from ledgerdesk.tickets.service import ThreadView
 from ledgerdesk.web.history import HistoryRow
@@ -178,6 +178,8 @@ class TicketWorkflow:
     ours: bool  # our turn now (waiting for the customer may have run out)
     tags: Sequence[str]
     saved: Sequence[tuple[int, str]]  # saved replies to insert: id, title
+    present: Sequence[Present]  # the other staff on its page now (and who types there)
+    since: int  # the event log's place when the page was drawn (its live updates')
     errors: Errors
 
 
@@ -308,6 +310,8 @@ class QueuePage(Context):
     next_page: int | None  # or its number (a search's results: best first, by offset)
     paged: bool
     searched: bool
+    capped: bool
+    since: int  # the event log's place when the page was drawn (its live updates')  # the words are everywhere: the results come from the newest entries
     now: int
     errors: Errors
 

@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 from ledgerdesk.web import security
 from ledgerdesk.web.console.customers import CustomerPages
 from ledgerdesk.web.console.invoices import InvoicePages
+from ledgerdesk.web.console.live import LivePages
 from ledgerdesk.web.console.mail import MailPages
 from ledgerdesk.web.console.queue import QueuePages
 from ledgerdesk.web.console.replies import ReplyPages
@@ -21,10 +22,13 @@ from ledgerdesk.web.webhooks import WebhookPages
 def routes(web: Web) -> list[BaseRoute]:
     queue, customers, invoices = QueuePages(web), CustomerPages(web), InvoicePages(web)
     mail, staff, saved = MailPages(web), StaffPages(web), ReplyPages(web)
+    live = LivePages(web)
     return [
         Route("/", queue.dashboard, methods=["GET"]),
         Route("/tickets", queue.queue, methods=["GET"]),
         Route("/tickets/bulk", queue.bulk, methods=["POST"]),
+        Route("/live", live.stream, methods=["GET"]),
+        Route("/tickets/{ticket_id:int}/presence", live.presence, methods=["POST"]),
         *TicketPages(web, "staff").routes(),
         Route("/customers", customers.customers, methods=["GET", "POST"]),
         Route("/customers/{user_id:int}", customers.customer, methods=["GET"]),

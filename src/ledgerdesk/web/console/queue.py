@@ -10,9 +10,16 @@ from starlette.responses import Response
 
 from ledgerdesk.db.models import MailFetcher
 from ledgerdesk.errors import invalid
+from ledgerdesk.events.log import EventLog
 from ledgerdesk.invoices.queries import InvoiceQueries
 from ledgerdesk.invoices.service import StaffInvoiceReader
-from ledgerdesk.tickets.queries import NEVER, QueueCursor, QueueFilter, TicketQueries
+from ledgerdesk.tickets.queries import (
+    CANDIDATES,
+    NEVER,
+    QueueCursor,
+    QueueFilter,
+    TicketQueries,
+)
 from ledgerdesk.tickets.service import TicketService, checked_tag, tags_of
 from ledgerdesk.web.core import Redirect, Visit, Web, staff_members, text_field
 from ledgerdesk.web.pages import DashboardPage, Page, QueueFilters, QueuePage
@@ -114,6 +121,8 @@ class QueuePages:
                 rows = queries.queue(which, after=after, limit=PAGE_SIZE + 1)
             more = len(rows) > PAGE_SIZE
             rows = rows[:PAGE_SIZE]
+            # Whether the words are in more entries than a search ranks (the newest).
+            capped = bool(text and rows) and queries.matches(text or "") > CANDIDATES
             last = rows[-1] if rows and more and not text else None
             position = (last.due_at or NEVER) if sort == "due" and last else None
             next_after = (
@@ -135,6 +144,8 @@ class QueuePages:
                     next_page=page + 1 if text and more and page < MAX_SEARCH_PAGES else None,
                     paged=after is not None or page > 1,
                     searched=bool(text),
+                    capped=capped,
+                    since=EventLog(visit.session).last_id(),
                     now=visit.now,
                     errors=errors,
                 ),

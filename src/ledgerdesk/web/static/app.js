@@ -123,8 +123,100 @@ function summaries() {
   if (summary) summary.focus();
 }
 
+// Live pages (the queue, a ticket's page): when the event log moves, the page's parts
+// named by data-live-part are fetched again and swapped in, unless the person is in the
+// middle of something in them (a chosen row, a focused control): then a note offers it.
+function live() {
+  const spot = document.querySelector("[data-live]");
+  if (!spot || !window.EventSource || !window.fetch) return;
+  const note = document.querySelector("[data-live-note]");
+  const parts = spot.dataset.livePart.split(",").map((part) => part.trim());
+  let source = null;
+  let pending = null;
+  const inside = (element) =>
+    parts.some((part) => Array.from(document.querySelectorAll(part)).some((el) => el.contains(element)));
+  const busy = () =>
+    (document.activeElement && document.activeElement !== document.body && inside(document.activeElement)) ||
+    document.querySelector(".queue tbody input[type=checkbox]:checked") !== null;
+
+  async function refresh() {
+    pending = null;
+    const answer = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!answer.ok || answer.redirected) return;
+    const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+    for (const part of parts) {
+      const shown = document.querySelectorAll(part);
+      const found = fresh.querySelectorAll(part);
+      if (shown.length !== found.length) return window.location.reload();
+      shown.forEach((element, index) => element.replaceWith(document.importNode(found[index], true)));
+    }
+    note.hidden = true;
+    labelTables();
+    const next = fresh.querySelector("[data-live]");
+    if (next) listen(next.dataset.live);
+  }
+  function changed() {
+    if (busy()) note.hidden = false;
+    else if (!pending) pending = window.setTimeout(refresh, 250); // a burst: one fetch
+  }
+  function listen(url) {
+    if (source) source.close();
+    source = new EventSource(url);
+    source.addEventListener("changed", changed);
+    source.addEventListener("reload", changed);
+    source.addEventListener("presence", (event) => showPresence(JSON.parse(event.data)));
+  }
+  note.querySelector("a").addEventListener("click", (event) => {
+    event.preventDefault();
+    refresh();
+  });
+  listen(spot.dataset.live);
+  if (spot.dataset.presenceTo) present(spot.dataset.presenceTo);
+}
+
+// Who else is on this ticket's page, and who is writing a reply there.
+function showPresence(others) {
+  const line = document.querySelector("[data-presence]");
+  if (!line) return;
+  const said = [];
+  others.forEach((other, index) => {
+    if (index) said.push(", ");
+    const name = document.createElement("strong");
+    name.textContent = other.name;
+    said.push(name);
+    if (other.typing) said.push(" (writing a reply)");
+  });
+  line.replaceChildren(...(others.length ? ["Also here: ", ...said] : []));
+}
+
+// This page tells the server it is open (every 20 s while shown) and, at once, that a
+// reply or note is being written in it (at most every 5 s).
+function present(url) {
+  const token = document.querySelector("input[name=csrf]");
+  if (!token) return;
+  let told = 0;
+  let typing = false;
+  const tell = () => {
+    if (document.visibilityState === "hidden") return;
+    told = Date.now();
+    const body = new URLSearchParams({ csrf: token.value, typing: typing ? "1" : "0" });
+    fetch(url, { method: "POST", body, credentials: "same-origin" }).catch(() => {});
+    typing = false;
+  };
+  for (const box of document.querySelectorAll("#f-reply-content, #f-note-content")) {
+    box.addEventListener("input", () => {
+      typing = true;
+      if (Date.now() - told > 5000) tell();
+    });
+  }
+  document.addEventListener("visibilitychange", tell);
+  window.setInterval(tell, 20000);
+  tell();
+}
+
 confirmations();
 dropzones();
 uploads();
 labelTables();
 summaries();
+live();
