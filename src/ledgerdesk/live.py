@@ -62,7 +62,7 @@ class LiveFeed(Consumer):
             query = query.where(Event.id <= upto)
         with self.runtime.transaction(write=False) as (session, _):
             rows = session.execute(query.limit(BATCH)).all()
-        return [Change(*row) for row in rows]
+        return [Change(row[0], row[1], row[2]) for row in rows if row[2] is not None]
 
     async def round(self, tasks: anyio.abc.TaskGroup) -> float:
         if self.position is None or not self._pages:

@@ -350,7 +350,7 @@ _TICKET_ENTRY, _MESSAGE_ENTRY = literal_column("2", Integer()), literal_column("
 _CODE, _NOT_CODE = literal_column("1", Integer()), literal_column("0", Integer())
 
 
-def _newest(dialect: str, limit: int) -> Select[Any]:
+def _newest(dialect: str, limit: int) -> Select[*tuple[Any, ...]]:
     """The ids of the newest entries that hold every word (an entry's id grows with
     time), straight from the full-text index."""
     if dialect == "sqlite":
@@ -373,7 +373,7 @@ def _newest(dialect: str, limit: int) -> Select[Any]:
     )
 
 
-def _hits(dialect: str) -> Select[Any]:
+def _hits(dialect: str) -> Select[*tuple[Any, ...]]:
     """The tickets whose entries hold every word, each with how it ranks: where the words
     are (the ticket's own entry: its number, reference, customer, title; or only its
     messages), in how many of its entries, and how recent the newest of them is."""
@@ -569,8 +569,8 @@ class TicketQueries:
         waiting order straight from the (status, priority, last update) index, rather
         than sorting every matching row on two keys in opposite directions.
         """
+        rows: list[QueueRow] = []
         if which.sort == "due":  # those with a due time first, then those without
-            rows = []
             if after is None or after.last_updated_at < NEVER:
                 rows = self._queue_page(which, which.priority, after, limit, due="set")
             if len(rows) < limit:
@@ -581,7 +581,6 @@ class TicketQueries:
             return rows
         if which.sort != "priority" or which.priority is not None:
             return self._queue_page(which, which.priority, after, limit)
-        rows: list[QueueRow] = []
         for priority in PRIORITIES:
             if after is not None and priority > after.priority:
                 continue

@@ -54,10 +54,10 @@ from ledgerdesk.execution import Execution
 from ledgerdesk.http.client_address import client_address, is_trusted, parse_address
 from ledgerdesk.http.counters import Counters
 from ledgerdesk.http.multipart import MultipartReader
+from ledgerdesk.live import LiveFeed
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.web import display
 from ledgerdesk.web.pages import Frame, MessagePage, Page
-from ledgerdesk.live import LiveFeed
 from ledgerdesk.web.throttle import SIGNIN_WINDOW, Throttle
 
 log = logging.getLogger("ledgerdesk.web")

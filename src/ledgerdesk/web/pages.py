@@ -310,8 +310,8 @@ class QueuePage(Context):
     next_page: int | None  # or its number (a search's results: best first, by offset)
     paged: bool
     searched: bool
-    capped: bool
-    since: int  # the event log's place when the page was drawn (its live updates')  # the words are everywhere: the results come from the newest entries
+    capped: bool  # the words are everywhere: the results come from the newest entries
+    since: int  # the event log's place when the page was drawn (its live updates')
     now: int
     errors: Errors
 

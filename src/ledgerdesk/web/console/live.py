@@ -6,10 +6,10 @@ tells the page's script to fetch the page again, or shows who is there.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -83,9 +83,9 @@ class LivePages:
         with feed.subscribe() as (changes, position):
             if since is not None:
                 missed = await self.web.execution.blocking(feed.missed, since, position)
-                for change in missed:
-                    if ticket_id is None or change.ticket_id == ticket_id:
-                        yield _changed(change)
+                for earlier in missed:
+                    if ticket_id is None or earlier.ticket_id == ticket_id:
+                        yield _changed(earlier)
             ends = time.monotonic() + STREAM_SECONDS
             shown: list[Present] | None = None
             while (left := ends - time.monotonic()) > 0:
@@ -96,7 +96,8 @@ class LivePages:
                         yield _frame("presence", [p._asdict() for p in here])
                 wait = min(left, PRESENCE_EVERY if ticket_id is not None else KEEPALIVE_SECONDS)
                 try:
-                    change = await asyncio.wait_for(changes.get(), wait)
+                    with anyio.fail_after(wait):
+                        change = await changes.get()
                 except TimeoutError:
                     if ticket_id is None:
                         yield b": still here\n\n"
