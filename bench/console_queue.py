@@ -262,10 +262,11 @@ def main() -> None:
     )
     seeded = time.perf_counter() - began
     messages = args.tickets * args.messages_per_ticket
-    print(
-        f"seeded {args.tickets:,} tickets with {messages:,} messages for"
-        f" {args.customers:,} customers in {seeded:.1f} s"
-    )
+    if not args.seeded:
+        print(
+            f"seeded {args.tickets:,} tickets with {messages:,} messages for"
+            f" {args.customers:,} customers in {seeded:.1f} s"
+        )
 
     port = 18000 + os.getpid() % 1000
     env = {

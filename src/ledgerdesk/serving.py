@@ -149,6 +149,12 @@ class AddressCounts:
             self.open.pop(key, None)
 
 
+# Answers that only tell a page that something happened (the console's server-sent
+# events): a server that stops closes them at once rather than waiting for them to end;
+# the browser opens them again, on whichever server answers.
+NOTIFYING_PATHS = ("/console/live",)
+
+
 class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
@@ -193,6 +199,17 @@ class GuardedProtocol(HttpToolsProtocol):
         if address is None or is_trusted(address, self.guards.trusted_proxies):
             return None
         return limit_key(address)
+
+    def shutdown(self) -> None:
+        cycle = self.cycle
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and str(cycle.scope.get("path", "")).startswith(NOTIFYING_PATHS)
+        ):
+            self.transport.close()
+            return
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()

@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 import segno
 from playwright.sync_api import (
@@ -30,11 +31,13 @@ from playwright.sync_api import (
 )
 from sqlalchemy import create_engine, delete, update
 
+from ledgerdesk.attachments.incoming import IncomingWriter
 from ledgerdesk.config import Settings
 from ledgerdesk.db.models import Base, Reply, Ticket
+from ledgerdesk.mail import receiving
 from ledgerdesk.runtime import Runtime
 from tests.factories import make_customer, make_invoice, make_ticket
-from tests.servers import free_port, start, stop
+from tests.servers import Sink, free_port, smtp_sink, start, stop
 from tests.support import Caller, assert_success
 from tests.web.conftest import PASSWORD, make_person
 
@@ -59,6 +62,7 @@ class Site:
     url: str
     runtime: Runtime
     screenshots: Path
+    mail: Sink
 
     def api(self, caller: Caller, action: str, **params: object) -> httpx.Response:
         body = caller.body(action, **params)
@@ -76,18 +80,25 @@ def site(migrated_database: str, tmp_path_factory: pytest.TempPathFactory) -> It
     data = tmp_path_factory.mktemp("browser-data")
     runtime = Runtime.build(Settings(database_url=migrated_database, data_dir=data))
     port = free_port()
-    env = {
-        "LEDGERDESK_DATABASE_URL": migrated_database,
-        "LEDGERDESK_DATA_DIR": str(data),
-        "LEDGERDESK_RATE_LIMIT": "100000",
-    }
-    process = start(["serve", "--port", str(port)], port, env)
-    try:
-        yield Site(f"http://127.0.0.1:{port}", runtime, tmp_path_factory.mktemp("screenshots"))
-    finally:
-        output = stop(process)
-        runtime.close()
-        assert "Traceback" not in output, output
+    with smtp_sink() as mail:
+        env = {
+            "LEDGERDESK_DATABASE_URL": migrated_database,
+            "LEDGERDESK_DATA_DIR": str(data),
+            "LEDGERDESK_RATE_LIMIT": "100000",
+            # Mail out (password resets, notifications) to a server of the test's own.
+            "LEDGERDESK_SMTP_URL": f"smtp://127.0.0.1:{mail.port}",
+            "LEDGERDESK_MAIL_FROM": "Support <support@browser.example>",
+            "LEDGERDESK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        }
+        process = start(["serve", "--port", str(port)], port, env)
+        try:
+            yield Site(
+                f"http://127.0.0.1:{port}", runtime, tmp_path_factory.mktemp("screenshots"), mail
+            )
+        finally:
+            output = stop(process)
+            runtime.close()
+            assert "Traceback" not in output, output
 
 
 # Module-scoped: Playwright's synchronous API keeps its event loop marked as running in
@@ -589,3 +600,311 @@ def test_fields_show_a_focus_ring_date_inputs_too(site: Site, context: BrowserCo
     )
     assert style[0] == "solid"
     assert style[1] in ("rgb(11, 61, 145)",)  # 10.6:1 against white
+
+
+def two_agents(site: Site, browser: Browser, tag: str) -> tuple[BrowserContext, BrowserContext]:
+    """Two staff members signed in, each in a browser of their own."""
+    contexts = []
+    for name in ("Alex", "Bea"):
+        email = f"{name.lower()}-{tag}@browser.example"
+        make_person(site.runtime, f"{name} {tag.capitalize()}", email, staff=True, admin=True)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        sign_in(page, site, email)
+        page.wait_for_url(f"{site.url}/console/")
+        contexts.append(context)
+    return contexts[0], contexts[1]
+
+
+def test_two_agents_see_changes_live_and_each_other_on_a_ticket(
+    site: Site, browser: Browser
+) -> None:
+    caller = make_customer(site.runtime, "Contoso Racks")
+    alex, bea = two_agents(site, browser, "live")
+    try:
+        queue = alex.pages[0]
+        queue.goto(f"{site.url}/console/tickets")
+        queue.evaluate("window.notReloaded = true")
+        created = site.api(
+            caller, "createTicket", title="Switch port flapping", content="Port 12 flaps.",
+            priorityId=3,
+        )  # fmt: skip
+        ticket_id = assert_success(created)["ticketId"]
+        # The queue shows it without a reload (the event log moved).
+        expect(queue.get_by_role("link", name=re.compile("Switch port flapping"))).to_be_visible(
+            timeout=15_000
+        )
+        assert queue.evaluate("window.notReloaded") is True
+
+        page = alex.new_page()
+        page.goto(f"{site.url}/console/tickets/{ticket_id}")
+        page.evaluate("window.notReloaded = true")
+        other = bea.pages[0]
+        other.goto(f"{site.url}/console/tickets/{ticket_id}")
+        other.get_by_role("form", name="Answer the customer").get_by_label("Message").type(
+            "We replaced the optic on port 12."
+        )
+        # Alex sees Bea on the ticket, writing a reply (the collision warning).
+        expect(page.locator("[data-presence]")).to_have_text(
+            "Also here: Bea Live (writing a reply)", timeout=15_000
+        )
+        shot(page, site, "ticket-live")
+        other.get_by_role("button", name="Send to the customer").click()
+        other.wait_for_url(re.compile(r".*notice=.*"))
+        # Bea's answer appears in Alex's thread without a reload.
+        expect(page.locator(".thread")).to_contain_text(
+            "We replaced the optic on port 12.", timeout=15_000
+        )
+        assert page.evaluate("window.notReloaded") is True
+    finally:
+        alex.close()
+        bea.close()
+
+
+def test_one_search_box_finds_by_customer_number_and_words(site: Site, browser: Browser) -> None:
+    zoe = make_customer(site.runtime, "Zoë Ådler")
+    other = make_customer(site.runtime, "Wide World Importers")
+    wanted = make_ticket(site.runtime, zoe.user_id, title="Reverse DNS for 192.0.2.7")
+    make_ticket(site.runtime, other.user_id, title="Rack power", content="The PDU in R7 trips.")
+    alex, bea = two_agents(site, browser, "search")
+    try:
+        page = alex.pages[0]
+        box = page.get_by_label("Search every ticket")
+        box.fill("zoe adler")
+        box.press("Enter")
+        expect(page.get_by_role("link", name=re.compile("Reverse DNS"))).to_have_count(1)
+        expect(page.get_by_role("link", name=re.compile("Rack power"))).to_have_count(0)
+        expect(page.get_by_label("Sort")).to_have_value("best")
+        shot(page, site, "search")
+        with site.runtime.transaction(write=False) as (session, _):
+            code = session.get(Ticket, wanted).code  # type: ignore[union-attr]
+        box = page.get_by_label("Search every ticket")
+        box.fill(f"#{code}")
+        box.press("Enter")
+        expect(page.locator(".queue tbody tr").first).to_contain_text("Reverse DNS")
+        box = page.get_by_label("Search every ticket")
+        box.fill("pdu trips")
+        box.press("Enter")
+        expect(page.get_by_role("link", name=re.compile("Rack power"))).to_have_count(1)
+        box = page.get_by_label("Search every ticket")
+        box.fill("nothing like this")
+        box.press("Enter")
+        expect(page.get_by_text("No ticket holds every word of")).to_be_visible()
+    finally:
+        alex.close()
+        bea.close()
+
+
+def test_saved_replies_merging_and_bulk_tagging_by_two_agents(site: Site, browser: Browser) -> None:
+    caller = make_customer(site.runtime, "Tailspin Hosting")
+    first = make_ticket(site.runtime, caller.user_id, title="Backup job 1 fails")
+    second = make_ticket(site.runtime, caller.user_id, title="Backup job 2 fails too")
+    third = make_ticket(site.runtime, caller.user_id, title="Backup quota")
+    with site.runtime.transaction(write=False) as (session, _):
+        first_code = session.get(Ticket, first).code  # type: ignore[union-attr]
+    alex, bea = two_agents(site, browser, "team")
+    try:
+        page = alex.pages[0]
+        page.goto(f"{site.url}/console/replies")
+        page.get_by_label("Title").fill("Send the log")
+        page.get_by_label("Text").fill(
+            "Hello {customer_name}, please send the log of ticket #{ticket_code}.\n\n"
+            "**Thank you**, {agent_name}"
+        )
+        page.get_by_role("button", name="Save").click()
+        page.wait_for_url(re.compile(r".*notice=.*"))
+        page.goto(f"{site.url}/console/tickets/{first}")
+        page.get_by_label("Insert a saved reply").select_option(label="Send the log")
+        page.get_by_role("button", name="Insert").focus()
+        page.keyboard.press("Enter")
+        message = page.get_by_role("form", name="Answer the customer").get_by_label("Message")
+        expect(message).to_have_value(
+            f"Hello Tailspin Hosting, please send the log of ticket #{first_code}.\n\n"
+            "**Thank you**, Alex Team"
+        )
+        page.get_by_role("button", name="Send to the customer").click()
+        page.wait_for_url(re.compile(r".*notice=.*"))
+        # Shown as Markdown: bold, never the asterisks.
+        expect(page.locator(".thread strong", has_text="Thank you")).to_have_count(1)
+
+        other = bea.pages[0]
+        other.goto(f"{site.url}/console/tickets/{second}")
+        other.get_by_label("Merge into ticket").fill(str(first_code))
+        other.get_by_label("for good").check()
+        other.get_by_role("button", name="Merge").click()
+        other.wait_for_url(re.compile(r".*notice=.*"))
+        # On the ticket it went into: both customers' messages and Alex's answer.
+        other.wait_for_url(re.compile(rf".*/console/tickets/{first}\b.*"))
+        expect(other.locator(".thread .reply")).to_have_count(3)
+        other.goto(f"{site.url}/console/tickets/{second}")
+        expect(other.locator(".thread")).to_contain_text(f"Merged into ticket #{first_code}")
+
+        other.goto(f"{site.url}/console/tickets?q=tailspin&status=open&sort=waiting")
+        other.get_by_label(re.compile(r"Choose #")).first.check()
+        other.get_by_label(re.compile(r"Choose #")).last.check()
+        other.get_by_label("Do").select_option(label="tag them")
+        other.get_by_label("Tag", exact=True).last.fill("backups")
+        other.get_by_role("button", name="Apply").click()
+        other.wait_for_url(re.compile(r".*notice=.*"))
+        expect(other.get_by_role("status").first).to_have_text("2 tickets: tagged.")
+        page.goto(f"{site.url}/console/tickets?tag=backups")
+        expect(page.locator(".queue tbody tr")).to_have_count(2)
+        expect(page.get_by_role("link", name=re.compile("Backup quota"))).to_have_count(1)
+        shot(page, site, "queue-tagged")
+        assert third
+    finally:
+        alex.close()
+        bea.close()
+
+
+def test_a_customer_resets_a_forgotten_password_by_mail_and_turns_on_totp(
+    site: Site, context: BrowserContext
+) -> None:
+    make_person(site.runtime, "Forgetful Customer", "forgetful@browser.example")
+    page = context.new_page()
+    page.goto(f"{site.url}/signin")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill("forgetful@browser.example")
+    page.get_by_role("button", name="Send me a link").click()
+    expect(page.get_by_role("status").first).to_be_visible()
+    link = None
+    for _ in range(150):  # the mail relay sends it through the test's SMTP server
+        mails = site.mail.to("forgetful@browser.example")
+        if mails:
+            body = mails[-1].get_body(("plain",))
+            assert body is not None
+            found = re.search(r"http://\S+/password/reset/\S+", body.get_content())
+            assert found, body.get_content()
+            link = found.group(0)
+            break
+        time.sleep(0.1)
+    assert link is not None, "no reset mail"
+    page.goto(link)
+    page.get_by_label("New password", exact=True).fill("a brand new passphrase")
+    page.get_by_label("New password again").fill("a brand new passphrase")
+    page.get_by_role("button", name="Set password").click()
+    page.wait_for_url(re.compile(r".*/(signin|account/).*"))
+    if "/signin" in page.url:
+        sign_in(page, site, "forgetful@browser.example", "a brand new passphrase")
+    page.wait_for_url(f"{site.url}/account/")
+    page.goto(link)  # the link worked once
+    expect(page.get_by_text(re.compile("no longer|expired|used", re.I)).first).to_be_visible()
+
+    page.goto(f"{site.url}/account/security")
+    secret = page.locator("#totp-secret").inner_text()
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
+    recovery = page.locator("#recovery-codes li").first.inner_text()
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, site, "forgetful@browser.example", "a brand new passphrase")
+    # A recovery code in place of the app's code (each works once).
+    page.get_by_label("Code").fill(recovery)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(f"{site.url}/account/")
+
+
+def test_an_admin_invites_a_colleague_who_signs_in_and_is_then_disabled(
+    site: Site, browser: Browser
+) -> None:
+    alex, bea = two_agents(site, browser, "admins")
+    try:
+        page = alex.pages[0]
+        page.goto(f"{site.url}/console/staff")
+        page.get_by_label("Name").fill("Cleo New")
+        page.get_by_label("Email").fill("cleo@browser.example")
+        page.get_by_role("button", name="Invite").click()
+        link = page.locator("#staff-link").inner_text()
+        shot(page, site, "staff")
+        newcomer = browser.new_context()
+        try:
+            joined = newcomer.new_page()
+            joined.goto(link)
+            joined.get_by_label("New password", exact=True).fill("cleo's own passphrase")
+            joined.get_by_label("New password again").fill("cleo's own passphrase")
+            joined.get_by_role("button", name="Set password").click()
+            joined.wait_for_url(re.compile(r".*/(signin|console/).*"))
+            if "/signin" in joined.url:
+                sign_in(joined, site, "cleo@browser.example", "cleo's own passphrase")
+            joined.wait_for_url(f"{site.url}/console/")
+            page.goto(f"{site.url}/console/staff")
+            page.get_by_role("button", name="Disable Cleo New").click()
+            page.wait_for_url(re.compile(r".*notice=.*"))
+            joined.goto(f"{site.url}/console/tickets")
+            joined.wait_for_url(re.compile(r".*/signin.*"))
+        finally:
+            newcomer.close()
+        page.goto(f"{site.url}/console/audit")
+        expect(page.get_by_text("staff.disabled").first).to_be_visible()
+    finally:
+        alex.close()
+        bea.close()
+
+
+def test_held_mail_joins_a_ticket_unread_for_the_other_agent_and_answered_in_the_portal(
+    site: Site, browser: Browser
+) -> None:
+    customer_id = make_person(site.runtime, "Fourth Coffee", "four@browser.example")
+    ticket_id = make_ticket(site.runtime, customer_id, title="Mail server blacklisted")
+    with site.runtime.transaction(write=False) as (session, _):
+        code = session.get(Ticket, ticket_id).code  # type: ignore[union-attr]
+    # Mail from an address nobody knows, naming the ticket: held for staff to decide.
+    taker = Runtime.build(
+        Settings(
+            database_url=site.runtime.settings.database_url,
+            data_dir=site.runtime.settings.data_dir,
+            mail_from="Support <support@browser.example>",
+            mail_strangers="hold",
+        )
+    )
+    try:
+        writer = IncomingWriter(taker.incoming_dir, 10_000_000, "mail")
+        writer.write(
+            f"From: Ops <ops@fourth.example>\nTo: support@browser.example\n"
+            f"Subject: Re: [#{code}] Mail server blacklisted\nMessage-ID: <m1@fourth.example>\n"
+            "\nThe listing is gone since this morning, thanks.\n".encode()
+        )
+        receiving.take(taker, writer.finish("mail.eml", "message/rfc822"), via="pipe")
+    finally:
+        taker.close()
+    alex, bea = two_agents(site, browser, "mail")
+    try:
+        page = alex.pages[0]
+        page.goto(f"{site.url}/console/mail")
+        page.get_by_role("link", name=f"Re: [#{code}] Mail server blacklisted").click()
+        shot(page, site, "mail-held")
+        page.get_by_label("Ticket code").fill(str(code))
+        page.get_by_label(re.compile("Trust ops@fourth.example")).check()
+        page.get_by_role("button", name="Add to the ticket").click()
+        page.wait_for_url(re.compile(r".*notice=.*"))
+
+        other = bea.pages[0]
+        other.goto(f"{site.url}/console/tickets?status=all&q=blacklisted")
+        row = other.locator(".queue tbody tr", has_text="Mail server blacklisted")
+        expect(row.locator(".badge", has_text="unread")).to_have_count(1)
+        row.get_by_role("link", name=re.compile("Mail server blacklisted")).click()
+        expect(other.locator(".thread")).to_contain_text("The listing is gone")
+        answer = other.get_by_role("form", name="Answer the customer")
+        answer.get_by_label("Message").fill("Good to hear; we will keep an eye on it.")
+        answer.get_by_role("button", name="Send to the customer").click()
+        other.wait_for_url(re.compile(r".*notice=.*"))
+        other.goto(f"{site.url}/console/tickets?status=all&q=blacklisted")
+        expect(
+            other.locator(".queue tbody tr", has_text="Mail server blacklisted").locator(
+                ".badge", has_text="unread"
+            )
+        ).to_have_count(0)
+    finally:
+        alex.close()
+        bea.close()
+    portal = browser.new_context()
+    try:
+        page = portal.new_page()
+        sign_in(page, site, "four@browser.example")
+        page.wait_for_url(f"{site.url}/account/")
+        page.get_by_role("link", name=re.compile("Answered by us")).click()
+        row = page.locator("tr.answered", has_text="Mail server blacklisted")
+        expect(row.locator(".badge", has_text="answered")).to_have_count(1)
+        shot(page, site, "portal-answered")
+    finally:
+        portal.close()

@@ -440,3 +440,16 @@ async def test_one_search_box_finds_a_ticket_by_customer_number_or_words(
     assert "newest of them" in capped.text
     refused = await staff.get("/console/tickets?sort=best")
     assert refused.status_code == 400
+
+
+async def test_the_open_counts_follow_every_change(runtime: Runtime, staff: WebClient) -> None:
+    """Counted again whenever the event log moved (and only then)."""
+    caller = make_customer(runtime, "Ann")
+    make_ticket(runtime, caller.user_id, priority=4)
+    assert "Highest</span> 1</a>" in (await staff.get("/console/tickets")).text
+    second = make_ticket(runtime, caller.user_id, priority=4)
+    assert "Highest</span> 2</a>" in (await staff.get("/console/tickets")).text
+    assert_success(await call(staff.http, caller, "closeTicket", ticketId=second))
+    assert "Highest</span> 1</a>" in (await staff.get("/console/tickets")).text
+    dashboard = await staff.get("/console/")
+    assert '<span class="number">1</span>' in dashboard.text

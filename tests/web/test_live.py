@@ -7,10 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 from ledgerdesk.app import LedgerdeskApp
+from ledgerdesk.config import Settings
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.events.log import EventLog
 from ledgerdesk.live import QUEUE_SIZE, Change, LiveFeed
@@ -19,8 +24,9 @@ from ledgerdesk.tickets.queries import TicketQueries
 from ledgerdesk.web.console import live
 from tests.events.test_write_paths import events_after, last_id
 from tests.factories import make_customer, make_ticket, make_user, staff_reply
+from tests.servers import free_port, start, stop
 from tests.support import FrozenClock
-from tests.web.conftest import WebClient, csrf_of, make_person
+from tests.web.conftest import PASSWORD, WebClient, csrf_of, make_person
 
 pytestmark = pytest.mark.anyio
 
@@ -203,3 +209,44 @@ async def test_a_page_far_behind_is_told_to_reload(runtime: Runtime) -> None:
             _offer(queue, Change(n, "ticket.replied", 1))
         assert queue.qsize() == 1
         assert queue.get_nowait() is None
+
+
+@pytest.mark.slow
+def test_a_stopping_server_closes_its_event_streams_at_once(
+    migrated_database: str, tmp_path: Path
+) -> None:
+    """The streams would otherwise keep a server that was told to stop running for as
+    long as each has left (up to STREAM_SECONDS)."""
+    runtime = Runtime.build(Settings(database_url=migrated_database, data_dir=tmp_path))
+    try:
+        make_person(runtime, "Sam Stream", "stream@example.com", staff=True)
+    finally:
+        runtime.close()
+    port = free_port()
+    process = start(
+        ["serve", "--port", str(port)],
+        port,
+        {"LEDGERDESK_DATABASE_URL": migrated_database, "LEDGERDESK_DATA_DIR": str(tmp_path)},
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            page = client.get("/signin")
+            signed = client.post(
+                "/signin",
+                data={
+                    "csrf": csrf_of(page.text),
+                    "email": "stream@example.com",
+                    "password": PASSWORD,
+                },
+            )
+            assert signed.status_code == 303
+            with client.stream("GET", "/console/live") as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                next(stream.iter_bytes())  # the stream is open (its first line)
+                began = time.monotonic()
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=20)
+                assert time.monotonic() - began < 5
+    finally:
+        output = stop(process)
+    assert "Traceback" not in output, output

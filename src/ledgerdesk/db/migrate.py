@@ -19,8 +19,8 @@ def alembic_config() -> Config:
 
 
 # What the models leave to migration 0023: the full-text index over search_entries
-# (PostgreSQL's expression index, SQLite's FTS5 table and the tables it keeps).
-NOT_IN_MODELS = ("search_fts", "ix_search_entries_words")
+# (PostgreSQL's generated column and its index, SQLite's FTS5 table and its tables).
+NOT_IN_MODELS = ("search_fts", "search_vector", "ix_search_entries_search_vector")
 
 
 def in_models(name: str | None, type_: str, parent_names: object) -> bool:

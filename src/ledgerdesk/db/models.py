@@ -368,9 +368,9 @@ class SearchEntry(Base):
     """What the console's search finds, folded to plain lower-case words
     (``db.search.words``): one entry a ticket (code, title, reference, its customer's
     name and email) and one a message (``reply_id``). Indexed by full text beside the
-    table: on PostgreSQL a GIN index over ``to_tsvector('simple', words)``, on SQLite
-    the FTS5 table ``search_fts`` kept in step by triggers (both made by migration 0023,
-    outside these models)."""
+    table: on PostgreSQL a GIN index over the generated column ``search_vector``
+    (``to_tsvector('simple', words)``), on SQLite the FTS5 table ``search_fts`` kept in
+    step by triggers (both made by migration 0023, outside these models)."""
 
     __tablename__ = "search_entries"
 

@@ -7,8 +7,9 @@ through an index instead: every ticket and every message has an entry in
 lower-case words without accents (``words``), so that "zoe" finds "Zoë" and both
 databases see the same words: PostgreSQL indexes them with ``to_tsvector('simple', ...)``
 (GIN), SQLite with FTS5 (``search_fts``). A query is folded the same way and every word
-of it must start a word of one entry (the ticket's or one message's; a word of one or
-two letters must be one).
+of it must be a word of one entry (the ticket's or one message's), the last one possibly
+only its start (it may still be being typed): a whole word is one lookup in the index,
+the start of a word several.
 """
 
 from __future__ import annotations
@@ -64,15 +65,23 @@ def terms(query: str) -> list[str]:
     return list(dict.fromkeys(words(query).split()))[:MAX_TERMS]
 
 
+def _prefix(found: list[str], index: int) -> bool:
+    """Whether a term may be the start of a word: the last one (as it is being typed),
+    of ``MIN_PREFIX`` letters or more."""
+    return index == len(found) - 1 and len(found[index]) >= MIN_PREFIX
+
+
 def fts5_match(found: list[str]) -> str:
-    """An FTS5 query: every term as the start of a word, or the whole word when short
-    (terms are letters and digits only, so quoting them is safe)."""
-    return " ".join(f'"{term}"*' if len(term) >= MIN_PREFIX else f'"{term}"' for term in found)
+    """An FTS5 query: every term a whole word, the last one possibly its start (terms
+    are letters and digits only, so quoting them is safe)."""
+    return " ".join(
+        f'"{term}"*' if _prefix(found, n) else f'"{term}"' for n, term in enumerate(found)
+    )
 
 
 def tsquery(found: list[str]) -> str:
     """The same as a PostgreSQL ``to_tsquery('simple', ...)`` text."""
-    return " & ".join(f"{term}:*" if len(term) >= MIN_PREFIX else term for term in found)
+    return " & ".join(f"{term}:*" if _prefix(found, n) else term for n, term in enumerate(found))
 
 
 class SearchIndex:

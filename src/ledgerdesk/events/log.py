@@ -109,7 +109,9 @@ class EventLog:
 
     def last_id(self) -> int:
         """The id of the newest event (0 when there is none)."""
-        newest = self.session.scalar(select(DomainEvent.id).order_by(DomainEvent.id.desc()))
+        newest = self.session.scalar(
+            select(DomainEvent.id).order_by(DomainEvent.id.desc()).limit(1)
+        )
         return int(newest or 0)
 
     def history(

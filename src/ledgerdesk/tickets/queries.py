@@ -27,7 +27,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from ledgerdesk.db.models import (
     Attachment,
@@ -230,6 +230,7 @@ _ASSIGNEE = aliased(User)
 
 def _filtered(
     query: Select[*tuple[Any, ...]],
+    ticket: Any = Ticket,
     *,
     status: bool,
     priority: bool,
@@ -238,62 +239,64 @@ def _filtered(
     turn: TurnFilter,
     tag: bool,
 ) -> Select[*tuple[Any, ...]]:
-    """The queue's columns' joins and its filters, as bind parameters."""
-    query = query.join(User, User.id == Ticket.user_id)
-    query = query.outerjoin(_ASSIGNEE, _ASSIGNEE.id == Ticket.assignee_id).outerjoin(
+    """The queue's columns' joins and its filters, as bind parameters (``ticket``: the
+    tickets table, or an alias of it)."""
+    query = query.join(User, User.id == ticket.user_id)
+    query = query.outerjoin(_ASSIGNEE, _ASSIGNEE.id == ticket.assignee_id).outerjoin(
         TicketView,
-        (TicketView.ticket_id == Ticket.id)
+        (TicketView.ticket_id == ticket.id)
         & (TicketView.user_id == bindparam("reader", type_=BigInteger())),
     )
     if assignee == "mine":
-        query = query.where(Ticket.assignee_id == bindparam("assignee_id"))
+        query = query.where(ticket.assignee_id == bindparam("assignee_id"))
     elif assignee == "unassigned":
-        query = query.where(Ticket.assignee_id.is_(None))
+        query = query.where(ticket.assignee_id.is_(None))
     if tag:
         query = query.where(
             select(literal(1))
-            .where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == bindparam("tag"))
+            .where(TicketTag.ticket_id == ticket.id, TicketTag.tag == bindparam("tag"))
             .exists()
         )
     if turn == "ours":
         query = query.where(
-            or_(Ticket.turn == 1, Ticket.pending_until <= bindparam("now", type_=BigInteger()))
+            or_(ticket.turn == 1, ticket.pending_until <= bindparam("now", type_=BigInteger()))
         )
     elif turn == "customers":
         query = query.where(
-            Ticket.turn == 2,
+            ticket.turn == 2,
             or_(
-                Ticket.pending_until.is_(None),
-                Ticket.pending_until > bindparam("now", type_=BigInteger()),
+                ticket.pending_until.is_(None),
+                ticket.pending_until > bindparam("now", type_=BigInteger()),
             ),
         )
     if status:
-        query = query.where(Ticket.status == bindparam("status"))
+        query = query.where(ticket.status == bindparam("status"))
     if priority:
-        query = query.where(Ticket.priority == bindparam("priority"))
+        query = query.where(ticket.priority == bindparam("priority"))
     if owner:
-        query = query.where(Ticket.user_id == bindparam("user_id"))
+        query = query.where(ticket.user_id == bindparam("user_id"))
     return query
 
 
-_QUEUE_COLUMNS = (
-    Ticket.id,
-    Ticket.code,
-    Ticket.user_id,
-    User.name,
-    Ticket.title,
-    Ticket.status,
-    Ticket.priority,
-    Ticket.created_at,
-    Ticket.last_updated_at,
-    Ticket.assignee_id,
-    _ASSIGNEE.name,
-    Ticket.turn,
-    Ticket.customer_said_at,
-    Ticket.pending_until,
-    TicketView.seen_at,
-    Ticket.due_at,
-)
+def _queue_columns(ticket: Any = Ticket) -> tuple[Any, ...]:
+    return (
+        ticket.id,
+        ticket.code,
+        ticket.user_id,
+        User.name,
+        ticket.title,
+        ticket.status,
+        ticket.priority,
+        ticket.created_at,
+        ticket.last_updated_at,
+        ticket.assignee_id,
+        _ASSIGNEE.name,
+        ticket.turn,
+        ticket.customer_said_at,
+        ticket.pending_until,
+        TicketView.seen_at,
+        ticket.due_at,
+    )
 
 
 @lru_cache(maxsize=256)
@@ -319,7 +322,7 @@ def _queue(
     neither repeat nor vanish between pages.
     """
     query = _filtered(
-        select(*_QUEUE_COLUMNS),
+        select(*_queue_columns()),
         status=status,
         priority=priority,
         owner=owner,
@@ -361,14 +364,15 @@ def _newest(dialect: str, limit: int) -> Select[*tuple[Any, ...]]:
             .order_by(fts.c.rowid.desc())
             .limit(limit)
         )
-    # ``id + 0``: ordered after the GIN index found them, never by walking the primary
-    # key backwards testing every entry on the way (a word found nowhere would read all).
-    vector = func.to_tsvector(literal_column("'simple'"), SearchEntry.words)
+    # The planner chooses, from the words' statistics: for words in many entries, the
+    # primary key backwards, testing each entry's stored vector, until it has enough
+    # (reading the index would gather every match first); for rare words, the index.
+    vector: ColumnElement[Any] = literal_column("search_entries.search_vector")  # 0023
     wanted = func.to_tsquery(literal_column("'simple'"), bindparam("match", type_=String()))
     return (
         select(SearchEntry.id)
         .where(vector.op("@@")(wanted))
-        .order_by((SearchEntry.id + literal_column("0")).desc())
+        .order_by(SearchEntry.id.desc())
         .limit(limit)
     )
 
@@ -420,8 +424,23 @@ def _search(
     """The queue's filters over the tickets a search finds, best match first (an exact
     ticket code first of all) or in one of the queue's orders; pages by offset."""
     hits = _hits(dialect).subquery()
+    if dialect == "postgresql":
+        # LATERAL ... LIMIT 1 (never pulled up into a join): each hit's ticket by its
+        # primary key, a nested loop; estimating a few thousand hits, the planner would
+        # otherwise hash every ticket in the database.
+        found = (
+            select(Ticket).where(Ticket.id == hits.c.ticket_id).limit(literal_column("1")).lateral()
+        )
+        ticket: Any = aliased(Ticket, found)
+        base = select(*_queue_columns(ticket)).select_from(hits).join(found, literal_column("true"))
+    else:
+        ticket = Ticket
+        base = (
+            select(*_queue_columns()).select_from(hits).join(Ticket, Ticket.id == hits.c.ticket_id)
+        )
     query = _filtered(
-        select(*_QUEUE_COLUMNS).select_from(hits).join(Ticket, Ticket.id == hits.c.ticket_id),
+        base,
+        ticket,
         status=status,
         priority=priority,
         owner=owner,
@@ -430,7 +449,7 @@ def _search(
         tag=tag,
     )
     if sort == "best":  # the ticket whose number it is, then by where, how often, when
-        code = case((Ticket.code == bindparam("code"), _CODE), else_=_NOT_CODE)
+        code = case((ticket.code == bindparam("code"), _CODE), else_=_NOT_CODE)
         query = query.order_by(
             code.desc(),
             hits.c.kind.desc(),
@@ -438,11 +457,11 @@ def _search(
             hits.c.newest.desc(),
         )
     elif sort == "due":
-        query = query.order_by(func.coalesce(Ticket.due_at, NEVER), Ticket.id)
+        query = query.order_by(func.coalesce(ticket.due_at, NEVER), ticket.id)
     elif sort == "priority":
-        query = query.order_by(Ticket.priority.desc(), Ticket.last_updated_at, Ticket.id)
+        query = query.order_by(ticket.priority.desc(), ticket.last_updated_at, ticket.id)
     else:
-        query = query.order_by(Ticket.last_updated_at, Ticket.id)
+        query = query.order_by(ticket.last_updated_at, ticket.id)
     return Prepared(query.limit(bindparam("limit")).offset(bindparam("offset")))
 
 

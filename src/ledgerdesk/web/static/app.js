@@ -203,10 +203,18 @@ function present(url) {
     fetch(url, { method: "POST", body, credentials: "same-origin" }).catch(() => {});
     typing = false;
   };
+  let soon = null;
   for (const box of document.querySelectorAll("#f-reply-content, #f-note-content")) {
     box.addEventListener("input", () => {
       typing = true;
-      if (Date.now() - told > 5000) tell();
+      const wait = 5000 - (Date.now() - told);
+      if (wait <= 0) tell();
+      else if (!soon) {
+        soon = window.setTimeout(() => {
+          soon = null;
+          tell();
+        }, wait);
+      }
     });
   }
   document.addEventListener("visibilitychange", tell);
