@@ -354,12 +354,15 @@ _CODE, _NOT_CODE = literal_column("1", Integer()), literal_column("0", Integer()
 
 
 def _newest(dialect: str, limit: int) -> Select[*tuple[Any, ...]]:
-    """The ids of the newest entries that hold every word (an entry's id grows with
-    time), straight from the full-text index."""
+    """The newest entries that hold every word (an entry's id grows with time), straight
+    from the full-text index: id, ticket_id (a ticket's entry), reply_id (a message's)."""
+    columns = (SearchEntry.id, SearchEntry.ticket_id, SearchEntry.reply_id)
     if dialect == "sqlite":
         fts = table("search_fts", column("rowid"))
         return (
-            select(fts.c.rowid.label("id"))
+            select(*columns)
+            .select_from(fts)
+            .join(SearchEntry, SearchEntry.id == fts.c.rowid)
             .where(literal_column("search_fts").op("MATCH")(bindparam("match", type_=String())))
             .order_by(fts.c.rowid.desc())
             .limit(limit)
@@ -370,10 +373,7 @@ def _newest(dialect: str, limit: int) -> Select[*tuple[Any, ...]]:
     vector: ColumnElement[Any] = literal_column("search_entries.search_vector")  # 0023
     wanted = func.to_tsquery(literal_column("'simple'"), bindparam("match", type_=String()))
     return (
-        select(SearchEntry.id)
-        .where(vector.op("@@")(wanted))
-        .order_by(SearchEntry.id.desc())
-        .limit(limit)
+        select(*columns).where(vector.op("@@")(wanted)).order_by(SearchEntry.id.desc()).limit(limit)
     )
 
 
@@ -381,13 +381,7 @@ def _hits(dialect: str) -> Select[*tuple[Any, ...]]:
     """The tickets whose entries hold every word, each with how it ranks: where the words
     are (the ticket's own entry: its number, reference, customer, title; or only its
     messages), in how many of its entries, and how recent the newest of them is."""
-    newest = _newest(dialect, CANDIDATES).subquery()
-    entries = (
-        select(SearchEntry.id, SearchEntry.ticket_id, SearchEntry.reply_id)
-        .select_from(newest)
-        .join(SearchEntry, SearchEntry.id == newest.c.id)
-        .subquery()
-    )
+    entries = _newest(dialect, CANDIDATES).subquery()
     ticket_id = func.coalesce(entries.c.ticket_id, Reply.ticket_id)
     kind = case((entries.c.ticket_id.is_not(None), _TICKET_ENTRY), else_=_MESSAGE_ENTRY)
     return (
