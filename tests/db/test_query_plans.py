@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from ledgerdesk.db.prepared import Prepared
 from ledgerdesk.invoices import queries as invoices
