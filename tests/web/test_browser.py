@@ -635,6 +635,10 @@ def test_two_agents_see_changes_live_and_each_other_on_a_ticket(
             timeout=15_000
         )
         assert queue.evaluate("window.notReloaded") is True
+        # Its service-level target: when the first answer falls due.
+        expect(queue.locator(".queue tbody tr", has_text="Switch port flapping")).to_contain_text(
+            re.compile(r"\bin \d")
+        )
 
         page = alex.new_page()
         page.goto(f"{site.url}/console/tickets/{ticket_id}")
@@ -836,6 +840,9 @@ def test_an_admin_invites_a_colleague_who_signs_in_and_is_then_disabled(
             newcomer.close()
         page.goto(f"{site.url}/console/audit")
         expect(page.get_by_text("staff.disabled").first).to_be_visible()
+        page.goto(f"{site.url}/console/")
+        page.get_by_role("link", name=re.compile("Response times")).click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Response times")
     finally:
         alex.close()
         bea.close()
