@@ -3,32 +3,87 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 
 from ledgerdesk.app import build_registry, create_app
 from ledgerdesk.config import Settings
+from ledgerdesk.db.migrate import head_revision
 from tests.conftest import make_client
+from tests.db.test_migrations import migrate_to, old_database
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_healthz_answers_when_the_database_does(client: httpx.AsyncClient) -> None:
+async def test_healthz_says_the_process_answers(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok"}
 
 
-async def test_healthz_is_503_when_the_database_is_gone(settings: Settings) -> None:
+async def test_readyz_checks_the_database_its_schema_and_the_attachment_store(
+    client: httpx.AsyncClient, backend: str
+) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {
+            "process": "serving",
+            "database": "ok",
+            "migration": head_revision(),
+            "redis": "not used",
+            # PostgreSQL keeps them in the database by default (servers share it).
+            "attachments": "writable" if backend == "sqlite" else "in the database",
+        },
+    }
+
+
+async def test_a_process_whose_database_is_gone_is_alive_but_not_ready(
+    settings: Settings,
+) -> None:
     broken = settings.with_overrides(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     app = create_app(broken)
     try:
-        response = await make_client(app, "127.0.0.1").get("/healthz")
+        client = make_client(app, "127.0.0.1")
+        alive = await client.get("/healthz")
+        ready = await client.get("/readyz")
     finally:
         app.state.runtime.engine.dispose()
-    assert response.status_code == 503
-    assert "nobody" not in response.text
+    assert alive.status_code == 200
+    assert ready.status_code == 503
+    assert ready.headers["retry-after"] == "5"
+    assert ready.json()["checks"]["database"] == "unavailable (OperationalError)"
+    assert "nobody" not in ready.text
+
+
+async def test_not_ready_behind_the_schema_with_redis_down_or_files_unwritable(
+    settings: Settings, migrated_database: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "attachments").write_text("a file where the store's folder should be")
+    with old_database(migrated_database, tmp_path) as old:
+        migrate_to(old, "0022")
+        app = create_app(
+            settings.with_overrides(
+                database_url=old.settings.database_url,
+                data_dir=data,
+                redis_url="redis://127.0.0.1:1/0",
+                attachment_store="local",
+            )
+        )
+        try:
+            answer = await make_client(app, "127.0.0.1").get("/readyz")
+        finally:
+            app.state.runtime.engine.dispose()
+    assert answer.status_code == 503
+    checks = answer.json()["checks"]
+    assert checks["migration"] == f"at 0022, this version needs {head_revision()}"
+    assert checks["redis"] == "unavailable (ConnectionError)"
+    assert checks["attachments"] == "not writable (FileExistsError)"
 
 
 async def test_openapi_documents_every_action_alias(client: httpx.AsyncClient) -> None:
@@ -99,8 +154,8 @@ async def test_the_reference_page_is_served_whole_from_the_package(
         "application/octet-stream",
         "application/json",
     }
-    health = document["paths"]["/healthz"]["get"]["responses"]
-    assert health["503"]["content"]["application/json"]["schema"]["required"] == [
+    ready = document["paths"]["/readyz"]["get"]["responses"]
+    assert ready["503"]["content"]["application/json"]["schema"]["required"] == [
         "status",
-        "database",
+        "checks",
     ]

@@ -28,6 +28,7 @@ def test_defaults_follow_the_spec() -> None:
     assert (settings.send_timeout, settings.max_connections_per_address) == (30.0, 100)
     assert (settings.db_timeout, settings.db_connect_timeout) == (30.0, 5.0)
     assert (settings.customer_limit, settings.max_keys_per_customer) == (1200, 20)
+    assert (settings.shutdown_drain, settings.shutdown_timeout) == (0.0, 30.0)
 
 
 def test_every_variable_is_read() -> None:
@@ -51,6 +52,8 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_BODY_DEADLINE": "120",
             "LEDGERDESK_BODY_MIN_RATE": "0",
             "LEDGERDESK_SEND_TIMEOUT": "9",
+            "LEDGERDESK_SHUTDOWN_DRAIN": "4.5",
+            "LEDGERDESK_SHUTDOWN_TIMEOUT": "20",
             "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
             "LEDGERDESK_DB_TIMEOUT": "12.5",
             "LEDGERDESK_DB_CONNECT_TIMEOUT": "2",
@@ -99,6 +102,7 @@ def test_every_variable_is_read() -> None:
     assert settings.max_connections == 50
     assert (settings.body_deadline, settings.body_min_rate) == (120.0, 0)
     assert (settings.send_timeout, settings.max_connections_per_address) == (9.0, 8)
+    assert (settings.shutdown_drain, settings.shutdown_timeout) == (4.5, 20.0)
     assert (settings.db_timeout, settings.db_connect_timeout) == (12.5, 2.0)
     assert (settings.customer_limit, settings.max_keys_per_customer) == (90, 3)
     assert settings.i3d_compatible
@@ -156,6 +160,8 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_BODY_DEADLINE", "5", "at least LEDGERDESK_BODY_TIMEOUT"),
         ("LEDGERDESK_BODY_MIN_RATE", "-1", "0 (no minimum)"),
         ("LEDGERDESK_SEND_TIMEOUT", "0", "more than 0"),
+        ("LEDGERDESK_SHUTDOWN_DRAIN", "-1", "must be 0-3600"),
+        ("LEDGERDESK_SHUTDOWN_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", "0", "at least 1"),
         ("LEDGERDESK_DB_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_DB_CONNECT_TIMEOUT", "never", "number of seconds"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -148,3 +149,43 @@ def test_a_half_closed_client_still_gets_its_answer(database_url: str, tmp_path:
 )
 def test_the_allocator_is_tuned_to_give_large_bodies_back() -> None:
     assert tune_allocator() is True
+
+
+def test_told_to_stop_it_is_unready_first_then_finishes_what_is_in_flight(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM: /readyz says "stopping" while requests are still served (a load balancer
+    takes it out), then the server stops accepting and answers the request in flight."""
+    port = free_port()
+    env = {
+        "LEDGERDESK_DATABASE_URL": database_url,
+        "LEDGERDESK_DATA_DIR": str(tmp_path),
+        "LEDGERDESK_SHUTDOWN_DRAIN": "2",
+    }
+    process = start(["serve", "--port", str(port)], port, env)
+    try:
+        body = b'{"userId": 1, "apiKey": "x", "action": "getTicket"}'
+        with connect(port) as in_flight:
+            in_flight.sendall(request(body)[:-10])  # all but the body's last bytes
+            began = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            with connect(port) as probe:
+                probe.sendall(b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n")
+                status, _, ready = read_answer(probe)
+            assert status.startswith(b"HTTP/1.1 503"), status
+            assert json.loads(ready)["checks"]["process"] == "stopping"
+            with connect(port) as probe:  # still serving meanwhile
+                probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert read_answer(probe)[0].startswith(b"HTTP/1.1 200")
+            time.sleep(2.2)  # the drain is over: no new connections now
+            with pytest.raises(ConnectionRefusedError):
+                connect(port).close()
+            in_flight.sendall(request(body)[-10:])
+            status, _, _ = read_answer(in_flight)
+            assert status.startswith(b"HTTP/1.1 401"), status  # answered in full
+        process.wait(timeout=15)
+        assert time.monotonic() - began >= 2
+    finally:
+        log = stop(process)
+    assert "Traceback" not in log

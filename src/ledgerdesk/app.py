@@ -10,7 +10,6 @@ from functools import partial
 import anyio
 from anyio import to_thread
 from pydantic_core import to_json
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,13 +23,14 @@ from ledgerdesk.config import Settings
 from ledgerdesk.db.outage import RETRY_AFTER_SECONDS, OutageLog, is_outage, unavailable
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.execution import Execution
+from ledgerdesk.health import readiness
 from ledgerdesk.http.responses import json_response, request_headers, request_id_of
 from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.mail.imap import ImapPoller
 from ledgerdesk.mail.lmtp import listen as listen_lmtp
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.mail.relay import wanted as mail_wanted
-from ledgerdesk.process import freeze_startup, tune_allocator
+from ledgerdesk.process import drain_on_signals, freeze_startup, stopping, tune_allocator
 from ledgerdesk.retention import PRUNE_SECONDS, prune
 from ledgerdesk.runtime import Runtime
 from ledgerdesk.tickets import actions as ticket_actions
@@ -56,8 +56,8 @@ log = logging.getLogger("ledgerdesk")
 KEY_USAGE_FLUSH_SECONDS = 60.0
 AUDIT_FLUSH_SECONDS = 1.0
 WEB_PREFIXES = ("/console", "/account", "/signin", "/signout", "/password")
-# /healthz waits this long for the database before it says it does not answer.
-HEALTH_SECONDS = 2.0
+# /readyz waits this long for its checks before it says this process is not ready.
+HEALTH_SECONDS = 3.0
 
 
 def build_registry() -> ActionRegistry:
@@ -158,27 +158,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         return HTMLResponse(reference_html, headers=_DOCS_HEADERS)
 
     async def healthz(_: Request) -> Response:
-        """Whether this process answers and its database does, within HEALTH_SECONDS."""
+        """The process answers (whatever its database does: that is /readyz)."""
+        return json_response(b'{"status":"ok"}')
 
-        def ping() -> None:
-            with runtime.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-
-        problem = None
+    async def readyz(_: Request) -> Response:
+        """Whether to send this process requests: every check of ``health.readiness``,
+        within HEALTH_SECONDS in all (a database that hangs is one that fails)."""
         try:
             with anyio.fail_after(HEALTH_SECONDS):
-                await to_thread.run_sync(ping, abandon_on_cancel=True)
+                found = await to_thread.run_sync(readiness, runtime, abandon_on_cancel=True)
         except TimeoutError:
-            problem = f"no answer within {HEALTH_SECONDS:g} s"
-        except Exception as exc:
-            # What failed, not the driver's words (they may name hosts and users).
-            problem = f"unavailable ({type(exc).__name__})"
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            log.warning("health check: database unavailable: %s: %s", type(exc).__name__, first)
-        if problem is not None:
-            body = {"status": "unavailable", "database": problem}
+            body = {
+                "status": "unready",
+                "checks": {"process": "stopping" if stopping() else "serving"},
+                "problem": f"the checks took longer than {HEALTH_SECONDS:g} s",
+            }
             return json_response(to_json(body), 503, {"Retry-After": "5"})
-        return json_response(b'{"status":"ok","database":"ok"}')
+        if not found.ready:
+            return json_response(to_json(found.body()), 503, {"Retry-After": "5"})
+        return json_response(to_json(found.body()))
 
     web, web_routes = build_routes(runtime, execution)
     # The webhook and mail relays run beside the requests unless `ledgerdesk worker`
@@ -202,6 +200,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Told to stop, the server first says it is not ready and keeps serving for
+        # LEDGERDESK_SHUTDOWN_DRAIN seconds (a load balancer sends no more meanwhile).
+        undrain = drain_on_signals(settings.shutdown_drain) if settings.shutdown_drain else None
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_clean_storage, runtime)
             tasks.start_soon(to_thread.run_sync, _due_times, runtime)
@@ -233,6 +234,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
                 if lmtp_server is not None:
                     lmtp_server.close()
                 tasks.cancel_scope.cancel()
+        if undrain is not None:
+            undrain()
         await endpoint.limits.aclose()
         await endpoint.aclose()
         await web.throttle.aclose()
@@ -249,6 +252,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
             *web_routes,
         ],
         exception_handlers={

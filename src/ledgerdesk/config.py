@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     ] = 16384
     # An answer the client stops reading is dropped after send_timeout seconds.
     send_timeout: Seconds = 30.0
+    # Told to stop (SIGTERM), a server says it is not ready (/readyz) and goes on serving
+    # for shutdown_drain seconds, so that a load balancer stops sending it requests;
+    # then it stops accepting and gives what is in flight shutdown_timeout seconds.
+    shutdown_drain: Annotated[
+        float,
+        Field(ge=0, le=3600, allow_inf_nan=False, json_schema_extra=_refuse("must be 0-3600")),
+    ] = 0.0
+    shutdown_timeout: Seconds = 30.0
     # Open connections from one client address (an IPv6 /64 counts as one); trusted
     # proxies are not counted (they carry everyone's connections).
     max_connections_per_address: AtLeastOne = 100

@@ -353,6 +353,8 @@ def server_config(
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=max(1, round(settings.keepalive_timeout)),
+        # Stopping, what is in flight gets this long; then it is cancelled.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout)),
     )
     # Carried to worker processes with the configuration (it is pickled for them).
     config.ledgerdesk_guards = ConnectionGuards.of(settings)  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.webhooks.relay": 3,
     "ledgerdesk.consumers": 3,
     "ledgerdesk.live": 3,
+    "ledgerdesk.health": 3,
     "ledgerdesk.mail": 2,
     "ledgerdesk.mail.relay": 3,
     "ledgerdesk.mail.receiving": 3,

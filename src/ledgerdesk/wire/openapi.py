@@ -184,33 +184,61 @@ def build_openapi(registry: ActionRegistry, category: str) -> dict[str, Any]:
     }
     health = {
         "type": "object",
-        "required": ["status", "database"],
+        "required": ["status"],
+        "properties": {"status": {"const": "ok"}},
+    }
+    ready = {
+        "type": "object",
+        "required": ["status", "checks"],
         "properties": {
-            "status": {"enum": ["ok", "unavailable"]},
-            "database": {
-                "type": "string",
-                "description": '"ok", or what failed: "no answer within 2 s", '
-                '"unavailable (OperationalError)"',
+            "status": {"enum": ["ready", "unready"]},
+            "checks": {
+                "type": "object",
+                "description": "What each check found, in a few words: process "
+                '("serving" or "stopping"), database ("ok" or "unavailable (...)"), '
+                'migration (the revision, or "at X, this version needs Y"), redis ("ok", '
+                '"not used", "unavailable (...)"), attachments ("writable", "in the '
+                'database", "not writable (...)")',
+                "additionalProperties": {"type": "string"},
             },
+            "problem": {"type": "string", "description": "the checks took too long"},
         },
     }
     paths["/healthz"] = {
         "get": {
             "operationId": "health",
-            "summary": "Whether the server and its database answer",
-            "description": "For load balancers and monitoring: no credentials, no rate "
-            "limit. The database is asked for at most 2 seconds.",
+            "summary": "Whether the server process answers",
+            "description": "For liveness probes: no credentials, no rate limit, nothing "
+            "else asked (a database that is down does not make the process unhealthy).",
             "tags": ["operations"],
             "responses": {
                 "200": {
-                    "description": "The server and its database answer",
+                    "description": "The process answers",
                     "content": {"application/json": {"schema": health}},
                 },
+            },
+        }
+    }
+    paths["/readyz"] = {
+        "get": {
+            "operationId": "ready",
+            "summary": "Whether to send this server requests",
+            "description": "For load balancers: its database answers and is at the "
+            "schema this version needs, Redis answers when set, the attachment store "
+            "takes files, and the server is not stopping (told to stop, it says so here "
+            "first, for LEDGERDESK_SHUTDOWN_DRAIN seconds, while it still serves). The "
+            "checks get 3 seconds in all.",
+            "tags": ["operations"],
+            "responses": {
+                "200": {
+                    "description": "Ready",
+                    "content": {"application/json": {"schema": ready}},
+                },
                 "503": {
-                    "description": "The database does not answer (Retry-After says when "
+                    "description": "Not ready: the checks say why (Retry-After says when "
                     "to ask again)",
                     "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-                    "content": {"application/json": {"schema": health}},
+                    "content": {"application/json": {"schema": ready}},
                 },
             },
         }
