@@ -54,6 +54,8 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_SEND_TIMEOUT": "9",
             "LEDGERDESK_SHUTDOWN_DRAIN": "4.5",
             "LEDGERDESK_SHUTDOWN_TIMEOUT": "20",
+            "LEDGERDESK_LOG_FORMAT": "JSON",
+            "LEDGERDESK_ACCESS_LOG": "true",
             "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
             "LEDGERDESK_DB_TIMEOUT": "12.5",
             "LEDGERDESK_DB_CONNECT_TIMEOUT": "2",
@@ -103,6 +105,7 @@ def test_every_variable_is_read() -> None:
     assert (settings.body_deadline, settings.body_min_rate) == (120.0, 0)
     assert (settings.send_timeout, settings.max_connections_per_address) == (9.0, 8)
     assert (settings.shutdown_drain, settings.shutdown_timeout) == (4.5, 20.0)
+    assert (settings.log_format, settings.access_log) == ("json", True)
     assert (settings.db_timeout, settings.db_connect_timeout) == (12.5, 2.0)
     assert (settings.customer_limit, settings.max_keys_per_customer) == (90, 3)
     assert settings.i3d_compatible
@@ -162,6 +165,8 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_SEND_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_SHUTDOWN_DRAIN", "-1", "must be 0-3600"),
         ("LEDGERDESK_SHUTDOWN_TIMEOUT", "0", "more than 0"),
+        ("LEDGERDESK_LOG_FORMAT", "xml", "'text' or 'json'"),
+        ("LEDGERDESK_ACCESS_LOG", "loud", "LEDGERDESK_ACCESS_LOG"),
         ("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", "0", "at least 1"),
         ("LEDGERDESK_DB_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_DB_CONNECT_TIMEOUT", "never", "number of seconds"),

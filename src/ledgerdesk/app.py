@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledgerdesk import logs
 from ledgerdesk.accounts.known_keys import REFRESH_SECONDS as KNOWN_KEYS_REFRESH
 from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
@@ -24,6 +25,7 @@ from ledgerdesk.db.outage import RETRY_AFTER_SECONDS, OutageLog, is_outage, unav
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.execution import Execution
 from ledgerdesk.health import readiness
+from ledgerdesk.http.request_log import RequestLog
 from ledgerdesk.http.responses import json_response, request_headers, request_id_of
 from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.mail.imap import ImapPoller
@@ -125,8 +127,15 @@ class LedgerdeskApp:
         self.site = site
         self.runtime = runtime
         self.state = site.state
+        # A line a request when asked for (LEDGERDESK_ACCESS_LOG, `serve --access-log`).
+        self._entry: ASGIApp = (
+            RequestLog(self._route) if runtime.settings.access_log else self._route
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._entry(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
             await self.api(scope, receive, send)
         else:
@@ -364,5 +373,7 @@ async def _clean_storage(runtime: Runtime) -> None:
 
 def create_app_from_env() -> LedgerdeskApp:
     """Factory for ``uvicorn --factory`` (used by ``ledgerdesk serve --workers N``)."""
-    tune_allocator()  # each worker process tunes its own
-    return create_app(Settings.from_env())
+    tune_allocator()  # each worker process tunes its own, and logs as asked
+    settings = Settings.from_env()
+    logs.configure(settings.log_format, requests=settings.access_log)
+    return create_app(settings)

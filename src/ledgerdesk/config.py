@@ -127,6 +127,10 @@ class Settings(BaseSettings):
         Field(ge=0, le=3600, allow_inf_nan=False, json_schema_extra=_refuse("must be 0-3600")),
     ] = 0.0
     shutdown_timeout: Seconds = 30.0
+    # Logs as plain lines ("text") or one JSON object a line ("json"); with access_log,
+    # a line a request (id, method, path, action, user, status, error code, duration).
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = False
     # Open connections from one client address (an IPv6 /64 counts as one); trusted
     # proxies are not counted (they carry everyone's connections).
     max_connections_per_address: AtLeastOne = 100
@@ -387,7 +391,7 @@ class Settings(BaseSettings):
     def _retry_schedule(cls, value: Any) -> tuple[float, ...]:
         return parse_schedule(value)
 
-    @field_validator("compat", "attachment_store", mode="before")
+    @field_validator("compat", "attachment_store", "log_format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

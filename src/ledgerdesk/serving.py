@@ -39,6 +39,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ledgerdesk import logs
 from ledgerdesk.app import create_app
 from ledgerdesk.config import IPNetwork, Settings
 from ledgerdesk.errors import LedgerdeskError, RequestTimeout, ServerBusy
@@ -349,7 +350,10 @@ def server_config(
         workers=workers,
         factory=factory,
         http=GuardedProtocol,
-        access_log=access_log,
+        # Logging is ledgerdesk's (logs.configure), its request log (http.request_log)
+        # in place of uvicorn's access log: it names the action, the user, the error.
+        access_log=False,
+        log_config=None,
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=max(1, round(settings.keepalive_timeout)),
@@ -372,6 +376,10 @@ def run_server(
 ) -> None:
     """Serve until interrupted."""
     tune_allocator()
+    if access_log:
+        settings = settings.with_overrides(access_log=True)
+        environment = {**environment, "LEDGERDESK_ACCESS_LOG": "true"}
+    logs.configure(settings.log_format, requests=settings.access_log)
     if workers == 1:
         config = server_config(
             settings, create_app(settings), host=host, port=port, access_log=access_log

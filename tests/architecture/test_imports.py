@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.clock": 0,
     "ledgerdesk.service_levels": 0,
     "ledgerdesk.process": 0,
+    "ledgerdesk.logs": 0,
     "ledgerdesk.db": 1,
     "ledgerdesk.http": 1,
     "ledgerdesk.attachments": 1,

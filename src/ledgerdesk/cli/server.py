@@ -7,6 +7,7 @@ import signal
 import anyio
 import click
 
+from ledgerdesk import logs
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.mail.imap import ImapPoller
@@ -84,6 +85,7 @@ def worker(state: CliState) -> None:
     workers). Any number may run, on any number of machines."""
     state.require_current_schema()
     runtime = state.runtime()
+    logs.configure(runtime.settings.log_format)
     consumers: list[Relay | MailRelay | ImapPoller] = [Relay(runtime)]
     if mail_wanted(runtime.settings):
         consumers.append(MailRelay(runtime))

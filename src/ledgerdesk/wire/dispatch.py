@@ -87,12 +87,15 @@ class ActionEndpoint:
             self.runtime.settings.trusted_proxies,
         )
         exchange = Exchange(request_id, address, Reservation(self.memory, limit_key(address)))
+        said: dict[str, object] | None = scope.get("ledgerdesk")  # the request log's
         try:
             answer = await self._handle(scope, receive, headers, exchange)
         except ClientDisconnected:
             return
         except LedgerdeskError as exc:
             await self._send_error(send, exc, exchange)
+            if said is not None:
+                said["error_code"] = exc.error_code
             return
         except Exception as exc:
             if is_outage(exc):
@@ -105,6 +108,8 @@ class ActionEndpoint:
             return
         finally:
             exchange.memory.release()
+            if said is not None:
+                said["action"], said["user_id"] = exchange.action, exchange.user_id
         if isinstance(answer, FileDownload):
             await send_file(send, answer, await self._common_headers(exchange))
             return
@@ -164,6 +169,7 @@ class ActionEndpoint:
         )
         try:
             action = self.registry.get(action_name or body.fields.get("action"))
+            exchange.action = action.name if action is not None else None
             if body.media_type == MULTIPART and action is not None and not action.accepts_files:
                 raise UnsupportedMediaType(
                     f"{action.name} takes application/json or form data, not multipart."
@@ -215,6 +221,8 @@ class ActionEndpoint:
                     return await self._run(request)
                 finally:
                     admitted.proven = request.authenticated
+                    if request.authenticated:
+                        exchange.user_id = credentials.user_id
         finally:
             if admitted is not None:  # the quota of the limit that applied
                 exchange.quota = admitted.quota

@@ -26,6 +26,8 @@ class Exchange:
     address: IPAddress | None
     memory: Reservation
     quota: Quota | None = None
+    action: str | None = None  # for the request log: which action,
+    user_id: int | None = None  # the user its credentials proved to be
 
     @property
     def limit_key(self) -> str:

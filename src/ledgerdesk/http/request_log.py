@@ -1,0 +1,68 @@
+"""One log line a request (``--access-log`` / ``LEDGERDESK_ACCESS_LOG``): its id, method,
+path, status and duration, and for the API its action, the user it authenticated as
+and the error code it answered (the endpoint leaves them in ``scope["ledgerdesk"]``).
+
+Paths are logged without their query, and a path segment that could be a secret (a
+password or confirmation link's token: 20 characters or more) is logged as ``…``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("ledgerdesk.request")
+
+TOKEN_LENGTH = 20
+
+
+def loggable_path(path: str) -> str:
+    return "/".join("…" if len(part) >= TOKEN_LENGTH else part for part in path.split("/"))
+
+
+class RequestLog:
+    """ASGI middleware: the line is written once the answer is sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        said: dict[str, object] = {}
+        scope["ledgerdesk"] = said
+        status = 0
+        request_id = None
+
+        async def sending(message: Message) -> None:
+            nonlocal status, request_id
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name == b"x-request-id":
+                        request_id = value.decode("latin-1")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                loggable_path(scope["path"]),
+                status or "-",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": loggable_path(scope["path"]),
+                    "status": status or None,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                    "action": said.get("action"),
+                    "user_id": said.get("user_id"),
+                    "error_code": said.get("error_code"),
+                },
+            )
