@@ -12,6 +12,8 @@ import json
 import os
 from typing import Any
 
+import yardstick
+
 BODY = os.environ.get(
     "BARE_BODY", '{"status":"Success","msg":"OK","data":{"invoiceIds":[1,2,3]}}'
 ).encode()
@@ -22,26 +24,15 @@ if _answers_file:
         ANSWERS = {action: body.encode() for action, body in json.load(answers).items()}
 
 
+async def _answer(body: bytes) -> tuple[int, bytes]:
+    if ANSWERS is None:
+        return 200, BODY
+    return 200, ANSWERS[json.loads(body)["action"]]
+
+
+async def _nothing() -> None:
+    pass
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    chunks = []
-    more = True
-    while more:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    body = BODY
-    if ANSWERS is not None:
-        body = ANSWERS[json.loads(b"".join(chunks))["action"]]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await yardstick.asgi(scope, receive, send, startup=_nothing, shutdown=_nothing, handler=_answer)

@@ -1,5 +1,6 @@
 """Real traffic: many customers, a million tickets and invoices, every request from a
-random customer; ledgerdesk against a bare ASGI app and a minimal asyncpg app.
+random customer; ledgerdesk against a bare ASGI app and a minimal app doing the same
+queries (asyncpg on PostgreSQL, sqlite3 on SQLite).
 
     python bench/realistic.py [--backend sqlite|postgresql|both] [--seconds 10]
         [--customers 50000 --tickets 1000000 --invoices 1000000] [--workers 1]
@@ -16,7 +17,8 @@ the ratios; the servers are:
 
 - ``bare``: reads the body, parses the JSON, answers fixed bytes (ledgerdesk's own
   answer to a typical request of that action);
-- ``asyncpg`` (PostgreSQL only): raw ASGI + asyncpg doing the same queries;
+- ``asyncpg`` (PostgreSQL) or ``sqlite3`` (SQLite): raw ASGI + the driver doing the
+  same queries (bench/yardstick.py);
 - ``ledgerdesk``: ``ledgerdesk serve`` with ``--workers``.
 
 Nothing is served from a cache that one customer polling alone would fill: with 50,000
@@ -46,6 +48,8 @@ from servers import HERE, start_ledgerdesk, start_yardstick, stop
 WORKLOADS = ("getTicketOverview", "getTicket", "getInvoiceIds", "getInvoiceDetails", "mix")
 # Asked for by name: uploads grow the database by 100 KB a request.
 EXTRA_WORKLOADS = ("createTicket100k",)
+# The same-work yardstick of each backend (bench/asyncpg_app.py, bench/sqlite_app.py).
+REFERENCE = {"postgresql": "asyncpg", "sqlite": "sqlite3"}
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -146,11 +150,16 @@ def run_backend(
         answers_file.write_text(json.dumps(sample_answers(api, layout)))
         bare, bare_port = start_yardstick("bare_app", {**env, "BARE_ANSWERS": str(answers_file)})
         servers["bare"] = (bare, f"http://127.0.0.1:{bare_port}/")
+        # The same queries by hand: asyncpg on PostgreSQL, the stdlib's sqlite3 on SQLite.
         if backend == "postgresql":
-            reference, asyncpg_port = start_yardstick(
+            reference, reference_port = start_yardstick(
                 "asyncpg_app", {**env, "DATABASE_URL": database_url.replace("+psycopg", "")}
             )
-            servers["asyncpg"] = (reference, f"http://127.0.0.1:{asyncpg_port}/")
+        else:
+            reference, reference_port = start_yardstick(
+                "sqlite_app", {**env, "DATABASE_PATH": sqlite_path(settings)}
+            )
+        servers[REFERENCE[backend]] = (reference, f"http://127.0.0.1:{reference_port}/")
         results: dict[str, Any] = {}
         for workload in args.workloads:
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
@@ -164,15 +173,16 @@ def run_backend(
                         "BENCH_WORKLOAD": workload,
                         "BENCH_SEED": str(round_number + 1),
                     }
-                    if name == "asyncpg" and workload in EXTRA_WORKLOADS:
-                        continue  # the reference app takes no attachments
+                    if name == REFERENCE[backend] and workload in EXTRA_WORKLOADS:
+                        continue  # the reference apps take no attachments
                     runs[name].append(wrk(url, load_env, args.seconds, args.connections))
             best = {name: max(r, key=lambda run: run["rps"]) for name, r in runs.items() if r}
             entry: dict[str, Any] = {"runs": runs, "best": best}
             entry["ratio_to_bare"] = round(best["ledgerdesk"]["rps"] / best["bare"]["rps"], 3)
-            if "asyncpg" in best:
-                entry["ratio_to_asyncpg"] = round(
-                    best["ledgerdesk"]["rps"] / best["asyncpg"]["rps"], 3
+            reference_name = REFERENCE[backend]
+            if reference_name in best:
+                entry[f"ratio_to_{reference_name}"] = round(
+                    best["ledgerdesk"]["rps"] / best[reference_name]["rps"], 3
                 )
             results[workload] = entry
             print(f"{backend} {workload}: {_line(entry)}", flush=True)
@@ -212,8 +222,9 @@ def _line(entry: dict[str, Any]) -> str:
         for name, run in entry["best"].items()
     ]
     ratios = f"ratio to bare {entry['ratio_to_bare']:.2f}"
-    if "ratio_to_asyncpg" in entry:
-        ratios += f", to asyncpg {entry['ratio_to_asyncpg']:.2f}"
+    for name in REFERENCE.values():
+        if f"ratio_to_{name}" in entry:
+            ratios += f", to {name} {entry[f'ratio_to_{name}']:.2f}"
     return " | ".join(parts) + f" | {ratios}"
 
 

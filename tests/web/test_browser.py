@@ -602,6 +602,18 @@ def test_fields_show_a_focus_ring_date_inputs_too(site: Site, context: BrowserCo
     assert style[1] in ("rgb(11, 61, 145)",)  # 10.6:1 against white
 
 
+def set_password(page: Page, site: Site, link: str, email: str, password: str) -> None:
+    """A password set through a one-time link, then signed in with it (if the page that
+    follows asks for it)."""
+    page.goto(link)
+    page.get_by_label("New password", exact=True).fill(password)
+    page.get_by_label("New password again").fill(password)
+    page.get_by_role("button", name="Set password").click()
+    page.wait_for_url(re.compile(r".*/(signin|account/|console/).*"))
+    if "/signin" in page.url:
+        sign_in(page, site, email, password)
+
+
 def two_agents(site: Site, browser: Browser, tag: str) -> tuple[BrowserContext, BrowserContext]:
     """Two staff members signed in, each in a browser of their own."""
     contexts = []
@@ -783,13 +795,7 @@ def test_a_customer_resets_a_forgotten_password_by_mail_and_turns_on_totp(
             break
         time.sleep(0.1)
     assert link is not None, "no reset mail"
-    page.goto(link)
-    page.get_by_label("New password", exact=True).fill("a brand new passphrase")
-    page.get_by_label("New password again").fill("a brand new passphrase")
-    page.get_by_role("button", name="Set password").click()
-    page.wait_for_url(re.compile(r".*/(signin|account/).*"))
-    if "/signin" in page.url:
-        sign_in(page, site, "forgetful@browser.example", "a brand new passphrase")
+    set_password(page, site, link, "forgetful@browser.example", "a brand new passphrase")
     page.wait_for_url(f"{site.url}/account/")
     page.goto(link)  # the link worked once
     expect(page.get_by_text(re.compile("no longer|expired|used", re.I)).first).to_be_visible()
@@ -823,13 +829,7 @@ def test_an_admin_invites_a_colleague_who_signs_in_and_is_then_disabled(
         newcomer = browser.new_context()
         try:
             joined = newcomer.new_page()
-            joined.goto(link)
-            joined.get_by_label("New password", exact=True).fill("cleo's own passphrase")
-            joined.get_by_label("New password again").fill("cleo's own passphrase")
-            joined.get_by_role("button", name="Set password").click()
-            joined.wait_for_url(re.compile(r".*/(signin|console/).*"))
-            if "/signin" in joined.url:
-                sign_in(joined, site, "cleo@browser.example", "cleo's own passphrase")
+            set_password(joined, site, link, "cleo@browser.example", "cleo's own passphrase")
             joined.wait_for_url(f"{site.url}/console/")
             page.goto(f"{site.url}/console/staff")
             page.get_by_role("button", name="Disable Cleo New").click()
