@@ -84,6 +84,11 @@ def tsquery(found: list[str]) -> str:
     return " & ".join(f"{term}:*" if _prefix(found, n) else term for n, term in enumerate(found))
 
 
+def match_for(dialect: str, found: list[str]) -> str:
+    """The index's query for these terms on this database (SQLAlchemy's dialect name)."""
+    return fts5_match(found) if dialect == "sqlite" else tsquery(found)
+
+
 class SearchIndex:
     """Keeps ``search_entries`` in step with the tickets, messages and customers it
     describes; called by the services, inside the write's own transaction (a write and

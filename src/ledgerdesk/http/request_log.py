@@ -50,15 +50,16 @@ class RequestLog:
         try:
             await self.app(scope, receive, sending)
         finally:
+            path = loggable_path(scope["path"])
             log.info(
                 "%s %s %s",
                 scope["method"],
-                loggable_path(scope["path"]),
+                path,
                 status or "-",
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
-                    "path": loggable_path(scope["path"]),
+                    "path": path,
                     "status": status or None,
                     "duration_ms": round((time.perf_counter() - began) * 1000, 2),
                     "action": said.get("action"),

@@ -39,7 +39,7 @@ from ledgerdesk.db.models import (
     User,
 )
 from ledgerdesk.db.prepared import Db, Prepared
-from ledgerdesk.db.search import fts5_match, terms, tsquery
+from ledgerdesk.db.search import match_for, terms
 
 
 class TicketRecord(NamedTuple):
@@ -653,7 +653,7 @@ class TicketQueries:
         )
         params = _filter_params(which, which.priority)
         params.update(
-            match=fts5_match(found) if dialect == "sqlite" else tsquery(found),
+            match=match_for(dialect, found),
             limit=limit,
             offset=offset,
         )
@@ -669,14 +669,17 @@ class TicketQueries:
         if not found:
             return 0
         dialect = self.db.dialect.name
-        match = fts5_match(found) if dialect == "sqlite" else tsquery(found)
+        match = match_for(dialect, found)
         row = self.db.first(_MATCHES[dialect], match=match)
         return int(row[0]) if row else 0
 
-    def present(self, ticket_id: int, now: int) -> list[Present]:
-        """Who is on the ticket's page now, and whether they are writing a reply."""
+    def present(self, ticket_id: int, now: int, *, but: int | None = None) -> list[Present]:
+        """Who is on the ticket's page now (but ``but``, who asks), and whether they
+        are writing a reply."""
         rows = self.db.rows(_PRESENT, ticket_id=ticket_id, now=now)
-        return [Present(user_id, name, bool(typing)) for user_id, name, typing in rows]
+        return [
+            Present(user_id, name, bool(typing)) for user_id, name, typing in rows if user_id != but
+        ]
 
     def due_counts(self, now: int, *, soon: int = 3600) -> tuple[int, int]:
         """Open tickets whose service-level target has passed, and those due within

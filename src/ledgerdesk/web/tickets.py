@@ -467,11 +467,7 @@ def _workflow(visit: Visit, ticket_id: int, errors: dict[str, str]) -> TicketWor
         ours=ticket.turn == Turn.OURS or waiting_ran_out,
         tags=tags_of(visit.session, [ticket_id]).get(ticket_id, []),
         saved=[(row.id, row.title) for row in SavedReplies(visit.work).all()],
-        present=[
-            p
-            for p in TicketQueries(visit.db).present(ticket_id, visit.now)
-            if p.user_id != visit.person.user_id
-        ],
+        present=TicketQueries(visit.db).present(ticket_id, visit.now, but=visit.person.user_id),
         since=EventLog(visit.session).last_id(),
         errors=errors,
     )

@@ -110,10 +110,9 @@ class LivePages:
 
     async def _present(self, ticket_id: int, user_id: int) -> list[Present]:
         now = self.web.runtime.clock.timestamp()
-        here = await self.web.execution.read(
-            lambda db, _: TicketQueries(db).present(ticket_id, now)
+        return await self.web.execution.read(
+            lambda db, _: TicketQueries(db).present(ticket_id, now, but=user_id)
         )
-        return [p for p in here if p.user_id != user_id]
 
 
 def _whole(raw: str | None) -> int | None:
