@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import time
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from pathlib import Path
 
 import anyio
 from anyio import to_thread
@@ -17,7 +20,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledgerdesk import logs
+from ledgerdesk import logs, metrics
 from ledgerdesk.accounts.known_keys import REFRESH_SECONDS as KNOWN_KEYS_REFRESH
 from ledgerdesk.clock import Clock
 from ledgerdesk.config import Settings
@@ -25,6 +28,7 @@ from ledgerdesk.db.outage import RETRY_AFTER_SECONDS, OutageLog, is_outage, unav
 from ledgerdesk.errors import LedgerdeskError, MethodNotAllowed, UnknownCategory
 from ledgerdesk.execution import Execution
 from ledgerdesk.health import readiness
+from ledgerdesk.http.client_address import client_address
 from ledgerdesk.http.request_log import RequestLog
 from ledgerdesk.http.responses import json_response, request_headers, request_id_of
 from ledgerdesk.invoices import actions as invoice_actions
@@ -32,6 +36,7 @@ from ledgerdesk.mail.imap import ImapPoller
 from ledgerdesk.mail.lmtp import listen as listen_lmtp
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.mail.relay import wanted as mail_wanted
+from ledgerdesk.monitoring import Monitoring
 from ledgerdesk.process import drain_on_signals, freeze_startup, stopping, tune_allocator
 from ledgerdesk.retention import PRUNE_SECONDS, prune
 from ledgerdesk.runtime import Runtime
@@ -60,6 +65,22 @@ AUDIT_FLUSH_SECONDS = 1.0
 WEB_PREFIXES = ("/console", "/account", "/signin", "/signout", "/password")
 # /readyz waits this long for its checks before it says this process is not ready.
 HEALTH_SECONDS = 3.0
+# With several workers, each writes its pools' use to its metrics file this often.
+POOL_SAMPLE_SECONDS = 5.0
+# Requests outside the API are counted by the door they came through (metrics).
+DOORS = (
+    ("/console", "console"),
+    ("/account", "portal"),
+    ("/signin", "portal"),
+    ("/signout", "portal"),
+    ("/password", "portal"),
+    ("/static", "static"),
+    ("/docs", "docs"),
+    ("/openapi.json", "docs"),
+    ("/healthz", "health"),
+    ("/readyz", "health"),
+    ("/metrics", "metrics"),
+)
 
 
 def build_registry() -> ActionRegistry:
@@ -136,10 +157,32 @@ class LedgerdeskApp:
         await self._entry(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PREFIX):
+        if scope["type"] != "http":
+            await self.site(scope, receive, send)
+        elif scope["path"].startswith(API_PREFIX):
             await self.api(scope, receive, send)
         else:
-            await self.site(scope, receive, send)
+            await _counted(self.site, scope, receive, send)
+
+
+async def _counted(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """A request outside the API, counted by door and status, and timed (metrics)."""
+    began = time.perf_counter()
+    path = scope["path"]
+    door = next((name for prefix, name in DOORS if path.startswith(prefix)), "other")
+    status = 0
+
+    async def sending(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    try:
+        await app(scope, receive, sending)
+    finally:
+        metrics.pages.labels(door, str(status or "none")).inc()
+        metrics.page_seconds.labels(door).observe(time.perf_counter() - began)
 
 
 # The reference page has no script and only its own inline style.
@@ -187,6 +230,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             return json_response(to_json(found.body()), 503, {"Retry-After": "5"})
         return json_response(to_json(found.body()))
 
+    monitoring = Monitoring(runtime, execution.pools)
+
+    async def metrics_page(request: Request) -> Response:
+        """Prometheus's text; only to addresses in LEDGERDESK_METRICS_ALLOW (behind a
+        trusted proxy, the address it forwards for), and not at all when the metrics
+        have a port of their own. The database's figures are read in a thread."""
+        peer = request.client.host if request.client else None
+        address = client_address(
+            peer, request.headers.get("x-forwarded-for"), settings.trusted_proxies
+        )
+        if not monitoring.allowed(address):
+            return Response("Not found.\n", 404, media_type="text/plain")
+        body = await to_thread.run_sync(monitoring.exposition)
+        return Response(body, headers={"content-type": metrics.CONTENT_TYPE})
+
     web, web_routes = build_routes(runtime, execution)
     # The webhook and mail relays run beside the requests unless `ledgerdesk worker`
     # runs them (mail only when SMTP and the support address are set).
@@ -221,6 +279,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             tasks.start_soon(_every, PRUNE_SECONDS, partial(prune, runtime), "expired rows")
             tasks.start_soon(_known_keys, endpoint)
             tasks.start_soon(web.live.run)
+            monitoring.listen()
+            if metrics.multiprocess():
+                tasks.start_soon(_sample_pools, monitoring)
             if relay is not None:
                 tasks.start_soon(relay.run)
             if mail_relay is not None:
@@ -245,6 +306,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
                 tasks.cancel_scope.cancel()
         if undrain is not None:
             undrain()
+        monitoring.close()
         await endpoint.limits.aclose()
         await endpoint.aclose()
         await web.throttle.aclose()
@@ -262,6 +324,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             Route("/docs", docs, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_page, methods=["GET"]),
             *web_routes,
         ],
         exception_handlers={
@@ -293,6 +356,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     app.state.runtime = runtime
     app.state.relay = relay
     return LedgerdeskApp(endpoint, app, runtime)
+
+
+async def _sample_pools(monitoring: Monitoring) -> None:
+    while True:
+        monitoring.pools.sample()
+        await anyio.sleep(POOL_SAMPLE_SECONDS)
 
 
 async def _every(seconds: float, flush: Callable[[], object], what: str) -> None:
@@ -376,4 +445,10 @@ def create_app_from_env() -> LedgerdeskApp:
     tune_allocator()  # each worker process tunes its own, and logs as asked
     settings = Settings.from_env()
     logs.configure(settings.log_format, requests=settings.access_log)
+    directory = os.environ.get(metrics.MULTIPROCESS_VARIABLE)
+    if directory:
+        # The counts of workers that died before this one started are kept, folded.
+        folded = metrics.compact(Path(directory), alive=[os.getppid()])
+        if folded:
+            log.info("metrics: folded %d files of workers that are gone", folded)
     return create_app(settings)

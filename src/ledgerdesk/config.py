@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     # a line a request (id, method, path, action, user, status, error code, duration).
     log_format: Literal["text", "json"] = "text"
     access_log: bool = False
+    # /metrics (Prometheus) answers these client addresses only; or, with metrics_listen
+    # (host:port), it is served there alone and not on the API's port.
+    metrics_allow: Annotated[tuple[IPNetwork, ...], NoDecode] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+    metrics_listen: str | None = None
     # Open connections from one client address (an IPv6 /64 counts as one); trusted
     # proxies are not counted (they carry everyone's connections).
     max_connections_per_address: AtLeastOne = 100
@@ -260,10 +267,12 @@ class Settings(BaseSettings):
     @property
     def lmtp_address(self) -> tuple[str, int] | None:
         """Where to listen for LMTP, if anywhere."""
-        if self.lmtp_listen is None:
-            return None
-        host, _, port = self.lmtp_listen.rpartition(":")
-        return host, int(port)
+        return _host_port(self.lmtp_listen)
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """Where /metrics has a port of its own, if it has."""
+        return _host_port(self.metrics_listen)
 
     @property
     def support_address(self) -> str | None:
@@ -365,14 +374,19 @@ class Settings(BaseSettings):
     @field_validator("lmtp_listen", mode="before")
     @classmethod
     def _lmtp_listen(cls, value: Any) -> str | None:
-        if value is None or not str(value).strip():
-            return None
-        host, colon, port = str(value).strip().rpartition(":")
-        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(
-                f"LEDGERDESK_LMTP_LISTEN must be host:port, e.g. 127.0.0.1:2424, not {value!r}"
-            )
-        return f"{host.strip('[]')}:{port}"
+        return parse_listen(value, "LEDGERDESK_LMTP_LISTEN", "127.0.0.1:2424")
+
+    @field_validator("metrics_listen", mode="before")
+    @classmethod
+    def _metrics_listen(cls, value: Any) -> str | None:
+        return parse_listen(value, "LEDGERDESK_METRICS_LISTEN", "127.0.0.1:9464")
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _metrics_allow(cls, value: Any) -> tuple[IPNetwork, ...]:
+        if isinstance(value, str):
+            return parse_networks(value, "LEDGERDESK_METRICS_ALLOW")
+        return tuple(value)
 
     @field_validator("mail_strangers", "mail_unproven", mode="before")
     @classmethod
@@ -504,6 +518,23 @@ def normalize_database_url(raw: str) -> str:
         # Every pooled connection would get its own empty in-memory database.
         raise ConfigError("LEDGERDESK_DATABASE_URL must name an SQLite file, not memory")
     return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def parse_listen(value: Any, what: str, example: str) -> str | None:
+    """``host:port`` to listen on (an IPv6 host may be bracketed), or None when empty."""
+    if value is None or not str(value).strip():
+        return None
+    host, colon, port = str(value).strip().rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what} must be host:port, e.g. {example}, not {value!r}")
+    return f"{host.strip('[]')}:{port}"
+
+
+def _host_port(listen: str | None) -> tuple[str, int] | None:
+    if listen is None:
+        return None
+    host, _, port = listen.rpartition(":")
+    return host, int(port)
 
 
 def parse_networks(raw: str | list[str] | tuple[str, ...], what: str) -> tuple[IPNetwork, ...]:

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from ledgerdesk.accounts.repository import RECORD_USES, key_use_rows
 from ledgerdesk.attachments.storage import BlobBatch
+from ledgerdesk.db.engine import pool_use
 from ledgerdesk.db.loop_reads import LoopReads
 from ledgerdesk.db.prepared import Db, PinnedReader, read_transaction
 from ledgerdesk.db.read_cache import ReadCache
@@ -93,6 +94,11 @@ class Execution:
             return await to_thread.run_sync(
                 work, *args, limiter=self.database_threads, abandon_on_cancel=True
             )
+
+    def pools(self) -> dict[str, tuple[int, int]]:
+        """Connections of this process's pools now, in use and idle, by pool: the one
+        threads use (SQLAlchemy's) and, on PostgreSQL, the event loop's (asyncpg's)."""
+        return pool_use(self.runtime.engine)
 
     async def flush_key_usage(self) -> int:
         """Write the key usage gathered since the last flush; how many keys."""
@@ -186,6 +192,9 @@ class PostgresExecution(Execution):
                 usage.give_back(uses)
                 raise
         return len(uses)
+
+    def pools(self) -> dict[str, tuple[int, int]]:
+        return {**super().pools(), "event_loop": self.loop_reads.usage()}
 
     async def aclose(self) -> None:
         await self.loop_reads.aclose()

@@ -31,21 +31,24 @@ headers and does not cap connections the way a public server needs. ``GuardedPro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ledgerdesk import logs
+from ledgerdesk import logs, metrics
 from ledgerdesk.app import create_app
 from ledgerdesk.config import IPNetwork, Settings
 from ledgerdesk.errors import LedgerdeskError, RequestTimeout, ServerBusy
 from ledgerdesk.http.client_address import is_trusted, limit_key, parse_address
 from ledgerdesk.http.responses import request_id_of
+from ledgerdesk.monitoring import DatabaseCollector, listen_on, stop
 from ledgerdesk.process import tune_allocator
+from ledgerdesk.runtime import Runtime
 from ledgerdesk.wire import envelope
 
 
@@ -175,21 +178,23 @@ class GuardedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         refusal = None
         if len(self.connections) >= self.guards.max_connections:
-            refusal = _too_many_connections()
+            refusal, cap = _too_many_connections(), "process"
         else:
             key = self._capped_address(transport)
             if key is not None:
                 if self._addresses.add(key, self.guards.max_connections_per_address):
                     self._address_key = key
                 else:
-                    refusal = _too_many_from_address()
+                    refusal, cap = _too_many_from_address(), "address"
         if refusal is not None:
+            metrics.connections_refused.labels(cap).inc()
             self._refused = True
             self.transport = transport
             transport.write(refusal)
             transport.close()
             return
         super().connection_made(transport)
+        metrics.connections.inc()
         self._arm_header_timer()
 
     def _capped_address(self, transport: asyncio.Transport) -> str | None:
@@ -213,6 +218,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._refused:
+            metrics.connections.dec()
         self._cancel_header_timer()
         self._cancel_body_timer()
         self._cancel_send_timer()
@@ -386,7 +393,8 @@ def run_server(
         )
         uvicorn.Server(config).run()
         return
-    # Each worker process builds its own app (and its own pool) from the environment.
+    # Each worker process builds its own app (and its own pool) from the environment;
+    # their metrics go to files in a directory of this server's own (see metrics).
     os.environ.update(environment)
     config = server_config(
         settings,
@@ -398,4 +406,23 @@ def run_server(
         factory=True,
     )
     socket = config.bind_socket()
-    uvicorn.supervisors.Multiprocess(config, sockets=[socket]).run()
+    with metrics.worker_directory(), supervisor_metrics(settings):
+        uvicorn.supervisors.Multiprocess(config, sockets=[socket]).run()
+
+
+@contextlib.contextmanager
+def supervisor_metrics(settings: Settings) -> Iterator[None]:
+    """With several workers, /metrics on LEDGERDESK_METRICS_LISTEN is served by their
+    supervisor: it reads every worker's files (and the database's figures)."""
+    address = settings.metrics_address
+    if address is None:
+        yield
+        return
+    runtime = Runtime.build(settings)
+    collection = metrics.Collection([DatabaseCollector(runtime)])
+    server = listen_on(address, collection.registry)
+    try:
+        yield
+    finally:
+        stop(server)
+        runtime.engine.dispose()

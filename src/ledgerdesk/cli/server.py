@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import signal
+from functools import partial
 
 import anyio
 import click
 
 from ledgerdesk import logs
 from ledgerdesk.cli.support import CliState, ReportingGroup, emit, json_option, pass_state
+from ledgerdesk.db.engine import pool_use
 from ledgerdesk.db.migrate import upgrade
 from ledgerdesk.mail.imap import ImapPoller
 from ledgerdesk.mail.relay import MailRelay
 from ledgerdesk.mail.relay import wanted as mail_wanted
+from ledgerdesk.monitoring import Monitoring
 from ledgerdesk.retention import prune
 from ledgerdesk.serving import run_server
 from ledgerdesk.webhooks.relay import Relay
@@ -94,6 +97,9 @@ def worker(state: CliState) -> None:
         consumers.append(ImapPoller(runtime))
     what = "webhooks and mail" if len(consumers) > 1 else "webhooks"
     click.echo(f"Delivering {what}; Ctrl-C or SIGTERM stops.", err=True)
+    # Its deliveries, for Prometheus, on LEDGERDESK_METRICS_LISTEN when set.
+    monitoring = Monitoring(runtime, partial(pool_use, runtime.engine))
+    monitoring.listen()
 
     async def until_stopped() -> None:
         async with anyio.create_task_group() as tasks:
@@ -107,4 +113,5 @@ def worker(state: CliState) -> None:
     try:
         anyio.run(until_stopped)
     finally:
+        monitoring.close()
         runtime.close()

@@ -20,6 +20,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from ledgerdesk.config import Settings
 
@@ -173,3 +174,11 @@ def unit_of_work(factory: sessionmaker[Session], *, write: bool) -> Iterator[Ses
     finally:
         if writers is not None:
             writers.release()
+
+
+def pool_use(engine: Engine) -> dict[str, tuple[int, int]]:
+    """The connections of ``engine``'s pool now, in use and idle (for the metrics)."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return {}
+    return {"threads": (pool.checkedout(), pool.checkedin())}

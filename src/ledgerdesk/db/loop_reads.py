@@ -128,6 +128,14 @@ class LoopReads:
                 ]
                 await connection.executemany(sql, arguments)
 
+    def usage(self) -> tuple[int, int]:
+        """Connections in use and idle now."""
+        pool = self._pool
+        if pool is None:
+            return 0, 0
+        idle = pool.get_idle_size()
+        return pool.get_size() - idle, idle
+
     async def _current_pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or a new loop (each test has its own)

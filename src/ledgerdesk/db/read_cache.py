@@ -26,6 +26,8 @@ from collections.abc import Callable, Hashable
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from ledgerdesk import metrics
+
 CHECK_INTERVAL = 0.01
 
 # Commits made in this process, counted after they are visible to other connections.
@@ -43,6 +45,10 @@ MAX_ANSWERS = 4096
 MAX_ANSWER_BYTES = 64 * 1024
 MAX_TOTAL_BYTES = 32 * 1024 * 1024
 MAX_ROW_ENTRIES = 4096
+
+
+_HIT = metrics.read_cache.labels("hit")
+_MISS = metrics.read_cache.labels("miss")
 
 
 class ReadCache:
@@ -87,6 +93,9 @@ class ReadCache:
         found = self.answers.get(key)
         if found is not None:
             self.hits += 1
+            _HIT.inc()
+        else:
+            _MISS.inc()
         return found
 
     def keep_answer(self, key: Hashable, answer: bytes) -> None:

@@ -31,6 +31,7 @@ from typing import TypeVar
 
 import anyio
 
+from ledgerdesk import metrics
 from ledgerdesk.errors import ServerBusy
 
 WAIT_SECONDS = 5.0
@@ -42,12 +43,14 @@ T = TypeVar("T")
 
 
 def _busy() -> ServerBusy:
+    metrics.memory_refusals.labels("busy").inc()
     return ServerBusy(
         RETRY_AFTER_SECONDS, "The server is busy with other large requests; retry shortly."
     )
 
 
 def _reclaimed() -> ServerBusy:
+    metrics.memory_refusals.labels("reclaimed").inc()
     return ServerBusy(
         RETRY_AFTER_SECONDS,
         "Your address holds more than its share of the server's memory while others "
@@ -81,6 +84,7 @@ class MemoryBudget:
         if amount <= self.free and not self._waiters:
             self._grant(amount, reservation)
             return amount
+        metrics.memory_waits.inc()
         event = anyio.Event()
         waiter = (amount, event)
         self._waiters.append(waiter)

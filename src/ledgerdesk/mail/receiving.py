@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from ledgerdesk import metrics
 from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.errors import NotFound, PayloadTooLarge
@@ -71,13 +72,18 @@ def take(runtime: Runtime, raw: IncomingFile, *, via: str) -> Taken:
         data = raw.path.read_bytes()
         try:
             with runtime.work(Actor.VISITOR, Origin("mail")) as work:
-                return intake(runtime, work, made).take(raw, data, via=via)
+                taken = intake(runtime, work, made).take(raw, data, via=via)
+            metrics.mail_received.labels("processed").inc()
+            return taken
         except Exception as exc:
             if passing(exc):
+                metrics.mail_received.labels("deferred").inc()
                 raise
             log.exception("mail: cannot take a mail by %s; kept as failed", via)
             with runtime.work(Actor.VISITOR, Origin("mail")) as work:
-                return intake(runtime, work, made).keep_failed(raw, data, via=via, why=_said(exc))
+                kept = intake(runtime, work, made).keep_failed(raw, data, via=via, why=_said(exc))
+            metrics.mail_received.labels("failed").inc()
+            return kept
     finally:
         raw.discard()
         discard(made)

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from ledgerdesk import metrics
 from ledgerdesk.attachments.storage import BlobStore
 from ledgerdesk.config import Settings
 from ledgerdesk.consumers import Consumer, now_ms
@@ -172,22 +173,24 @@ def claim(
 
 def record(
     session: Session, claimed: Claimed, error: SendFailed | None, now: int, *, holder: str
-) -> None:
+) -> str | None:
+    """Write what became of a mail: sent, skipped, retrying or failed (given up); None
+    when this relay no longer held it."""
     row = session.get(MailOutbox, claimed.row_id, with_for_update=True)
     if row is None or row.holder != holder:
-        return  # its lease ran out and another relay has it now
+        return None  # its lease ran out and another relay has it now
     row.lease_until = None
     row.holder = None
     row.attempts = claimed.attempts + 1
     if claimed.message is None:
         row.state = "skipped"
-        return
+        return "skipped"
     if error is None:
         row.state = "sent"
         row.sent_at = now
         row.message_id = claimed.message_id
         row.last_error = None
-        return
+        return "sent"
     row.last_error = str(error)[:MAX_ERROR]
     retry = claimed.attempts
     if error.permanent or retry >= len(RETRIES):
@@ -200,8 +203,9 @@ def record(
             if failing.failing_since is None:
                 failing.failing_since = now // 1000
             failing.failing_reason = f"refused: {error}"[:MAX_ERROR]
-        return
+        return "failed"
     row.next_at = now + RETRIES[retry] * 1000
+    return "retrying"
 
 
 def next_due(session: Session, now: int) -> int | None:
@@ -288,7 +292,9 @@ class MailRelay(Consumer):
 
     def _record(self, claimed: Claimed, error: SendFailed | None) -> None:
         with self.runtime.transaction(write=True) as (session, _):
-            record(session, claimed, error, self.clock_ms(), holder=self.holder)
+            became = record(session, claimed, error, self.clock_ms(), holder=self.holder)
+        if became is not None:  # counted once committed
+            metrics.mail_attempts.labels(became).inc()
 
     def _next_due(self) -> int | None:
         with self.runtime.transaction(write=False) as (session, _):

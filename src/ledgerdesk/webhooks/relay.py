@@ -43,7 +43,7 @@ from anyio import to_thread
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from ledgerdesk import __version__
+from ledgerdesk import __version__, metrics
 from ledgerdesk.config import IPNetwork
 from ledgerdesk.consumers import Consumer, now_ms
 from ledgerdesk.db.models import (
@@ -352,8 +352,10 @@ class Policy:
 
 def record(
     work: Work, batch: Batch, outcomes: Sequence[Outcome], *, holder: str, policy: Policy
-) -> None:
-    """Write a batch's attempts and what follows from them (see the module's text)."""
+) -> list[str]:
+    """Write a batch's attempts and what follows from them (see the module's text).
+    Returns what became of each delivery this relay still held: delivered, retrying
+    (tried again later) or failed (given up)."""
     session = work.session
     now_ms = work.now * 1000
     if not outcomes:  # nothing was tried: let the endpoint go
@@ -362,7 +364,7 @@ def record(
             .where(WebhookEndpoint.id == batch.endpoint_id, WebhookEndpoint.holder == holder)
             .values(held_until=None, holder=None)
         )
-        return
+        return []
     ids = [o.due.delivery_id for o in outcomes]
     mine = set(
         session.scalars(
@@ -375,7 +377,7 @@ def record(
         session.scalars(select(WebhookDelivery.id).where(WebhookDelivery.id.in_(ids)))
     )
     if not still_there:
-        return  # the endpoint was deleted meanwhile
+        return []  # the endpoint was deleted meanwhile
     endpoint = session.get(WebhookEndpoint, batch.endpoint_id)
     session.execute(
         insert(WebhookAttempt),
@@ -398,6 +400,7 @@ def record(
     gate: int | None = None
     disable: str | None = None
     changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    became: list[str] = []
     for outcome in outcomes:
         due, result = outcome.due, outcome.result
         if due.delivery_id not in mine:
@@ -411,6 +414,7 @@ def record(
             "holder": None,
         }
         if result.succeeded:
+            became.append("delivered")
             values |= {"state": "delivered", "done_at": now_ms}
             if endpoint is not None:
                 endpoint.failing_since = None
@@ -419,8 +423,10 @@ def record(
                 None if result.status == 410 else policy.next_delay(attempts, result.retry_after)
             )
             if delay is None:
+                became.append("failed")
                 values |= {"state": "failed", "done_at": now_ms}
             else:
+                became.append("retrying")
                 values["next_at"] = now_ms + round(delay * 1000)
                 gate = values["next_at"] if gate is None else gate
             if result.status == 410:
@@ -438,7 +444,7 @@ def record(
     for rows in changes.values():  # one statement per shape of change (ORM bulk update)
         session.execute(update(WebhookDelivery), rows)
     if endpoint is None:
-        return
+        return became
     if batch.ordered and endpoint.holder == holder:
         endpoint.held_until = gate
         endpoint.holder = None
@@ -449,6 +455,7 @@ def record(
         endpoint.holder = None
         record_endpoint_event(work, EventType.WEBHOOK_DISABLED, endpoint, reason=disable)
         log.warning("webhook endpoint %d disabled: %s", endpoint.id, disable)
+    return became
 
 
 def next_due(session: Session, now_ms: int) -> int | None:
@@ -635,7 +642,9 @@ class Relay(Consumer):
         assert self.policy is not None
         with self.runtime.work(Actor.SYSTEM, Origin("system")) as work:
             work.now = self.clock_ms() // 1000
-            record(work, batch, outcomes, holder=self.holder, policy=self.policy)
+            became = record(work, batch, outcomes, holder=self.holder, policy=self.policy)
+        for outcome in became:  # counted once committed
+            metrics.webhook_attempts.labels(outcome).inc()
 
     def _next_due(self) -> int | None:
         with self.runtime.transaction(write=False) as (session, _):

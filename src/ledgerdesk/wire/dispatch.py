@@ -10,6 +10,7 @@ runs it (reads on the event loop, writes in a worker thread: see ``execution``).
 from __future__ import annotations
 
 import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,7 @@ from anyio import CapacityLimiter, to_thread
 from sqlalchemy.exc import IntegrityError
 from starlette.types import Receive, Scope, Send
 
+from ledgerdesk import metrics
 from ledgerdesk.accounts.known_keys import KnownKeys
 from ledgerdesk.attachments.incoming import RequestFiles
 from ledgerdesk.attachments.rules import MAX_ATTACHMENTS
@@ -76,8 +78,10 @@ class ActionEndpoint:
         self.memory = MemoryBudget(settings.body_memory_bytes)
         self.known_keys = KnownKeys()
         self.perform = Perform(runtime, registry)
+        self.meter = metrics.RequestMeter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
         headers = request_headers(scope)
         request_id = request_id_of(headers)
         client = scope.get("client")
@@ -88,43 +92,52 @@ class ActionEndpoint:
         )
         exchange = Exchange(request_id, address, Reservation(self.memory, limit_key(address)))
         said: dict[str, object] | None = scope.get("ledgerdesk")  # the request log's
+        error: LedgerdeskError | None = None
+        outcome = metrics.OK
         try:
-            answer = await self._handle(scope, receive, headers, exchange)
-        except ClientDisconnected:
-            return
-        except LedgerdeskError as exc:
-            await self._send_error(send, exc, exchange)
-            if said is not None:
-                said["error_code"] = exc.error_code
-            return
-        except Exception as exc:
-            if is_outage(exc):
-                self.outages.failed(exc, request_id)
-                await self._send_error(send, unavailable(), exchange)
+            try:
+                answer = await self._handle(scope, receive, headers, exchange)
+            except ClientDisconnected:
+                outcome = metrics.DISCONNECTED
                 return
-            # Details go to the log, tagged with the request id; never to the client.
-            log.exception("unhandled error in request %s", request_id)
-            await self._send_error(send, InternalError(), exchange)
-            return
+            except LedgerdeskError as exc:
+                error = exc
+            except Exception as exc:
+                if is_outage(exc):
+                    self.outages.failed(exc, request_id)
+                    error = unavailable()
+                else:
+                    # Details go to the log, tagged with the request id; never to the client.
+                    log.exception("unhandled error in request %s", request_id)
+                    error = InternalError()
+            finally:
+                exchange.memory.release()
+                if said is not None:
+                    said["action"], said["user_id"] = exchange.action, exchange.user_id
+            if error is not None:
+                outcome = str(error.error_code)
+                if said is not None:
+                    said["error_code"] = error.error_code
+                await self._send_error(send, error, exchange)
+                return
+            if isinstance(answer, FileDownload):
+                await send_file(send, answer, await self._common_headers(exchange))
+                return
+            # The usual answer already knows its quota: no coroutine for its headers.
+            quota = exchange.quota
+            common = (
+                self._headers(request_id, quota)
+                if quota is not None
+                else await self._common_headers(exchange)
+            )
+            await send_json(send, 200, answer, common)
         finally:
-            exchange.memory.release()
-            if said is not None:
-                said["action"], said["user_id"] = exchange.action, exchange.user_id
-        if isinstance(answer, FileDownload):
-            await send_file(send, answer, await self._common_headers(exchange))
-            return
-        # The usual answer already knows its quota: no coroutine for its headers.
-        quota = exchange.quota
-        common = (
-            self._headers(request_id, quota)
-            if quota is not None
-            else await self._common_headers(exchange)
-        )
-        await send_json(send, 200, answer, common)
+            self.meter.done(exchange.action, outcome, time.perf_counter() - began)
 
     async def _send_error(self, send: Send, exc: LedgerdeskError, exchange: Exchange) -> None:
         if isinstance(exc, RateLimitExceeded):
             exchange.quota = exc.quota
+            metrics.rate_limited.labels(exc.limit).inc()
         headers = [*await self._common_headers(exchange), *encoded(exc.headers())]
         # Clients of the original service read the envelope whatever the status, and
         # some HTTP stacks drop the body of a 4xx: in i3d mode every envelope is a 200.

@@ -130,13 +130,14 @@ class RateLimits:
                 Quota(limit, 0, reset_at),
                 self.clock(),
                 "Too many failed authentications; retry later.",
+                limit="authentication",
             )
         if bucket is None:
             return Quota(limit, limit - failures, reset_at)
         quota = Quota(self.per_key, max(0, self.per_key - count), reset_at)
         if count > self.per_key:
             raise RateLimitExceeded(
-                quota, self.clock(), "Too many requests for this API key; retry later."
+                quota, self.clock(), "Too many requests for this API key; retry later.", limit="key"
             )
         if customer is not None:
             counter = self.customer_counter(customer)
@@ -147,6 +148,7 @@ class RateLimits:
                     Quota(self.per_customer, 0, until),
                     self.clock(),
                     "Too many requests for this customer's keys together; retry later.",
+                    limit="customer",
                 )
         return quota
 
@@ -207,6 +209,7 @@ class RateLimits:
                     Quota(self.auth_failures, 0, reset_at),
                     self.clock(),
                     "Too many failed authentications; retry later.",
+                    limit="authentication",
                 )
             queue = self.turns_waiting.setdefault(address, deque())
             if not queue and failures + self.in_flight.get(address, 0) < self.auth_failures:
@@ -297,6 +300,9 @@ class Admission:
 
 
 class RateLimitExceeded(RateLimited):
-    def __init__(self, quota: Quota, now: float, message: str) -> None:
+    """``limit``: which one refused (key, customer, authentication), for the metrics."""
+
+    def __init__(self, quota: Quota, now: float, message: str, *, limit: str) -> None:
         super().__init__(quota.retry_after(now), message)
         self.quota = quota
+        self.limit = limit
