@@ -81,7 +81,7 @@ async def test_requests_are_counted_by_action_and_outcome_and_timed(
     assert grew("ledgerdesk_http_requests_total", door="metrics", status="200") >= 1
     labels = {label for (_, pairs) in after for label, _ in pairs}
     assert not labels & {"user_id", "userId", "path", "api_key", "apiKey", "key"}
-    assert str(caller.user_id) not in {v for (_, pairs) in after for _, v in pairs}
+    assert caller.api_key not in {v for (_, pairs) in after for _, v in pairs}
 
 
 async def test_build_info_pools_and_the_event_logs_lag(
