@@ -56,6 +56,8 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_SHUTDOWN_TIMEOUT": "20",
             "LEDGERDESK_LOG_FORMAT": "JSON",
             "LEDGERDESK_ACCESS_LOG": "true",
+            "LEDGERDESK_METRICS_ALLOW": "10.9.0.0/16 ::1",
+            "LEDGERDESK_METRICS_LISTEN": "0.0.0.0:9464",
             "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
             "LEDGERDESK_DB_TIMEOUT": "12.5",
             "LEDGERDESK_DB_CONNECT_TIMEOUT": "2",
@@ -106,6 +108,11 @@ def test_every_variable_is_read() -> None:
     assert (settings.send_timeout, settings.max_connections_per_address) == (9.0, 8)
     assert (settings.shutdown_drain, settings.shutdown_timeout) == (4.5, 20.0)
     assert (settings.log_format, settings.access_log) == ("json", True)
+    assert settings.metrics_allow == (
+        ipaddress.ip_network("10.9.0.0/16"),
+        ipaddress.ip_network("::1/128"),
+    )
+    assert settings.metrics_address == ("0.0.0.0", 9464)
     assert (settings.db_timeout, settings.db_connect_timeout) == (12.5, 2.0)
     assert (settings.customer_limit, settings.max_keys_per_customer) == (90, 3)
     assert settings.i3d_compatible
@@ -167,6 +174,8 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_SHUTDOWN_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_LOG_FORMAT", "xml", "'text' or 'json'"),
         ("LEDGERDESK_ACCESS_LOG", "loud", "LEDGERDESK_ACCESS_LOG"),
+        ("LEDGERDESK_METRICS_ALLOW", "everyone", "'everyone' is not an IP address"),
+        ("LEDGERDESK_METRICS_LISTEN", "9464", "host:port, e.g. 127.0.0.1:9464"),
         ("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", "0", "at least 1"),
         ("LEDGERDESK_DB_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_DB_CONNECT_TIMEOUT", "never", "number of seconds"),

@@ -206,6 +206,29 @@ def test_memory_budget_waits_and_refusals_are_counted() -> None:
     assert metrics.memory_refusals.labels("busy")._value.get() == busy + 1
 
 
+def test_mail_that_cannot_be_taken_is_counted_as_failed(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledgerdesk.attachments.incoming import IncomingWriter
+    from ledgerdesk.mail import receiving
+    from ledgerdesk.mail.service import MailIntake
+
+    def broken(*_: object, **__: object) -> None:
+        raise ValueError("a bug in the intake")
+
+    monkeypatch.setattr(MailIntake, "take", broken)
+    runtime = Runtime.build(runtime.settings.with_overrides(mail_from="support@hosting.example"))
+    try:
+        writer = IncomingWriter(runtime.incoming_dir, 10_000, "mail.eml")
+        writer.write(b"From: ann@example.com\nSubject: Hi\n\nHello\n")
+        failed = metrics.mail_received.labels("failed")._value.get()
+        taken = receiving.take(runtime, writer.finish("mail.eml", "message/rfc822"), via="pipe")
+    finally:
+        runtime.close()
+    assert taken.state == "failed"
+    assert metrics.mail_received.labels("failed")._value.get() == failed + 1
+
+
 # -- several workers ----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from ledgerdesk.accounts.service import AccountService
@@ -90,6 +91,7 @@ async def test_a_database_that_is_down_asks_the_mta_to_try_again(
             db_connect_timeout=1,
         )
     )
+    deferred = REGISTRY.get_sample_value("ledgerdesk_inbound_mail_total", {"outcome": "deferred"})
     try:
         async with lmtp(down) as port:
 
@@ -99,6 +101,11 @@ async def test_a_database_that_is_down_asks_the_mta_to_try_again(
             with pytest.raises(smtplib.SMTPDataError) as caught:
                 await anyio.to_thread.run_sync(send)
         assert caught.value.smtp_code == 451
+        # /metrics: put off, not failed.
+        assert (
+            REGISTRY.get_sample_value("ledgerdesk_inbound_mail_total", {"outcome": "deferred"})
+            == (deferred or 0) + 1
+        )
     finally:
         down.engine.dispose()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from ledgerdesk.accounts.service import AccountService
@@ -40,8 +41,14 @@ def count(runtime: Runtime, model: type) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def received(outcome: str) -> float:
+    found = REGISTRY.get_sample_value("ledgerdesk_inbound_mail_total", {"outcome": outcome})
+    return found or 0.0
+
+
 def test_a_piped_mail_opens_a_ticket(runtime: Runtime, database_url: str, tmp_path: Path) -> None:
     customer = ann(runtime)
+    processed = received("processed")
     result = CliRunner().invoke(
         cli,
         ["--database-url", database_url, "--data-dir", str(tmp_path), "mail", "receive"],
@@ -60,6 +67,7 @@ def test_a_piped_mail_opens_a_ticket(runtime: Runtime, database_url: str, tmp_pa
     )
     assert again.exit_code == 0
     assert count(runtime, Ticket) == 1  # an MTA's second try takes nothing twice
+    assert received("processed") == processed + 2  # /metrics: the same mail, taken once
 
 
 def test_mail_not_set_up_or_no_database_is_a_temporary_failure(

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from ledgerdesk.accounts.service import AccountService
@@ -187,6 +188,11 @@ async def test_the_customers_answer_by_mail_joins_the_ticket_and_tells_staff(
     assert len(sink.to("ann@example.com")) == 1  # nobody is told of their own mail
 
 
+def counted(outcome: str) -> float:
+    found = REGISTRY.get_sample_value("ledgerdesk_mail_deliveries_total", {"outcome": outcome})
+    return found or 0.0
+
+
 async def test_a_refused_address_fails_and_gets_nothing_more(mailing: Runtime, sink: Sink) -> None:
     sink.answer = lambda address, tries: (
         "550 5.1.1 No such user" if address == "gone@example.com" else "250 OK"
@@ -194,9 +200,11 @@ async def test_a_refused_address_fails_and_gets_nothing_more(mailing: Runtime, s
     gone = person(mailing, "Gone", "gone@example.com")
     sam = person(mailing, "Sam", "sam@hosting.example", staff=True)
     ticket = make_ticket(mailing, gone)
+    failed = counted("failed")
     async with relaying(mailing):
         reply_as_staff(mailing, ticket, sam, "One.")
         await until(lambda: any(r.state == "failed" for r in outbox(mailing)))
+        assert counted("failed") == failed + 1  # /metrics
         reply_as_staff(mailing, ticket, sam, "Two.")
         await asyncio.sleep(0.3)
     rows = [r for r in outbox(mailing) if r.address == "gone@example.com"]
@@ -215,6 +223,7 @@ async def test_a_temporary_refusal_is_tried_again(mailing: Runtime, sink: Sink) 
     ann = person(mailing, "Ann", "ann@example.com")
     sam = person(mailing, "Sam", "sam@hosting.example", staff=True)
     ticket = make_ticket(mailing, ann)
+    retrying, sent = counted("retrying"), counted("sent")
     async with relaying(mailing, clock_ms=clock):
         reply_as_staff(mailing, ticket, sam, "Hello.")
         await until(lambda: any(r.attempts == 1 for r in outbox(mailing)))
@@ -222,6 +231,8 @@ async def test_a_temporary_refusal_is_tried_again(mailing: Runtime, sink: Sink) 
         assert (row.state, row.last_error) == ("pending", "451 4.7.1 Try later")
         clock.offset = 61_000
         await until(lambda: len(sink.to("ann@example.com")) == 1)
+        await until(lambda: counted("sent") >= sent + 1)
+    assert counted("retrying") >= retrying + 1  # /metrics
 
 
 async def test_an_invoice_goes_out_with_its_pdf(mailing: Runtime, sink: Sink) -> None:

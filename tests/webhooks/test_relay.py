@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from ledgerdesk.config import Settings
@@ -142,10 +143,21 @@ async def test_every_event_is_delivered_once_signed_as_standard_webhooks(hooks: 
     assert [(a.status, a.answer, a.address) for a in tried] == [(200, "thanks", "127.0.0.1")]
 
 
+def attempts_counted() -> dict[str, float]:
+    return {
+        outcome: REGISTRY.get_sample_value(
+            "ledgerdesk_webhook_deliveries_total", {"outcome": outcome}
+        )
+        or 0.0
+        for outcome in ("delivered", "retrying", "failed")
+    }
+
+
 async def test_failures_are_retried_with_the_same_id_until_they_succeed(hooks: Runtime) -> None:
     def flaky(_: str, tries: int) -> tuple[int, str, bytes]:
         return (500, "", b"oops") if tries < 3 else (200, "", b"ok")
 
+    before = attempts_counted()
     async with receiving(flaky) as receiver:
         made = endpoint(hooks, receiver)
         make_user(hooks, name="Ann")
@@ -153,6 +165,13 @@ async def test_failures_are_retried_with_the_same_id_until_they_succeed(hooks: R
             await receiver.wait_for(1)
             await until(lambda: delivered(hooks, made.endpoint.id) == 1)
     assert len(receiver.requests) == 3
+    # /metrics counts each attempt by what became of it.
+    after = attempts_counted()
+    assert {k: after[k] - before[k] for k in after} == {
+        "delivered": 1,
+        "retrying": 2,
+        "failed": 0,
+    }
     assert len({r.webhook_id for r in receiver.requests}) == 1
     [row] = deliveries(hooks, made.endpoint.id)
     assert (row.state, row.attempts, row.last_status) == ("delivered", 3, 200)
