@@ -57,7 +57,7 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_LOG_FORMAT": "JSON",
             "LEDGERDESK_ACCESS_LOG": "true",
             "LEDGERDESK_METRICS_ALLOW": "10.9.0.0/16 ::1",
-            "LEDGERDESK_METRICS_LISTEN": "0.0.0.0:9464",
+            "LEDGERDESK_METRICS_LISTEN": "10.9.0.1:9464",
             "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
             "LEDGERDESK_DB_TIMEOUT": "12.5",
             "LEDGERDESK_DB_CONNECT_TIMEOUT": "2",
@@ -112,7 +112,7 @@ def test_every_variable_is_read() -> None:
         ipaddress.ip_network("10.9.0.0/16"),
         ipaddress.ip_network("::1/128"),
     )
-    assert settings.metrics_address == ("0.0.0.0", 9464)
+    assert settings.metrics_address == ("10.9.0.1", 9464)
     assert (settings.db_timeout, settings.db_connect_timeout) == (12.5, 2.0)
     assert (settings.customer_limit, settings.max_keys_per_customer) == (90, 3)
     assert settings.i3d_compatible

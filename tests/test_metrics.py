@@ -314,13 +314,18 @@ def test_several_workers_count_together_and_restarts_keep_the_directory_bounded(
             # A new connection each, so that both workers take some.
             httpx.post(f"{base}/api/rest/v2/administration", json=body)
             sent += 1
-        found = parse(httpx.get(f"{base}/metrics").text)
-        counted = sum(
-            v for (name, _), v in found.items() if name == "ledgerdesk_api_requests_total"
-        )
+
+        def counted() -> float:
+            found = parse(httpx.get(f"{base}/metrics").text)
+            return sum(
+                v for (name, _), v in found.items() if name == "ledgerdesk_api_requests_total"
+            )
+
         # Wrong keys, then refusals (4002): every request counted once, whichever worker
-        # answered it and whichever answers the scrape, across restarts.
-        assert counted == sent, round_
+        # answered it and whichever answers the scrape, across restarts (each worker
+        # hands its counts over every second: wait for that before killing one).
+        _wait_for(lambda n=sent: counted() >= n, f"round {round_}: {sent} requests counted", 10)
+        assert counted() == sent
         if round_ < 3:
             victim = max(_workers(directory))
             os.kill(victim, signal.SIGKILL)

@@ -65,6 +65,8 @@ AUDIT_FLUSH_SECONDS = 1.0
 WEB_PREFIXES = ("/console", "/account", "/signin", "/signout", "/password")
 # /readyz waits this long for its checks before it says this process is not ready.
 HEALTH_SECONDS = 3.0
+# API requests are counted in plain numbers and handed to the metrics this often.
+METER_FLUSH_SECONDS = 1.0
 # With several workers, each writes its pools' use to its metrics file this often.
 POOL_SAMPLE_SECONDS = 5.0
 # Requests outside the API are counted by the door they came through (metrics).
@@ -242,6 +244,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
         )
         if not monitoring.allowed(address):
             return Response("Not found.\n", 404, media_type="text/plain")
+        endpoint.meter.flush()
         body = await to_thread.run_sync(monitoring.exposition)
         return Response(body, headers={"content-type": metrics.CONTENT_TYPE})
 
@@ -280,6 +283,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
             tasks.start_soon(_known_keys, endpoint)
             tasks.start_soon(web.live.run)
             monitoring.listen()
+            tasks.start_soon(_flush_meter, endpoint.meter)
             if metrics.multiprocess():
                 tasks.start_soon(_sample_pools, monitoring)
             if relay is not None:
@@ -356,6 +360,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> LedgerdeskA
     app.state.runtime = runtime
     app.state.relay = relay
     return LedgerdeskApp(endpoint, app, runtime)
+
+
+async def _flush_meter(meter: metrics.RequestMeter) -> None:
+    """The requests counted since the last flush, to the metrics (on the event loop,
+    where they are counted)."""
+    while True:
+        await anyio.sleep(METER_FLUSH_SECONDS)
+        meter.flush()
 
 
 async def _sample_pools(monitoring: Monitoring) -> None:
