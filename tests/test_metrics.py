@@ -339,3 +339,26 @@ def test_several_workers_count_together_and_restarts_keep_the_directory_bounded(
     # Two live workers' files (a counter, a histogram, two kinds of gauge) and the archives.
     assert len(files) <= 2 * 4 + 2, files
     assert "counter_1.db" not in files
+
+
+async def test_the_grafana_dashboard_uses_only_metrics_that_exist(app: LedgerdeskApp) -> None:
+    import json
+    import re
+
+    response = await make_client(app, "127.0.0.1").get("/metrics")
+    exposed = set()
+    for family in text_string_to_metric_families(response.text):
+        suffixes = {
+            "counter": ["_total"],
+            "histogram": ["_bucket", "_sum", "_count"],
+        }.get(family.type, [""])
+        exposed |= {family.name + suffix for suffix in suffixes}
+    dashboard = json.loads((Path(__file__).parents[1] / "docs/grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"ledgerdesk_[a-z_]+", target["expr"])
+    }
+    assert len(used) >= 14
+    assert used <= exposed, used - exposed
