@@ -71,6 +71,9 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
                 pytrace=False,
             )
         server = pgserver.get_server(tmp_path_factory.mktemp("pgserver"), cleanup_mode="stop")
+    # Its own pg_dump and pg_restore (backups) are the ones that match its server.
+    tools = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    os.environ["PATH"] = f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"
     raw = make_url(server.get_uri())
     try:
         yield raw.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from importlib.metadata import PackageNotFoundError, version
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -19,7 +18,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from ledgerdesk import metrics
+from ledgerdesk import __version__, metrics
 from ledgerdesk.db.models import DomainEvent, MailCursor, MailOutbox, WebhookCursor, WebhookDelivery
 from ledgerdesk.http.client_address import IPAddress, is_trusted
 from ledgerdesk.runtime import Runtime
@@ -27,13 +26,6 @@ from ledgerdesk.runtime import Runtime
 log = logging.getLogger("ledgerdesk.metrics")
 
 Pools = Callable[[], dict[str, tuple[int, int]]]
-
-
-def package_version() -> str:
-    try:
-        return version("ledgerdesk")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 class DatabaseCollector(Collector):
@@ -131,7 +123,7 @@ class Monitoring:
         self.settings = runtime.settings
         self.pools = PoolCollector(pools)
         self.collection = metrics.Collection([self.pools, DatabaseCollector(runtime)])
-        metrics.set_build_info(package_version())
+        metrics.set_build_info(__version__)
         self._server: tuple[WSGIServer, threading.Thread] | None = None
 
     def allowed(self, client: IPAddress | None) -> bool:

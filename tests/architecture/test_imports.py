@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "ledgerdesk.live": 3,
     "ledgerdesk.health": 3,
     "ledgerdesk.monitoring": 3,
+    "ledgerdesk.backup": 3,
     "ledgerdesk.mail": 2,
     "ledgerdesk.mail.relay": 3,
     "ledgerdesk.mail.receiving": 3,

@@ -11,7 +11,7 @@ from ledgerdesk.accounts.people import INVITE_SECONDS, RESET_SECONDS, PeopleServ
 from ledgerdesk.accounts.service import MAIL_CHOICES, AccountReader, AccountService
 from ledgerdesk.cli.events import events
 from ledgerdesk.cli.invoices import invoice, seller
-from ledgerdesk.cli.maintenance import audit, storage
+from ledgerdesk.cli.maintenance import audit, backup, storage
 from ledgerdesk.cli.support import (
     CliState,
     IsoDate,
@@ -31,6 +31,7 @@ def admin() -> None:
 
 admin.add_command(ticket)
 admin.add_command(storage)
+admin.add_command(backup)
 admin.add_command(audit)
 admin.add_command(events)
 admin.add_command(invoice)
