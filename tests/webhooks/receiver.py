@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,3 +98,38 @@ class Receiver:
             while len(set(self.ids())) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
+
+
+def flaky(webhook_id: str, tries: int) -> tuple[int, str, bytes]:
+    """Every third event fails its first two attempts."""
+    return (500, "", b"try again") if int(webhook_id) % 3 == 0 and tries <= 2 else (200, "", b"")
+
+
+@contextmanager
+def receiver_thread(host: str = "127.0.0.1") -> Iterator[Receiver]:
+    """The receiver on an event loop of its own, in a thread; every third event fails its
+    first two attempts (``flaky``) unless its script is changed."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    found: list[Receiver] = []
+    stopping: list[asyncio.Event] = []
+
+    async def serve() -> None:
+        receiver = Receiver(secrets=[], script=flaky, delay=0.02)
+        server = await asyncio.start_server(receiver.handle, host, 0)
+        receiver.port = server.sockets[0].getsockname()[1]
+        found.append(receiver)
+        stopping.append(asyncio.Event())
+        ready.set()
+        async with server:
+            await stopping[0].wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    ready.wait(10)
+    try:
+        yield found[0]
+    finally:
+        loop.call_soon_threadsafe(stopping[0].set)
+        thread.join(10)
+        loop.close()

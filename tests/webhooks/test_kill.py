@@ -6,12 +6,9 @@ database (one killed while the other goes on)."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 
@@ -20,46 +17,12 @@ from ledgerdesk.runtime import Runtime
 from ledgerdesk.webhooks.service import WebhookService
 from tests.factories import make_ticket, make_user, recorded_events, system_work
 from tests.servers import free_port, kill, start, stop
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import receiver_thread
 
 pytestmark = pytest.mark.slow
 
 BATCHES = 4
 TICKETS_PER_BATCH = 20
-
-
-def flaky(webhook_id: str, tries: int) -> tuple[int, str, bytes]:
-    """Every third event fails its first two attempts."""
-    return (500, "", b"try again") if int(webhook_id) % 3 == 0 and tries <= 2 else (200, "", b"")
-
-
-@contextmanager
-def receiver_thread() -> Iterator[Receiver]:
-    """The receiver on an event loop of its own, in a thread."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    found: list[Receiver] = []
-    stopping: list[asyncio.Event] = []
-
-    async def serve() -> None:
-        receiver = Receiver(secrets=[], script=flaky, delay=0.02)
-        server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
-        receiver.port = server.sockets[0].getsockname()[1]
-        found.append(receiver)
-        stopping.append(asyncio.Event())
-        ready.set()
-        async with server:
-            await stopping[0].wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    ready.wait(10)
-    try:
-        yield found[0]
-    finally:
-        loop.call_soon_threadsafe(stopping[0].set)
-        thread.join(10)
-        loop.close()
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
