@@ -128,7 +128,6 @@ def main() -> None:
         )
         if check.content != content:
             raise SystemExit(f"the download is not the uploaded file: {check.text[:300]}")
-        before = memory(server.pid)
         ledger_rate = wrk_post(url, body, args.seconds, args.connections)
         after = memory(server.pid)
     finally:
@@ -148,8 +147,7 @@ def main() -> None:
         "ledgerdesk_mb_per_s": round(ledger_rate / 1e6, 1),
         "raw_mb_per_s": round(raw_rate / 1e6, 1),
         "ratio": round(ledger_rate / raw_rate, 2),
-        "rss_before_mib": round(before["VmRSS"] / 2**20, 1),
-        "peak_rss_mib": round(after["VmHWM"] / 2**20, 1),
+        "peak_rss_mb": after["peak_rss_mb"],
     }
     print(json.dumps(report, indent=2))
     if args.json:
