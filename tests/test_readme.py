@@ -22,7 +22,7 @@ from ledgerdesk.accounts.people import PeopleService
 from ledgerdesk.config import Settings
 from ledgerdesk.errors import NotFound
 from ledgerdesk.runtime import Runtime
-from tests.factories import make_ticket
+from tests.factories import make_ticket, make_user
 from tests.servers import free_port, start, stop
 
 pytestmark = pytest.mark.slow  # README: left out of scripts/test's fast run
@@ -257,3 +257,35 @@ def test_the_customer_and_api_examples_run_against_the_demo_as_shown(tmp_path: P
         assert (work / "traceroute.txt").is_file()  # curl -OJ wrote the attachment
     finally:
         stop(process)
+
+
+def test_the_backup_commands_run_as_shown(tmp_path: Path) -> None:
+    """Operations → Backups: made beside a data directory with a ticket, verified,
+    restored into a new one, whose storage verifies."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERDESK_")}
+    env["LEDGERDESK_DATA_DIR"] = str(tmp_path / "ledgerdesk-data")
+    assert shell("ledgerdesk db upgrade", env, cwd=tmp_path).returncode == 0
+    runtime = Runtime.build(Settings.from_env(env))
+    try:
+        user = make_user(runtime, name="Ann")
+        make_ticket(runtime, user)
+    finally:
+        runtime.close()
+    [block] = commands(section("Backups"))
+    assert len(block) == 4
+    for command, _ in block:
+        result = shell(command, env, cwd=tmp_path)
+        assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+    assert "Missing: 0. Corrupt: 0." in result.stdout
+    restored = Runtime.build(
+        Settings.from_env({**env, "LEDGERDESK_DATA_DIR": str(tmp_path / "restored")})
+    )
+    try:
+        with restored.transaction(write=False) as (session, _):
+            from sqlalchemy import func, select
+
+            from ledgerdesk.db.models import Ticket
+
+            assert session.scalar(select(func.count()).select_from(Ticket)) == 1
+    finally:
+        restored.close()
