@@ -57,6 +57,7 @@ def test_every_variable_is_read() -> None:
             "LEDGERDESK_LOG_FORMAT": "JSON",
             "LEDGERDESK_ACCESS_LOG": "true",
             "LEDGERDESK_METRICS_ALLOW": "10.9.0.0/16 ::1",
+            "LEDGERDESK_BLOB_CACHE_BYTES": "0",
             "LEDGERDESK_METRICS_LISTEN": "10.9.0.1:9464",
             "LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS": "8",
             "LEDGERDESK_DB_TIMEOUT": "12.5",
@@ -113,6 +114,7 @@ def test_every_variable_is_read() -> None:
         ipaddress.ip_network("::1/128"),
     )
     assert settings.metrics_address == ("10.9.0.1", 9464)
+    assert settings.blob_cache_bytes == 0
     assert (settings.db_timeout, settings.db_connect_timeout) == (12.5, 2.0)
     assert (settings.customer_limit, settings.max_keys_per_customer) == (90, 3)
     assert settings.i3d_compatible
@@ -176,6 +178,7 @@ def test_sqlite_file_follows_the_data_dir() -> None:
         ("LEDGERDESK_ACCESS_LOG", "loud", "LEDGERDESK_ACCESS_LOG"),
         ("LEDGERDESK_METRICS_ALLOW", "everyone", "'everyone' is not an IP address"),
         ("LEDGERDESK_METRICS_LISTEN", "9464", "host:port, e.g. 127.0.0.1:9464"),
+        ("LEDGERDESK_BLOB_CACHE_BYTES", "-1", "0 (no cache)"),
         ("LEDGERDESK_MAX_CONNECTIONS_PER_ADDRESS", "0", "at least 1"),
         ("LEDGERDESK_DB_TIMEOUT", "0", "more than 0"),
         ("LEDGERDESK_DB_CONNECT_TIMEOUT", "never", "number of seconds"),

@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     # "local" (a directory under data_dir) or "database" (the blobs table); by default
     # the database when it is PostgreSQL, so that several servers can share it.
     attachment_store: Literal["local", "database"] = "local"
+    # With the database store, the most bytes of downloaded attachments each server keeps
+    # in a cache on its own disk (data_dir/blob-cache; the least recently used go first);
+    # 0: no cache.
+    blob_cache_bytes: Annotated[
+        int, Field(ge=0, json_schema_extra=_refuse("must be 0 (no cache) or more"))
+    ] = 1024 * 1024 * 1024
     # Web sign-in: failed attempts allowed per account in SIGNIN_WINDOW seconds (an
     # address gets four times as many, for offices behind one NAT).
     signin_failure_limit: AtLeastOne = 5

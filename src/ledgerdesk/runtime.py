@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.accounts.usage import KeyUsageRecorder
+from ledgerdesk.attachments.cache import BlobCache
 from ledgerdesk.attachments.incoming import IncomingArea, incoming_directory
 from ledgerdesk.attachments.maintenance import StorageMaintenance
 from ledgerdesk.attachments.storage import BlobBatch, BlobStore, DatabaseBlobStore, LocalBlobStore
@@ -42,7 +43,12 @@ class Runtime:
         blobs: BlobStore = (
             LocalBlobStore(settings.data_dir / "attachments", sessions)
             if settings.attachment_store == "local"
-            else DatabaseBlobStore(engine)
+            else DatabaseBlobStore(
+                engine,
+                BlobCache(settings.data_dir / "blob-cache", settings.blob_cache_bytes)
+                if settings.blob_cache_bytes
+                else None,
+            )
         )
         return cls(
             settings=settings,

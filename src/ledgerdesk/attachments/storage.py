@@ -26,6 +26,7 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledgerdesk.attachments.cache import BlobCache
 from ledgerdesk.attachments.incoming import IncomingFile
 from ledgerdesk.attachments.repository import BlobRepository, blob_chunk, blob_size
 from ledgerdesk.db.engine import unit_of_work
@@ -164,12 +165,15 @@ class DatabaseBlobStore:
     """Bytes in the database (``blobs`` and its ``blob_chunks``), for servers that share
     one PostgreSQL database. Read one chunk at a time, each in a short transaction of
     its own, so a download never holds a connection or a whole file (the bytes under a
-    hash never change)."""
+    hash never change). With a ``cache``, a download is served from a checked copy on
+    this server's disk when there is one, and makes one when there is not (see
+    ``attachments.cache``)."""
 
     name = "database"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cache: BlobCache | None = None) -> None:
         self.engine = engine
+        self.cache = cache
 
     def batch(self) -> DatabaseBatch:
         return DatabaseBatch()
@@ -184,7 +188,14 @@ class DatabaseBlobStore:
         size = blob_size(db, sha256)
         if size is None:
             return None
-        return BlobContent(size=size, pieces=partial(self._pieces, sha256))
+        if self.cache is None:
+            return BlobContent(size=size, pieces=partial(self._pieces, sha256))
+        copy = self.cache.find(sha256, size)
+        if copy is not None:
+            return BlobContent(size=size, path=copy)
+        return BlobContent(
+            size=size, pieces=partial(self.cache.filling, sha256, size, self._pieces(sha256))
+        )
 
     def _pieces(self, sha256: str) -> Iterator[bytes]:
         for seq in itertools.count():
