@@ -362,3 +362,47 @@ async def test_the_grafana_dashboard_uses_only_metrics_that_exist(app: Ledgerdes
     }
     assert len(used) >= 14
     assert used <= exposed, used - exposed
+
+
+@pytest.mark.slow
+def test_several_workers_metrics_on_a_port_of_their_own_and_a_workers(tmp_path: Path) -> None:
+    """The supervisor of ``serve --workers 2`` serves every worker's counts on
+    LEDGERDESK_METRICS_LISTEN (none on the API's port); ``ledgerdesk worker`` too."""
+    from tests.servers import LEDGERDESK
+
+    port, metrics_port, worker_port = free_port(), free_port(), free_port()
+    env = {
+        "LEDGERDESK_DATA_DIR": str(tmp_path / "data"),
+        "LEDGERDESK_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+    }
+    with running(["serve", "--port", str(port), "--workers", "2"], port, env):
+        body = {"userId": 1, "apiKey": "x" * 32, "action": "getTicketOverview"}
+        for _ in range(6):
+            httpx.post(f"http://127.0.0.1:{port}/api/rest/v2/administration", json=body)
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+
+        def counted() -> float:
+            text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+            found = parse(text)
+            return sum(v for (n, _), v in found.items() if n == "ledgerdesk_api_requests_total")
+
+        _wait_for(lambda: counted() == 6, "six requests on the supervisor's port", 10)
+    worker = subprocess.Popen(
+        [*LEDGERDESK, "worker"],
+        env={**os.environ, **env, "LEDGERDESK_METRICS_LISTEN": f"127.0.0.1:{worker_port}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def answers() -> bool:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{worker_port}/metrics").text
+            except httpx.TransportError:
+                return False
+            return "ledgerdesk_build_info" in text and "ledgerdesk_event_log_lag_events" in text
+
+        _wait_for(answers, "the worker's metrics", 30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0

@@ -117,15 +117,8 @@ def _sqlite_copy(settings: Settings, target: Path) -> Iterator[Connection]:
     source_path = make_url(settings.database_url).database
     if not source_path or not Path(source_path).is_file():
         raise BackupError(f"there is no SQLite database at {source_path}")
-    source = sqlite3.connect(source_path, timeout=30)
-    destination = sqlite3.connect(target)
-    try:
-        source.backup(destination)
-        # One file, read as it is (a WAL copy could not be opened read-only).
-        destination.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        destination.close()
-        source.close()
+    # One file, read as it is (a WAL copy could not be opened read-only).
+    _sqlite_backup(sqlite3.connect(source_path, timeout=30), target, "DELETE")
     engine = create_engine(f"sqlite+pysqlite:///{target}")
     try:
         with engine.connect() as connection:
@@ -378,14 +371,19 @@ def _restore_sqlite(source: Path, settings: Settings) -> None:
     if path.exists() and path.stat().st_size > 0:
         raise BackupError(f"{path} exists; restore into an empty data directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    reading = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    writing = sqlite3.connect(path)
+    _sqlite_backup(sqlite3.connect(f"file:{source}?mode=ro", uri=True), path, "WAL")
+
+
+def _sqlite_backup(source: sqlite3.Connection, target: Path, journal_mode: str) -> None:
+    """SQLite's backup of ``source`` into ``target`` in one step, left in this journal
+    mode; both closed after."""
+    destination = sqlite3.connect(target)
     try:
-        reading.backup(writing)
-        writing.execute("PRAGMA journal_mode=WAL")
+        source.backup(destination)
+        destination.execute(f"PRAGMA journal_mode={journal_mode}")
     finally:
-        writing.close()
-        reading.close()
+        destination.close()
+        source.close()
 
 
 def _restore_postgres(dump: Path, settings: Settings) -> None:
