@@ -101,6 +101,31 @@ def start_server(machine: Machine, database_url: str, data: Path) -> subprocess.
     return process
 
 
+EXPECTED = [2001] * 10 + [4002] * 5
+
+
+def guess(lb_port: int, caller: Caller, address: str) -> list[int]:
+    """Fifteen wrong keys from ``address`` through the balancer: their error codes."""
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(transport=transport, base_url=f"http://127.0.0.1:{lb_port}") as guesser:
+        return [
+            guesser.post(
+                "/api/rest/v2/administration",
+                json=Caller(caller.user_id, "y" * 32).body("getTicketOverview"),
+            ).json()["data"]["errorCode"]
+            for _ in range(15)
+        ]
+
+
+def fail_open_lines(directory: Path) -> list[str]:
+    return [
+        line
+        for log in directory.glob("*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if "rate-limit store" in line
+    ]
+
+
 def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> float:
     """Seconds it took; fails after ``seconds``."""
     began = time.monotonic()
@@ -219,19 +244,14 @@ def test_three_servers_behind_haproxy_survive_losing_one(
                     load.stop.set()
                     for thread in threads:
                         thread.join(30)
-                # Shared rate limits: wrong keys from one address (127.0.0.2), spread
-                # over the servers by the balancer.
-                transport = httpx.HTTPTransport(local_address="127.0.0.2")
-                with httpx.Client(
-                    transport=transport, base_url=f"http://127.0.0.1:{lb_port}"
-                ) as guesser:
-                    codes = [
-                        guesser.post(
-                            "/api/rest/v2/administration",
-                            json=Caller(caller.user_id, "y" * 32).body("getTicketOverview"),
-                        ).json()["data"]["errorCode"]
-                        for _ in range(15)
-                    ]
+                # Shared rate limits: wrong keys from one address, spread over the
+                # servers by the balancer. (A server whose Redis call takes over 0.25 s
+                # counts in its own memory for 5 s, logged: a loaded test machine can
+                # cause that, so a new address tries again; sharing broken fails all.)
+                attempts = [guess(lb_port, caller, "127.0.0.2")]
+                while attempts[-1] != EXPECTED and len(attempts) < 3:
+                    time.sleep(5)
+                    attempts.append(guess(lb_port, caller, f"127.0.0.{len(attempts) + 2}"))
                 assert balancer.process.poll() is None
             with runtime.transaction(write=False) as (session, _):
                 titles = dict(session.execute(select(Ticket.title, Ticket.id)).all())
@@ -277,7 +297,7 @@ def test_three_servers_behind_haproxy_survive_losing_one(
     # Taken out within its checks (two failures a second apart, plus one interval).
     assert noticed <= FALL * CHECK_INTERVAL + CHECK_INTERVAL + 0.5
     # Ten wrong keys counted together, wherever they went; then refused.
-    assert codes == [2001] * 10 + [4002] * 5
+    assert EXPECTED in attempts, (attempts, fail_open_lines(tmp_path))
     assert not receiver.unverified
     for found in metrics:
         writes = sum(
