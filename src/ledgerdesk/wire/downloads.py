@@ -34,7 +34,7 @@ async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": head, "more_body": True})
-        await _send_pieces(send, _base64_pieces(content.chunks()))
+        await _send_pieces(send, content.chunks(), encode=True)
         await send({"type": "http.response.body", "body": tail})
         return
     headers = [
@@ -49,7 +49,7 @@ async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes
     if content.data is not None and len(content.data) <= SEND_PIECE:
         await send({"type": "http.response.body", "body": content.data})
         return
-    await _send_pieces(send, _pieces(content.chunks()))
+    await _send_pieces(send, content.chunks())
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -57,37 +57,31 @@ async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes
 SEND_PIECE = 192 * 1024  # a multiple of 3: its base64 has no padding in the middle
 
 
-async def _send_pieces(send: Send, pieces: Generator[bytes, None, None]) -> None:
+async def _send_pieces(
+    send: Send, chunks: Generator[bytes, None, None], *, encode: bool = False
+) -> None:
+    """Each stored chunk read in a worker thread (one hop a chunk), then sent in pieces
+    of at most ``SEND_PIECE`` bytes from the event loop; ``encode``: as one standard
+    padded base64 text (each piece but the last encodes a multiple of three bytes)."""
+    carry = b""
     try:
-        while piece := await to_thread.run_sync(next, pieces, b""):
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-    finally:
-        pieces.close()
-
-
-def _pieces(chunks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
-    """The stored chunks cut into pieces of at most ``SEND_PIECE`` bytes."""
-    try:
-        for chunk in chunks:
+        while chunk := await to_thread.run_sync(next, chunks, b""):
             view = memoryview(chunk)
             for start in range(0, len(view), SEND_PIECE):
-                yield bytes(view[start : start + SEND_PIECE])
+                piece = bytes(view[start : start + SEND_PIECE])
+                if encode:
+                    data = carry + piece
+                    whole = len(data) - len(data) % 3
+                    carry = data[whole:]
+                    if not whole:
+                        continue
+                    piece = base64.b64encode(data[:whole])
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+        if carry:
+            body = base64.b64encode(carry)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
     finally:
         chunks.close()
-
-
-def _base64_pieces(chunks: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
-    """Standard padded base64 of the whole content, piece by piece (each encodes a
-    multiple of three bytes, so the pieces join into one base64 text)."""
-    carry = b""
-    for piece in _pieces(chunks):
-        data = carry + piece
-        whole = len(data) - len(data) % 3
-        carry = data[whole:]
-        if whole:
-            yield base64.b64encode(data[:whole])
-    if carry:
-        yield base64.b64encode(carry)
 
 
 _EMPTY_CONTENT = b'"content":""}}}'
