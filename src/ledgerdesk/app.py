@@ -30,7 +30,7 @@ from ledgerdesk.execution import Execution
 from ledgerdesk.health import readiness
 from ledgerdesk.http.client_address import client_address
 from ledgerdesk.http.request_log import RequestLog
-from ledgerdesk.http.responses import json_response, request_headers, request_id_of
+from ledgerdesk.http.responses import Answered, json_response, request_headers, request_id_of
 from ledgerdesk.invoices import actions as invoice_actions
 from ledgerdesk.mail.imap import ImapPoller
 from ledgerdesk.mail.lmtp import listen as listen_lmtp
@@ -172,18 +172,11 @@ async def _counted(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> 
     began = time.perf_counter()
     path = scope["path"]
     door = next((name for prefix, name in DOORS if path.startswith(prefix)), "other")
-    status = 0
-
-    async def sending(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        await send(message)
-
+    answered = Answered(send)
     try:
-        await app(scope, receive, sending)
+        await app(scope, receive, answered)
     finally:
-        metrics.pages.labels(door, str(status or "none")).inc()
+        metrics.pages.labels(door, str(answered.status or "none")).inc()
         metrics.page_seconds.labels(door).observe(time.perf_counter() - began)
 
 

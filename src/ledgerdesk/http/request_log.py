@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ledgerdesk.http.responses import Answered
 
 log = logging.getLogger("ledgerdesk.request")
 
@@ -35,21 +37,12 @@ class RequestLog:
         began = time.perf_counter()
         said: dict[str, object] = {}
         scope["ledgerdesk"] = said
-        status = 0
-        request_id = None
-
-        async def sending(message: Message) -> None:
-            nonlocal status, request_id
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                for name, value in message.get("headers", []):
-                    if name == b"x-request-id":
-                        request_id = value.decode("latin-1")
-            await send(message)
-
+        answered = Answered(send)
         try:
-            await self.app(scope, receive, sending)
+            await self.app(scope, receive, answered)
         finally:
+            status = answered.status
+            request_id = answered.header(b"x-request-id")
             path = loggable_path(scope["path"])
             log.info(
                 "%s %s %s",

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Mapping
 
 from starlette.responses import Response
-from starlette.types import Scope, Send
+from starlette.types import Message, Scope, Send
 
 JSON_MEDIA_TYPE = "application/json"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -56,3 +56,22 @@ async def send_json(
 def encoded(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
     """Header names and values as ASGI carries them."""
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+class Answered:
+    """``send`` passed through, noting the status and headers of the answer it starts
+    (for what is logged or counted once the answer has gone)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = message.get("headers", [])
+        await self.send(message)
+
+    def header(self, name: bytes) -> str | None:
+        return next((v.decode("latin-1") for n, v in self.headers if n == name), None)
