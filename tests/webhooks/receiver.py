@@ -53,44 +53,49 @@ class Receiver:
         return [d.webhook_id for d in self.verified]
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Every request of a kept-alive connection, one after another, until it closes
+        (a loop: a relay may send thousands on one connection)."""
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode().split("\r\n")
-            path = lines[0].split()[1]
-            headers = {
-                k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-            }
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            webhook_id = headers.get("webhook-id", "")
-            tried = f"{path} {webhook_id}"  # tries are counted per endpoint
-            self.tries[tried] = self.tries.get(tried, 0) + 1
-            status, extra, content = self.script(webhook_id, self.tries[tried])
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            delivered = Delivered(path, webhook_id, headers, body, json.loads(body))
-            self.requests.append(delivered)
-            if 200 <= status < 300:
-                # Every secret given must verify the delivery on its own.
-                for secret in self.path_secrets.get(path, self.secrets):
-                    try:
-                        Webhook(secret).verify(body, headers)
-                    except Exception as exc:
-                        self.unverified.append(f"{webhook_id}: {exc}")
-                        status = 400
-                if status < 300:
-                    self.verified.append(delivered)
-            writer.write(
-                f"HTTP/1.1 {status} X\r\n{extra}Content-Length: {len(content)}\r\n"
-                "Connection: keep-alive\r\n\r\n".encode()
-                + content
-            )
-            await writer.drain()
-            self.arrived.set()
-            await self.handle(reader, writer)
+            while True:
+                await self._answer_one(reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+    async def _answer_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        path = lines[0].split()[1]
+        headers = {
+            k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
+        }
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        webhook_id = headers.get("webhook-id", "")
+        tried = f"{path} {webhook_id}"  # tries are counted per endpoint
+        self.tries[tried] = self.tries.get(tried, 0) + 1
+        status, extra, content = self.script(webhook_id, self.tries[tried])
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        delivered = Delivered(path, webhook_id, headers, body, json.loads(body))
+        self.requests.append(delivered)
+        if 200 <= status < 300:
+            # Every secret given must verify the delivery on its own.
+            for secret in self.path_secrets.get(path, self.secrets):
+                try:
+                    Webhook(secret).verify(body, headers)
+                except Exception as exc:
+                    self.unverified.append(f"{webhook_id}: {exc}")
+                    status = 400
+            if status < 300:
+                self.verified.append(delivered)
+        writer.write(
+            f"HTTP/1.1 {status} X\r\n{extra}Content-Length: {len(content)}\r\n"
+            "Connection: keep-alive\r\n\r\n".encode()
+            + content
+        )
+        await writer.drain()
+        self.arrived.set()
 
     async def wait_for(self, count: int, timeout: float = 15) -> None:
         """Until ``count`` distinct webhook-ids were answered 2xx."""
