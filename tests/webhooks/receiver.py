@@ -21,6 +21,16 @@ def always_ok(_: str, __: int) -> tuple[int, str, bytes]:
     return 200, "", b"thanks"
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str], bytes]:
+    """One HTTP request's path, headers (by lower-case name) and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    path = lines[0].split()[1]
+    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return path, headers, body
+
+
 @dataclass
 class Delivered:
     path: str
@@ -64,13 +74,7 @@ class Receiver:
             writer.close()
 
     async def _answer_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        path = lines[0].split()[1]
-        headers = {
-            k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-        }
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        path, headers, body = await read_request(reader)
         webhook_id = headers.get("webhook-id", "")
         tried = f"{path} {webhook_id}"  # tries are counted per endpoint
         self.tries[tried] = self.tries.get(tried, 0) + 1

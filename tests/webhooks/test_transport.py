@@ -12,6 +12,7 @@ import pytest
 
 from ledgerdesk.webhooks.addresses import Target
 from ledgerdesk.webhooks.transport import ANSWER_BYTES, Attempt, attempt, retry_after
+from tests.webhooks.receiver import read_request
 
 pytestmark = pytest.mark.anyio
 
@@ -32,13 +33,7 @@ class Receiver:
             writer.close()
 
     async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        path = lines[0].split()[1]
-        headers = {
-            k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-        }
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        path, headers, body = await read_request(reader)
         self.requests.append((path, headers, body))
         if path == "/slow":
             await asyncio.sleep(5)
