@@ -1,13 +1,16 @@
-"""Small helpers shared by the tests: a settable clock and protocol shortcuts."""
+"""Small helpers shared by the tests: a settable clock, protocol shortcuts, an upload."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from ledgerdesk.attachments.incoming import IncomingFile, IncomingWriter
 
 ENDPOINT = "/api/rest/v2/administration"
 
@@ -81,3 +84,11 @@ def json_attachment(
 
 def error_properties(response: httpx.Response) -> list[str]:
     return [e["property"] for e in response.json()["data"]["errors"]]
+
+
+def incoming(directory: Path, data: bytes, name: str = "f.bin") -> IncomingFile:
+    """``data`` as an uploaded file in ``directory`` (made if need be), hashed as written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    writer = IncomingWriter(directory, max(1 << 20, len(data)), name)
+    writer.write(data)
+    return writer.finish(name, "application/octet-stream")

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 from ledgerdesk.attachments.cache import BlobCache
-from ledgerdesk.attachments.incoming import IncomingWriter
 from ledgerdesk.attachments.storage import CHUNK, DatabaseBlobStore
 from ledgerdesk.db.engine import unit_of_work
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.runtime import Runtime
+from tests.support import incoming
 
 
 def sha(data: bytes) -> str:
@@ -61,12 +61,8 @@ def test_the_least_recently_used_go_first(tmp_path: Path) -> None:
 def test_downloads_from_the_database_store_fill_and_use_the_cache(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    directory = tmp_path / "in"
-    directory.mkdir()
     data = os.urandom(2 * CHUNK + 77)
-    writer = IncomingWriter(directory, 4 * CHUNK, "big.bin")
-    writer.write(data)
-    upload = writer.finish("big.bin", "application/octet-stream")
+    upload = incoming(tmp_path / "in", data, "big.bin")
     cache = BlobCache(tmp_path / "cache", 10 * CHUNK)
     store = DatabaseBlobStore(runtime.engine, cache)
     with unit_of_work(runtime.sessions, write=True) as session:

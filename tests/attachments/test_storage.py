@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ledgerdesk.attachments.incoming import (
     IncomingArea,
-    IncomingFile,
     IncomingWriter,
     sweep_incoming,
 )
@@ -26,13 +25,7 @@ from ledgerdesk.db.models import BlobChunk
 from ledgerdesk.db.prepared import session_db
 from ledgerdesk.errors import PayloadTooLarge
 from ledgerdesk.runtime import Runtime
-
-
-def incoming(directory: Path, data: bytes, name: str = "f.bin") -> IncomingFile:
-    directory.mkdir(parents=True, exist_ok=True)
-    writer = IncomingWriter(directory, 1 << 20, name)
-    writer.write(data)
-    return writer.finish(name, "application/octet-stream")
+from tests.support import incoming
 
 
 def test_incoming_file_is_hashed_as_it_is_written(tmp_path: Path) -> None:
@@ -154,12 +147,8 @@ def test_commit_restores_a_file_a_concurrent_rollback_removed(
 def test_the_database_store_keeps_and_reads_bytes_one_chunk_at_a_time(
     runtime: Runtime, tmp_path: Path
 ) -> None:
-    directory = tmp_path / "in"
-    directory.mkdir()
     data = os.urandom(2 * CHUNK + 1234)
-    writer = IncomingWriter(directory, 4 * CHUNK, "big.bin")
-    writer.write(data)
-    upload = writer.finish("big.bin", "application/octet-stream")
+    upload = incoming(tmp_path / "in", data, "big.bin")
     store = DatabaseBlobStore(runtime.engine)
     for _ in range(2):  # the same bytes again are stored once
         with unit_of_work(runtime.sessions, write=True) as session:
