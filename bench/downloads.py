@@ -38,6 +38,35 @@ SIZE = 10 * 1024 * 1024
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process and its children so far (Linux)."""
+    user = system = 0.0
+    for task in [pid, *_children(pid)]:
+        fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        user += int(fields[11]) / ticks
+        system += int(fields[12]) / ticks
+    return user, system
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in found.read_text().split()] if found.exists() else []
+
+
+def measured(pid: int, url: str, body: str, seconds: int, connections: int) -> dict[str, float]:
+    """wrk's bytes a second from ``url``, and the server's CPU time per GB sent."""
+    user, system = cpu_seconds(pid)
+    rate = wrk_post(url, body, seconds, connections)
+    user_after, system_after = cpu_seconds(pid)
+    gigabytes = rate * seconds / 1e9
+    return {
+        "rate": rate,
+        "user_s_per_gb": (user_after - user) / gigabytes,
+        "system_s_per_gb": (system_after - system) / gigabytes,
+    }
+
+
 def wrk_post(url: str, body: str, seconds: int, connections: int) -> float:
     """Bytes per second that wrk read from ``url`` answering ``body``."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
@@ -128,14 +157,15 @@ def main() -> None:
         )
         if check.content != content:
             raise SystemExit(f"the download is not the uploaded file: {check.text[:300]}")
-        ledger_rate = wrk_post(url, body, args.seconds, args.connections)
+        ledger = measured(server.pid, url, body, args.seconds, args.connections)
         after = memory(server.pid)
     finally:
         stop(server)
 
     raw, raw_port = start_yardstick("raw_file_app", {**env, "RAW_FILE": str(raw_file)})
     try:
-        raw_rate = wrk_post(f"http://127.0.0.1:{raw_port}/", body, args.seconds, args.connections)
+        raw_url = f"http://127.0.0.1:{raw_port}/"
+        raw_figures = measured(raw.pid, raw_url, body, args.seconds, args.connections)
     finally:
         stop(raw)
 
@@ -144,9 +174,17 @@ def main() -> None:
         "store": settings.attachment_store,
         "connections": args.connections,
         "file_bytes": SIZE,
-        "ledgerdesk_mb_per_s": round(ledger_rate / 1e6, 1),
-        "raw_mb_per_s": round(raw_rate / 1e6, 1),
-        "ratio": round(ledger_rate / raw_rate, 2),
+        "ledgerdesk_mb_per_s": round(ledger["rate"] / 1e6, 1),
+        "raw_mb_per_s": round(raw_figures["rate"] / 1e6, 1),
+        "ratio": round(ledger["rate"] / raw_figures["rate"], 2),
+        "ledgerdesk_cpu_s_per_gb": {
+            "user": round(ledger["user_s_per_gb"], 3),
+            "system": round(ledger["system_s_per_gb"], 3),
+        },
+        "raw_cpu_s_per_gb": {
+            "user": round(raw_figures["user_s_per_gb"], 3),
+            "system": round(raw_figures["system_s_per_gb"], 3),
+        },
         "peak_rss_mb": after["peak_rss_mb"],
     }
     print(json.dumps(report, indent=2))

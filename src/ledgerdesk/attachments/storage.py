@@ -17,12 +17,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from anyio import to_thread
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +39,88 @@ from ledgerdesk.db.prepared import Db, read_transaction
 # 1 MiB every block cost a mapping, page faults and an unmapping (0.26x raw speed).
 CHUNK = 1024 * 1024 - 64 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+# Read what the page cache already holds without waiting (Linux 4.14+; None elsewhere).
+_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
+
+
+class ChunkReader(Protocol):
+    """A blob's bytes a chunk at a time, for a reader on an event loop."""
+
+    def ready(self) -> bytes | memoryview | None:
+        """The next chunk if it can be had without waiting on a disk or a database
+        (``b""``: the end); None when ``read`` must fetch it, away from the loop."""
+        ...
+
+    def read(self) -> bytes | memoryview:
+        """The next chunk, ``b""`` at the end; may block."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FileChunks:
+    """A stored file read a chunk at a time from its own file descriptor.
+
+    ``ready`` asks the kernel for only what its page cache holds (``preadv2`` with
+    ``RWF_NOWAIT``): a file that is being downloaded again and again, or was just
+    written, is sent from the event loop without a thread hop a chunk (which cost two
+    fifths of a download's speed); a chunk on disk waits for ``read`` in a thread,
+    as does the first one, which opens the file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.offset = 0
+        self.nowait = _NOWAIT
+
+    def ready(self) -> bytes | memoryview | None:
+        if self.fd is None or self.nowait is None:
+            return None
+        buffer = bytearray(CHUNK)
+        try:
+            count = os.preadv(self.fd, [buffer], self.offset, self.nowait)
+        except BlockingIOError:
+            return None  # not all in memory: read() waits for the disk
+        except OSError:
+            self.nowait = None  # this file system cannot say: read() from now on
+            return None
+        self.offset += count
+        return memoryview(buffer)[:count]
+
+    def read(self) -> bytes:
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        chunk = os.pread(self.fd, CHUNK, self.offset)
+        self.offset += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class IteratorChunks:
+    """Chunks that come from an iterator (the database, the cache filling): each one
+    waits in ``read``. ``at_hand``: bytes already in memory, ready at once."""
+
+    def __init__(self, chunks: Iterator[bytes], *, at_hand: bool = False) -> None:
+        self.chunks = chunks
+        self.at_hand = at_hand
+
+    def ready(self) -> bytes | None:
+        return next(self.chunks, b"") if self.at_hand else None
+
+    def read(self) -> bytes:
+        return next(self.chunks, b"")
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
 
 
 @dataclass(frozen=True)
@@ -61,8 +144,30 @@ class BlobContent:
             while chunk := handle.read(CHUNK):
                 yield chunk
 
+    def reader(self) -> ChunkReader:
+        """The chunks for a reader on an event loop (see ``streamed``)."""
+        if self.path is not None and self.data is None and self.pieces is None:
+            return FileChunks(self.path)
+        return IteratorChunks(self.chunks(), at_hand=self.data is not None)
+
     def read(self) -> bytes:
         return b"".join(self.chunks())
+
+
+async def streamed(content: BlobContent) -> AsyncGenerator[bytes | memoryview, None]:
+    """The content's chunks on an event loop: each at once when it is at hand (in
+    memory, or a file's pages in the page cache), else read in a worker thread."""
+    reader = content.reader()
+    try:
+        while True:
+            chunk = reader.ready()
+            if chunk is None:
+                chunk = await to_thread.run_sync(reader.read)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        reader.close()
 
 
 class BlobBatch(Protocol):

@@ -4,7 +4,7 @@ tickets only, through the same tenant-scoped queries as the API)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from sqlalchemy import select
 from starlette.requests import Request
@@ -12,6 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ledgerdesk.attachments.incoming import IncomingFile
+from ledgerdesk.attachments.storage import streamed
 from ledgerdesk.clock import moment_of
 from ledgerdesk.db.models import MailMessage, Ticket, User
 from ledgerdesk.errors import LedgerdeskError, NotFound, invalid
@@ -407,7 +408,7 @@ class TicketPages:
             if inline and attachment.content_type in PREVIEWABLE:
                 disposition = "inline" + disposition.removeprefix("attachment")
             return StreamingResponse(
-                _chunks(content.chunks()),
+                streamed(content),
                 media_type=None,
                 headers={
                     **SECURITY_HEADERS,
@@ -481,7 +482,3 @@ def _mail_of(visit: Visit, ticket_id: int) -> dict[int, int]:
         )
     )
     return {int(row.reply_id): row.id for row in rows}
-
-
-def _chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    yield from chunks

@@ -7,11 +7,11 @@ that stops reading is dropped by the server (``serving``).
 from __future__ import annotations
 
 import base64
-from collections.abc import Generator
+from contextlib import aclosing
 
-from anyio import to_thread
 from starlette.types import Send
 
+from ledgerdesk.attachments.storage import BlobContent, streamed
 from ledgerdesk.http.content_disposition import attachment_disposition
 from ledgerdesk.wire import envelope
 from ledgerdesk.wire.registry import FileDownload
@@ -34,7 +34,7 @@ async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": head, "more_body": True})
-        await _send_pieces(send, content.chunks(), encode=True)
+        await _send_pieces(send, content, encode=True)
         await send({"type": "http.response.body", "body": tail})
         return
     headers = [
@@ -49,39 +49,38 @@ async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes
     if content.data is not None and len(content.data) <= SEND_PIECE:
         await send({"type": "http.response.body", "body": content.data})
         return
-    await _send_pieces(send, content.chunks())
+    await _send_pieces(send, content)
     await send({"type": "http.response.body", "body": b""})
 
 
-# What one send hands the connection: a slow reader holds at most about this much.
+# What one send of base64 hands the connection (a slow reader holds the chunk it came
+# from and at most this much of its text).
 SEND_PIECE = 192 * 1024  # a multiple of 3: its base64 has no padding in the middle
 
 
-async def _send_pieces(
-    send: Send, chunks: Generator[bytes, None, None], *, encode: bool = False
-) -> None:
-    """Each stored chunk read in a worker thread (one hop a chunk), then sent in pieces
-    of at most ``SEND_PIECE`` bytes from the event loop; ``encode``: as one standard
-    padded base64 text (each piece but the last encodes a multiple of three bytes)."""
+async def _send_pieces(send: Send, content: BlobContent, *, encode: bool = False) -> None:
+    """The stored chunks (``attachments.storage.streamed``: at once when at hand, else
+    read in a worker thread) sent from the event loop: as they are (the connection
+    holds on to the chunk, no copy of it), or with ``encode`` as one standard padded
+    base64 text, in pieces of at most ``SEND_PIECE`` bytes (each piece but the last
+    encodes a multiple of three bytes)."""
     carry = b""
-    try:
-        while chunk := await to_thread.run_sync(next, chunks, b""):
+    async with aclosing(streamed(content)) as chunks:
+        async for chunk in chunks:
+            if not encode:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                continue
             view = memoryview(chunk)
             for start in range(0, len(view), SEND_PIECE):
-                piece = bytes(view[start : start + SEND_PIECE])
-                if encode:
-                    data = carry + piece
-                    whole = len(data) - len(data) % 3
-                    carry = data[whole:]
-                    if not whole:
-                        continue
-                    piece = base64.b64encode(data[:whole])
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
-        if carry:
-            body = base64.b64encode(carry)
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-    finally:
-        chunks.close()
+                data = carry + view[start : start + SEND_PIECE]
+                whole = len(data) - len(data) % 3
+                carry = data[whole:]
+                if whole:
+                    piece = base64.b64encode(memoryview(data)[:whole])
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+    if carry:
+        body = base64.b64encode(carry)
+        await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 _EMPTY_CONTENT = b'"content":""}}}'
