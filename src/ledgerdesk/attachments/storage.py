@@ -104,10 +104,10 @@ class FileChunks:
 
 
 class IteratorChunks:
-    """Chunks that come from an iterator (the database, the cache filling): each one
+    """Chunks that come from a generator (the database, the cache filling): each one
     waits in ``read``. ``at_hand``: bytes already in memory, ready at once."""
 
-    def __init__(self, chunks: Iterator[bytes], *, at_hand: bool = False) -> None:
+    def __init__(self, chunks: Generator[bytes, None, None], *, at_hand: bool = False) -> None:
         self.chunks = chunks
         self.at_hand = at_hand
 
@@ -118,9 +118,7 @@ class IteratorChunks:
         return next(self.chunks, b"")
 
     def close(self) -> None:
-        close = getattr(self.chunks, "close", None)
-        if close is not None:
-            close()
+        self.chunks.close()
 
 
 @dataclass(frozen=True)
@@ -140,9 +138,7 @@ class BlobContent:
             yield from self.pieces()
             return
         assert self.path is not None
-        with self.path.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
+        yield from _file_pieces(self.path)
 
     def reader(self) -> ChunkReader:
         """The chunks for a reader on an event loop (see ``streamed``)."""

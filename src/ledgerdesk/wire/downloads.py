@@ -1,7 +1,7 @@
 """Files sent back: raw with their stored type, or streamed into their base64 envelope.
 
-Either way in pieces: a client that reads slowly holds one piece of memory, and one
-that stops reading is dropped by the server (``serving``).
+Either way a stored chunk at a time: a client that reads slowly holds one chunk, and
+one that stops reading is dropped by the server (``serving``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from ledgerdesk.wire.types import Result
 async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes, bytes]]) -> None:
     """The file itself, with its stored type exactly (no charset added to text/*), and
     a sandbox policy so that HTML or SVG opened from it can run nothing; or its base64
-    envelope. Either way in pieces: a client that reads slowly holds one piece of
-    memory, and one that stops reading is dropped by the server (``serving``)."""
+    envelope. Either way a chunk at a time: a client that reads slowly holds one chunk
+    (and, base64, one piece of its text), and one that stops reading is dropped by the
+    server (``serving``)."""
     content = download.content
     if download.envelope is not None:
         head, tail = _envelope_around_content(download.envelope)
@@ -46,7 +47,7 @@ async def send_file(send: Send, download: FileDownload, common: list[tuple[bytes
         *common,
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    if content.data is not None and len(content.data) <= SEND_PIECE:
+    if content.data is not None:  # made in memory (an invoice's document): one send
         await send({"type": "http.response.body", "body": content.data})
         return
     await _send_pieces(send, content)
